@@ -1,0 +1,4 @@
+//! The control API: a root-only Unix socket served from the event loop, and `initctl`, its client.
+
+pub mod ops;
+pub mod client;

@@ -1,0 +1,25 @@
+//! Entry point: one static binary with several faces, chosen by argv[0] and the first argument.
+//!
+//! - `initctl ...` (argv[0] named initctl, or `lifsea-init initctl ...`): the control client;
+//! - `lifsea-init check DIR...`: offline unit-file validation for image builders;
+//! - `lifsea-init mkinitramfs ...`: write an initramfs;
+//! - anything else: the init itself (PID 1 of a machine, or `--container`).
+
+use lifsea_init::{boot, control, units};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let argv0 = args.first().map(String::as_str).unwrap_or("lifsea-init");
+    let name = argv0.rsplit('/').next().unwrap_or(argv0);
+    let code = if name == "initctl" {
+        control::client::main(&args[1..])
+    } else {
+        match args.get(1).map(String::as_str) {
+            Some("initctl") => control::client::main(&args[2..]),
+            Some("check") => units::check::main(&args[2..]),
+            Some("mkinitramfs") => lifsea_init::initramfs::mkinitramfs_main(&args[2..]),
+            _ => boot::main(&args[1..]),
+        }
+    };
+    std::process::exit(code);
+}

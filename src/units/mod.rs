@@ -1,0 +1,9 @@
+//! Unit files: the TOML format (schema), loading directories with every error collected (load),
+//! and the dependency graph (graph). See docs/units.md for the format reference.
+
+pub mod check;
+pub mod graph;
+pub mod load;
+pub mod schema;
+
+pub use schema::Unit;
