@@ -2,3 +2,4 @@
 
 pub mod ops;
 pub mod client;
+pub mod server;
