@@ -131,7 +131,7 @@ fn bad_units_list_every_error() {
     let (code, out, err) = check(&[d.to_str().unwrap()]);
     assert_eq!(code, 1, "stderr: {err}");
     let lines: Vec<&str> = out.lines().collect();
-    let expected = vec![
+    let expected = [
         format!("{}:1:9: exec: program must be an absolute path, got \"bin/x\"", p("bad.toml")),
         format!(
             "{}:2:16: stop-timeout: invalid duration \"10y\": unknown unit \"y\" (use ms, s, m or h)",
