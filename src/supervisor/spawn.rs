@@ -22,9 +22,7 @@ use nix::unistd::Pid;
 
 use crate::sys::cred;
 use crate::sys::process::{self, CStringArray, Forked};
-use crate::units::schema::{
-    CgroupSpec, KillMode, Readiness, RestartPolicy, UnitType,
-};
+use crate::units::schema::{CgroupSpec, KillMode, Readiness, RestartPolicy, UnitType};
 use crate::units::Unit;
 
 #[derive(Debug, thiserror::Error)]
@@ -429,10 +427,7 @@ impl Failure {
             Stage::KeepCaps => "keep capabilities".to_string(),
             Stage::Groups => format!("setgroups {:?}", id.map(|i| &i.groups)),
             Stage::Gid => format!("setgid {}", id.map(|i| i.gid).unwrap_or_default()),
-            Stage::Uid => format!(
-                "setuid {}",
-                id.and_then(|i| i.uid).unwrap_or_default()
-            ),
+            Stage::Uid => format!("setuid {}", id.and_then(|i| i.uid).unwrap_or_default()),
             Stage::Capset => format!("capset {:#x}", plan.ambient_mask),
             Stage::Ambient => format!("raise ambient capability {}", self.detail),
             Stage::NoNewPrivs => "set no-new-privileges".to_string(),
@@ -449,11 +444,7 @@ impl Failure {
 fn read_report(fd: &OwnedFd) -> Result<Option<Failure>, Errno> {
     let mut buf = [0u8; REPORT_LEN];
     let mut len = 0;
-    loop {
-        let Some(rest) = buf.get_mut(len..) else { break };
-        if rest.is_empty() {
-            break;
-        }
+    while let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) {
         let n = process::read_some(fd.as_raw_fd(), rest)?;
         if n == 0 {
             break;
@@ -536,9 +527,7 @@ fn child_steps(plan: &Plan, fds: &ChildFds, report: &mut RawFd) -> Result<Infall
     };
     process::close_fds_except(&keep).map_err(Failure::at(CloseFds, 0))?;
     Err(Failure::at(Exec, 0)(process::exec(
-        &plan.path,
-        &plan.argv,
-        &plan.envp,
+        &plan.path, &plan.argv, &plan.envp,
     )))
 }
 

@@ -56,11 +56,48 @@ pub fn reset_signals() -> Result<(), Errno> {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: installing SIG_DFL needs no handler memory; signals reserved by libc report
-        // EINVAL, which is ignored because they cannot have been changed by us either.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        set_default_action(sig)?;
     }
     Ok(())
+}
+
+/// The kernel's `struct sigaction` for rt_sigaction(2) on x86_64 (handler, flags, restorer, mask).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Raw rt_sigaction(2) with SIG_DFL: libc refuses the signals it reserves for itself (32-34 in
+/// musl), yet a parent may have left those ignored, and ignored dispositions survive exec.
+fn set_default_action(sig: i32) -> Result<(), Errno> {
+    let action = KernelSigaction {
+        handler: 0, // SIG_DFL
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: `action` outlives the call and has the kernel's layout; the old-action pointer may
+    // be null; the size is that of the kernel's 64-signal set.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &action as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+/// Sets a signal's disposition to ignored (sigaction(2) with SIG_IGN), e.g. SIGPIPE in a daemon
+/// that writes to sockets whose peers may vanish.
+pub fn ignore_signal(sig: nix::sys::signal::Signal) -> Result<(), Errno> {
+    // SAFETY: SIG_IGN installs no handler, so no code runs in signal context.
+    unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) }.map(drop)
 }
 
 /// Writes all of `buf` to `fd`, retrying on EINTR and short writes (write(2)).
@@ -190,7 +227,11 @@ fn close_range(first: u32, last: u32) -> Result<(), Errno> {
         Err(Errno::ENOSYS) => {
             // SAFETY: sysconf takes an integer name.
             let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
-            let max = if max <= 0 { 65536 } else { max.min(1 << 20) as u32 };
+            let max = if max <= 0 {
+                65536
+            } else {
+                max.min(1 << 20) as u32
+            };
             for fd in first..=last.min(max) {
                 close_fd(fd as RawFd);
             }
