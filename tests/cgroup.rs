@@ -1,0 +1,209 @@
+//! `supervisor::cgroup` on the real cgroup2 mount: children started by `spawn` land in a fresh
+//! group, `kill` empties it (observed through cgroup.events), and the group is removed. Needs root.
+//! Each test works in its own uniquely named group and removes it, also when an assertion fails.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use lifsea_init::supervisor::cgroup::CgroupRoot;
+use lifsea_init::supervisor::spawn::{spawn, test_unit, SpawnRequest};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A test group: on drop, kills what is left, reaps our children and removes the group.
+struct Group {
+    root: CgroupRoot,
+    top: String,
+    rel: String,
+    children: Vec<Pid>,
+}
+
+impl Group {
+    fn new(tag: &str) -> Option<Group> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let root = match CgroupRoot::detect() {
+            Ok(r) => r,
+            Err(e) => {
+                println!("skipped: {e}");
+                return None;
+            }
+        };
+        let top = format!(
+            "lifsea-test-{}-{tag}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let rel = format!("{top}/svc");
+        Some(Group {
+            root,
+            top,
+            rel,
+            children: Vec::new(),
+        })
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.root.join(&self.rel)
+    }
+
+    fn start(&mut self, script: &str) -> Pid {
+        let unit = test_unit("cg", &["/bin/sh", "-c", script]);
+        let req = SpawnRequest {
+            unit: &unit,
+            notify_socket: None,
+            cgroup_dir: Some(self.dir()),
+            etc_dir: Path::new("/etc"),
+        };
+        let spawned = spawn(&req).unwrap();
+        self.children.push(spawned.pid);
+        spawned.pid
+    }
+
+    fn wait_populated(&self, want: bool) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.root.is_populated(&self.rel).unwrap() != want {
+            assert!(Instant::now() < deadline, "populated never became {want}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Reaps one of our children with a bounded wait and returns how it ended.
+    fn reap(&mut self, pid: Pid) -> WaitStatus {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let st = waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)).unwrap();
+            if st != WaitStatus::StillAlive {
+                self.children.retain(|p| *p != pid);
+                return st;
+            }
+            assert!(Instant::now() < deadline, "child {pid} did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = self.root.kill(&self.top);
+        for pid in std::mem::take(&mut self.children) {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        while self.root.is_populated(&self.top).unwrap_or(false) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.root.remove(&self.top);
+    }
+}
+
+#[test]
+fn spawned_children_join_and_kill_empties_the_group() {
+    let Some(mut g) = Group::new("kill") else {
+        return;
+    };
+    let dir = g.root.create(&g.rel, false, None).unwrap();
+    assert!(dir.join("cgroup.procs").exists());
+    assert!(!g.root.is_populated(&g.rel).unwrap());
+
+    let a = g.start("exec sleep 30");
+    // A daemonising child: its grandchild must be in the group too, outliving the shell.
+    let b = g.start("sleep 30 & wait");
+    g.wait_populated(true);
+    let deadline = Instant::now() + TIMEOUT;
+    let pids = loop {
+        let pids = g.root.pids(&g.top).unwrap();
+        if pids.len() >= 3 || Instant::now() > deadline {
+            break pids;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(pids.contains(&a.as_raw()), "{pids:?}");
+    assert!(pids.contains(&b.as_raw()), "{pids:?}");
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|l| l == a.as_raw().to_string()));
+
+    let stats = g.root.stats(&g.rel);
+    assert!(stats.cpu_usage_usec.is_some(), "{stats:?}");
+
+    g.root.kill(&g.rel).unwrap();
+    g.wait_populated(false);
+    assert!(g.root.pids(&g.rel).unwrap().is_empty());
+    assert_eq!(g.reap(a), WaitStatus::Signaled(a, Signal::SIGKILL, false));
+    assert_eq!(g.reap(b), WaitStatus::Signaled(b, Signal::SIGKILL, false));
+
+    g.root.remove(&g.top).unwrap();
+    assert!(!g.root.root.join(&g.top).exists());
+    // Removing what is gone is not an error: stop paths may run twice.
+    g.root.remove(&g.top).unwrap();
+    g.root.kill(&g.top).unwrap();
+}
+
+#[test]
+fn busy_group_is_not_removed_and_signal_all_reaches_members() {
+    let Some(mut g) = Group::new("busy") else {
+        return;
+    };
+    g.root.create(&g.rel, false, None).unwrap();
+    let a = g.start("exec sleep 30");
+    g.wait_populated(true);
+    let err = g.root.remove(&g.top).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("rmdir"), "{msg}");
+    assert!(msg.contains(&g.rel), "{msg}");
+    assert!(g.root.root.join(&g.rel).exists());
+
+    g.root.signal_all(&g.top, Signal::SIGTERM).unwrap();
+    assert_eq!(g.reap(a), WaitStatus::Signaled(a, Signal::SIGTERM, false));
+    g.wait_populated(false);
+    g.root.remove(&g.top).unwrap();
+}
+
+#[test]
+fn attach_moves_a_process() {
+    let Some(mut g) = Group::new("attach") else {
+        return;
+    };
+    g.root.create(&g.top, false, None).unwrap();
+    // Started without a cgroup, then moved in.
+    let unit = test_unit("cg", &["/bin/sleep", "30"]);
+    let req = SpawnRequest {
+        unit: &unit,
+        notify_socket: None,
+        cgroup_dir: None,
+        etc_dir: Path::new("/etc"),
+    };
+    let pid = spawn(&req).unwrap().pid;
+    g.children.push(pid);
+    g.root.create(&g.rel, false, None).unwrap();
+    g.root.attach(&g.rel, pid.as_raw()).unwrap();
+    assert_eq!(g.root.pids(&g.rel).unwrap(), vec![pid.as_raw()]);
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(own.contains(&format!("0::/{}", g.rel)), "{own}");
+}
+
+#[test]
+fn delegated_group_is_owned_by_the_service_user() {
+    let Some(g) = Group::new("delegate") else {
+        return;
+    };
+    let dir = g.root.create(&g.rel, true, Some((65534, 65534))).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    for f in [
+        "",
+        "cgroup.procs",
+        "cgroup.subtree_control",
+        "cgroup.threads",
+    ] {
+        let meta = std::fs::metadata(dir.join(f)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{f}");
+    }
+    // Not delegated: stays root's.
+    let meta = std::fs::metadata(g.root.root.join(&g.top)).unwrap();
+    assert_eq!(meta.uid(), 0);
+}
