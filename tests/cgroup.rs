@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lifsea_init::supervisor::cgroup::CgroupRoot;
-use lifsea_init::supervisor::spawn::{spawn, test_unit, SpawnRequest};
+use lifsea_init::supervisor::spawn::{spawn, test_unit, unit_owner, SpawnRequest};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;

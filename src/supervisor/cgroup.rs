@@ -417,6 +417,44 @@ mod tests {
         assert!(controllers_to_enable("cpu memory pids io", "cpu memory pids io").is_empty());
     }
 
+    /// A directory tree shaped like cgroupfs (control files present), for the walk in `create`.
+    fn fake_tree(tag: &str, groups: &[&str], available: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("cgroup-fake-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for g in groups {
+            let d = root.join(g);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("cgroup.controllers"), available).unwrap();
+            std::fs::write(d.join("cgroup.subtree_control"), "").unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn create_enables_controllers_from_root_to_parent() {
+        let root = fake_tree("walk", &["", "system"], "cpuset cpu io memory pids\n");
+        let cg = CgroupRoot::at(&root);
+        let dir = cg.create("system/svc", false, None).unwrap();
+        let control = |d: &Path| std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap();
+        assert_eq!(dir, root.join("system/svc"));
+        assert!(dir.is_dir());
+        assert_eq!(control(&root), "+cpu +memory +pids +io");
+        assert_eq!(control(&root.join("system")), "+cpu +memory +pids +io");
+        // The leaf's own subtree stays off (it will hold processes).
+        assert!(!dir.join("cgroup.subtree_control").exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn create_writes_nothing_when_no_wanted_controller_is_available() {
+        let root = fake_tree("none", &[""], "hugetlb\n");
+        let cg = CgroupRoot::at(&root);
+        cg.create("svc", false, None).unwrap();
+        let control = std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap();
+        assert_eq!(control, "");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
     #[test]
     fn refuses_paths_leaving_the_root() {
         let root = CgroupRoot::at(Path::new("/nonexistent-cgroup-root"));

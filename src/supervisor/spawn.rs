@@ -330,6 +330,22 @@ fn identity_from(creds: Credentials) -> Identity {
     }
 }
 
+/// The (uid, gid) a delegated cgroup is handed to: the unit's resolved user and group, or
+/// `None` when the unit runs as root anyway.
+pub fn unit_owner(unit: &Unit, etc_dir: &Path) -> Result<Option<(u32, u32)>, SpawnError> {
+    if unit.user.is_none() && unit.group.is_none() {
+        return Ok(None);
+    }
+    let creds =
+        users::resolve_in(etc_dir, unit.user.as_deref(), unit.group.as_deref()).map_err(|e| {
+            SpawnError::Prepare {
+                unit: unit.name.clone(),
+                message: e.to_string(),
+            }
+        })?;
+    Ok(Some((creds.uid, creds.gid)))
+}
+
 /// A unit with every field at its default, for tests and benchmarks: a daemon ready at exec,
 /// never restarted, stopped with SIGTERM and a 10 s timeout, killed by cgroup, in
 /// `system/<name>`, enabled.
