@@ -192,7 +192,11 @@ fn delegated_group_is_owned_by_the_service_user() {
     let Some(g) = Group::new("delegate") else {
         return;
     };
-    let dir = g.root.create(&g.rel, true, Some((65534, 65534))).unwrap();
+    let mut unit = test_unit("delegated", &["/bin/true"]);
+    unit.user = Some("nobody".into());
+    let owner = unit_owner(&unit, Path::new("/etc")).unwrap();
+    assert_eq!(owner, Some((65534, 65534)));
+    let dir = g.root.create(&g.rel, true, owner).unwrap();
     use std::os::unix::fs::MetadataExt;
     for f in [
         "",
