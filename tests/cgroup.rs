@@ -25,6 +25,8 @@ struct Group {
 impl Group {
     fn new(tag: &str) -> Option<Group> {
         static N: AtomicUsize = AtomicUsize::new(0);
+        // Grandchildren orphaned by a kill must come back to us to be reaped, not to PID 1.
+        lifsea_init::sys::process::set_child_subreaper().unwrap();
         let root = match CgroupRoot::detect() {
             Ok(r) => r,
             Err(e) => {
@@ -71,14 +73,18 @@ impl Group {
         }
     }
 
-    /// Reaps one of our children with a bounded wait and returns how it ended.
+    /// Reaps one of our children (or an orphan on its way to us) with a bounded wait and
+    /// returns how it ended.
     fn reap(&mut self, pid: Pid) -> WaitStatus {
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            let st = waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)).unwrap();
-            if st != WaitStatus::StillAlive {
-                self.children.retain(|p| *p != pid);
-                return st;
+            match waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => {}
+                Ok(st) => {
+                    self.children.retain(|p| *p != pid);
+                    return st;
+                }
+                Err(e) => panic!("waitpid {pid}: {e}"),
             }
             assert!(Instant::now() < deadline, "child {pid} did not exit");
             std::thread::sleep(Duration::from_millis(10));
@@ -91,7 +97,16 @@ impl Drop for Group {
         let _ = self.root.kill(&self.top);
         for pid in std::mem::take(&mut self.children) {
             let _ = kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
+            // Bounded: an orphan may take a moment to be reparented to us (ECHILD until then).
+            let deadline = Instant::now() + TIMEOUT;
+            while matches!(
+                waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)),
+                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD)
+            ) && Instant::now() < deadline
+                && Path::new(&format!("/proc/{pid}")).exists()
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         let deadline = Instant::now() + TIMEOUT;
         while self.root.is_populated(&self.top).unwrap_or(false) && Instant::now() < deadline {
@@ -122,6 +137,8 @@ fn spawned_children_join_and_kill_empties_the_group() {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    g.children.extend(pids.iter().map(|p| Pid::from_raw(*p)));
+    g.children.dedup();
     assert!(pids.contains(&a.as_raw()), "{pids:?}");
     assert!(pids.contains(&b.as_raw()), "{pids:?}");
     assert_eq!(pids.len(), 3, "{pids:?}");
@@ -134,8 +151,13 @@ fn spawned_children_join_and_kill_empties_the_group() {
     g.root.kill(&g.rel).unwrap();
     g.wait_populated(false);
     assert!(g.root.pids(&g.rel).unwrap().is_empty());
-    assert_eq!(g.reap(a), WaitStatus::Signaled(a, Signal::SIGKILL, false));
-    assert_eq!(g.reap(b), WaitStatus::Signaled(b, Signal::SIGKILL, false));
+    // All three, the orphaned grandchild included (we are its subreaper), died of SIGKILL.
+    for pid in pids.iter().map(|p| Pid::from_raw(*p)) {
+        assert_eq!(
+            g.reap(pid),
+            WaitStatus::Signaled(pid, Signal::SIGKILL, false)
+        );
+    }
 
     g.root.remove(&g.top).unwrap();
     assert!(!g.root.root.join(&g.top).exists());
