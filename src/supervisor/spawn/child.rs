@@ -192,7 +192,8 @@ fn child_steps(plan: &Plan, fds: &ChildFds, report: &mut RawFd) -> Result<Infall
     process::dup_onto(fds.stderr, 2).map_err(Failure::at(Stdio, 2))?;
     if let (Some(src), Some(target)) = (fds.ready, plan.ready_target) {
         if *report == target {
-            *report = process::dup_above(target, target + 1).map_err(Failure::at(ReadyFd, 0))?;
+            *report = process::dup_above(target, target.saturating_add(1))
+                .map_err(Failure::at(ReadyFd, 0))?;
         }
         process::dup_onto(src, target).map_err(Failure::at(ReadyFd, 0))?;
     }
