@@ -1,2 +1,5 @@
 //! The only place with `unsafe` and raw syscalls: one function per intention, each named after what
 //! it does and documenting the syscall it wraps.
+
+pub mod cred;
+pub mod process;
