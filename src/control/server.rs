@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -235,8 +235,17 @@ impl ControlServer {
 
     /// The fds the event loop should poll now, with the events wanted for each.
     pub fn poll_fds(&self) -> Vec<(RawFd, PollFlags)> {
-        let mut v = vec![(self.listener.as_raw_fd(), PollFlags::POLLIN)];
-        for (fd, c) in &self.clients {
+        self.poll_fds_borrowed()
+            .into_iter()
+            .map(|(fd, f)| (fd.as_raw_fd(), f))
+            .collect()
+    }
+
+    /// `poll_fds` as borrowed descriptors, ready for `nix::poll::PollFd::new` without any unsafe
+    /// `borrow_raw` on the caller's side; the borrow ends before `on_ready` may close one.
+    pub fn poll_fds_borrowed(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
+        let mut v = vec![(self.listener.as_fd(), PollFlags::POLLIN)];
+        for c in self.clients.values() {
             let mut f = PollFlags::empty();
             if !c.closing {
                 f |= PollFlags::POLLIN;
@@ -244,7 +253,7 @@ impl ControlServer {
             if c.pending() > 0 {
                 f |= PollFlags::POLLOUT;
             }
-            v.push((*fd, f));
+            v.push((c.stream.as_fd(), f));
         }
         v
     }
