@@ -65,13 +65,25 @@ impl Rotation {
 #[derive(Debug, thiserror::Error)]
 pub enum UnitLogError {
     #[error("create log directory {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("open log file {path}: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("write log file {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("rotate log file {path}: {source}")]
-    Rotate { path: PathBuf, source: std::io::Error },
+    Rotate {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug)]
@@ -238,7 +250,11 @@ impl UnitLogs {
     /// The last `n` lines of a unit, oldest first.
     pub fn tail(&self, unit: &str, n: usize) -> Vec<LogLine> {
         match self.per_unit.get(unit) {
-            Some(ring) => ring.iter().skip(ring.len().saturating_sub(n)).cloned().collect(),
+            Some(ring) => ring
+                .iter()
+                .skip(ring.len().saturating_sub(n))
+                .cloned()
+                .collect(),
             None => Vec::new(),
         }
     }
@@ -353,28 +369,52 @@ mod tests {
     fn timestamps_are_rfc3339_utc() {
         assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000000Z");
         // 2000-02-29 12:34:56.789 UTC, a leap day in a year divisible by 400.
-        assert_eq!(format_timestamp(951_827_696_789_000), "2000-02-29T12:34:56.789000Z");
-        assert_eq!(format_timestamp(1_795_750_000_000_001), "2026-11-27T03:26:40.000001Z");
+        assert_eq!(
+            format_timestamp(951_827_696_789_000),
+            "2000-02-29T12:34:56.789000Z"
+        );
+        assert_eq!(
+            format_timestamp(1_795_750_000_000_001),
+            "2026-11-27T03:26:40.000001Z"
+        );
     }
 
     #[test]
     fn rotation_bounds_disk_use() {
         let dir = tmp("rotate");
-        let rot = Rotation { max_file_bytes: 4096, max_files: 3 };
+        let rot = Rotation {
+            max_file_bytes: 4096,
+            max_files: 3,
+        };
         let mut logs = UnitLogs::with_rotation(100, rot);
         logs.set_dir(&dir).unwrap();
         for i in 0..5000 {
-            logs.push("svc", Stream::Stdout, format!("line number {i} with some padding text").as_bytes());
+            logs.push(
+                "svc",
+                Stream::Stdout,
+                format!("line number {i} with some padding text").as_bytes(),
+            );
         }
         let (total, files) = dir_bytes(&dir);
-        assert!(total <= rot.max_total_bytes(), "{total} > {}", rot.max_total_bytes());
+        assert!(
+            total <= rot.max_total_bytes(),
+            "{total} > {}",
+            rot.max_total_bytes()
+        );
         assert_eq!(files, 3);
-        assert!(total > rot.max_total_bytes() * 2 / 3, "rotation threw away too much: {total}");
+        assert!(
+            total > rot.max_total_bytes() * 2 / 3,
+            "rotation threw away too much: {total}"
+        );
         // One huge line is cut to fit instead of overflowing a file.
         logs.push("svc", Stream::Stderr, &vec![b'x'; 10_000]);
         logs.push("svc", Stream::Stdout, b"the last line");
         let (total, files) = dir_bytes(&dir);
-        assert!(total <= rot.max_total_bytes(), "{total} > {}", rot.max_total_bytes());
+        assert!(
+            total <= rot.max_total_bytes(),
+            "{total} > {}",
+            rot.max_total_bytes()
+        );
         assert_eq!(files, 3);
         for n in ["svc.log", "svc.log.1", "svc.log.2"] {
             assert!(std::fs::metadata(dir.join(n)).unwrap().len() <= 4096, "{n}");
@@ -382,7 +422,10 @@ mod tests {
         let live = std::fs::read_to_string(dir.join("svc.log")).unwrap();
         assert!(live.ends_with(" stdout the last line\n"), "{live}");
         let older = std::fs::read_to_string(dir.join("svc.log.2")).unwrap();
-        assert!(older.contains("line number 4"), "oldest file holds older lines");
+        assert!(
+            older.contains("line number 4"),
+            "oldest file holds older lines"
+        );
         assert_eq!(logs.tail("svc", 1000).len(), 100, "memory ring unaffected");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -403,7 +446,11 @@ mod tests {
         assert!(lines[0].ends_with(" stdout early one"));
         assert!(lines[1].ends_with(" init early two"));
         assert!(lines[2].ends_with(" stderr late"));
-        assert!(lines[0].len() > 28 && lines[0].as_bytes()[10] == b'T', "{}", lines[0]);
+        assert!(
+            lines[0].len() > 28 && lines[0].as_bytes()[10] == b'T',
+            "{}",
+            lines[0]
+        );
         assert_eq!(dir_bytes(&dir).1, 1);
         assert!(!dir.parent().unwrap().join("escape.log").exists());
         std::fs::remove_dir_all(&dir).unwrap();

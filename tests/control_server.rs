@@ -109,7 +109,14 @@ impl Operations for Fake {
     }
     fn logs_since(&self, u: &str, seq: u64) -> Result<Vec<LogLine>, OpError> {
         self.known(u)?;
-        Ok(self.lines.lock().unwrap().iter().filter(|l| l.seq > seq).cloned().collect())
+        Ok(self
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.seq > seq)
+            .cloned()
+            .collect())
     }
     fn timeline(&self) -> Vec<Stamp> {
         self.rec("timeline".into());
@@ -168,16 +175,21 @@ impl Harness {
                 let now = Instant::now();
                 let wait = server
                     .next_deadline()
-                    .map_or(Duration::from_millis(50), |d| d.saturating_duration_since(now))
+                    .map_or(Duration::from_millis(50), |d| {
+                        d.saturating_duration_since(now)
+                    })
                     .min(Duration::from_millis(50));
                 let ready: Vec<_> = {
                     let fds = server.poll_fds_borrowed();
-                    let mut pfds: Vec<PollFd> = fds.iter().map(|(fd, f)| PollFd::new(*fd, *f)).collect();
+                    let mut pfds: Vec<PollFd> =
+                        fds.iter().map(|(fd, f)| PollFd::new(*fd, *f)).collect();
                     poll(&mut pfds, PollTimeout::try_from(wait).unwrap()).unwrap();
                     pfds.iter()
                         .zip(&fds)
                         .filter_map(|(p, (fd, _))| {
-                            p.revents().filter(|r| !r.is_empty()).map(|r| (fd.as_raw_fd(), r))
+                            p.revents()
+                                .filter(|r| !r.is_empty())
+                                .map(|r| (fd.as_raw_fd(), r))
                         })
                         .collect()
                 };
@@ -271,12 +283,24 @@ fn every_verb_dispatches_to_operations() {
     let mut c = Connection::open(&h.sock()).unwrap();
     let ops = [
         Op::List,
-        Op::Status { unit: "alpha".into() },
-        Op::Start { unit: "alpha".into() },
-        Op::Stop { unit: "beta".into() },
-        Op::Restart { unit: "alpha".into() },
-        Op::Enable { unit: "beta".into() },
-        Op::Disable { unit: "alpha".into() },
+        Op::Status {
+            unit: "alpha".into(),
+        },
+        Op::Start {
+            unit: "alpha".into(),
+        },
+        Op::Stop {
+            unit: "beta".into(),
+        },
+        Op::Restart {
+            unit: "alpha".into(),
+        },
+        Op::Enable {
+            unit: "beta".into(),
+        },
+        Op::Disable {
+            unit: "alpha".into(),
+        },
         Op::Reload,
         Op::Timeline,
         Op::Shutdown(ShutdownKind::Poweroff),
@@ -285,7 +309,13 @@ fn every_verb_dispatches_to_operations() {
     for op in ops {
         c.call(op).unwrap();
     }
-    let logs = c.call(Op::Logs { unit: "alpha".into(), n: 1, follow: false }).unwrap();
+    let logs = c
+        .call(Op::Logs {
+            unit: "alpha".into(),
+            n: 1,
+            follow: false,
+        })
+        .unwrap();
     assert_eq!(logs["lines"][0]["text"], "world");
     assert_eq!(logs["lines"].as_array().unwrap().len(), 1);
     assert_eq!(c.call(Op::Version).unwrap()["protocol"], 1);
@@ -312,7 +342,11 @@ fn every_verb_dispatches_to_operations() {
     assert!(admin.join("beta.enabled").exists());
     assert!(admin.join("alpha.disabled").exists());
     // Re-enabling removes the opposite marker.
-    let r = c.call(Op::Enable { unit: "alpha".into() }).unwrap();
+    let r = c
+        .call(Op::Enable {
+            unit: "alpha".into(),
+        })
+        .unwrap();
     assert!(admin.join("alpha.enabled").exists());
     assert!(!admin.join("alpha.disabled").exists());
     assert_eq!(r["removed"], admin.join("alpha.disabled").to_str().unwrap());
@@ -329,11 +363,26 @@ fn bad_requests_get_errors_and_change_nothing() {
         ("{\"v\":1,\"id\":1,\"op\":\"start\"", ErrorCode::BadJson),
         ("not json at all", ErrorCode::BadJson),
         (r#"{"v":1,"id":2,"op":"format-disk"}"#, ErrorCode::UnknownOp),
-        (r#"{"v":7,"id":3,"op":"start","unit":"alpha"}"#, ErrorCode::BadVersion),
-        (r#"{"v":1,"id":4,"op":"start","unit":"../../etc/passwd"}"#, ErrorCode::InvalidName),
-        (r#"{"v":1,"id":5,"op":"enable","unit":"/etc/x"}"#, ErrorCode::InvalidName),
-        (r#"{"v":1,"id":6,"op":"stop","unit":"alpha","force":true}"#, ErrorCode::BadRequest),
-        (r#"{"v":1,"id":7,"op":"start","unit":"nosuch"}"#, ErrorCode::NoSuchUnit),
+        (
+            r#"{"v":7,"id":3,"op":"start","unit":"alpha"}"#,
+            ErrorCode::BadVersion,
+        ),
+        (
+            r#"{"v":1,"id":4,"op":"start","unit":"../../etc/passwd"}"#,
+            ErrorCode::InvalidName,
+        ),
+        (
+            r#"{"v":1,"id":5,"op":"enable","unit":"/etc/x"}"#,
+            ErrorCode::InvalidName,
+        ),
+        (
+            r#"{"v":1,"id":6,"op":"stop","unit":"alpha","force":true}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"v":1,"id":7,"op":"start","unit":"nosuch"}"#,
+            ErrorCode::NoSuchUnit,
+        ),
     ];
     for (line, want) in cases {
         writeln!(w, "{line}").unwrap();
@@ -354,7 +403,10 @@ fn oversized_request_is_refused_and_closed() {
     let h = Harness::start(Limits::default());
     let s = h.raw();
     let mut w = s.try_clone().unwrap();
-    let big = format!(r#"{{"v":1,"id":1,"op":"start","unit":"{}"}}"#, "a".repeat(100_000));
+    let big = format!(
+        r#"{{"v":1,"id":1,"op":"start","unit":"{}"}}"#,
+        "a".repeat(100_000)
+    );
     // The server may close before we finish writing: that is the point.
     let _ = w.write_all(big.as_bytes());
     let _ = w.write_all(b"\n");
@@ -362,7 +414,11 @@ fn oversized_request_is_refused_and_closed() {
     let resp = read_response(&mut r);
     assert_eq!(code_of(&resp), ErrorCode::TooLarge);
     let mut rest = Vec::new();
-    assert_eq!(r.read_to_end(&mut rest).unwrap_or(0), 0, "connection closed after too-large");
+    assert_eq!(
+        r.read_to_end(&mut rest).unwrap_or(0),
+        0,
+        "connection closed after too-large"
+    );
     assert!(h.calls().is_empty());
 }
 
@@ -372,7 +428,10 @@ fn non_root_client_is_refused() {
     // With the socket at 0600, uid 65534 cannot even connect.
     let (code, _, err) = initctl_as(&h.dir, &["status", "alpha"], Some(65534));
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("cannot connect to") && err.contains("ermission denied"), "{err}");
+    assert!(
+        err.contains("cannot connect to") && err.contains("ermission denied"),
+        "{err}"
+    );
     // Open the file lock to test the second one: SO_PEERCRED.
     std::fs::set_permissions(h.sock(), std::fs::Permissions::from_mode(0o666)).unwrap();
     let (code, out, err) = initctl_as(&h.dir, &["start", "alpha"], Some(65534));
@@ -407,12 +466,21 @@ fn stuck_client_does_not_delay_others_and_is_dropped() {
     for _ in 0..5 {
         let t = Instant::now();
         let mut c = Connection::open(&h.sock()).unwrap();
-        c.call(Op::Status { unit: "alpha".into() }).unwrap();
-        assert!(t.elapsed() < Duration::from_millis(500), "{:?}", t.elapsed());
+        c.call(Op::Status {
+            unit: "alpha".into(),
+        })
+        .unwrap();
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
     }
     // The stuck client is dropped (its output bound or write timeout): its socket reaches EOF.
     stuck.set_nonblocking(false).unwrap();
-    stuck.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let t = Instant::now();
     let mut buf = vec![0u8; 65536];
     let mut total = 0;
@@ -424,7 +492,10 @@ fn stuck_client_does_not_delay_others_and_is_dropped() {
         }
     }
     assert!(t.elapsed() < Duration::from_secs(5));
-    assert!(total < 400 * 1000, "it got all its output ({total}) instead of being dropped");
+    assert!(
+        total < 400 * 1000,
+        "it got all its output ({total}) instead of being dropped"
+    );
     drop(half);
 }
 
@@ -490,7 +561,11 @@ fn logs_follow_streams_new_lines() {
     let s = h.raw();
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
-    writeln!(w, r#"{{"v":1,"id":3,"op":"logs","unit":"alpha","n":5,"follow":true}}"#).unwrap();
+    writeln!(
+        w,
+        r#"{{"v":1,"id":3,"op":"logs","unit":"alpha","n":5,"follow":true}}"#
+    )
+    .unwrap();
     let first = read_response(&mut r);
     assert!(first.ok && first.more);
     assert_eq!(first.result.unwrap()["lines"][0]["text"], "old");
@@ -518,10 +593,19 @@ fn initctl_renders_and_exits_by_the_documented_codes() {
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("UNIT    STATE    ENABLED"), "{out}");
     let col = lines[0].find("STATE").unwrap();
-    assert!(lines.iter().skip(1).all(|l| l[col..].starts_with(|c: char| c.is_alphabetic())), "{out}");
+    assert!(
+        lines
+            .iter()
+            .skip(1)
+            .all(|l| l[col..].starts_with(|c: char| c.is_alphabetic())),
+        "{out}"
+    );
     let (code, out, _) = h.initctl(&["status", "alpha"]);
     assert_eq!(code, 0);
-    assert!(out.contains("state: ready") && out.contains("memory: 2.0K"), "{out}");
+    assert!(
+        out.contains("state: ready") && out.contains("memory: 2.0K"),
+        "{out}"
+    );
     assert_eq!(h.initctl(&["status", "broken"]).0, 1);
     let (code, _, err) = h.initctl(&["status", "nosuch"]);
     assert_eq!(code, 4, "{err}");
@@ -539,7 +623,10 @@ fn initctl_renders_and_exits_by_the_documented_codes() {
     assert!(out.contains("started: gamma"), "{out}");
     let (code, out, _) = h.initctl(&["analyze"]);
     assert_eq!(code, 0);
-    assert!(out.contains("beta @0.400s +500ms\n└─alpha @0.100s +300ms"), "{out}");
+    assert!(
+        out.contains("beta @0.400s +500ms\n└─alpha @0.100s +300ms"),
+        "{out}"
+    );
     let svg = h.dir.join("chart.svg");
     let (code, _, err) = h.initctl(&["analyze", "--svg", svg.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
@@ -548,11 +635,17 @@ fn initctl_renders_and_exits_by_the_documented_codes() {
     let unit_bars = doc
         .descendants()
         .filter(|n| n.tag_name().name() == "rect")
-        .filter(|n| n.attribute("class").is_some_and(|c| c.starts_with("bar unit")))
+        .filter(|n| {
+            n.attribute("class")
+                .is_some_and(|c| c.starts_with("bar unit"))
+        })
         .count();
     assert_eq!(unit_bars, 3);
     // Nobody listening: exit 3 with a hint.
     let (code, _, err) = initctl_as(&h.dir.join("nowhere"), &["list"], None);
     assert_eq!(code, 3);
-    assert!(err.contains("is lifsea-init running? use --run-dir"), "{err}");
+    assert!(
+        err.contains("is lifsea-init running? use --run-dir"),
+        "{err}"
+    );
 }

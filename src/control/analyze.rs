@@ -126,8 +126,7 @@ pub fn critical_chain(entries: &[Entry], deps: &BTreeMap<String, Vec<String>>) -
     };
     let mut chain = Vec::new();
     let mut seen = BTreeSet::new();
-    loop {
-        let Some(ready) = cur.ready_us else { break };
+    while let Some(ready) = cur.ready_us {
         chain.push(ChainLink {
             kind: cur.kind,
             name: cur.name.clone(),
@@ -198,7 +197,11 @@ pub fn render_text(a: &Analysis) -> String {
     let mut out = String::new();
     match a.boot_complete_us {
         Some(t) => {
-            let _ = writeln!(out, "Boot complete {} after kernel start.", fmt_seconds_us(t));
+            let _ = writeln!(
+                out,
+                "Boot complete {} after kernel start.",
+                fmt_seconds_us(t)
+            );
         }
         None => out.push_str("Boot not complete yet.\n"),
     }
@@ -219,7 +222,9 @@ pub fn render_text(a: &Analysis) -> String {
         ]);
     }
     out.push_str(&t.render());
-    out.push_str("\nCritical chain (@ when it started, + how long until ready; times after kernel start):\n");
+    out.push_str(
+        "\nCritical chain (@ when it started, + how long until ready; times after kernel start):\n",
+    );
     if a.critical_chain.is_empty() {
         out.push_str("  (no unit has become ready)\n");
     }
@@ -293,7 +298,10 @@ mod tests {
         let mut deps = BTreeMap::new();
         deps.insert("etcd".to_string(), vec!["network".to_string()]);
         deps.insert("containerd".to_string(), vec!["network".to_string()]);
-        deps.insert("kubelet".to_string(), vec!["containerd".to_string(), "etcd".to_string()]);
+        deps.insert(
+            "kubelet".to_string(),
+            vec!["containerd".to_string(), "etcd".to_string()],
+        );
         deps.insert("logger".to_string(), vec![]);
         (stamps, deps)
     }
@@ -320,7 +328,15 @@ mod tests {
             .iter()
             .map(|e| (e.name.as_str(), e.duration_us.unwrap() / 1000))
             .collect();
-        assert_eq!(got, [("logger", 1100), ("etcd", 600), ("kubelet", 600), ("containerd", 290)]);
+        assert_eq!(
+            got,
+            [
+                ("logger", 1100),
+                ("etcd", 600),
+                ("kubelet", 600),
+                ("containerd", 290)
+            ]
+        );
     }
 
     #[test]
@@ -343,7 +359,10 @@ mod tests {
         a.critical_chain = critical_chain(&a.entries, &deps);
         assert_eq!(a.boot_complete_us, Some(1_500_000));
         let text = render_text(&a);
-        assert!(text.contains("kubelet @0.900s +600ms\n└─etcd @0.300s +600ms\n  └─network @0.300s\n"), "{text}");
+        assert!(
+            text.contains("kubelet @0.900s +600ms\n└─etcd @0.300s +600ms\n  └─network @0.300s\n"),
+            "{text}"
+        );
         assert!(text.contains("Boot complete 1.500s"), "{text}");
         assert!(text.contains("failed 0.450s"), "{text}");
     }

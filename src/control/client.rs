@@ -18,7 +18,9 @@ use super::analyze::{analyze, render_text, Analysis};
 use super::dispatch::EnableReport;
 use super::names::valid_unit_name;
 use super::ops::{ReloadReport, ShutdownKind, UnitStatus};
-use super::protocol::{encode_request, parse_response, ErrorBody, ErrorCode, Op, Request, Response};
+use super::protocol::{
+    encode_request, parse_response, ErrorBody, ErrorCode, Op, Request, Response,
+};
 use super::server::socket_path;
 use super::table::{fmt_bytes, fmt_duration_us, fmt_seconds_us, Table};
 use crate::timeline::{boottime_us, Stamp};
@@ -53,15 +55,24 @@ pub enum ClientError {
     #[error("{0}")]
     Usage(String),
     #[error("cannot connect to {}: {source} (is lifsea-init running? use --run-dir)", path.display())]
-    Connect { path: PathBuf, source: std::io::Error },
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("talking to {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("unreadable reply from the init: {0}")]
     Reply(String),
     #[error("{}", .0.message)]
     Remote(ErrorBody),
     #[error("writing {}: {source}", path.display())]
-    WriteFile { path: PathBuf, source: std::io::Error },
+    WriteFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl ClientError {
@@ -120,12 +131,11 @@ fn connect_with_timeout(path: &Path, timeout: Duration) -> std::io::Result<UnixS
 
 impl Connection {
     pub fn open(path: &Path) -> Result<Self, ClientError> {
-        let stream = connect_with_timeout(path, CONNECT_TIMEOUT).map_err(|source| {
-            ClientError::Connect {
+        let stream =
+            connect_with_timeout(path, CONNECT_TIMEOUT).map_err(|source| ClientError::Connect {
                 path: path.to_path_buf(),
                 source,
-            }
-        })?;
+            })?;
         Ok(Self {
             path: path.to_path_buf(),
             reader: BufReader::new(stream),
@@ -161,7 +171,10 @@ impl Connection {
     pub fn read_response(&mut self, id: u64) -> Result<Response, ClientError> {
         loop {
             let mut line = Vec::new();
-            let n = self.reader.read_until(b'\n', &mut line).map_err(|e| self.io(e))?;
+            let n = self
+                .reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| self.io(e))?;
             if n == 0 {
                 return Err(self.io(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
@@ -191,7 +204,10 @@ impl Connection {
     }
 
     fn set_read_timeout(&mut self, t: Option<Duration>) -> Result<(), ClientError> {
-        self.reader.get_ref().set_read_timeout(t).map_err(|e| self.io(e))
+        self.reader
+            .get_ref()
+            .set_read_timeout(t)
+            .map_err(|e| self.io(e))
     }
 }
 
@@ -250,12 +266,17 @@ fn one_unit(verb: &str, args: &[String]) -> Result<String, ClientError> {
     match args {
         [u] if valid_unit_name(u) => Ok(u.clone()),
         [u] => Err(ClientError::Usage(format!("invalid unit name: {u:?}"))),
-        _ => Err(ClientError::Usage(format!("{verb} takes exactly one unit name"))),
+        _ => Err(ClientError::Usage(format!(
+            "{verb} takes exactly one unit name"
+        ))),
     }
 }
 
 fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
 }
 
 fn run(g: &Global, args: &[String]) -> Result<i32, ClientError> {
@@ -266,13 +287,25 @@ fn run(g: &Global, args: &[String]) -> Result<i32, ClientError> {
     // Argument errors are reported before touching the socket.
     let op = match verb {
         "status" if rest.is_empty() => Op::List,
-        "status" => Op::Status { unit: one_unit(verb, rest)? },
+        "status" => Op::Status {
+            unit: one_unit(verb, rest)?,
+        },
         "list" if rest.is_empty() => Op::List,
-        "start" => Op::Start { unit: one_unit(verb, rest)? },
-        "stop" => Op::Stop { unit: one_unit(verb, rest)? },
-        "restart" => Op::Restart { unit: one_unit(verb, rest)? },
-        "enable" => Op::Enable { unit: one_unit(verb, rest)? },
-        "disable" => Op::Disable { unit: one_unit(verb, rest)? },
+        "start" => Op::Start {
+            unit: one_unit(verb, rest)?,
+        },
+        "stop" => Op::Stop {
+            unit: one_unit(verb, rest)?,
+        },
+        "restart" => Op::Restart {
+            unit: one_unit(verb, rest)?,
+        },
+        "enable" => Op::Enable {
+            unit: one_unit(verb, rest)?,
+        },
+        "disable" => Op::Disable {
+            unit: one_unit(verb, rest)?,
+        },
         "reload" if rest.is_empty() => Op::Reload,
         "poweroff" if rest.is_empty() => Op::Shutdown(ShutdownKind::Poweroff),
         "reboot" if rest.is_empty() => Op::Shutdown(ShutdownKind::Reboot),
@@ -315,7 +348,11 @@ fn parse_logs(rest: &[String]) -> Result<Op, ClientError> {
                     .ok_or_else(|| ClientError::Usage("-n needs a number".into()))?
             }
             u if unit.is_none() && !u.starts_with('-') => unit = Some(u.to_string()),
-            other => return Err(ClientError::Usage(format!("logs: unexpected argument {other:?}"))),
+            other => {
+                return Err(ClientError::Usage(format!(
+                    "logs: unexpected argument {other:?}"
+                )))
+            }
         }
     }
     let unit = one_unit("logs", &unit.into_iter().collect::<Vec<_>>())?;
@@ -343,7 +380,11 @@ fn render(op: &Op, result: Value) -> Result<i32, ClientError> {
         Op::List => {
             let units: Vec<UnitStatus> = decode(result)?;
             print!("{}", list_table(&units));
-            Ok(if units.iter().any(|u| u.state == "failed") { EXIT_FAILED } else { EXIT_OK })
+            Ok(if units.iter().any(|u| u.state == "failed") {
+                EXIT_FAILED
+            } else {
+                EXIT_OK
+            })
         }
         Op::Status { .. } => {
             let s: UnitStatus = decode(result)?;
@@ -351,7 +392,10 @@ fn render(op: &Op, result: Value) -> Result<i32, ClientError> {
             Ok(status_exit(&s))
         }
         Op::Start { unit } | Op::Stop { unit } | Op::Restart { unit } => {
-            println!("{unit}: {} queued (see `initctl status {unit}`)", super::protocol::op_name(op));
+            println!(
+                "{unit}: {} queued (see `initctl status {unit}`)",
+                super::protocol::op_name(op)
+            );
             Ok(EXIT_OK)
         }
         Op::Enable { .. } | Op::Disable { .. } => {
@@ -379,12 +423,23 @@ fn render(op: &Op, result: Value) -> Result<i32, ClientError> {
                 ("restarted", &r.restarted),
                 ("unchanged", &r.unchanged),
             ] {
-                println!("{what:>9}: {}", if names.is_empty() { "-".into() } else { names.join(", ") });
+                println!(
+                    "{what:>9}: {}",
+                    if names.is_empty() {
+                        "-".into()
+                    } else {
+                        names.join(", ")
+                    }
+                );
             }
             for e in &r.errors {
                 eprintln!("initctl: reload: {e}");
             }
-            Ok(if r.errors.is_empty() { EXIT_OK } else { EXIT_FAILED })
+            Ok(if r.errors.is_empty() {
+                EXIT_OK
+            } else {
+                EXIT_FAILED
+            })
         }
         Op::Logs { .. } => {
             let lines: Vec<LogLine> = decode(result.get("lines").cloned().unwrap_or(Value::Null))?;
@@ -394,7 +449,10 @@ fn render(op: &Op, result: Value) -> Result<i32, ClientError> {
             Ok(EXIT_OK)
         }
         Op::Shutdown(kind) => {
-            println!("{} requested", super::protocol::op_name(&Op::Shutdown(*kind)));
+            println!(
+                "{} requested",
+                super::protocol::op_name(&Op::Shutdown(*kind))
+            );
             Ok(EXIT_OK)
         }
         Op::Version | Op::Timeline => {
@@ -405,7 +463,15 @@ fn render(op: &Op, result: Value) -> Result<i32, ClientError> {
 }
 
 pub fn list_table(units: &[UnitStatus]) -> String {
-    let mut t = Table::new(&["UNIT", "STATE", "ENABLED", "PID", "SINCE", "RESTARTS", "DESCRIPTION"]);
+    let mut t = Table::new(&[
+        "UNIT",
+        "STATE",
+        "ENABLED",
+        "PID",
+        "SINCE",
+        "RESTARTS",
+        "DESCRIPTION",
+    ]);
     for u in units {
         t.row(vec![
             u.name.clone(),
@@ -422,11 +488,22 @@ pub fn list_table(units: &[UnitStatus]) -> String {
 
 pub fn status_text(s: &UnitStatus) -> String {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    let list = |v: &Vec<String>| if v.is_empty() { "-".into() } else { v.join(", ") };
+    let list = |v: &Vec<String>| {
+        if v.is_empty() {
+            "-".into()
+        } else {
+            v.join(", ")
+        }
+    };
     let rows: Vec<(&str, String)> = vec![
         (
             "state",
-            format!("{} (since {} after boot, {})", s.state, fmt_seconds_us(s.since_us), ago(s.since_us)),
+            format!(
+                "{} (since {} after boot, {})",
+                s.state,
+                fmt_seconds_us(s.since_us),
+                ago(s.since_us)
+            ),
         ),
         ("enabled", if s.enabled { "yes" } else { "no" }.into()),
         ("pid", s.pid.map_or_else(|| "-".into(), |p| p.to_string())),
@@ -436,8 +513,14 @@ pub fn status_text(s: &UnitStatus) -> String {
         ("readiness", s.readiness.clone()),
         ("status", opt(&s.status_text)),
         ("cgroup", opt(&s.cgroup)),
-        ("memory", s.memory_bytes.map_or_else(|| "-".into(), fmt_bytes)),
-        ("cpu", s.cpu_usec.map_or_else(|| "-".into(), fmt_duration_us)),
+        (
+            "memory",
+            s.memory_bytes.map_or_else(|| "-".into(), fmt_bytes),
+        ),
+        (
+            "cpu",
+            s.cpu_usec.map_or_else(|| "-".into(), fmt_duration_us),
+        ),
         ("requires", list(&s.requires)),
         ("wants", list(&s.wants)),
         ("after", list(&s.after)),
@@ -466,7 +549,9 @@ fn follow_logs(g: &Global, conn: &mut Connection, op: Op) -> Result<i32, ClientE
         let r = match conn.read_response(id) {
             Ok(r) => r,
             // The init went away (shutdown): following is over, not failed.
-            Err(ClientError::Io { source, .. }) if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(ClientError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
                 return Ok(EXIT_OK)
             }
             Err(e) => return Err(e),
@@ -501,12 +586,15 @@ fn analyze_verb(g: &Global, rest: &[String]) -> Result<i32, ClientError> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--svg" => {
-                svg = Some(PathBuf::from(
-                    it.next()
-                        .ok_or_else(|| ClientError::Usage("--svg needs a file name".into()))?,
-                ))
+                svg = Some(PathBuf::from(it.next().ok_or_else(|| {
+                    ClientError::Usage("--svg needs a file name".into())
+                })?))
             }
-            other => return Err(ClientError::Usage(format!("analyze: unexpected argument {other:?}"))),
+            other => {
+                return Err(ClientError::Usage(format!(
+                    "analyze: unexpected argument {other:?}"
+                )))
+            }
         }
     }
     let mut conn = Connection::open(&socket_path(&g.run_dir))?;
@@ -523,7 +611,11 @@ fn analyze_verb(g: &Global, rest: &[String]) -> Result<i32, ClientError> {
             path: path.clone(),
             source,
         })?;
-        eprintln!("initctl: boot chart written to {} ({} bars)", path.display(), a.entries.len());
+        eprintln!(
+            "initctl: boot chart written to {} ({} bars)",
+            path.display(),
+            a.entries.len()
+        );
         if !g.json {
             return Ok(EXIT_OK);
         }

@@ -18,7 +18,11 @@ use super::protocol::{Op, Request, Response};
 pub enum Outcome {
     Reply(Response),
     /// Send `first`, then keep sending the unit's lines after `seq` until the client goes away.
-    Follow { first: Response, unit: String, seq: u64 },
+    Follow {
+        first: Response,
+        unit: String,
+        seq: u64,
+    },
 }
 
 /// The result of enable/disable.
@@ -124,7 +128,11 @@ pub fn marker_paths(dir: &Path, unit: &str) -> (PathBuf, PathBuf) {
 
 /// Persists the choice as a marker in the admin unit directory (read by the unit loader at the next
 /// boot or reload), then starts or stops the unit now.
-pub fn set_enabled(ops: &mut dyn Operations, unit: &str, enable: bool) -> Result<EnableReport, OpError> {
+pub fn set_enabled(
+    ops: &mut dyn Operations,
+    unit: &str,
+    enable: bool,
+) -> Result<EnableReport, OpError> {
     // The protocol already checked the name; this guards every other caller, since the name
     // becomes part of a path below.
     if !valid_unit_name(unit) {
@@ -141,7 +149,12 @@ pub fn set_enabled(ops: &mut dyn Operations, unit: &str, enable: bool) -> Result
     let removed = match std::fs::remove_file(&remove) {
         Ok(()) => Some(remove),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(OpError::Failed(format!("cannot remove {}: {e}", remove.display()))),
+        Err(e) => {
+            return Err(OpError::Failed(format!(
+                "cannot remove {}: {e}",
+                remove.display()
+            )))
+        }
     };
     let (action, result) = if enable {
         ("start", ops.start(unit))

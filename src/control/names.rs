@@ -36,8 +36,22 @@ mod tests {
     #[test]
     fn refuses_anything_that_could_form_a_path() {
         for n in [
-            "", ".", "..", "../etc/passwd", "a/b", "/abs", ".hidden", "-flag", "_x", "@x", "a b",
-            "a\0b", "a\nb", "é", "a\\b", "a:b",
+            "",
+            ".",
+            "..",
+            "../etc/passwd",
+            "a/b",
+            "/abs",
+            ".hidden",
+            "-flag",
+            "_x",
+            "@x",
+            "a b",
+            "a\0b",
+            "a\nb",
+            "é",
+            "a\\b",
+            "a:b",
         ] {
             assert!(!valid_unit_name(n), "{n:?}");
         }

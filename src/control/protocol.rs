@@ -23,14 +23,30 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 pub enum Op {
     Version,
     List,
-    Status { unit: String },
-    Start { unit: String },
-    Stop { unit: String },
-    Restart { unit: String },
-    Enable { unit: String },
-    Disable { unit: String },
+    Status {
+        unit: String,
+    },
+    Start {
+        unit: String,
+    },
+    Stop {
+        unit: String,
+    },
+    Restart {
+        unit: String,
+    },
+    Enable {
+        unit: String,
+    },
+    Disable {
+        unit: String,
+    },
     Reload,
-    Logs { unit: String, n: usize, follow: bool },
+    Logs {
+        unit: String,
+        n: usize,
+        follow: bool,
+    },
     Timeline,
     Shutdown(ShutdownKind),
 }
@@ -125,7 +141,12 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
                 format!("protocol version {v} not supported (this server speaks {VERSION})"),
             ))
         }
-        None => return Err(err(ErrorCode::BadVersion, "missing protocol version \"v\"".into())),
+        None => {
+            return Err(err(
+                ErrorCode::BadVersion,
+                "missing protocol version \"v\"".into(),
+            ))
+        }
     }
     let id = raw
         .id
@@ -134,12 +155,17 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
         .op
         .ok_or_else(|| err(ErrorCode::BadRequest, "missing \"op\"".into()))?;
     let unit = || -> Result<String, ProtoError> {
-        let u = raw
-            .unit
-            .clone()
-            .ok_or_else(|| err(ErrorCode::BadRequest, format!("op {op_name} needs \"unit\"")))?;
+        let u = raw.unit.clone().ok_or_else(|| {
+            err(
+                ErrorCode::BadRequest,
+                format!("op {op_name} needs \"unit\""),
+            )
+        })?;
         if !valid_unit_name(&u) {
-            return Err(err(ErrorCode::InvalidName, format!("invalid unit name: {u:?}")));
+            return Err(err(
+                ErrorCode::InvalidName,
+                format!("invalid unit name: {u:?}"),
+            ));
         }
         Ok(u)
     };
@@ -148,10 +174,16 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
         "status" | "start" | "stop" | "restart" | "enable" | "disable" | "logs"
     );
     if !takes_unit && raw.unit.is_some() {
-        return Err(err(ErrorCode::BadRequest, format!("op {op_name} takes no \"unit\"")));
+        return Err(err(
+            ErrorCode::BadRequest,
+            format!("op {op_name} takes no \"unit\""),
+        ));
     }
     if op_name != "logs" && (raw.n.is_some() || raw.follow.is_some()) {
-        return Err(err(ErrorCode::BadRequest, format!("op {op_name} takes no \"n\" or \"follow\"")));
+        return Err(err(
+            ErrorCode::BadRequest,
+            format!("op {op_name} takes no \"n\" or \"follow\""),
+        ));
     }
     let op = match op_name.as_str() {
         "version" => Op::Version,
@@ -166,7 +198,10 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
         "logs" => {
             let n = raw.n.map_or(DEFAULT_LOG_LINES as u64, |n| n) as usize;
             if n > MAX_LOG_LINES {
-                return Err(err(ErrorCode::BadRequest, format!("\"n\" above {MAX_LOG_LINES}")));
+                return Err(err(
+                    ErrorCode::BadRequest,
+                    format!("\"n\" above {MAX_LOG_LINES}"),
+                ));
             }
             Op::Logs {
                 unit: unit()?,
@@ -324,14 +359,21 @@ mod tests {
             Op::Enable { unit: "e".into() },
             Op::Disable { unit: "f".into() },
             Op::Reload,
-            Op::Logs { unit: "g".into(), n: 7, follow: true },
+            Op::Logs {
+                unit: "g".into(),
+                n: 7,
+                follow: true,
+            },
             Op::Timeline,
             Op::Shutdown(ShutdownKind::Poweroff),
             Op::Shutdown(ShutdownKind::Reboot),
             Op::Shutdown(ShutdownKind::Halt),
         ];
         for (i, op) in ops.into_iter().enumerate() {
-            let req = Request { id: i as u64 + 10, op };
+            let req = Request {
+                id: i as u64 + 10,
+                op,
+            };
             let line = encode_request(&req);
             assert!(line.ends_with('\n'));
             assert_eq!(parse(line.trim_end()).unwrap(), req);
@@ -342,11 +384,22 @@ mod tests {
     fn literal_request_lines() {
         assert_eq!(
             parse(r#"{"v":1,"id":4,"op":"status","unit":"containerd"}"#).unwrap(),
-            Request { id: 4, op: Op::Status { unit: "containerd".into() } }
+            Request {
+                id: 4,
+                op: Op::Status {
+                    unit: "containerd".into()
+                }
+            }
         );
         assert_eq!(
-            parse(r#"{"v":1,"id":5,"op":"logs","unit":"x"}"#).unwrap().op,
-            Op::Logs { unit: "x".into(), n: DEFAULT_LOG_LINES, follow: false }
+            parse(r#"{"v":1,"id":5,"op":"logs","unit":"x"}"#)
+                .unwrap()
+                .op,
+            Op::Logs {
+                unit: "x".into(),
+                n: DEFAULT_LOG_LINES,
+                follow: false
+            }
         );
     }
 
@@ -360,26 +413,59 @@ mod tests {
         assert_eq!(code("{not json"), (None, ErrorCode::BadJson));
         assert_eq!(code(""), (None, ErrorCode::BadJson));
         assert_eq!(code("[1,2]").1, ErrorCode::BadRequest);
-        assert_eq!(code(r#"{"v":2,"id":3,"op":"list"}"#), (Some(3), ErrorCode::BadVersion));
-        assert_eq!(code(r#"{"id":3,"op":"list"}"#), (Some(3), ErrorCode::BadVersion));
-        assert_eq!(code(r#"{"v":1,"id":3,"op":"format-disk"}"#), (Some(3), ErrorCode::UnknownOp));
-        assert_eq!(code(r#"{"v":1,"op":"list"}"#), (None, ErrorCode::BadRequest));
+        assert_eq!(
+            code(r#"{"v":2,"id":3,"op":"list"}"#),
+            (Some(3), ErrorCode::BadVersion)
+        );
+        assert_eq!(
+            code(r#"{"id":3,"op":"list"}"#),
+            (Some(3), ErrorCode::BadVersion)
+        );
+        assert_eq!(
+            code(r#"{"v":1,"id":3,"op":"format-disk"}"#),
+            (Some(3), ErrorCode::UnknownOp)
+        );
+        assert_eq!(
+            code(r#"{"v":1,"op":"list"}"#),
+            (None, ErrorCode::BadRequest)
+        );
         assert_eq!(code(r#"{"v":1,"id":1}"#).1, ErrorCode::BadRequest);
-        assert_eq!(code(r#"{"v":1,"id":1,"op":"start"}"#).1, ErrorCode::BadRequest);
-        assert_eq!(code(r#"{"v":1,"id":1,"op":"list","unit":"x"}"#).1, ErrorCode::BadRequest);
-        assert_eq!(code(r#"{"v":1,"id":1,"op":"list","extra":1}"#).1, ErrorCode::BadRequest);
-        assert_eq!(code(r#"{"v":1,"id":1,"op":"stop","n":3,"unit":"x"}"#).1, ErrorCode::BadRequest);
-        assert_eq!(code(r#"{"v":1,"id":1,"op":"logs","unit":"x","n":1000000}"#).1, ErrorCode::BadRequest);
+        assert_eq!(
+            code(r#"{"v":1,"id":1,"op":"start"}"#).1,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(r#"{"v":1,"id":1,"op":"list","unit":"x"}"#).1,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(r#"{"v":1,"id":1,"op":"list","extra":1}"#).1,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(r#"{"v":1,"id":1,"op":"stop","n":3,"unit":"x"}"#).1,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(r#"{"v":1,"id":1,"op":"logs","unit":"x","n":1000000}"#).1,
+            ErrorCode::BadRequest
+        );
         assert_eq!(
             code(r#"{"v":1,"id":9,"op":"start","unit":"../../etc/shadow"}"#),
             (Some(9), ErrorCode::InvalidName)
         );
-        assert_eq!(code(r#"{"v":1,"id":9,"op":"logs","unit":".."}"#).1, ErrorCode::InvalidName);
+        assert_eq!(
+            code(r#"{"v":1,"id":9,"op":"logs","unit":".."}"#).1,
+            ErrorCode::InvalidName
+        );
     }
 
     #[test]
     fn oversized_request_refused() {
-        let big = format!(r#"{{"v":1,"id":1,"op":"status","unit":"{}"}}"#, "a".repeat(MAX_MESSAGE));
+        let big = format!(
+            r#"{{"v":1,"id":1,"op":"status","unit":"{}"}}"#,
+            "a".repeat(MAX_MESSAGE)
+        );
         assert_eq!(code(&big), (None, ErrorCode::TooLarge));
     }
 
@@ -389,7 +475,10 @@ mod tests {
         let line = ok.encode();
         assert_eq!(*line.last().unwrap(), b'\n');
         let text = String::from_utf8(line.clone()).unwrap();
-        assert_eq!(text, "{\"v\":1,\"id\":3,\"ok\":true,\"result\":{\"x\":[1,2]}}\n");
+        assert_eq!(
+            text,
+            "{\"v\":1,\"id\":3,\"ok\":true,\"result\":{\"x\":[1,2]}}\n"
+        );
         assert_eq!(parse_response(&line).unwrap(), ok);
         let err = Response::from_op_error(4, &OpError::NoSuchUnit("zz".into()));
         let text = String::from_utf8(err.encode()).unwrap();

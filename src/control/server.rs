@@ -100,7 +100,10 @@ impl Client {
     fn queue(&mut self, r: &Response, limits: &Limits) {
         self.output.extend_from_slice(&r.encode());
         if self.pending() > limits.max_output {
-            log::warn!("control: dropping a client whose unread output exceeds {} bytes", limits.max_output);
+            log::warn!(
+                "control: dropping a client whose unread output exceeds {} bytes",
+                limits.max_output
+            );
             self.dead = true;
         }
     }
@@ -213,7 +216,9 @@ impl ControlServer {
         listener
             .set_nonblocking(true)
             .map_err(io_err(&path, "set non-blocking"))?;
-        let ident = std::fs::symlink_metadata(&path).ok().map(|m| (m.dev(), m.ino()));
+        let ident = std::fs::symlink_metadata(&path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
         Ok(Self {
             path,
             ident,
@@ -259,7 +264,13 @@ impl ControlServer {
     }
 
     /// Called for each fd from `poll_fds` that poll reported ready.
-    pub fn on_ready(&mut self, fd: RawFd, revents: PollFlags, ops: &mut dyn Operations, now: Instant) {
+    pub fn on_ready(
+        &mut self,
+        fd: RawFd,
+        revents: PollFlags,
+        ops: &mut dyn Operations,
+        now: Instant,
+    ) {
         if fd == self.listener.as_raw_fd() {
             self.accept_all(now);
             return;
@@ -268,7 +279,9 @@ impl ControlServer {
         let Some(c) = self.clients.get_mut(&fd) else {
             return;
         };
-        if revents.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) && !c.closing {
+        if revents.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            && !c.closing
+        {
             read_and_serve(c, ops, &limits, now);
         }
         if revents.contains(PollFlags::POLLNVAL) {
@@ -338,7 +351,9 @@ impl ControlServer {
                     &Response::error(
                         None,
                         ErrorCode::PermissionDenied,
-                        format!("permission denied: the control API serves root only (peer uid {uid})"),
+                        format!(
+                            "permission denied: the control API serves root only (peer uid {uid})"
+                        ),
                     ),
                 );
                 continue;
@@ -458,7 +473,11 @@ fn serve_lines(c: &mut Client, ops: &mut dyn Operations, limits: &Limits, now: I
             Outcome::Reply(r) => c.queue(&r, limits),
             Outcome::Follow { first, unit, seq } => {
                 c.queue(&first, limits);
-                c.follow = Some(Follow { id: req.id, unit, seq });
+                c.follow = Some(Follow {
+                    id: req.id,
+                    unit,
+                    seq,
+                });
             }
         }
     }

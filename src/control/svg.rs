@@ -70,7 +70,12 @@ fn kind_class(k: SubjectKind) -> &'static str {
 fn bar(e: &Entry, end_us: u64) -> (u64, u64, &'static str, String) {
     match (e.start_us, e.ready_us, e.failed_us) {
         (Some(s), Some(r), _) => (s, r, "ready", fmt_duration_us(r.saturating_sub(s))),
-        (Some(s), None, Some(f)) => (s, f, "failed", format!("failed after {}", fmt_duration_us(f.saturating_sub(s)))),
+        (Some(s), None, Some(f)) => (
+            s,
+            f,
+            "failed",
+            format!("failed after {}", fmt_duration_us(f.saturating_sub(s))),
+        ),
         (Some(s), None, None) => (s, end_us, "pending", "not ready".into()),
         (None, Some(r), _) => (r, r, "ready", format!("@{}", fmt_seconds_us(r))),
         (None, None, Some(f)) => (f, f, "failed", "failed".into()),
@@ -97,10 +102,17 @@ pub fn render(a: &Analysis) -> String {
          .done{stroke:#d05050;stroke-dasharray:4,3}</style>\n",
     );
     let title = match a.boot_complete_us {
-        Some(t) => format!("lifsea-init boot chart: boot complete at {}", fmt_seconds_us(t)),
+        Some(t) => format!(
+            "lifsea-init boot chart: boot complete at {}",
+            fmt_seconds_us(t)
+        ),
         None => "lifsea-init boot chart: boot not complete".to_string(),
     };
-    let _ = writeln!(s, r#"<text x="10" y="18" font-size="14">{}</text>"#, escape(&title));
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="18" font-size="14">{}</text>"#,
+        escape(&title)
+    );
     let step = tick_step_us(end_us);
     let mut t = 0;
     while t <= end_us {
