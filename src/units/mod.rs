@@ -4,6 +4,10 @@
 pub mod check;
 pub mod graph;
 pub mod load;
+pub mod parse;
 pub mod schema;
+pub mod users;
+pub mod values;
 
 pub use schema::Unit;
+pub use values::valid_unit_name;
