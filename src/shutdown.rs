@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 use crate::control::ops::ShutdownKind;
 use crate::mounts::parse_mountinfo;
 use crate::sys::power::{self, PowerAction};
-use crate::sys::process::{self, ReapOutcome};
+use crate::sys::reap::{self as process, ReapOutcome};
 
 /// How long processes get between SIGTERM and SIGKILL at the very end.
 pub const TERM_GRACE: Duration = Duration::from_secs(1);

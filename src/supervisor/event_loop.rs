@@ -27,7 +27,7 @@ use crate::control::server::ControlServer;
 use crate::sys::inotify::{FileWatcher, WatchId};
 use crate::sys::notify_socket::NotifySocket;
 use crate::sys::poll::{poll_fds, Watch};
-use crate::sys::process::{self, Reaped};
+use crate::sys::reap::{self as process, Reaped};
 use crate::timeline::{SubjectKind, Timeline, TimelineEvent};
 use crate::units::schema::{KillMode, Readiness};
 use crate::units::Unit;
