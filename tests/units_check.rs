@@ -131,7 +131,7 @@ fn bad_units_list_every_error() {
     let (code, out, err) = check(&[d.to_str().unwrap()]);
     assert_eq!(code, 1, "stderr: {err}");
     let lines: Vec<&str> = out.lines().collect();
-    let expected = vec![
+    let expected = [
         format!("{}:1:9: exec: program must be an absolute path, got \"bin/x\"", p("bad.toml")),
         format!(
             "{}:2:16: stop-timeout: invalid duration \"10y\": unknown unit \"y\" (use ms, s, m or h)",
@@ -225,4 +225,38 @@ fn shipped_units_pass() {
     let units = v["units"].as_array().unwrap();
     assert!(units.contains(&serde_json::json!("containerd")), "{out}");
     assert!(units.contains(&serde_json::json!("kubelet")), "{out}");
+}
+
+/// The examples in docs/units.md are real unit files: every ```toml block with an `exec` key is
+/// written out under the name its comment gives and checked.
+#[test]
+fn documented_examples_pass() {
+    let doc =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/units.md")).unwrap();
+    let t = TempDir::new("docs");
+    let mut written = Vec::new();
+    for block in doc.split("```toml\n").skip(1) {
+        let text = block.split("```").next().unwrap();
+        if !text.contains("exec = ") {
+            continue;
+        }
+        // First line: "# /some/dir/<name>.toml ..."
+        let first = text.lines().next().unwrap();
+        let file = first
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap();
+        assert!(file.ends_with(".toml"), "{first}");
+        write(&t.0, file, text);
+        written.push(file.to_string());
+    }
+    assert_eq!(written, vec!["containerd.toml", "node-exporter.toml"]);
+    let (code, out, err) = check(&[t.0.to_str().unwrap()]);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "2 units, 0 errors\n", "")
+    );
 }

@@ -2,6 +2,7 @@
 //! and the dependency graph (graph). See docs/units.md for the format reference.
 
 pub mod check;
+mod fields;
 pub mod graph;
 pub mod load;
 pub mod parse;

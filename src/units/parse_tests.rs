@@ -1,4 +1,5 @@
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use caps::Capability;
@@ -6,6 +7,7 @@ use nix::sys::resource::Resource;
 use nix::sys::signal::Signal;
 
 use super::*;
+use crate::units::schema::{CapabilitySpec, CgroupSpec, Limit};
 
 fn ok(text: &str) -> Unit {
     match parse_unit("svc", Path::new("/u/svc.toml"), text) {
