@@ -23,6 +23,7 @@ use nix::unistd::Pid;
 use crate::sys::cred;
 use crate::sys::process::{self, CStringArray, Forked};
 use crate::units::schema::{CgroupSpec, KillMode, Readiness, RestartPolicy, UnitType};
+use crate::units::users::{self, Credentials};
 use crate::units::Unit;
 
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +161,7 @@ fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, Errno> {
 /// and LOGNAME are set to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Identity {
-    uid: Option<u32>,
+    uid: u32,
     gid: u32,
     groups: Vec<u32>,
     name: Option<String>,
@@ -427,7 +428,7 @@ impl Failure {
             Stage::KeepCaps => "keep capabilities".to_string(),
             Stage::Groups => format!("setgroups {:?}", id.map(|i| &i.groups)),
             Stage::Gid => format!("setgid {}", id.map(|i| i.gid).unwrap_or_default()),
-            Stage::Uid => format!("setuid {}", id.and_then(|i| i.uid).unwrap_or_default()),
+            Stage::Uid => format!("setuid {}", id.map(|i| i.uid).unwrap_or_default()),
             Stage::Capset => format!("capset {:#x}", plan.ambient_mask),
             Stage::Ambient => format!("raise ambient capability {}", self.detail),
             Stage::NoNewPrivs => "set no-new-privileges".to_string(),
@@ -506,9 +507,7 @@ fn child_steps(plan: &Plan, fds: &ChildFds, report: &mut RawFd) -> Result<Infall
         }
         cred::set_groups(&id.groups).map_err(Failure::at(Groups, 0))?;
         cred::set_gid(id.gid).map_err(Failure::at(Gid, 0))?;
-        if let Some(uid) = id.uid {
-            cred::set_uid(uid).map_err(Failure::at(Uid, 0))?;
-        }
+        cred::set_uid(id.uid).map_err(Failure::at(Uid, 0))?;
     }
     if !plan.ambient.is_empty() {
         let m = plan.ambient_mask;
@@ -531,102 +530,28 @@ fn child_steps(plan: &Plan, fds: &ChildFds, report: &mut RawFd) -> Result<Infall
     )))
 }
 
-/// Looks up the unit's user and group in `etc_dir`'s passwd and group files.
+/// Looks up the unit's user and group in `etc_dir`'s passwd and group files. The primary gid
+/// joins the supplementary list, as `initgroups` would do for a login.
 fn resolve_identity(req: &SpawnRequest<'_>) -> Result<Option<Identity>, String> {
     let unit = req.unit;
     if unit.user.is_none() && unit.group.is_none() {
         return Ok(None);
     }
-    let read = |file: &str| {
-        let path = req.etc_dir.join(file);
-        std::fs::read_to_string(&path).map_err(|e| format!("read {}: {e}", path.display()))
-    };
-    let passwd = if unit.user.is_some() {
-        read("passwd")?
-    } else {
-        String::new()
-    };
-    let group = read("group")?;
-    identity_from(unit.user.as_deref(), unit.group.as_deref(), &passwd, &group)
+    let creds = users::resolve_in(req.etc_dir, unit.user.as_deref(), unit.group.as_deref())
+        .map_err(|e| e.to_string())?;
+    Ok(Some(identity_from(creds)))
 }
 
-/// Pure lookup: the user's uid, home and primary gid (unless `group` overrides it), and the
-/// supplementary groups that list the user, plus the primary gid as `initgroups` does. Numeric
-/// names are accepted as ids.
-fn identity_from(
-    user: Option<&str>,
-    group: Option<&str>,
-    passwd: &str,
-    groups: &str,
-) -> Result<Option<Identity>, String> {
-    let entries = |text: &'_ str| -> Vec<Vec<String>> {
-        text.lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .map(|l| l.split(':').map(str::to_string).collect())
-            .collect()
-    };
-    let pw = entries(passwd);
-    let gr = entries(groups);
-    let field = |e: &Vec<String>, i: usize| e.get(i).cloned().unwrap_or_default();
-
-    let gid_of = |name: &str| -> Result<u32, String> {
-        gr.iter()
-            .find(|e| field(e, 0) == name)
-            .and_then(|e| field(e, 2).parse().ok())
-            .or_else(|| name.parse().ok())
-            .ok_or_else(|| format!("group {name} not found"))
-    };
-    let group_gid = group.map(gid_of).transpose()?;
-
-    let Some(user) = user else {
-        let Some(gid) = group_gid else {
-            return Ok(None);
-        };
-        return Ok(Some(Identity {
-            uid: None,
-            gid,
-            groups: vec![gid],
-            name: None,
-            home: None,
-        }));
-    };
-    let entry = pw.iter().find(|e| field(e, 0) == user);
-    let (uid, primary, name, home) = match entry {
-        Some(e) => {
-            let uid = field(e, 2)
-                .parse()
-                .map_err(|_| format!("user {user}: bad uid"))?;
-            let gid = field(e, 3)
-                .parse()
-                .map_err(|_| format!("user {user}: bad gid"))?;
-            (uid, gid, Some(field(e, 0)), Some(field(e, 5)))
-        }
-        None => match user.parse::<u32>() {
-            Ok(uid) => (uid, group_gid.unwrap_or(uid), None, None),
-            Err(_) => return Err(format!("user {user} not found")),
-        },
-    };
-    let gid = group_gid.unwrap_or(primary);
-    let mut supplementary = vec![gid];
-    if let Some(name) = &name {
-        for e in &gr {
-            let members = field(e, 3);
-            if members.split(',').any(|m| m == name) {
-                if let Ok(g) = field(e, 2).parse::<u32>() {
-                    if !supplementary.contains(&g) {
-                        supplementary.push(g);
-                    }
-                }
-            }
-        }
+fn identity_from(creds: Credentials) -> Identity {
+    let mut groups = vec![creds.gid];
+    groups.extend(creds.supplementary.iter().filter(|&&g| g != creds.gid));
+    Identity {
+        uid: creds.uid,
+        gid: creds.gid,
+        groups,
+        name: creds.name,
+        home: creds.home.map(|h| h.to_string_lossy().into_owned()),
     }
-    Ok(Some(Identity {
-        uid: Some(uid),
-        gid,
-        groups: supplementary,
-        name,
-        home,
-    }))
 }
 
 /// A unit with every field at its default, for tests and benchmarks: a daemon ready at exec,
@@ -676,12 +601,16 @@ mod tests {
                           svc:x:1000:1000:Service:/var/lib/svc:/usr/sbin/nologin\n";
     const GROUP: &str = "root:x:0:\nsvc:x:1000:\ndisk:x:6:svc,other\nkvm:x:36:other\n";
 
+    fn identity(user: Option<&str>, group: Option<&str>) -> Identity {
+        identity_from(users::resolve(user, group, PASSWD, GROUP).unwrap())
+    }
+
     #[test]
     fn environment_is_clean_and_unit_wins() {
         let mut unit = test_unit("t", &["/bin/true"]);
         unit.env = vec![("PATH".into(), "/opt/bin".into()), ("A".into(), "1".into())];
-        let id = identity_from(Some("svc"), None, PASSWD, GROUP).unwrap();
-        let env = environment(&unit, id.as_ref(), Some(Path::new("/run/n.sock")));
+        let id = identity(Some("svc"), None);
+        let env = environment(&unit, Some(&id), Some(Path::new("/run/n.sock")));
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("PATH"), Some("/opt/bin"));
         assert_eq!(env.iter().filter(|(n, _)| n == "PATH").count(), 1);
@@ -690,25 +619,20 @@ mod tests {
         assert_eq!(get("LOGNAME"), Some("svc"));
         assert_eq!(get("NOTIFY_SOCKET"), Some("/run/n.sock"));
         assert_eq!(get("A"), Some("1"));
+        let bare = environment(&unit, None, None);
+        assert!(bare
+            .iter()
+            .all(|(k, _)| k != "HOME" && k != "NOTIFY_SOCKET"));
     }
 
     #[test]
-    fn identity_lookup() {
-        let id = identity_from(Some("svc"), None, PASSWD, GROUP)
-            .unwrap()
-            .unwrap();
-        assert_eq!((id.uid, id.gid), (Some(1000), 1000));
-        assert_eq!(id.groups, vec![1000, 6]);
-        let id = identity_from(Some("svc"), Some("kvm"), PASSWD, GROUP)
-            .unwrap()
-            .unwrap();
-        assert_eq!(id.gid, 36);
-        let id = identity_from(None, Some("disk"), PASSWD, GROUP)
-            .unwrap()
-            .unwrap();
-        assert_eq!((id.uid, id.gid, id.groups), (None, 6, vec![6]));
-        assert!(identity_from(Some("ghost"), None, PASSWD, GROUP).is_err());
-        assert!(identity_from(None, None, PASSWD, GROUP).unwrap().is_none());
+    fn primary_group_leads_the_group_list() {
+        let id = identity(Some("svc"), None);
+        assert_eq!((id.uid, id.gid, id.groups), (1000, 1000, vec![1000, 6]));
+        let id = identity(Some("svc"), Some("kvm"));
+        assert_eq!((id.gid, id.groups), (36, vec![36, 6]));
+        let id = identity(None, Some("disk"));
+        assert_eq!((id.uid, id.gid, id.groups), (0, 6, vec![6]));
     }
 
     #[test]
