@@ -40,13 +40,19 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
     let mut timeline = Timeline::new();
     timeline.mark(SubjectKind::Stage, "supervise", TimelineEvent::Start);
     let unit_dirs = if opts.unit_dirs.is_empty() {
-        vec![PathBuf::from(VENDOR_UNIT_DIR), PathBuf::from(ADMIN_UNIT_DIR)]
+        vec![
+            PathBuf::from(VENDOR_UNIT_DIR),
+            PathBuf::from(ADMIN_UNIT_DIR),
+        ]
     } else {
         opts.unit_dirs.clone()
     };
     let cfg = supervisor::Config {
         unit_dirs,
-        run_dir: opts.run_dir.clone().unwrap_or_else(|| PathBuf::from(RUN_DIR)),
+        run_dir: opts
+            .run_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(RUN_DIR)),
         log_dir: opts.log_dir.clone(),
         container: true,
         cgroup_root: None,

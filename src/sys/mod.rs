@@ -1,2 +1,11 @@
 //! The only place with `unsafe` and raw syscalls: one function per intention, each named after what
 //! it does and documenting the syscall it wraps.
+
+pub mod cred;
+pub mod inotify;
+pub mod notify_socket;
+pub mod poll;
+pub mod power;
+pub mod process;
+pub mod reap;
+pub mod signal;
