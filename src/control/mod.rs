@@ -6,6 +6,7 @@
 
 pub mod analyze;
 pub mod client;
+pub mod connection;
 pub mod dispatch;
 pub mod names;
 pub mod ops;
