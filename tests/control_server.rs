@@ -429,7 +429,9 @@ fn non_root_client_is_refused() {
     let (code, _, err) = initctl_as(&h.dir, &["status", "alpha"], Some(65534));
     assert_eq!(code, 3, "{err}");
     assert!(
-        err.contains("cannot connect to") && err.contains("ermission denied"),
+        err.contains("cannot connect to")
+            && err.contains("ermission denied")
+            && err.contains("(the control API serves root only)"),
         "{err}"
     );
     // Open the file lock to test the second one: SO_PEERCRED.
