@@ -3,23 +3,11 @@
 //! Names come from untrusted clients and end up in paths (`<admin dir>/<name>.enabled`,
 //! `<log dir>/<name>.log`), so the rule excludes every way of leaving a directory: no `/`, no leading
 //! `.` (which also rules out `.` and `..`), nothing but a small ASCII alphabet, and a length bound. It
-//! is the same rule unit file names follow.
+//! is the rule unit file names follow (`units::values::valid_unit_name`), re-exported here.
 
-/// Longest accepted unit name, in bytes.
-pub const MAX_UNIT_NAME: usize = 64;
-
-/// `[A-Za-z0-9][A-Za-z0-9_.@-]*`, at most `MAX_UNIT_NAME` bytes.
-pub fn valid_unit_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    let Some(first) = bytes.first() else {
-        return false;
-    };
-    bytes.len() <= MAX_UNIT_NAME
-        && first.is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'@' | b'-'))
-}
+// One rule for every place a unit name comes from: the unit loader's. The tests below pin down
+// that it holds for names arriving over the API too.
+pub use crate::units::values::{valid_unit_name, MAX_UNIT_NAME};
 
 #[cfg(test)]
 mod tests {
