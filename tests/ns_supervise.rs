@@ -28,9 +28,17 @@ exec = ["/bin/sh", "-c", "for t in 1 2 3 4 5 6 7 8 9 10; do n=$(grep -l '^State:
 "#,
     );
     ns.start();
-    assert!(ns.wait_for(Duration::from_secs(60), || !ns.read("zombies").is_empty()), "{}", ns.log());
+    assert!(
+        ns.wait_for(Duration::from_secs(60), || !ns.read("zombies").is_empty()),
+        "{}",
+        ns.log()
+    );
     assert_eq!(ns.read("forked").trim(), "1000");
-    assert_eq!(ns.read("zombies").trim(), "0", "zombies left in the namespace");
+    assert_eq!(
+        ns.read("zombies").trim(),
+        "0",
+        "zombies left in the namespace"
+    );
     ns.stop(T);
 }
 
@@ -53,22 +61,50 @@ restart-delay = "5s"
     );
     ns.start();
     // First restart is immediate; the next waits out restart-delay.
-    assert!(ns.wait_for(Duration::from_secs(5), || ns.lines("crashy").len() >= 2), "{}", ns.log());
-    let stamps: Vec<u128> = ns.lines("crashy").iter().map(|l| l.parse().unwrap()).collect();
+    assert!(
+        ns.wait_for(Duration::from_secs(5), || ns.lines("crashy").len() >= 2),
+        "{}",
+        ns.log()
+    );
+    let stamps: Vec<u128> = ns
+        .lines("crashy")
+        .iter()
+        .map(|l| l.parse().unwrap())
+        .collect();
     let gap_ms = (stamps[1] - stamps[0]) / 1_000_000;
     assert!(gap_ms < 1000, "first restart took {gap_ms} ms");
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(ns.lines("crashy").len(), 2, "second restart must wait for the backoff delay");
-    assert!(ns.log().contains("[ STOP ] crashy (exited 1, restarting in 0 ms)"), "{}", ns.log());
+    assert_eq!(
+        ns.lines("crashy").len(),
+        2,
+        "second restart must wait for the backoff delay"
+    );
+    assert!(
+        ns.log()
+            .contains("[ STOP ] crashy (exited 1, restarting in 0 ms)"),
+        "{}",
+        ns.log()
+    );
 
     assert!(ns.wait_for(T, || !Ns::pids_with("sleep 1234.567").is_empty()));
     let first = Ns::pids_with("sleep 1234.567");
     let killed_at = Instant::now();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(first[0]), Signal::SIGKILL).unwrap();
-    assert!(ns.wait_for(Duration::from_secs(3), || ns.lines("victim").len() == 2), "{}", ns.log());
+    assert!(
+        ns.wait_for(Duration::from_secs(3), || ns.lines("victim").len() == 2),
+        "{}",
+        ns.log()
+    );
     assert!(killed_at.elapsed() < Duration::from_secs(2));
-    assert!(ns.wait_for(T, || Ns::pids_with("sleep 1234.567").iter().any(|p| *p != first[0])));
-    assert!(ns.log().contains("victim (killed by SIGKILL, restarting in 0 ms)"), "{}", ns.log());
+    assert!(ns.wait_for(T, || Ns::pids_with("sleep 1234.567")
+        .iter()
+        .any(|p| *p != first[0])));
+    assert!(
+        ns.log()
+            .contains("victim (killed by SIGKILL, restarting in 0 ms)"),
+        "{}",
+        ns.log()
+    );
     ns.stop(T);
 }
 
@@ -121,8 +157,17 @@ exec = ["/bin/sh", "-c", "echo dep-sock >> @OUT@/order-sock; exec sleep 100"]
         ("order-fd", "ready-fd", "dep-fd"),
         ("order-sock", "ready-sock", "dep-sock"),
     ] {
-        assert!(ns.wait_for(T, || ns.lines(file).len() >= 2), "{file}: {}", ns.log());
-        assert_eq!(ns.lines(file), vec![first.to_string(), second.to_string()], "{}", ns.log());
+        assert!(
+            ns.wait_for(T, || ns.lines(file).len() >= 2),
+            "{file}: {}",
+            ns.log()
+        );
+        assert_eq!(
+            ns.lines(file),
+            vec![first.to_string(), second.to_string()],
+            "{}",
+            ns.log()
+        );
     }
     assert!(ns.wait_log(T, "boot complete in"), "{}", ns.log());
     let tl = ns.timeline().expect("boot-timeline.json");
@@ -158,10 +203,24 @@ exec = ["/bin/sh", "-c", "echo ran > @OUT@/needs-mute; exec sleep 100"]
     );
     let started = Instant::now();
     ns.start();
-    assert!(ns.wait_log(T, "[FAILED] needs-mute: dependency mute failed: not ready within 1s"), "{}", ns.log());
+    assert!(
+        ns.wait_log(
+            T,
+            "[FAILED] needs-mute: dependency mute failed: not ready within 1s"
+        ),
+        "{}",
+        ns.log()
+    );
     assert!(started.elapsed() >= Duration::from_secs(1));
-    assert!(ns.log().contains("[FAILED] mute: not ready within 1s"), "{}", ns.log());
-    assert!(ns.wait_for(T, || Ns::pids_with("sleep 3456.7").is_empty()), "the unready unit must be killed");
+    assert!(
+        ns.log().contains("[FAILED] mute: not ready within 1s"),
+        "{}",
+        ns.log()
+    );
+    assert!(
+        ns.wait_for(T, || Ns::pids_with("sleep 3456.7").is_empty()),
+        "the unready unit must be killed"
+    );
     assert_eq!(ns.read("needs-mute"), "");
     assert_eq!(ns.read("independent").trim(), "ran");
     assert!(ns.wait_log(T, "boot complete in"));

@@ -6,8 +6,8 @@
 //! `boot-timeline.json`. Every wait is bounded; a test that times out kills the whole namespace.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -120,10 +120,21 @@ impl Ns {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             for ent in std::fs::read_dir("/proc").ok()?.flatten() {
-                let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-                let Ok(stat) = std::fs::read_to_string(ent.path().join("stat")) else { continue };
-                let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
-                if rest.split_whitespace().nth(1).and_then(|p| p.parse::<i32>().ok()) == Some(unshare) {
+                let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                    continue;
+                };
+                let Ok(stat) = std::fs::read_to_string(ent.path().join("stat")) else {
+                    continue;
+                };
+                let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                    continue;
+                };
+                if rest
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|p| p.parse::<i32>().ok())
+                    == Some(unshare)
+                {
                     return Some(pid);
                 }
             }
@@ -190,9 +201,13 @@ impl Ns {
     /// Host pids whose command line contains `marker`.
     pub fn pids_with(marker: &str) -> Vec<i32> {
         let mut out = Vec::new();
-        let Ok(rd) = std::fs::read_dir("/proc") else { return out };
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return out;
+        };
         for ent in rd.flatten() {
-            let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
             if let Ok(cmd) = std::fs::read(ent.path().join("cmdline")) {
                 let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
                 if cmd.contains(marker) {
@@ -207,7 +222,11 @@ impl Ns {
     pub fn stop(&mut self, timeout: Duration) {
         self.signal(Signal::SIGTERM);
         let st = self.wait_exit(timeout);
-        assert!(st.is_some_and(|s| s.success()), "init did not exit cleanly: {st:?}\n{}", self.log());
+        assert!(
+            st.is_some_and(|s| s.success()),
+            "init did not exit cleanly: {st:?}\n{}",
+            self.log()
+        );
     }
 }
 
