@@ -42,7 +42,9 @@ pub fn format_line(level: Level, msg: &str, kmsg: bool) -> String {
 
 impl Logger {
     fn write_line(&self, level: Level, msg: &str) {
-        let Ok(mut sink) = self.sink.lock() else { return };
+        let Ok(mut sink) = self.sink.lock() else {
+            return;
+        };
         match &mut *sink {
             Sink::Kmsg(f) => {
                 // /dev/kmsg takes one record per write and caps it at about 1 KiB.
@@ -100,7 +102,11 @@ pub fn init_with(debug: bool, use_kmsg: bool) {
         Sink::Stderr
     };
     let env_debug = std::env::var("LIFSEA_DEBUG").is_ok_and(|v| v == "1");
-    let level = if debug || env_debug { LevelFilter::Debug } else { LevelFilter::Info };
+    let level = if debug || env_debug {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Info
+    };
     let logger = Box::new(Logger {
         sink: Mutex::new(sink),
         level,
@@ -119,8 +125,14 @@ mod tests {
 
     #[test]
     fn lines_carry_priority_for_kmsg_only() {
-        assert_eq!(format_line(Level::Error, "boom", true), "<3>lifsea-init: boom\n");
-        assert_eq!(format_line(Level::Info, "[  OK  ] a ready", true), "<6>lifsea-init: [  OK  ] a ready\n");
+        assert_eq!(
+            format_line(Level::Error, "boom", true),
+            "<3>lifsea-init: boom\n"
+        );
+        assert_eq!(
+            format_line(Level::Info, "[  OK  ] a ready", true),
+            "<6>lifsea-init: [  OK  ] a ready\n"
+        );
         assert_eq!(format_line(Level::Debug, "x", true), "<7>lifsea-init: x\n");
         assert_eq!(format_line(Level::Warn, "w", false), "lifsea-init: w\n");
     }

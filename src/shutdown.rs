@@ -81,7 +81,9 @@ fn reap_until_none(limit: Duration) -> bool {
         match process::reap_nohang() {
             ReapOutcome::Reaped(_) => continue,
             ReapOutcome::NoChildren => {
-                if std::process::id() == 1 || descendants(Path::new("/proc"), std::process::id() as i32).is_empty() {
+                if std::process::id() == 1
+                    || descendants(Path::new("/proc"), std::process::id() as i32).is_empty()
+                {
                     return true;
                 }
             }
@@ -102,10 +104,14 @@ pub fn parse_stat_ppid(stat: &str) -> Option<i32> {
 
 /// Every process below `root_pid`, from a /proc directory.
 pub fn descendants(proc_dir: &Path, root_pid: i32) -> Vec<i32> {
-    let Ok(rd) = std::fs::read_dir(proc_dir) else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir(proc_dir) else {
+        return Vec::new();
+    };
     let mut parent = std::collections::BTreeMap::new();
     for ent in rd.flatten() {
-        let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
         if let Ok(stat) = std::fs::read_to_string(ent.path().join("stat")) {
             if let Some(pp) = parse_stat_ppid(&stat) {
                 parent.insert(pid, pp);
@@ -171,13 +177,20 @@ mod tests {
         let order = unmount_order(t);
         assert_eq!(
             order,
-            vec![PathBuf::from("/sys/fs/cgroup"), PathBuf::from("/sys"), PathBuf::from("/proc")]
+            vec![
+                PathBuf::from("/sys/fs/cgroup"),
+                PathBuf::from("/sys"),
+                PathBuf::from("/proc")
+            ]
         );
     }
 
     #[test]
     fn finds_descendants_in_real_proc() {
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         let me = std::process::id() as i32;
         let d = descendants(Path::new("/proc"), me);
         assert!(d.contains(&(child.id() as i32)), "{d:?}");

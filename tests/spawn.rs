@@ -68,11 +68,15 @@ impl Child {
 }
 
 fn start(unit: &Unit, notify: Option<&Path>) -> Result<Child, SpawnError> {
+    start_in(unit, notify, Path::new("/etc"))
+}
+
+fn start_in(unit: &Unit, notify: Option<&Path>, etc_dir: &Path) -> Result<Child, SpawnError> {
     let req = SpawnRequest {
         unit,
         notify_socket: notify,
         cgroup_dir: None,
-        etc_dir: Path::new("/etc"),
+        etc_dir,
     };
     spawn(&req).map(|s| Child {
         pid: s.pid,
@@ -137,6 +141,43 @@ fn runs_as_nobody_with_its_groups() {
     assert_eq!(child.status("Gid"), format!("{gid}\t{gid}\t{gid}\t{gid}"));
     assert_eq!(child.status("Groups"), gid);
     assert_eq!(child.status("CapEff"), "0000000000000000");
+}
+
+#[test]
+fn users_come_from_the_given_etc_dir() {
+    let etc = std::env::temp_dir().join(format!("spawn-etc-{}", std::process::id()));
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(
+        etc.join("passwd"),
+        "svc:x:4242:4343:svc:/var/lib/svc:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(
+        etc.join("group"),
+        "svc:x:4343:\nextra:x:4444:svc\nother:x:4545:\n",
+    )
+    .unwrap();
+    let mut unit = sleeper("etcdir");
+    unit.user = Some("svc".into());
+    let child = start_in(&unit, None, &etc);
+    unit.user = Some("ghost".into());
+    let ghost = start_in(&unit, None, &etc).err();
+    unit.user = None;
+    unit.group = Some("other".into());
+    let group_only = start_in(&unit, None, &etc);
+    std::fs::remove_dir_all(&etc).unwrap();
+
+    let child = child.unwrap();
+    assert_eq!(child.status("Uid"), "4242\t4242\t4242\t4242");
+    assert_eq!(child.status("Gid"), "4343\t4343\t4343\t4343");
+    assert_eq!(child.status("Groups"), "4343 4444");
+    assert!(environ(&child).contains(&"HOME=/var/lib/svc".to_string()));
+    let msg = ghost.unwrap().to_string();
+    assert!(msg.contains("ghost"), "{msg}");
+    let group_only = group_only.unwrap();
+    assert_eq!(group_only.status("Uid"), "0\t0\t0\t0");
+    assert_eq!(group_only.status("Gid"), "4545\t4545\t4545\t4545");
+    assert_eq!(group_only.status("Groups"), "4545");
 }
 
 #[test]

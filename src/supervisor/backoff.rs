@@ -23,7 +23,11 @@ pub struct XorShift(u64);
 impl XorShift {
     pub fn new(seed: u64) -> Self {
         // Zero is the one state xorshift never leaves.
-        Self(if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed })
+        Self(if seed == 0 {
+            0x9e37_79b9_7f4a_7c15
+        } else {
+            seed
+        })
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -138,7 +142,9 @@ mod tests {
         let p = policy();
         let run = |seed| {
             let mut b = Backoff::new(seed);
-            (0..6).map(|_| b.next_delay(&p, Duration::ZERO)).collect::<Vec<_>>()
+            (0..6)
+                .map(|_| b.next_delay(&p, Duration::ZERO))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(42), run(42));
         assert_ne!(run(42), run(43));

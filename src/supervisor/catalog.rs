@@ -31,18 +31,31 @@ pub fn from_outcome(outcome: LoadOutcome) -> Catalog {
     let mut errors: Vec<String> = outcome.errors.iter().map(|e| e.to_string()).collect();
     let mut blocked = BTreeMap::new();
     for (name, errs) in &outcome.broken {
-        let first = errs.first().map(|e| e.to_string()).unwrap_or_else(|| "invalid unit file".into());
+        let first = errs
+            .first()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "invalid unit file".into());
         blocked.insert(name.clone(), format!("invalid unit file: {first}"));
     }
     for ge in graph::check(&outcome.units) {
+        // A dependency on a broken file is not "unknown": the dependent fails at start with the
+        // broken unit's reason instead.
+        if let GraphError::Missing { missing, .. } = &ge {
+            if outcome.broken.contains_key(missing) {
+                continue;
+            }
+        }
         errors.push(ge.to_string());
         match &ge {
-            GraphError::Missing { unit, .. } => {
-                blocked.entry(unit.clone()).or_insert_with(|| ge.to_string());
+            GraphError::Missing { unit, missing } => {
+                blocked
+                    .entry(unit.clone())
+                    .or_insert_with(|| format!("depends on unknown unit {missing}"));
             }
             GraphError::Cycle { units } => {
+                let reason = format!("dependency cycle: {}", units.join(" -> "));
                 for u in units {
-                    blocked.entry(u.clone()).or_insert_with(|| ge.to_string());
+                    blocked.entry(u.clone()).or_insert_with(|| reason.clone());
                 }
             }
         }
@@ -76,7 +89,11 @@ impl Supervisor {
         }
         for (name, reason) in &cat.blocked {
             log::warn!("[FAILED] {name}: {reason}");
-            self.timeline.mark(crate::timeline::SubjectKind::Unit, name, crate::timeline::TimelineEvent::Failed);
+            self.timeline.mark(
+                crate::timeline::SubjectKind::Unit,
+                name,
+                crate::timeline::TimelineEvent::Failed,
+            );
         }
         self.units = cat.units;
     }
@@ -98,7 +115,11 @@ impl Supervisor {
         for (name, unit) in &cat.units {
             let spec = UnitSpec::from_unit(unit, has_cg);
             if let Some(reason) = cat.blocked.get(name) {
-                if self.core.get(name).is_some_and(|e| e.phase != Phase::Failed && e.phase != Phase::Inactive) {
+                if self
+                    .core
+                    .get(name)
+                    .is_some_and(|e| e.phase != Phase::Failed && e.phase != Phase::Inactive)
+                {
                     to_stop.push(name.clone());
                 } else {
                     self.core.add_blocked(name, spec, reason, now);
@@ -115,7 +136,10 @@ impl Supervisor {
                 }
                 Some(prev) if prev != unit => {
                     let active = self.core.get(name).is_some_and(|e| {
-                        matches!(e.phase, Phase::Starting | Phase::Running | Phase::Waiting | Phase::Backoff)
+                        matches!(
+                            e.phase,
+                            Phase::Starting | Phase::Running | Phase::Waiting | Phase::Backoff
+                        )
                     });
                     self.core.upsert(name, spec, unit.enabled, now);
                     if active {

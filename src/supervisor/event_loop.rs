@@ -29,9 +29,9 @@ use crate::sys::notify_socket::NotifySocket;
 use crate::sys::poll::{poll_fds, Watch};
 use crate::sys::reap::{self as process, Reaped};
 use crate::timeline::{SubjectKind, Timeline, TimelineEvent};
+use crate::unitlog::{Stream, UnitLogs};
 use crate::units::schema::{KillMode, Readiness};
 use crate::units::Unit;
-use crate::unitlog::{Stream, UnitLogs};
 
 /// Bytes read from one pipe per wakeup, so one chatty service cannot starve the loop.
 const READ_BUDGET: usize = 64 * 1024;
@@ -84,7 +84,12 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub(super) fn new(cfg: Config, timeline: Timeline, cgroups: Option<CgroupRoot>, cgroup_base: String) -> Self {
+    pub(super) fn new(
+        cfg: Config,
+        timeline: Timeline,
+        cgroups: Option<CgroupRoot>,
+        cgroup_base: String,
+    ) -> Self {
         let facts: Vec<&str> = crate::units::schema::FACTS.to_vec();
         let core = Core::new(&facts, &cfg.facts_reached);
         let notify_path = cfg.run_dir.join("notify.sock");
@@ -139,8 +144,17 @@ impl Supervisor {
     fn perform(&mut self, a: Action) {
         match a {
             Action::Spawn(unit) => self.spawn_unit(&unit),
-            Action::Kill { unit, signal, scope } => self.kill_unit(&unit, signal, scope),
-            Action::ArmTimer { unit, kind, at, gen } => {
+            Action::Kill {
+                unit,
+                signal,
+                scope,
+            } => self.kill_unit(&unit, signal, scope),
+            Action::ArmTimer {
+                unit,
+                kind,
+                at,
+                gen,
+            } => {
                 self.timer_seq += 1;
                 self.timers.push(Reverse(TimerEntry {
                     at,
@@ -164,13 +178,27 @@ impl Supervisor {
         }
     }
 
-    fn on_transition(&mut self, subject: SubjectKind, name: &str, event: TimelineEvent, detail: &str) {
+    fn on_transition(
+        &mut self,
+        subject: SubjectKind,
+        name: &str,
+        event: TimelineEvent,
+        detail: &str,
+    ) {
         self.timeline.mark(subject, name, event);
-        let suffix = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
+        let suffix = if detail.is_empty() {
+            String::new()
+        } else {
+            format!(" ({detail})")
+        };
         match (subject, event) {
             (SubjectKind::Fact, _) => log::info!("[  OK  ] reached {name}"),
             (_, TimelineEvent::Ready) => {
-                let ms = self.spawned_at.get(name).map(|t| t.elapsed().as_millis()).unwrap_or(0);
+                let ms = self
+                    .spawned_at
+                    .get(name)
+                    .map(|t| t.elapsed().as_millis())
+                    .unwrap_or(0);
                 let what = if detail.is_empty() { "ready" } else { "done" };
                 log::info!("[  OK  ] {name} {what} ({ms} ms)");
             }
@@ -189,7 +217,11 @@ impl Supervisor {
         }
         if event != TimelineEvent::Start && event != TimelineEvent::Stopping {
             // Readiness watching ends with the starting phase.
-            if self.core.get(name).is_none_or(|e| e.phase != Phase::Starting) {
+            if self
+                .core
+                .get(name)
+                .map_or(true, |e| e.phase != Phase::Starting)
+            {
                 self.probes.remove(name);
                 self.ready_fds.retain(|(u, _)| u != name);
             }
@@ -274,21 +306,26 @@ impl Supervisor {
     }
 
     fn group_populated(&self, unit: &str) -> bool {
-        let (Some(cg), Some(u)) = (&self.cgroups, self.units.get(unit)) else { return false };
+        let (Some(cg), Some(u)) = (&self.cgroups, self.units.get(unit)) else {
+            return false;
+        };
         // A group that cannot be read (removed, never created) holds no processes.
         cg.is_populated(&self.cgroup_rel(u)).unwrap_or(false)
     }
 
     fn kill_unit(&mut self, name: &str, signal: Signal, scope: KillScope) {
         let pid = self.core.get(name).and_then(|e| e.pid);
-        let Some(unit) = self.units.get(name) else { return };
+        let Some(unit) = self.units.get(name) else {
+            return;
+        };
         match (scope, &self.cgroups) {
             (KillScope::Group, Some(cg)) => {
                 let rel = self.cgroup_rel(unit);
                 let r = if signal == Signal::SIGKILL {
                     cg.kill(&rel)
                 } else {
-                    cg.signal_all(&rel, signal).and_then(|_| cg.signal_all(&rel, Signal::SIGCONT))
+                    cg.signal_all(&rel, signal)
+                        .and_then(|_| cg.signal_all(&rel, Signal::SIGCONT))
                 };
                 if let Err(e) = r {
                     log::warn!("unit {name}: signalling its cgroup failed: {e}");
@@ -354,7 +391,8 @@ impl Supervisor {
     pub(super) fn begin_shutdown(&mut self, kind: ShutdownKind) {
         if self.shutdown_kind.is_none() {
             self.shutdown_kind = Some(kind);
-            self.timeline.mark(SubjectKind::Stage, "shutdown", TimelineEvent::Start);
+            self.timeline
+                .mark(SubjectKind::Stage, "shutdown", TimelineEvent::Start);
         }
         self.dispatch(Event::Shutdown);
     }
@@ -376,7 +414,10 @@ impl Supervisor {
             };
             let msg = notify::parse(&d.data);
             if let Some(mp) = msg.main_pid {
-                self.dispatch(Event::MainPid { unit: unit.clone(), pid: mp });
+                self.dispatch(Event::MainPid {
+                    unit: unit.clone(),
+                    pid: mp,
+                });
             }
             if let Some(s) = msg.status {
                 self.status_text.insert(unit.clone(), s);
@@ -403,7 +444,9 @@ impl Supervisor {
             if let Some(cg) = notify::cgroup_of(proc_dir, pid) {
                 for (name, unit) in &self.units {
                     let rel = format!("/{}", self.cgroup_rel(unit));
-                    if notify::cgroup_contains(&rel, &cg) && self.core.get(name).is_some_and(|e| e.pid.is_some()) {
+                    if notify::cgroup_contains(&rel, &cg)
+                        && self.core.get(name).is_some_and(|e| e.pid.is_some())
+                    {
                         return Some(name.clone());
                     }
                 }
@@ -411,7 +454,10 @@ impl Supervisor {
         }
         self.core
             .entries()
-            .find(|(_, e)| e.pid.is_some_and(|main| notify::descends_from(proc_dir, pid, main)))
+            .find(|(_, e)| {
+                e.pid
+                    .is_some_and(|main| notify::descends_from(proc_dir, pid, main))
+            })
             .map(|(n, _)| n.clone())
     }
 
@@ -419,7 +465,11 @@ impl Supervisor {
         let Some(w) = &self.watcher else { return };
         let fired = w.fired();
         for id in fired {
-            let unit = self.watches.iter().find(|(_, w)| **w == id).map(|(u, _)| u.clone());
+            let unit = self
+                .watches
+                .iter()
+                .find(|(_, w)| **w == id)
+                .map(|(u, _)| u.clone());
             if let Some(u) = unit {
                 if !self.group_populated(&u) {
                     self.dispatch(Event::GroupEmpty(u));
@@ -432,7 +482,9 @@ impl Supervisor {
     fn drain_pipe(&mut self, idx: usize) -> bool {
         let mut buf = [0u8; 8192];
         let mut total = 0;
-        let Some(p) = self.pipes.get_mut(idx) else { return false };
+        let Some(p) = self.pipes.get_mut(idx) else {
+            return false;
+        };
         loop {
             match p.file.read(&mut buf) {
                 Ok(0) => {
@@ -461,7 +513,9 @@ impl Supervisor {
     /// Reads the s6 readiness pipe; a newline means ready. Returns false once it is closed.
     fn read_ready_fd(&mut self, idx: usize) -> bool {
         let mut buf = [0u8; 512];
-        let Some((unit, f)) = self.ready_fds.get_mut(idx) else { return false };
+        let Some((unit, f)) = self.ready_fds.get_mut(idx) else {
+            return false;
+        };
         loop {
             match f.read(&mut buf) {
                 Ok(0) => return false,
@@ -479,16 +533,24 @@ impl Supervisor {
     }
 
     fn run_probes(&mut self, now: Instant) {
-        if self.next_probe.is_none_or(|t| t > now) {
+        if self.next_probe.map_or(true, |t| t > now) {
             return;
         }
-        let ready: Vec<String> =
-            self.probes.iter().filter(|(_, r)| readiness::probe(r)).map(|(u, _)| u.clone()).collect();
+        let ready: Vec<String> = self
+            .probes
+            .iter()
+            .filter(|(_, r)| readiness::probe(r))
+            .map(|(u, _)| u.clone())
+            .collect();
         for u in ready {
             self.probes.remove(&u);
             self.dispatch(Event::Ready(u));
         }
-        self.next_probe = if self.probes.is_empty() { None } else { Some(now + readiness::PROBE_INTERVAL) };
+        self.next_probe = if self.probes.is_empty() {
+            None
+        } else {
+            Some(now + readiness::PROBE_INTERVAL)
+        };
     }
 
     fn fire_timers(&mut self, now: Instant) {
@@ -508,11 +570,16 @@ impl Supervisor {
             return;
         }
         self.boot_done = true;
-        self.timeline.mark(SubjectKind::Stage, "boot", TimelineEvent::BootComplete);
+        self.timeline
+            .mark(SubjectKind::Stage, "boot", TimelineEvent::BootComplete);
         // On a machine CLOCK_BOOTTIME counts from the kernel's start, which is what a boot takes; in
         // a container it counts from the host's boot, so measure from the supervisor's start there.
         let now_us = crate::timeline::boottime_us();
-        let ms = if self.cfg.container { now_us.saturating_sub(self.boot_started_us) } else { now_us } / 1000;
+        let ms = if self.cfg.container {
+            now_us.saturating_sub(self.boot_started_us)
+        } else {
+            now_us
+        } / 1000;
         log::info!("boot complete in {ms} ms");
         if let Err(e) = super::report::write_boot_timeline(&self.cfg.run_dir, self) {
             log::warn!("{e}");
@@ -521,9 +588,15 @@ impl Supervisor {
 
     /// One pass of the loop: wait for something, then handle all of it.
     fn iterate(&mut self, io: &mut LoopIo) {
+        // Before sleeping: the previous pass (or the boot event) may have settled everything.
+        self.check_boot_complete();
+        self.prune_removed();
         let now = Instant::now();
         let mut deadline = self.timers.peek().map(|Reverse(t)| t.at);
-        for d in [io.server.as_ref().and_then(|s| s.next_deadline()), self.next_probe] {
+        for d in [
+            io.server.as_ref().and_then(|s| s.next_deadline()),
+            self.next_probe,
+        ] {
             deadline = match (deadline, d) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -534,14 +607,21 @@ impl Supervisor {
             Some(t) => t.saturating_duration_since(now).as_millis().min(60_000) as i32 + 1,
         };
 
-        let mut watches = vec![Watch::input(io.signals.as_raw_fd()), Watch::input(io.notify.raw_fd())];
+        let mut watches = vec![
+            Watch::input(io.signals.as_raw_fd()),
+            Watch::input(io.notify.raw_fd()),
+        ];
         if let Some(w) = &self.watcher {
             watches.push(Watch::input(w.raw_fd()));
         }
         let pipes_at = watches.len();
         watches.extend(self.pipes.iter().map(|p| Watch::input(p.file.as_raw_fd())));
         let ready_at = watches.len();
-        watches.extend(self.ready_fds.iter().map(|(_, f)| Watch::input(f.as_raw_fd())));
+        watches.extend(
+            self.ready_fds
+                .iter()
+                .map(|(_, f)| Watch::input(f.as_raw_fd())),
+        );
         let server_at = watches.len();
         if let Some(s) = &io.server {
             watches.extend(s.poll_fds().into_iter().map(|(fd, ev)| Watch::new(fd, ev)));
@@ -564,15 +644,25 @@ impl Supervisor {
             self.on_cgroup_events();
         }
         // Pipes: drain the ready ones, drop the closed ones (indices shift, so walk backwards).
-        let pipe_ready: Vec<bool> = watches[pipes_at..ready_at].iter().map(Watch::is_ready).collect();
+        let pipe_ready: Vec<bool> = watches[pipes_at..ready_at]
+            .iter()
+            .map(Watch::is_ready)
+            .collect();
         for i in (0..pipe_ready.len()).rev() {
             if pipe_ready[i] && !self.drain_pipe(i) {
                 self.pipes.remove(i);
             }
         }
-        let rfd_ready: Vec<bool> = watches[ready_at..server_at].iter().map(Watch::is_ready).collect();
+        let rfd_ready: Vec<bool> = watches[ready_at..server_at]
+            .iter()
+            .map(Watch::is_ready)
+            .collect();
         for i in (0..rfd_ready.len()).rev() {
-            if rfd_ready[i] && i < self.ready_fds.len() && !self.read_ready_fd(i) && i < self.ready_fds.len() {
+            if rfd_ready[i]
+                && i < self.ready_fds.len()
+                && !self.read_ready_fd(i)
+                && i < self.ready_fds.len()
+            {
                 self.ready_fds.remove(i);
             }
         }

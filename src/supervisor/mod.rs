@@ -77,7 +77,11 @@ fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String) {
     } else {
         cfg.cgroup_base.trim_matches('/').to_string()
     };
-    let init_group = if base.is_empty() { "init".to_string() } else { format!("{base}/init") };
+    let init_group = if base.is_empty() {
+        "init".to_string()
+    } else {
+        format!("{base}/init")
+    };
     match root.create(&init_group, false, None) {
         Ok(_) => {
             if let Err(e) = root.attach(&init_group, std::process::id() as i32) {
@@ -114,9 +118,9 @@ pub fn run(cfg: Config, timeline: Timeline) -> ShutdownKind {
             log::warn!("cannot route Ctrl-Alt-Del to SIGINT: {e}");
         }
     }
-    if let Err(e) = std::fs::create_dir_all(&cfg.run_dir)
-        .and_then(|_| std::fs::set_permissions(&cfg.run_dir, std::fs::Permissions::from_mode(0o755)))
-    {
+    if let Err(e) = std::fs::create_dir_all(&cfg.run_dir).and_then(|_| {
+        std::fs::set_permissions(&cfg.run_dir, std::fs::Permissions::from_mode(0o755))
+    }) {
         log::error!("cannot create {}: {e}", cfg.run_dir.display());
     }
     let notify_path = cfg.run_dir.join("notify.sock");
@@ -141,6 +145,10 @@ pub fn run(cfg: Config, timeline: Timeline) -> ShutdownKind {
     let mut sup = Supervisor::new(cfg, timeline, cgroups, base);
     sup.install(catalog);
     sup.dispatch(Event::Boot);
-    let mut io = LoopIo { signals, notify, server };
+    let mut io = LoopIo {
+        signals,
+        notify,
+        server,
+    };
     event_loop::run_loop(&mut sup, &mut io)
 }

@@ -22,7 +22,9 @@ pub fn parse(data: &[u8]) -> NotifyMessage {
     let text = String::from_utf8_lossy(data);
     let mut m = NotifyMessage::default();
     for line in text.lines() {
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         match k {
             "READY" => m.ready = v == "1",
             "STOPPING" => m.stopping = v == "1",
@@ -37,7 +39,9 @@ pub fn parse(data: &[u8]) -> NotifyMessage {
 
 /// The cgroup v2 path from the text of /proc/PID/cgroup (the `0::` line).
 pub fn parse_proc_cgroup(text: &str) -> Option<String> {
-    text.lines().find_map(|l| l.strip_prefix("0::")).map(|p| p.trim().to_string())
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| p.trim().to_string())
 }
 
 /// Whether cgroup path `member` is `group` or below it.
@@ -89,7 +93,10 @@ mod tests {
 
     #[test]
     fn cgroup_membership() {
-        assert_eq!(parse_proc_cgroup("1:name=systemd:/\n0::/a/system/x\n").as_deref(), Some("/a/system/x"));
+        assert_eq!(
+            parse_proc_cgroup("1:name=systemd:/\n0::/a/system/x\n").as_deref(),
+            Some("/a/system/x")
+        );
         assert_eq!(parse_proc_cgroup("1:cpu:/\n"), None);
         assert!(cgroup_contains("/a/system/x", "/a/system/x"));
         assert!(cgroup_contains("/a/system/x", "/a/system/x/sub"));
@@ -100,7 +107,10 @@ mod tests {
     #[test]
     fn descendant_walk_on_real_processes() {
         let me = std::process::id() as i32;
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         assert!(descends_from(Path::new("/proc"), child.id() as i32, me));
         assert!(!descends_from(Path::new("/proc"), me, child.id() as i32));
         child.kill().unwrap();

@@ -32,12 +32,21 @@ impl Supervisor {
             _ => None,
         };
         let stats = match (&self.cgroups, unit) {
-            (Some(cg), Some(u)) if e.phase != Phase::Inactive => Some(cg.stats(&self.cgroup_rel(u))),
+            (Some(cg), Some(u)) if e.phase != Phase::Inactive => {
+                Some(cg.stats(&self.cgroup_rel(u)))
+            }
             _ => None,
         };
-        let state = if e.phase == Phase::Inactive && !e.enabled { "disabled" } else { e.phase.as_str() };
-        let since_us = crate::timeline::boottime_us()
-            .saturating_sub(Instant::now().saturating_duration_since(e.since).as_micros() as u64);
+        let state = if e.phase == Phase::Inactive && !e.enabled {
+            "disabled"
+        } else {
+            e.phase.as_str()
+        };
+        let since_us = crate::timeline::boottime_us().saturating_sub(
+            Instant::now()
+                .saturating_duration_since(e.since)
+                .as_micros() as u64,
+        );
         Some(UnitStatus {
             name: name.to_string(),
             description: unit.map(|u| u.description.clone()).unwrap_or_default(),
@@ -48,7 +57,9 @@ impl Supervisor {
             restarts: e.restarts,
             last_exit: e.last_exit.map(|s| s.to_string()),
             failure: e.failure.clone(),
-            readiness: unit.map(|u| readiness::describe(&u.ready)).unwrap_or_default(),
+            readiness: unit
+                .map(|u| readiness::describe(&u.ready))
+                .unwrap_or_default(),
             status_text: self.status_text.get(name).cloned(),
             cgroup: cgroup.map(|p| p.display().to_string()),
             memory_bytes: stats.as_ref().and_then(|s| s.memory_current),
@@ -62,12 +73,16 @@ impl Supervisor {
 
 impl Operations for Supervisor {
     fn list(&self) -> Vec<UnitStatus> {
-        self.core.entries().filter_map(|(n, _)| self.unit_status(n)).collect()
+        self.core
+            .entries()
+            .filter_map(|(n, _)| self.unit_status(n))
+            .collect()
     }
 
     fn status(&self, unit: &str) -> Result<UnitStatus, OpError> {
         self.known(unit)?;
-        self.unit_status(unit).ok_or_else(|| OpError::NoSuchUnit(unit.to_string()))
+        self.unit_status(unit)
+            .ok_or_else(|| OpError::NoSuchUnit(unit.to_string()))
     }
 
     fn start(&mut self, unit: &str) -> Result<(), OpError> {
@@ -76,7 +91,9 @@ impl Operations for Supervisor {
             return Err(OpError::Refused("shutting down".into()));
         }
         if let Some(reason) = self.core.get(unit).and_then(|e| e.blocked.clone()) {
-            return Err(OpError::Refused(format!("unit {unit} cannot start: {reason}")));
+            return Err(OpError::Refused(format!(
+                "unit {unit} cannot start: {reason}"
+            )));
         }
         self.dispatch(Event::Start(unit.to_string()));
         Ok(())
@@ -94,7 +111,9 @@ impl Operations for Supervisor {
             return Err(OpError::Refused("shutting down".into()));
         }
         if let Some(reason) = self.core.get(unit).and_then(|e| e.blocked.clone()) {
-            return Err(OpError::Refused(format!("unit {unit} cannot start: {reason}")));
+            return Err(OpError::Refused(format!(
+                "unit {unit} cannot start: {reason}"
+            )));
         }
         self.dispatch(Event::Restart(unit.to_string()));
         Ok(())

@@ -64,6 +64,9 @@ mod tests {
     #[test]
     fn caps_a_line_without_newline() {
         let mut b = LineBuffer::new(4);
-        assert_eq!(b.feed(b"abcdefghij\n"), vec![b"abcd".to_vec(), b"efgh".to_vec(), b"ij".to_vec()]);
+        assert_eq!(
+            b.feed(b"abcdefghij\n"),
+            vec![b"abcd".to_vec(), b"efgh".to_vec(), b"ij".to_vec()]
+        );
     }
 }

@@ -16,7 +16,10 @@ const TCP_CONNECT_TIMEOUT: Duration = Duration::from_millis(20);
 
 /// Whether this readiness kind is detected by probing.
 pub fn is_probe(r: &Readiness) -> bool {
-    matches!(r, Readiness::Path(_) | Readiness::Unix(_) | Readiness::Tcp(_))
+    matches!(
+        r,
+        Readiness::Path(_) | Readiness::Unix(_) | Readiness::Tcp(_)
+    )
 }
 
 /// Runs one probe; true when the unit looks ready.

@@ -11,7 +11,10 @@ use crate::timeline::{Stamp, TimelineEvent};
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("writing {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("encoding boot timeline: {0}")]
     Encode(serde_json::Error),
 }
@@ -35,12 +38,21 @@ pub struct BootReport<'a> {
 }
 
 /// Builds the summary from timeline stamps and unit states (pure).
-pub fn summarize<'a>(entries: &'a [Stamp], states: &[(String, String, u32, Option<String>)]) -> BootReport<'a> {
+pub fn summarize<'a>(
+    entries: &'a [Stamp],
+    states: &[(String, String, u32, Option<String>)],
+) -> BootReport<'a> {
     let first = |name: &str, ev: TimelineEvent| {
-        entries.iter().find(|s| s.name == name && s.event == ev).map(|s| s.at_us)
+        entries
+            .iter()
+            .find(|s| s.name == name && s.event == ev)
+            .map(|s| s.at_us)
     };
     BootReport {
-        boot_complete_us: entries.iter().find(|s| s.event == TimelineEvent::BootComplete).map(|s| s.at_us),
+        boot_complete_us: entries
+            .iter()
+            .find(|s| s.event == TimelineEvent::BootComplete)
+            .map(|s| s.at_us),
         entries,
         units: states
             .iter()
@@ -61,7 +73,14 @@ pub fn write_boot_timeline(run_dir: &Path, sup: &Supervisor) -> Result<(), Repor
     let states: Vec<_> = sup
         .core
         .entries()
-        .map(|(n, e)| (n.clone(), e.phase.as_str().to_string(), e.restarts, e.failure.clone()))
+        .map(|(n, e)| {
+            (
+                n.clone(),
+                e.phase.as_str().to_string(),
+                e.restarts,
+                e.failure.clone(),
+            )
+        })
         .collect();
     let report = summarize(sup.timeline.entries(), &states);
     let json = serde_json::to_vec_pretty(&report).map_err(ReportError::Encode)?;
@@ -86,7 +105,12 @@ mod tests {
         t.mark_at(40, SubjectKind::Stage, "boot", TimelineEvent::BootComplete);
         let states = vec![
             ("a".to_string(), "running".to_string(), 1, None),
-            ("b".to_string(), "failed".to_string(), 0, Some("exited 1".to_string())),
+            (
+                "b".to_string(),
+                "failed".to_string(),
+                0,
+                Some("exited 1".to_string()),
+            ),
         ];
         let r = summarize(t.entries(), &states);
         assert_eq!(r.boot_complete_us, Some(40));

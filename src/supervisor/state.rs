@@ -126,7 +126,10 @@ impl Phase {
 
     /// Has (or may have) processes, so dependents-first stop ordering must wait for it.
     fn is_active(self) -> bool {
-        matches!(self, Phase::Starting | Phase::Running | Phase::Stopping | Phase::Exited)
+        matches!(
+            self,
+            Phase::Starting | Phase::Running | Phase::Stopping | Phase::Exited
+        )
     }
 }
 
@@ -193,15 +196,31 @@ pub enum Event {
     Stop(String),
     Restart(String),
     FactReached(String),
-    Spawned { unit: String, pid: i32 },
-    SpawnFailed { unit: String, message: String },
+    Spawned {
+        unit: String,
+        pid: i32,
+    },
+    SpawnFailed {
+        unit: String,
+        message: String,
+    },
     /// READY=1, a newline on the readiness fd, or a probe that succeeded.
     Ready(String),
     /// MAINPID= from sd_notify.
-    MainPid { unit: String, pid: i32 },
+    MainPid {
+        unit: String,
+        pid: i32,
+    },
     /// The unit's main process ended (the reaper matched the pid).
-    Exited { unit: String, status: ExitStatus },
-    Timer { unit: String, kind: TimerKind, gen: u64 },
+    Exited {
+        unit: String,
+        status: ExitStatus,
+    },
+    Timer {
+        unit: String,
+        kind: TimerKind,
+        gen: u64,
+    },
     /// The unit's cgroup has no processes left.
     GroupEmpty(String),
     Shutdown,
@@ -210,12 +229,26 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Spawn(String),
-    Kill { unit: String, signal: Signal, scope: KillScope },
-    ArmTimer { unit: String, kind: TimerKind, at: Instant, gen: u64 },
+    Kill {
+        unit: String,
+        signal: Signal,
+        scope: KillScope,
+    },
+    ArmTimer {
+        unit: String,
+        kind: TimerKind,
+        at: Instant,
+        gen: u64,
+    },
     /// Ask the loop to send `GroupEmpty` now if the group is already empty (inotify only reports changes).
     CheckGroup(String),
     /// Record in the timeline and log a progress line.
-    Transition { subject: SubjectKind, name: String, event: TimelineEvent, detail: String },
+    Transition {
+        subject: SubjectKind,
+        name: String,
+        event: TimelineEvent,
+        detail: String,
+    },
 }
 
 /// One unit's state.
@@ -287,7 +320,10 @@ pub struct Core {
 
 impl Core {
     pub fn new(facts: &[&str], reached: &[String]) -> Self {
-        let facts = facts.iter().map(|f| (f.to_string(), reached.iter().any(|r| r == f))).collect();
+        let facts = facts
+            .iter()
+            .map(|f| (f.to_string(), reached.iter().any(|r| r == f)))
+            .collect();
         Self {
             facts,
             seed: 0x5eed,
@@ -341,10 +377,16 @@ impl Core {
         for (name, e) in &self.units {
             let s = &e.spec;
             for d in s.requires.iter().chain(&s.wants).chain(&s.after) {
-                self.dependents.entry(d.clone()).or_default().insert(name.clone());
+                self.dependents
+                    .entry(d.clone())
+                    .or_default()
+                    .insert(name.clone());
             }
             for d in &s.requires {
-                self.requirers.entry(d.clone()).or_default().insert(name.clone());
+                self.requirers
+                    .entry(d.clone())
+                    .or_default()
+                    .insert(name.clone());
             }
         }
     }
@@ -358,7 +400,10 @@ impl Core {
     }
 
     pub fn unit_by_pid(&self, pid: i32) -> Option<&str> {
-        self.units.iter().find(|(_, e)| e.pid == Some(pid)).map(|(n, _)| n.as_str())
+        self.units
+            .iter()
+            .find(|(_, e)| e.pid == Some(pid))
+            .map(|(n, _)| n.as_str())
     }
 
     pub fn is_fact(&self, name: &str) -> bool {
@@ -371,7 +416,9 @@ impl Core {
 
     /// During shutdown: every unit is down (inactive or failed), so the loop may end.
     pub fn all_down(&self) -> bool {
-        self.units.values().all(|e| matches!(e.phase, Phase::Inactive | Phase::Failed))
+        self.units
+            .values()
+            .all(|e| matches!(e.phase, Phase::Inactive | Phase::Failed))
     }
 
     /// Every enabled unit has become ready, exited or failed (or was stopped on purpose).
@@ -395,8 +442,12 @@ impl Core {
     fn apply(&mut self, event: Event, now: Instant, out: &mut Vec<Action>) {
         match event {
             Event::Boot => {
-                let enabled: Vec<String> =
-                    self.units.iter().filter(|(_, e)| e.enabled).map(|(n, _)| n.clone()).collect();
+                let enabled: Vec<String> = self
+                    .units
+                    .iter()
+                    .filter(|(_, e)| e.enabled)
+                    .map(|(n, _)| n.clone())
+                    .collect();
                 for n in enabled {
                     self.pull_in(&n);
                 }
@@ -426,7 +477,9 @@ impl Core {
             Event::Ready(unit) => self.on_ready(&unit, now, out),
             Event::MainPid { unit, pid } => {
                 if let Some(e) = self.units.get_mut(&unit) {
-                    if matches!(e.phase, Phase::Starting | Phase::Running | Phase::Stopping) && pid > 0 {
+                    if matches!(e.phase, Phase::Starting | Phase::Running | Phase::Stopping)
+                        && pid > 0
+                    {
                         e.pid = Some(pid);
                     }
                 }
@@ -462,7 +515,9 @@ impl Core {
             if !seen.insert(n.clone()) {
                 continue;
             }
-            let Some(e) = self.units.get_mut(&n) else { continue };
+            let Some(e) = self.units.get_mut(&n) else {
+                continue;
+            };
             if e.blocked.is_some() {
                 continue;
             }
@@ -515,7 +570,9 @@ impl Core {
         if self.shutting_down {
             return;
         }
-        let Some(e) = self.units.get_mut(n) else { return };
+        let Some(e) = self.units.get_mut(n) else {
+            return;
+        };
         if e.blocked.is_some() {
             return;
         }
@@ -546,7 +603,9 @@ impl Core {
     }
 
     fn on_spawned(&mut self, n: &str, pid: i32, now: Instant, out: &mut Vec<Action>) {
-        let Some(e) = self.units.get_mut(n) else { return };
+        let Some(e) = self.units.get_mut(n) else {
+            return;
+        };
         if e.phase != Phase::Starting {
             return;
         }
@@ -563,7 +622,14 @@ impl Core {
         }
     }
 
-    fn become_ready(&mut self, n: &str, p: Phase, detail: String, now: Instant, out: &mut Vec<Action>) {
+    fn become_ready(
+        &mut self,
+        n: &str,
+        p: Phase,
+        detail: String,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         self.set_phase(n, p, now);
         if let Some(e) = self.units.get_mut(n) {
             e.ever_ready = true;
@@ -584,7 +650,9 @@ impl Core {
     }
 
     fn on_exit(&mut self, n: &str, status: ExitStatus, now: Instant, out: &mut Vec<Action>) {
-        let Some(e) = self.units.get_mut(n) else { return };
+        let Some(e) = self.units.get_mut(n) else {
+            return;
+        };
         e.pid = None;
         e.last_exit = Some(status);
         match e.phase {
@@ -593,7 +661,10 @@ impl Core {
                 self.maybe_stopped(n, now, out);
             }
             Phase::Starting | Phase::Running => {
-                let ran_for = e.started_at.map(|s| now.saturating_duration_since(s)).unwrap_or_default();
+                let ran_for = e
+                    .started_at
+                    .map(|s| now.saturating_duration_since(s))
+                    .unwrap_or_default();
                 let oneshot = e.spec.kind == UnitType::Oneshot;
                 if status.success() && (oneshot || e.spec.restart != RestartPolicy::Always) {
                     let starting = e.phase == Phase::Starting;
@@ -662,8 +733,17 @@ impl Core {
         }
     }
 
-    fn on_timer(&mut self, n: &str, kind: TimerKind, gen: u64, now: Instant, out: &mut Vec<Action>) {
-        let Some(e) = self.units.get_mut(n) else { return };
+    fn on_timer(
+        &mut self,
+        n: &str,
+        kind: TimerKind,
+        gen: u64,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(e) = self.units.get_mut(n) else {
+            return;
+        };
         if e.gen != gen {
             return;
         }
@@ -685,7 +765,11 @@ impl Core {
                     self.maybe_stopped(n, now, out);
                 } else {
                     e.stop.killed = true;
-                    let scope = if e.spec.group_kill() { KillScope::Group } else { KillScope::Main };
+                    let scope = if e.spec.group_kill() {
+                        KillScope::Group
+                    } else {
+                        KillScope::Main
+                    };
                     out.push(Action::Kill {
                         unit: n.to_string(),
                         signal: Signal::SIGKILL,
@@ -699,7 +783,9 @@ impl Core {
     }
 
     fn begin_stop(&mut self, n: &str, then: AfterStop, now: Instant, out: &mut Vec<Action>) {
-        let Some(e) = self.units.get_mut(n) else { return };
+        let Some(e) = self.units.get_mut(n) else {
+            return;
+        };
         let group = e.spec.group_kill();
         if e.pid.is_none() && !group {
             // Nothing to signal (an exited oneshot, or a daemon whose group we cannot see).
@@ -730,7 +816,11 @@ impl Core {
         out.push(Action::Kill {
             unit: n.to_string(),
             signal,
-            scope: if group { KillScope::Group } else { KillScope::Main },
+            scope: if group {
+                KillScope::Group
+            } else {
+                KillScope::Main
+            },
         });
         if group {
             out.push(Action::CheckGroup(n.to_string()));
@@ -739,7 +829,9 @@ impl Core {
     }
 
     fn maybe_stopped(&mut self, n: &str, now: Instant, out: &mut Vec<Action>) {
-        let Some(e) = self.units.get_mut(n) else { return };
+        let Some(e) = self.units.get_mut(n) else {
+            return;
+        };
         if e.phase != Phase::Stopping || !(e.stop.main_gone && e.stop.group_gone) {
             return;
         }
@@ -781,9 +873,13 @@ impl Core {
     fn fail_requirers(&mut self, n: &str, reason: &str) {
         let mut todo: Vec<(String, String)> = vec![(n.to_string(), reason.to_string())];
         while let Some((dep, why)) = todo.pop() {
-            let Some(reqs) = self.requirers.get(&dep) else { continue };
+            let Some(reqs) = self.requirers.get(&dep) else {
+                continue;
+            };
             for r in reqs.clone() {
-                let Some(e) = self.units.get_mut(&r) else { continue };
+                let Some(e) = self.units.get_mut(&r) else {
+                    continue;
+                };
                 if e.phase == Phase::Failed || e.pending_failure.is_some() {
                     continue;
                 }
@@ -800,7 +896,9 @@ impl Core {
 
     /// Whether `n` can start now: Ok(true) go, Ok(false) wait, Err(reason) never.
     fn deps_ready(&self, n: &str) -> Result<bool, String> {
-        let Some(e) = self.units.get(n) else { return Ok(false) };
+        let Some(e) = self.units.get(n) else {
+            return Ok(false);
+        };
         let mut ready = true;
         for r in &e.spec.requires {
             if let Some(&reached) = self.facts.get(r) {
@@ -836,8 +934,14 @@ impl Core {
 
     /// No dependent that is going down still has processes.
     fn dependents_down(&self, n: &str) -> bool {
-        let Some(ds) = self.dependents.get(n) else { return true };
-        ds.iter().all(|d| self.units.get(d).is_none_or(|e| e.want_up || !e.phase.is_active()))
+        let Some(ds) = self.dependents.get(n) else {
+            return true;
+        };
+        ds.iter().all(|d| {
+            self.units
+                .get(d)
+                .map_or(true, |e| e.want_up || !e.phase.is_active())
+        })
     }
 
     fn reconcile(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -871,11 +975,11 @@ impl Core {
                             changed = true;
                         }
                     },
-                    Phase::Starting | Phase::Running | Phase::Exited if !want_up => {
-                        if self.dependents_down(n) {
-                            self.begin_stop(n, AfterStop::Inactive, now, out);
-                            changed = true;
-                        }
+                    Phase::Starting | Phase::Running | Phase::Exited
+                        if !want_up && self.dependents_down(n) =>
+                    {
+                        self.begin_stop(n, AfterStop::Inactive, now, out);
+                        changed = true;
                     }
                     _ => {}
                 }
@@ -888,7 +992,9 @@ impl Core {
 
     fn launch(&mut self, n: &str, now: Instant, out: &mut Vec<Action>) {
         self.set_phase(n, Phase::Starting, now);
-        let Some(e) = self.units.get_mut(n) else { return };
+        let Some(e) = self.units.get_mut(n) else {
+            return;
+        };
         e.pid = None;
         e.started_at = Some(now);
         let (timed, timeout) = (!e.spec.ready_on_spawn, e.spec.ready_timeout);

@@ -60,7 +60,11 @@ fn kills(actions: &[Action]) -> Vec<(String, Signal, KillScope)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Kill { unit, signal, scope } => Some((unit.clone(), *signal, *scope)),
+            Action::Kill {
+                unit,
+                signal,
+                scope,
+            } => Some((unit.clone(), *signal, *scope)),
             _ => None,
         })
         .collect()
@@ -68,16 +72,24 @@ fn kills(actions: &[Action]) -> Vec<(String, Signal, KillScope)> {
 
 fn timer(actions: &[Action], kind: TimerKind) -> Option<(String, Instant, u64)> {
     actions.iter().find_map(|a| match a {
-        Action::ArmTimer { unit, kind: k, at, gen } if *k == kind => Some((unit.clone(), *at, *gen)),
+        Action::ArmTimer {
+            unit,
+            kind: k,
+            at,
+            gen,
+        } if *k == kind => Some((unit.clone(), *at, *gen)),
         _ => None,
     })
 }
 
 fn failed_detail(actions: &[Action], name: &str) -> Option<String> {
     actions.iter().find_map(|a| match a {
-        Action::Transition { name: n, event: TimelineEvent::Failed, detail, .. } if n == name => {
-            Some(detail.clone())
-        }
+        Action::Transition {
+            name: n,
+            event: TimelineEvent::Failed,
+            detail,
+            ..
+        } if n == name => Some(detail.clone()),
         _ => None,
     })
 }
@@ -107,10 +119,16 @@ impl T {
         self.now += d;
     }
     fn spawned(&mut self, n: &str, pid: i32) -> Vec<Action> {
-        self.ev(Event::Spawned { unit: n.into(), pid })
+        self.ev(Event::Spawned {
+            unit: n.into(),
+            pid,
+        })
     }
     fn exited(&mut self, n: &str, status: ExitStatus) -> Vec<Action> {
-        self.ev(Event::Exited { unit: n.into(), status })
+        self.ev(Event::Exited {
+            unit: n.into(),
+            status,
+        })
     }
 }
 
@@ -125,9 +143,27 @@ fn boot_starts_enabled_units_in_parallel_and_skips_disabled() {
     assert_eq!(spawns(&acts), vec!["a", "b"]);
     assert_eq!(phase(&core, "off"), Phase::Inactive);
     assert!(!core.boot_settled());
-    core.step(Event::Spawned { unit: "a".into(), pid: 10 }, now);
-    let acts = core.step(Event::Spawned { unit: "b".into(), pid: 11 }, now);
-    assert!(acts.iter().any(|a| matches!(a, Action::Transition { event: TimelineEvent::Ready, .. })));
+    core.step(
+        Event::Spawned {
+            unit: "a".into(),
+            pid: 10,
+        },
+        now,
+    );
+    let acts = core.step(
+        Event::Spawned {
+            unit: "b".into(),
+            pid: 11,
+        },
+        now,
+    );
+    assert!(acts.iter().any(|a| matches!(
+        a,
+        Action::Transition {
+            event: TimelineEvent::Ready,
+            ..
+        }
+    )));
     assert_eq!(phase(&core, "a"), Phase::Running);
     assert_eq!(core.unit_by_pid(11), Some("b"));
     assert!(core.boot_settled());
@@ -209,14 +245,28 @@ fn crash_restarts_immediately_then_backs_off() {
     assert_eq!(phase(&t.core, "crashy"), Phase::Backoff);
     let (_, at, gen) = timer(&acts, TimerKind::BackoffElapsed).unwrap();
     let delay = at - t.now;
-    assert!(delay >= Duration::from_millis(90) && delay <= Duration::from_millis(110), "{delay:?}");
+    assert!(
+        delay >= Duration::from_millis(90) && delay <= Duration::from_millis(110),
+        "{delay:?}"
+    );
     // A stale timer (older generation) does nothing.
-    let stale = t.ev(Event::Timer { unit: "crashy".into(), kind: TimerKind::BackoffElapsed, gen: gen - 1 });
+    let stale = t.ev(Event::Timer {
+        unit: "crashy".into(),
+        kind: TimerKind::BackoffElapsed,
+        gen: gen - 1,
+    });
     assert!(spawns(&stale).is_empty());
     t.advance(delay);
-    let acts = t.ev(Event::Timer { unit: "crashy".into(), kind: TimerKind::BackoffElapsed, gen });
+    let acts = t.ev(Event::Timer {
+        unit: "crashy".into(),
+        kind: TimerKind::BackoffElapsed,
+        gen,
+    });
     assert_eq!(spawns(&acts), vec!["crashy"]);
-    assert_eq!(t.core.get("crashy").and_then(|e| e.last_exit), Some(ExitStatus::Code(2)));
+    assert_eq!(
+        t.core.get("crashy").and_then(|e| e.last_exit),
+        Some(ExitStatus::Code(2))
+    );
 }
 
 #[test]
@@ -225,12 +275,19 @@ fn restart_policies_on_clean_exit() {
     always.restart = RestartPolicy::Always;
     let mut onfail = exec_daemon();
     onfail.restart = RestartPolicy::OnFailure;
-    let mut t = T::new(&[("always", always), ("onfail", onfail), ("no", exec_daemon())]);
+    let mut t = T::new(&[
+        ("always", always),
+        ("onfail", onfail),
+        ("no", exec_daemon()),
+    ]);
     t.ev(Event::Boot);
     for (i, n) in ["always", "onfail", "no"].iter().enumerate() {
         t.spawned(n, i as i32 + 1);
     }
-    assert_eq!(spawns(&t.exited("always", ExitStatus::Code(0))), vec!["always"]);
+    assert_eq!(
+        spawns(&t.exited("always", ExitStatus::Code(0))),
+        vec!["always"]
+    );
     assert!(spawns(&t.exited("onfail", ExitStatus::Code(0))).is_empty());
     assert_eq!(phase(&t.core, "onfail"), Phase::Exited);
     let acts = t.exited("no", ExitStatus::Code(4));
@@ -246,14 +303,27 @@ fn readiness_timeout_kills_and_fails_unit_and_hard_dependents() {
     let mut t = T::new(&[
         ("slow", s),
         ("dep", requiring(exec_daemon(), &["slow"])),
-        ("soft", UnitSpec { after: vec!["slow".into()], ..exec_daemon() }),
+        (
+            "soft",
+            UnitSpec {
+                after: vec!["slow".into()],
+                ..exec_daemon()
+            },
+        ),
     ]);
     let acts = t.ev(Event::Boot);
     let (_, at, gen) = timer(&acts, TimerKind::ReadyTimeout).unwrap();
     t.spawned("slow", 40);
     t.now = at;
-    let acts = t.ev(Event::Timer { unit: "slow".into(), kind: TimerKind::ReadyTimeout, gen });
-    assert_eq!(kills(&acts), vec![("slow".to_string(), Signal::SIGTERM, KillScope::Group)]);
+    let acts = t.ev(Event::Timer {
+        unit: "slow".into(),
+        kind: TimerKind::ReadyTimeout,
+        gen,
+    });
+    assert_eq!(
+        kills(&acts),
+        vec![("slow".to_string(), Signal::SIGTERM, KillScope::Group)]
+    );
     assert!(acts.contains(&Action::CheckGroup("slow".into())));
     assert_eq!(phase(&t.core, "slow"), Phase::Stopping);
     assert_eq!(phase(&t.core, "dep"), Phase::Failed);
@@ -268,7 +338,10 @@ fn readiness_timeout_kills_and_fails_unit_and_hard_dependents() {
     assert_eq!(phase(&t.core, "slow"), Phase::Stopping);
     let acts = t.ev(Event::GroupEmpty("slow".into()));
     assert_eq!(phase(&t.core, "slow"), Phase::Failed);
-    assert_eq!(failed_detail(&acts, "slow").as_deref(), Some("not ready within 2s"));
+    assert_eq!(
+        failed_detail(&acts, "slow").as_deref(),
+        Some("not ready within 2s")
+    );
 }
 
 #[test]
@@ -277,16 +350,30 @@ fn stop_escalates_to_sigkill_then_gives_up() {
     t.ev(Event::Boot);
     t.spawned("stubborn", 9);
     let acts = t.ev(Event::Stop("stubborn".into()));
-    assert_eq!(kills(&acts), vec![("stubborn".to_string(), Signal::SIGTERM, KillScope::Main)]);
+    assert_eq!(
+        kills(&acts),
+        vec![("stubborn".to_string(), Signal::SIGTERM, KillScope::Main)]
+    );
     let (_, at, gen) = timer(&acts, TimerKind::StopTimeout).unwrap();
     assert_eq!(at - t.now, Duration::from_secs(3));
     t.now = at;
-    let acts = t.ev(Event::Timer { unit: "stubborn".into(), kind: TimerKind::StopTimeout, gen });
-    assert_eq!(kills(&acts), vec![("stubborn".to_string(), Signal::SIGKILL, KillScope::Main)]);
+    let acts = t.ev(Event::Timer {
+        unit: "stubborn".into(),
+        kind: TimerKind::StopTimeout,
+        gen,
+    });
+    assert_eq!(
+        kills(&acts),
+        vec![("stubborn".to_string(), Signal::SIGKILL, KillScope::Main)]
+    );
     let (_, at2, gen2) = timer(&acts, TimerKind::StopTimeout).unwrap();
     assert_eq!(at2 - at, KILL_GRACE);
     t.now = at2;
-    t.ev(Event::Timer { unit: "stubborn".into(), kind: TimerKind::StopTimeout, gen: gen2 });
+    t.ev(Event::Timer {
+        unit: "stubborn".into(),
+        kind: TimerKind::StopTimeout,
+        gen: gen2,
+    });
     assert_eq!(phase(&t.core, "stubborn"), Phase::Inactive);
 }
 
@@ -309,15 +396,24 @@ fn stop_completes_when_main_exits_and_restart_respawns() {
 
 #[test]
 fn stopping_a_unit_stops_its_requirers_first() {
-    let mut t = T::new(&[("base", exec_daemon()), ("top", requiring(exec_daemon(), &["base"]))]);
+    let mut t = T::new(&[
+        ("base", exec_daemon()),
+        ("top", requiring(exec_daemon(), &["base"])),
+    ]);
     t.ev(Event::Boot);
     t.spawned("base", 1);
     t.spawned("top", 2);
     let acts = t.ev(Event::Stop("base".into()));
-    assert_eq!(kills(&acts), vec![("top".to_string(), Signal::SIGTERM, KillScope::Main)]);
+    assert_eq!(
+        kills(&acts),
+        vec![("top".to_string(), Signal::SIGTERM, KillScope::Main)]
+    );
     assert_eq!(phase(&t.core, "base"), Phase::Running);
     let acts = t.exited("top", ExitStatus::Signal(15));
-    assert_eq!(kills(&acts), vec![("base".to_string(), Signal::SIGTERM, KillScope::Main)]);
+    assert_eq!(
+        kills(&acts),
+        vec![("base".to_string(), Signal::SIGTERM, KillScope::Main)]
+    );
 }
 
 #[test]
@@ -325,9 +421,21 @@ fn shutdown_stops_in_reverse_dependency_order() {
     let mut t = T::new(&[
         ("a", exec_daemon()),
         ("b", requiring(exec_daemon(), &["a"])),
-        ("c", UnitSpec { wants: vec!["b".into()], ..exec_daemon() }),
+        (
+            "c",
+            UnitSpec {
+                wants: vec!["b".into()],
+                ..exec_daemon()
+            },
+        ),
         ("d", exec_daemon()),
-        ("e", UnitSpec { restart: RestartPolicy::Always, ..exec_daemon() }),
+        (
+            "e",
+            UnitSpec {
+                restart: RestartPolicy::Always,
+                ..exec_daemon()
+            },
+        ),
     ]);
     t.ev(Event::Boot);
     for (i, n) in ["a", "b", "c", "d", "e"].iter().enumerate() {
@@ -335,29 +443,56 @@ fn shutdown_stops_in_reverse_dependency_order() {
     }
     let acts = t.ev(Event::Shutdown);
     let first: Vec<String> = kills(&acts).into_iter().map(|k| k.0).collect();
-    assert_eq!(first, vec!["c", "d", "e"], "leaves and independents stop in parallel");
+    assert_eq!(
+        first,
+        vec!["c", "d", "e"],
+        "leaves and independents stop in parallel"
+    );
     // A unit that dies during shutdown is not restarted.
     assert!(spawns(&t.exited("e", ExitStatus::Code(0))).is_empty());
     t.exited("d", ExitStatus::Code(0));
     let acts = t.exited("c", ExitStatus::Code(0));
-    assert_eq!(kills(&acts).into_iter().map(|k| k.0).collect::<Vec<_>>(), vec!["b"]);
+    assert_eq!(
+        kills(&acts).into_iter().map(|k| k.0).collect::<Vec<_>>(),
+        vec!["b"]
+    );
     assert!(!t.core.all_down());
     let acts = t.exited("b", ExitStatus::Code(0));
-    assert_eq!(kills(&acts).into_iter().map(|k| k.0).collect::<Vec<_>>(), vec!["a"]);
+    assert_eq!(
+        kills(&acts).into_iter().map(|k| k.0).collect::<Vec<_>>(),
+        vec!["a"]
+    );
     t.exited("a", ExitStatus::Code(0));
     assert!(t.core.all_down());
-    assert!(spawns(&t.ev(Event::Start("a".into()))).is_empty(), "no starts during shutdown");
+    assert!(
+        spawns(&t.ev(Event::Start("a".into()))).is_empty(),
+        "no starts during shutdown"
+    );
 }
 
 #[test]
 fn wants_and_after_do_not_block_on_failed_or_unscheduled_units() {
     let mut t = T::new(&[
         ("flaky", spec(UnitType::Oneshot)),
-        ("w", UnitSpec { wants: vec!["flaky".into(), "ghost".into()], ..exec_daemon() }),
+        (
+            "w",
+            UnitSpec {
+                wants: vec!["flaky".into(), "ghost".into()],
+                ..exec_daemon()
+            },
+        ),
     ]);
     let now = t.now;
     t.core.upsert("idle", exec_daemon(), false, now);
-    t.core.upsert("a", UnitSpec { after: vec!["idle".into()], ..exec_daemon() }, true, now);
+    t.core.upsert(
+        "a",
+        UnitSpec {
+            after: vec!["idle".into()],
+            ..exec_daemon()
+        },
+        true,
+        now,
+    );
     let acts = t.ev(Event::Boot);
     assert_eq!(spawns(&acts), vec!["a", "flaky"]);
     t.spawned("flaky", 1);
@@ -386,8 +521,14 @@ fn blocked_units_never_start_and_fail_their_requirers() {
 fn spawn_failure_fails_the_unit_and_start_retries_it() {
     let mut t = T::new(&[("x", exec_daemon())]);
     t.ev(Event::Boot);
-    let acts = t.ev(Event::SpawnFailed { unit: "x".into(), message: "exec /nope failed".into() });
-    assert_eq!(failed_detail(&acts, "x").as_deref(), Some("spawn failed: exec /nope failed"));
+    let acts = t.ev(Event::SpawnFailed {
+        unit: "x".into(),
+        message: "exec /nope failed".into(),
+    });
+    assert_eq!(
+        failed_detail(&acts, "x").as_deref(),
+        Some("spawn failed: exec /nope failed")
+    );
     assert_eq!(spawns(&t.ev(Event::Start("x".into()))), vec!["x"]);
     assert_eq!(t.core.get("x").and_then(|e| e.failure.clone()), None);
 }
@@ -401,11 +542,17 @@ fn mainpid_moves_exit_tracking_and_group_mode_kills_leftovers() {
     let mut t = T::new(&[("fork", s)]);
     t.ev(Event::Boot);
     t.spawned("fork", 50);
-    t.ev(Event::MainPid { unit: "fork".into(), pid: 51 });
+    t.ev(Event::MainPid {
+        unit: "fork".into(),
+        pid: 51,
+    });
     assert_eq!(t.core.unit_by_pid(51), Some("fork"));
     assert_eq!(t.core.unit_by_pid(50), None);
     let acts = t.exited("fork", ExitStatus::Code(1));
-    assert_eq!(kills(&acts), vec![("fork".to_string(), Signal::SIGKILL, KillScope::Group)]);
+    assert_eq!(
+        kills(&acts),
+        vec![("fork".to_string(), Signal::SIGKILL, KillScope::Group)]
+    );
     assert_eq!(spawns(&acts), vec!["fork"]);
 }
 
@@ -417,7 +564,11 @@ fn ready_ignored_outside_starting_and_for_oneshots() {
     t.ev(Event::Ready("once".into()));
     assert_eq!(phase(&t.core, "once"), Phase::Starting);
     t.ev(Event::Ready("d".into()));
-    assert_eq!(phase(&t.core, "d"), Phase::Running, "ready before Spawned is processed still counts");
+    assert_eq!(
+        phase(&t.core, "d"),
+        Phase::Running,
+        "ready before Spawned is processed still counts"
+    );
     t.ev(Event::Ready("d".into()));
     assert_eq!(phase(&t.core, "d"), Phase::Running);
 }

@@ -29,7 +29,11 @@ pub fn poll_fds(watches: &mut [Watch], timeout_ms: i32) -> nix::Result<usize> {
     let n = unsafe { libc::poll(raw.as_mut_ptr(), raw.len() as libc::nfds_t, timeout_ms) };
     if n < 0 {
         let e = nix::errno::Errno::last();
-        return if e == nix::errno::Errno::EINTR { Ok(0) } else { Err(e) };
+        return if e == nix::errno::Errno::EINTR {
+            Ok(0)
+        } else {
+            Err(e)
+        };
     }
     for (w, r) in watches.iter_mut().zip(&raw) {
         w.revents = PollFlags::from_bits_truncate(r.revents);

@@ -17,7 +17,12 @@ pub enum Reaped {
 pub fn reap_one() -> Option<Reaped> {
     loop {
         match nix::sys::wait::waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => return Some(Reaped::Exited { pid: pid.as_raw(), code }),
+            Ok(WaitStatus::Exited(pid, code)) => {
+                return Some(Reaped::Exited {
+                    pid: pid.as_raw(),
+                    code,
+                })
+            }
             Ok(WaitStatus::Signaled(pid, sig, _)) => {
                 return Some(Reaped::Signaled {
                     pid: pid.as_raw(),
@@ -73,7 +78,10 @@ pub fn reap_nohang() -> ReapOutcome {
     loop {
         match nix::sys::wait::waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) => {
-                return ReapOutcome::Reaped(Reaped::Exited { pid: pid.as_raw(), code })
+                return ReapOutcome::Reaped(Reaped::Exited {
+                    pid: pid.as_raw(),
+                    code,
+                })
             }
             Ok(WaitStatus::Signaled(pid, sig, _)) => {
                 return ReapOutcome::Reaped(Reaped::Signaled {

@@ -31,7 +31,10 @@ pub fn block_handled() -> nix::Result<()> {
 
 /// A non-blocking, close-on-exec signalfd(2) for the handled signals.
 pub fn open_signalfd() -> nix::Result<SignalFd> {
-    SignalFd::with_flags(&handled_set(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+    SignalFd::with_flags(
+        &handled_set(),
+        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+    )
 }
 
 /// Reads one pending signal number from the signalfd (read(2)); `None` when none is pending.

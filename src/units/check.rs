@@ -2,6 +2,9 @@
 //! the way the init would load them at boot, so that an image builder finds every mistake before
 //! the image ever boots.
 //!
+//! With `--root DIR` the units are also checked against an image tree: the program exists and is
+//! executable there, `user` and `group` resolve in its passwd/group files.
+//!
 //! Exit status: 0 clean, 1 any error, 2 usage error (no directory, a directory that does not exist).
 
 use std::path::PathBuf;
@@ -9,13 +12,15 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::graph::{self, GraphError};
+use super::image::check_against_root;
 use super::load::{load_dirs, LoadOutcome};
 
-const USAGE: &str = "usage: check [--json] DIR...";
+const USAGE: &str = "usage: check [--json] [--root IMAGE] DIR...";
 
 #[derive(Serialize)]
 struct JsonError {
-    /// "file" for an error in a unit file, "graph" for a dependency problem.
+    /// "file" for an error in a unit file, "graph" for a dependency problem, "image" for a problem
+    /// found against `--root`.
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     path: Option<String>,
@@ -52,10 +57,19 @@ fn graph_errors(outcome: &LoadOutcome) -> Vec<GraphError> {
 /// Validates unit directories offline; returns the process exit code.
 pub fn main(args: &[String]) -> i32 {
     let mut json = false;
+    let mut root: Option<PathBuf> = None;
     let mut dirs = Vec::new();
-    for a in args {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
         match a.as_str() {
             "--json" => json = true,
+            "--root" => match it.next() {
+                Some(r) => root = Some(PathBuf::from(r)),
+                None => {
+                    eprintln!("check: --root needs a directory\n{USAGE}");
+                    return 2;
+                }
+            },
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return 0;
@@ -71,7 +85,7 @@ pub fn main(args: &[String]) -> i32 {
         eprintln!("{USAGE}");
         return 2;
     }
-    for d in &dirs {
+    for d in dirs.iter().chain(&root) {
         if !d.is_dir() {
             eprintln!("check: {}: not a directory", d.display());
             return 2;
@@ -79,7 +93,11 @@ pub fn main(args: &[String]) -> i32 {
     }
     let outcome = load_dirs(&dirs);
     let graph_errors = graph_errors(&outcome);
-    let count = outcome.errors.len() + graph_errors.len();
+    let image_errors = root
+        .as_deref()
+        .map(|r| check_against_root(r, &outcome.units))
+        .unwrap_or_default();
+    let count = outcome.errors.len() + graph_errors.len() + image_errors.len();
     if json {
         let mut errors: Vec<JsonError> = outcome
             .errors
@@ -100,6 +118,14 @@ pub fn main(args: &[String]) -> i32 {
             column: None,
             unit: Some(e.unit().to_string()),
             message: e.to_string(),
+        }));
+        errors.extend(image_errors.iter().map(|(unit, message)| JsonError {
+            kind: "image",
+            path: None,
+            line: None,
+            column: None,
+            unit: Some(unit.clone()),
+            message: format!("unit {unit}: {message}"),
         }));
         let report = JsonReport {
             ok: count == 0,
@@ -126,6 +152,9 @@ pub fn main(args: &[String]) -> i32 {
         }
         for e in &graph_errors {
             println!("{e}");
+        }
+        for (unit, message) in &image_errors {
+            println!("unit {unit}: {message}");
         }
         println!(
             "{} units, {count} errors",

@@ -153,8 +153,19 @@ pub fn check(units: &BTreeMap<String, Unit>) -> Vec<GraphError> {
     errors
 }
 
-/// The names of every unit that appears in a reported cycle (the supervisor refuses to start them).
-/// Only the reported path is included; callers that need the whole component can rerun `check`.
+/// Every unit that lies on some dependency cycle: the members of every cyclic strongly connected
+/// component, not only the path a `Cycle` error shows. The supervisor must not start these.
+pub fn cyclic_units(units: &BTreeMap<String, Unit>) -> BTreeSet<String> {
+    let graph = edges(units);
+    graph
+        .keys()
+        .filter(|&&n| reachable(&graph, n).contains(n))
+        .map(|n| n.to_string())
+        .collect()
+}
+
+/// The names of every unit on a reported cycle path. A component can hold units off the reported
+/// path (`a -> b -> c -> a` plus `a -> c` reports `a -> c -> a`); [`cyclic_units`] finds them all.
 pub fn in_cycles(errors: &[GraphError]) -> BTreeSet<String> {
     errors
         .iter()

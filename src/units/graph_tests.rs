@@ -74,6 +74,7 @@ fn self_cycle() {
     let e = check(&u);
     assert_eq!(messages(&e), vec!["unit a: dependency cycle: a -> a"]);
     assert_eq!(in_cycles(&e), set(&["a"]));
+    assert_eq!(cyclic_units(&u), set(&["a"]));
     assert_eq!(start_layers(&u), Vec::<Vec<String>>::new());
 }
 
@@ -98,6 +99,7 @@ fn two_separate_cycles_over_all_edge_kinds() {
         ]
     );
     assert_eq!(in_cycles(&e), set(&["p", "q", "x", "y", "z"]));
+    assert_eq!(cyclic_units(&u), set(&["p", "q", "x", "y", "z"]));
     assert_eq!(start_layers(&u), vec![vec!["solo".to_string()]]);
 }
 
@@ -109,10 +111,10 @@ fn one_error_per_component_with_the_shortest_cycle() {
         ("b", &["c"], &[], &[]),
         ("c", &["a"], &[], &[]),
     ]);
-    assert_eq!(
-        messages(&check(&u)),
-        vec!["unit a: dependency cycle: a -> c -> a"]
-    );
+    let e = check(&u);
+    assert_eq!(messages(&e), vec!["unit a: dependency cycle: a -> c -> a"]);
+    assert_eq!(in_cycles(&e), set(&["a", "c"]));
+    assert_eq!(cyclic_units(&u), set(&["a", "b", "c"]));
 }
 
 #[test]

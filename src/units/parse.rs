@@ -121,7 +121,7 @@ pub fn check_unit_name(name: &str) -> Result<(), String> {
 pub fn parse_unit(name: &str, source: &Path, text: &str) -> Result<Unit, Vec<UnitFileError>> {
     let mut errs = Errors::default();
     let unit = match toml::from_str::<RawUnit>(text) {
-        Ok(raw) => validate(name, source, raw, &mut errs),
+        Ok(raw) => Some(validate(name, source, raw, &mut errs)),
         Err(e) => {
             match e.span() {
                 Some(span) => {
@@ -155,7 +155,7 @@ pub fn parse_unit(name: &str, source: &Path, text: &str) -> Result<Unit, Vec<Uni
     }
 }
 
-fn validate(name: &str, source: &Path, raw: RawUnit, errs: &mut Errors) -> Option<Unit> {
+fn validate(name: &str, source: &Path, raw: RawUnit, errs: &mut Errors) -> Unit {
     let kind = raw
         .kind
         .as_ref()
@@ -249,7 +249,7 @@ fn validate(name: &str, source: &Path, raw: RawUnit, errs: &mut Errors) -> Optio
                 None
             }
         });
-    let unit = Unit {
+    Unit {
         name: name.to_string(),
         source: source.to_path_buf(),
         description: raw
@@ -324,8 +324,7 @@ fn validate(name: &str, source: &Path, raw: RawUnit, errs: &mut Errors) -> Optio
             false,
         ),
         enabled: boolean(errs, "enabled", raw.enabled.as_ref(), true),
-    };
-    Some(unit)
+    }
 }
 
 #[cfg(test)]
