@@ -30,6 +30,37 @@ struct Init {
     dir: PathBuf,
     child: Child,
     started: Instant,
+    /// A cgroup of its own: a container-mode init puts its units below its own cgroup, so inits of
+    /// parallel tests must not share one (they would stop each other's units).
+    cgroup: Option<PathBuf>,
+}
+
+/// Where a cgroup2 hierarchy is mounted on this host, if anywhere.
+fn cgroup2_mount() -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        (post.split(' ').next()? == "cgroup2").then(|| pre.split(' ').nth(4).map(PathBuf::from))?
+    })
+}
+
+/// Kills whatever is left in a cgroup subtree and removes it bottom-up, for a bounded time.
+fn remove_cgroup(dir: &Path) {
+    let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    fn remove_tree(d: &Path) -> bool {
+        if let Ok(rd) = std::fs::read_dir(d) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove_tree(&e.path());
+                }
+            }
+        }
+        std::fs::remove_dir(d).is_ok() || !d.exists()
+    }
+    while !remove_tree(dir) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 impl Init {
@@ -44,7 +75,18 @@ impl Init {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(dir.join("units/alpha.toml"), ALPHA).unwrap();
         std::fs::write(dir.join("units/beta.toml"), BETA).unwrap();
-        let child = Command::new(BIN)
+        let cgroup = cgroup2_mount().map(|m| m.join(dir.file_name().unwrap()));
+        let enter = match &cgroup {
+            Some(cg) => {
+                std::fs::create_dir_all(cg).unwrap();
+                format!("echo $$ > {}/cgroup.procs && ", cg.display())
+            }
+            None => String::new(),
+        };
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{enter}exec \"$0\" \"$@\""))
+            .arg(BIN)
             .arg("--container")
             .arg("--units")
             .arg(dir.join("units"))
@@ -61,6 +103,7 @@ impl Init {
             dir,
             child,
             started: Instant::now(),
+            cgroup,
         };
         init.wait_for("both units running", Duration::from_secs(10), || {
             init.state("alpha") == "running" && init.state("beta") == "running"
@@ -131,6 +174,9 @@ impl Drop for Init {
                 let _ = self.child.wait();
             }
         }
+        if let Some(cg) = &self.cgroup {
+            remove_cgroup(cg);
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -164,6 +210,14 @@ fn status_list_start_stop_restart() {
     );
     let (code, _, err) = init.ctl(&["status", "nosuch"]);
     assert_eq!(code, 4, "{err}");
+    if let Some(cg) = &init.cgroup {
+        // Usage comes from the unit's cgroup below the init's own (cpu.stat exists in every
+        // cgroup; memory.current only where the memory controller is enabled, not on this host).
+        let st = init.status("beta");
+        let dir = st["cgroup"].as_str().unwrap_or_default().to_string();
+        assert!(dir.starts_with(cg.to_str().unwrap()), "{st}");
+        assert!(st["cpu_usec"].as_u64().is_some(), "{st}");
+    }
 
     let (code, out, _) = init.ctl(&["stop", "beta"]);
     assert_eq!(code, 0, "{out}");
