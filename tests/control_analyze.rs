@@ -202,6 +202,14 @@ fn initctl_check_delegates_to_the_unit_checker() {
     };
     let good = run("good");
     assert_eq!(good.status.code(), Some(0), "{good:?}");
+    let json = Command::new(env!("CARGO_BIN_EXE_lifsea-init"))
+        .args(["initctl", "--run-dir", "/nonexistent", "--json", "check"])
+        .arg(dir.join("bad"))
+        .output()
+        .unwrap();
+    assert_eq!(json.status.code(), Some(1), "{json:?}");
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(v.to_string().contains("bogus-key"), "{v}");
     let bad = run("bad");
     assert_eq!(bad.status.code(), Some(1), "{bad:?}");
     let all = format!(

@@ -54,8 +54,8 @@ struct Global {
 
 /// Runs initctl with the arguments after its name; returns the process exit code.
 pub fn main(args: &[String]) -> i32 {
-    if args.first().map(String::as_str) == Some("check") {
-        return crate::units::check::main(&args[1..]);
+    if let Some(code) = delegate_check(args) {
+        return code;
     }
     let mut g = Global {
         run_dir: PathBuf::from(DEFAULT_RUN_DIR),
@@ -87,6 +87,30 @@ pub fn main(args: &[String]) -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// `check` needs no running init: everything after the verb goes to the offline checker as is
+/// (a global `--json` before the verb is passed on).
+fn delegate_check(args: &[String]) -> Option<i32> {
+    let mut json = false;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--json" => json = true,
+            "--run-dir" => i += 1,
+            "check" => {
+                let mut rest: Vec<String> = Vec::new();
+                if json {
+                    rest.push("--json".into());
+                }
+                rest.extend_from_slice(&args[i + 1..]);
+                return Some(crate::units::check::main(&rest));
+            }
+            _ => return None,
+        }
+        i += 1;
+    }
+    None
 }
 
 fn usage_error(msg: &str) -> i32 {
