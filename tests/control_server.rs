@@ -643,6 +643,18 @@ fn initctl_renders_and_exits_by_the_documented_codes() {
         })
         .count();
     assert_eq!(unit_bars, 3);
+    // The same binary answers to the name initctl.
+    let link = h.dir.join("initctl");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_lifsea-init"), &link).unwrap();
+    let out = Command::new(&link)
+        .args(["--run-dir", h.dir.to_str().unwrap(), "version"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"protocol\": 1"),
+        "{out:?}"
+    );
     // Nobody listening: exit 3 with a hint.
     let (code, _, err) = initctl_as(&h.dir.join("nowhere"), &["list"], None);
     assert_eq!(code, 3);

@@ -125,6 +125,12 @@ impl Client {
                 Err(_) => self.dead = true,
             }
         }
+        if self.sent >= COMPACT_AT && self.pending() > 0 {
+            // A follower that reads slowly never drains completely: drop what was sent so the
+            // buffer holds only pending bytes.
+            self.output.drain(..self.sent);
+            self.sent = 0;
+        }
         if self.pending() == 0 {
             self.output.clear();
             self.sent = 0;
@@ -164,6 +170,8 @@ pub struct ControlServer {
 
 /// Most connections taken from the backlog in one readiness event, so a flood cannot keep the loop here.
 const ACCEPT_BATCH: usize = 64;
+/// Sent bytes kept at the front of an output buffer before it is compacted.
+const COMPACT_AT: usize = 64 * 1024;
 /// Most bytes read from one client in one readiness event.
 const READ_BATCH: usize = 4 * MAX_MESSAGE;
 
