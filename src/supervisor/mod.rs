@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod catalog;
 pub mod cgroup;
 pub mod event_loop;
+pub mod model;
 pub mod notify;
 pub mod ops_impl;
 pub mod output;

@@ -8,248 +8,14 @@
 //! and failures of hard dependencies travel to their requirers with the reason.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
-use super::backoff::{Backoff, BackoffPolicy};
+use super::backoff::Backoff;
+pub use super::model::*;
 use crate::timeline::{SubjectKind, TimelineEvent};
-use crate::units::schema::{KillMode, Readiness, RestartPolicy, UnitType};
-use crate::units::Unit;
-
-/// How long after the SIGKILL of a stop we keep waiting before declaring the unit stopped anyway
-/// (a process stuck in uninterruptible sleep must not hang a shutdown forever).
-pub const KILL_GRACE: Duration = Duration::from_secs(5);
-
-/// What the state machine needs from a unit file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UnitSpec {
-    pub kind: UnitType,
-    pub requires: Vec<String>,
-    pub wants: Vec<String>,
-    pub after: Vec<String>,
-    /// Daemon with `ready = "exec"`: ready as soon as it is spawned.
-    pub ready_on_spawn: bool,
-    pub ready_timeout: Duration,
-    pub restart: RestartPolicy,
-    pub backoff: BackoffPolicy,
-    pub stop_signal: Signal,
-    pub stop_timeout: Duration,
-    pub kill_mode: KillMode,
-    /// The unit runs in its own cgroup (false when no cgroup2 filesystem is available).
-    pub has_cgroup: bool,
-}
-
-impl UnitSpec {
-    pub fn from_unit(u: &Unit, has_cgroup: bool) -> Self {
-        Self {
-            kind: u.kind,
-            requires: u.requires.clone(),
-            wants: u.wants.clone(),
-            after: u.after.clone(),
-            ready_on_spawn: u.kind == UnitType::Daemon && u.ready == Readiness::Exec,
-            ready_timeout: u.ready_timeout,
-            restart: u.restart,
-            backoff: BackoffPolicy {
-                delay: u.restart_delay,
-                delay_max: u.restart_delay_max,
-                reset_after: u.restart_reset_after,
-            },
-            stop_signal: u.stop_signal,
-            stop_timeout: u.stop_timeout,
-            kill_mode: u.kill_mode,
-            has_cgroup,
-        }
-    }
-
-    /// The spec of a unit whose file could not be read: it never starts, so the values are moot.
-    pub fn inert() -> Self {
-        Self {
-            kind: UnitType::Oneshot,
-            requires: Vec::new(),
-            wants: Vec::new(),
-            after: Vec::new(),
-            ready_on_spawn: false,
-            ready_timeout: Duration::ZERO,
-            restart: RestartPolicy::No,
-            backoff: BackoffPolicy {
-                delay: Duration::ZERO,
-                delay_max: Duration::ZERO,
-                reset_after: Duration::ZERO,
-            },
-            stop_signal: Signal::SIGTERM,
-            stop_timeout: Duration::ZERO,
-            kill_mode: KillMode::Main,
-            has_cgroup: false,
-        }
-    }
-
-    /// Whether stopping waits for (and signals) the whole cgroup.
-    fn group_kill(&self) -> bool {
-        self.has_cgroup && self.kill_mode == KillMode::Cgroup
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Not running and not asked to run.
-    Inactive,
-    /// Asked to run; dependencies not satisfied yet.
-    Waiting,
-    /// Spawned; waiting for readiness (a oneshot: for its exit).
-    Starting,
-    /// A daemon that is ready.
-    Running,
-    /// A oneshot that exited 0, or a daemon with restart = "no" that exited 0.
-    Exited,
-    /// Waiting out the restart delay.
-    Backoff,
-    /// Signalled; waiting for its processes to go.
-    Stopping,
-    /// Failed: see `Entry::failure`.
-    Failed,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Inactive => "inactive",
-            Phase::Waiting => "waiting",
-            Phase::Starting => "starting",
-            Phase::Running => "running",
-            Phase::Exited => "exited",
-            Phase::Backoff => "backoff",
-            Phase::Stopping => "stopping",
-            Phase::Failed => "failed",
-        }
-    }
-
-    /// Has (or may have) processes, so dependents-first stop ordering must wait for it.
-    fn is_active(self) -> bool {
-        matches!(
-            self,
-            Phase::Starting | Phase::Running | Phase::Stopping | Phase::Exited
-        )
-    }
-}
-
-/// How a main process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    Code(i32),
-    Signal(i32),
-}
-
-impl ExitStatus {
-    pub fn success(self) -> bool {
-        self == ExitStatus::Code(0)
-    }
-}
-
-impl std::fmt::Display for ExitStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match *self {
-            ExitStatus::Code(c) => write!(f, "exited {c}"),
-            ExitStatus::Signal(s) => match Signal::try_from(s) {
-                Ok(sig) => write!(f, "killed by {}", sig.as_str()),
-                Err(_) => write!(f, "killed by signal {s}"),
-            },
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TimerKind {
-    ReadyTimeout,
-    BackoffElapsed,
-    StopTimeout,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KillScope {
-    /// Only the main process.
-    Main,
-    /// Every process of the unit's cgroup (SIGKILL means `cgroup.kill`).
-    Group,
-}
-
-/// What happens once a stop completes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AfterStop {
-    Inactive,
-    Restart,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct StopProgress {
-    main_gone: bool,
-    group_gone: bool,
-    killed: bool,
-    then: AfterStop,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// Starts every enabled unit (and what they require or want).
-    Boot,
-    Start(String),
-    Stop(String),
-    Restart(String),
-    FactReached(String),
-    Spawned {
-        unit: String,
-        pid: i32,
-    },
-    SpawnFailed {
-        unit: String,
-        message: String,
-    },
-    /// READY=1, a newline on the readiness fd, or a probe that succeeded.
-    Ready(String),
-    /// MAINPID= from sd_notify.
-    MainPid {
-        unit: String,
-        pid: i32,
-    },
-    /// The unit's main process ended (the reaper matched the pid).
-    Exited {
-        unit: String,
-        status: ExitStatus,
-    },
-    Timer {
-        unit: String,
-        kind: TimerKind,
-        gen: u64,
-    },
-    /// The unit's cgroup has no processes left.
-    GroupEmpty(String),
-    Shutdown,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Spawn(String),
-    Kill {
-        unit: String,
-        signal: Signal,
-        scope: KillScope,
-    },
-    ArmTimer {
-        unit: String,
-        kind: TimerKind,
-        at: Instant,
-        gen: u64,
-    },
-    /// Ask the loop to send `GroupEmpty` now if the group is already empty (inotify only reports changes).
-    CheckGroup(String),
-    /// Record in the timeline and log a progress line.
-    Transition {
-        subject: SubjectKind,
-        name: String,
-        event: TimelineEvent,
-        detail: String,
-    },
-}
+use crate::units::schema::{RestartPolicy, UnitType};
 
 /// One unit's state.
 #[derive(Debug, Clone)]
@@ -316,6 +82,8 @@ pub struct Core {
     requirers: BTreeMap<String, BTreeSet<String>>,
     shutting_down: bool,
     seed: u64,
+    /// Units to re-evaluate in the next `reconcile`.
+    dirty: BTreeSet<String>,
 }
 
 impl Core {
@@ -346,6 +114,8 @@ impl Core {
             }
         }
         self.reindex();
+        self.touch(name);
+        self.touch_dependents(name);
     }
 
     /// Adds a unit that must never start, shown as failed with the reason.
@@ -442,6 +212,7 @@ impl Core {
     fn apply(&mut self, event: Event, now: Instant, out: &mut Vec<Action>) {
         match event {
             Event::Boot => {
+                self.touch_all();
                 let enabled: Vec<String> = self
                     .units
                     .iter()
@@ -459,6 +230,7 @@ impl Core {
                 if let Some(r) = self.facts.get_mut(&f) {
                     if !*r {
                         *r = true;
+                        self.touch_dependents(&f);
                         out.push(Action::Transition {
                             subject: SubjectKind::Fact,
                             name: f,
@@ -499,6 +271,7 @@ impl Core {
                 for e in self.units.values_mut() {
                     e.want_up = false;
                 }
+                self.touch_all();
             }
         }
     }
@@ -522,6 +295,7 @@ impl Core {
                 continue;
             }
             e.want_up = true;
+            self.dirty.insert(n.clone());
             // A wanted unit is only pulled in when it would start at boot anyway.
             todo.extend(e.spec.requires.iter().cloned());
             let wants: Vec<String> = e.spec.wants.clone();
@@ -560,6 +334,7 @@ impl Core {
             if let Some(e) = self.units.get_mut(&n) {
                 e.want_up = false;
             }
+            self.dirty.insert(n.clone());
             if let Some(r) = self.requirers.get(&n) {
                 todo.extend(r.iter().cloned());
             }
@@ -594,12 +369,40 @@ impl Core {
         }
     }
 
+    /// Changes a unit's phase and marks it and its neighbours (what it depends on, what depends on
+    /// it) for re-evaluation: those are the only units whose next move this change can enable.
     fn set_phase(&mut self, n: &str, p: Phase, now: Instant) {
-        if let Some(e) = self.units.get_mut(n) {
-            e.phase = p;
-            e.since = now;
-            e.gen += 1;
+        let Some(e) = self.units.get_mut(n) else {
+            return;
+        };
+        e.phase = p;
+        e.since = now;
+        e.gen += 1;
+        let s = &e.spec;
+        let deps: Vec<String> = s
+            .requires
+            .iter()
+            .chain(&s.wants)
+            .chain(&s.after)
+            .cloned()
+            .collect();
+        self.dirty.extend(deps);
+        self.touch_dependents(n);
+        self.dirty.insert(n.to_string());
+    }
+
+    fn touch(&mut self, n: &str) {
+        self.dirty.insert(n.to_string());
+    }
+
+    fn touch_dependents(&mut self, n: &str) {
+        if let Some(ds) = self.dependents.get(n) {
+            self.dirty.extend(ds.iter().cloned());
         }
+    }
+
+    fn touch_all(&mut self) {
+        self.dirty.extend(self.units.keys().cloned());
     }
 
     fn on_spawned(&mut self, n: &str, pid: i32, now: Instant, out: &mut Vec<Action>) {
@@ -889,6 +692,7 @@ impl Core {
                 let msg = format!("dependency {dep} failed: {why}");
                 e.want_up = false;
                 e.pending_failure = Some(msg.clone());
+                self.dirty.insert(r.clone());
                 todo.push((r, msg));
             }
         }
@@ -944,48 +748,40 @@ impl Core {
         })
     }
 
+    /// Re-evaluates every unit marked dirty (and, through `set_phase`, the neighbours of every unit
+    /// that changes) until nothing changes: only what an event can affect is looked at, so a
+    /// thousand-unit graph costs per event what the event touches, not the whole graph.
     fn reconcile(&mut self, now: Instant, out: &mut Vec<Action>) {
-        loop {
-            let mut changed = false;
-            let names: Vec<String> = self.units.keys().cloned().collect();
-            for n in &names {
-                let Some(e) = self.units.get(n) else { continue };
-                let (phase, want_up) = (e.phase, e.want_up);
-                match phase {
-                    Phase::Inactive if want_up && !self.shutting_down => {
-                        self.set_phase(n, Phase::Waiting, now);
-                        changed = true;
-                    }
-                    Phase::Waiting | Phase::Backoff if !want_up => {
-                        let failure = self.units.get_mut(n).and_then(|e| e.pending_failure.take());
-                        match failure {
-                            Some(reason) => self.fail(n, &reason, now, out),
-                            None => self.set_phase(n, Phase::Inactive, now),
-                        }
-                        changed = true;
-                    }
-                    Phase::Waiting => match self.deps_ready(n) {
-                        Ok(true) => {
-                            self.launch(n, now, out);
-                            changed = true;
-                        }
-                        Ok(false) => {}
-                        Err(reason) => {
-                            self.fail(n, &reason, now, out);
-                            changed = true;
-                        }
-                    },
-                    Phase::Starting | Phase::Running | Phase::Exited
-                        if !want_up && self.dependents_down(n) =>
-                    {
-                        self.begin_stop(n, AfterStop::Inactive, now, out);
-                        changed = true;
-                    }
-                    _ => {}
+        while let Some(n) = self.dirty.pop_first() {
+            let Some(e) = self.units.get(&n) else {
+                continue;
+            };
+            let (phase, want_up) = (e.phase, e.want_up);
+            match phase {
+                Phase::Inactive if want_up && !self.shutting_down => {
+                    self.set_phase(&n, Phase::Waiting, now);
                 }
-            }
-            if !changed {
-                break;
+                Phase::Waiting | Phase::Backoff if !want_up => {
+                    let failure = self
+                        .units
+                        .get_mut(&n)
+                        .and_then(|e| e.pending_failure.take());
+                    match failure {
+                        Some(reason) => self.fail(&n, &reason, now, out),
+                        None => self.set_phase(&n, Phase::Inactive, now),
+                    }
+                }
+                Phase::Waiting => match self.deps_ready(&n) {
+                    Ok(true) => self.launch(&n, now, out),
+                    Ok(false) => {}
+                    Err(reason) => self.fail(&n, &reason, now, out),
+                },
+                Phase::Starting | Phase::Running | Phase::Exited
+                    if !want_up && self.dependents_down(&n) =>
+                {
+                    self.begin_stop(&n, AfterStop::Inactive, now, out);
+                }
+                _ => {}
             }
         }
     }
@@ -1002,14 +798,5 @@ impl Core {
         if timed && !timeout.is_zero() {
             self.arm(n, TimerKind::ReadyTimeout, now + timeout, out);
         }
-    }
-}
-
-/// "2s", "1500ms": how timeouts appear in failure reasons.
-pub fn fmt_duration(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
     }
 }
