@@ -663,3 +663,49 @@ fn initctl_renders_and_exits_by_the_documented_codes() {
         "{err}"
     );
 }
+
+#[test]
+fn follower_that_never_reads_is_dropped_by_the_write_timeout() {
+    let h = Harness::start(Limits {
+        write_timeout: Duration::from_millis(300),
+        max_output: 64 * 1024 * 1024,
+        follow_interval: Duration::from_millis(10),
+        ..Limits::default()
+    });
+    let s = h.raw();
+    writeln!(
+        &s,
+        r#"{{"v":1,"id":1,"op":"logs","unit":"alpha","n":0,"follow":true}}"#
+    )
+    .unwrap();
+    // Far more output than a socket buffer holds, below the output bound: only the timeout can
+    // end this client.
+    let filler = "x".repeat(200);
+    for _ in 0..20_000 {
+        h.add_line(&filler);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    let mut c = Connection::open(&h.sock()).unwrap();
+    c.call(Op::Version).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match (&s).read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => panic!("follower was not dropped: {e}"),
+        }
+    }
+    assert!(
+        got < 20_000 * 200,
+        "it received everything ({got}) instead of being dropped"
+    );
+}
