@@ -2,4 +2,10 @@
 //! it does and documenting the syscall it wraps.
 
 pub mod cred;
+pub mod inotify;
+pub mod notify_socket;
+pub mod poll;
+pub mod power;
 pub mod process;
+pub mod reap;
+pub mod signal;
