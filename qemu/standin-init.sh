@@ -11,14 +11,13 @@ msg() { if [ -c /dev/console ]; then echo "standin-init: $*" >/dev/console; else
 fail() { msg "FATAL: $*"; sleep 5; poweroff -f; }
 arg() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p" | tail -n 1; }
 
-# Bind the deployment D (on the physical root mounted at P) as a root with ostree's semantics.
-assemble() { # P D
-    P=$1 D=$2
-    mount --bind "$D" "$D" || fail "bind $D"
-    mount --bind "$D/usr" "$D/usr" && mount -o remount,bind,ro "$D/usr" || fail "ro /usr"
+# Finish the deployment bound at N (from D on the physical root mounted at P) with ostree's semantics.
+assemble() { # P N D
+    P=$1 N=$2 D=$3
+    mount --bind "$N/usr" "$N/usr" && mount -o remount,bind,ro "$N/usr" || fail "ro /usr"
     os=$(echo "$D" | sed -n 's|.*/ostree/deploy/\([^/]*\)/deploy/.*|\1|p')
-    mount --bind "$P/ostree/deploy/$os/var" "$D/var" || fail "bind /var"
-    mount --bind "$P/boot" "$D/boot" || fail "bind /boot"
+    mount --bind "$P/ostree/deploy/$os/var" "$N/var" || fail "bind /var"
+    mount --bind "$P/boot" "$N/boot" || fail "bind /boot"
 }
 
 stage0() { # initramfs: we are /init
@@ -35,10 +34,14 @@ stage0() { # initramfs: we are /init
     mkdir -p /sysroot && mount -o rw "$dev" /sysroot || fail "mount $dev"
     o=$(arg ostree)
     D=$(cd "/sysroot$o" 2>/dev/null && pwd -P) || fail "ostree=$o does not resolve"
-    assemble /sysroot "$D"
-    mount --move /sysroot "$D/sysroot"
-    umount /sys; umount /proc; mount --move /dev "$D/dev"
-    exec switch_root "$D" /usr/lib/lifsea/standin-init
+    # The deployment lives inside the physical root: assemble it on a separate mount point, then
+    # move the physical root under it (a mount cannot move below itself).
+    mkdir -p /newroot
+    mount --bind "$D" /newroot || fail "bind $D"
+    assemble /sysroot /newroot "$D"
+    mount --move /sysroot /newroot/sysroot || fail "move /sysroot"
+    umount /sys; umount /proc; mount --move /dev /newroot/dev
+    exec switch_root /newroot /usr/lib/lifsea/standin-init
 }
 
 direct() { # direct mode: the kernel ran us from the physical root
@@ -48,7 +51,8 @@ direct() { # direct mode: the kernel ran us from the physical root
     mount -o remount,rw / || fail "remount / rw"
     o=$(arg ostree)
     D=$(cd "$o" 2>/dev/null && pwd -P) || fail "ostree=$o does not resolve"
-    assemble / "$D"
+    mount --bind "$D" "$D" || fail "bind $D"
+    assemble / "$D" "$D"
     umount /proc
     mount --move /dev "$D/dev"
     cd "$D" && pivot_root . sysroot || fail "pivot_root"
