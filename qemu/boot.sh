@@ -14,7 +14,8 @@
 #   --no-disk          boot without the root disk attached (the missing-root test)
 #   --microvm          -M microvm (virtio-mmio devices; experimental)
 #   --show             copy the console to stdout as well
-#   --until REGEX      end QEMU as soon as the console shows a line matching REGEX
+#   --until REGEX      end QEMU as soon as a console line printed after the kernel started init
+#                      matches REGEX (extended regex; the kernel's own command-line echo is earlier)
 #
 # Prints `console: FILE` and `qemu-exit: N` (and `wall-ms: N`, the wall time of the run) on stderr;
 # exits with QEMU's status (0 after a guest poweroff; -no-reboot turns a reboot into an exit too).
@@ -105,7 +106,7 @@ fi
 if [ -n "$until_re" ]; then
     # Stop QEMU as soon as the console shows the awaited line.
     while kill -0 "$qpid" 2>/dev/null; do
-        if grep -Eq -- "$until_re" "$log_file"; then
+        if sed -n '/as init process/,$p' "$log_file" | grep -Eq -- "$until_re"; then
             echo "until-ms: $((($(date +%s%N) - start_ns) / 1000000))" >&2
             kill "$qpid" 2>/dev/null
             break

@@ -95,5 +95,9 @@ newest_entry "$out.tmp/disk.img" >"$out.tmp/entry.conf"
 rm_tree "$R"
 rm_tree "$S"
 mv "$out.tmp" "$out"
+# Older builds of the same kind are stale now: keep the cache from growing without bound.
+for old in "$LIFSEA_CACHE/images/$variant-$mode-$init-"*; do
+    [ "$old" = "$out" ] || rm_tree "$old"
+done
 log "image ready: $out/disk.img"
 echo "$out"

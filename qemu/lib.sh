@@ -279,6 +279,7 @@ make_standin_initramfs() { # OUT
 
 # The real initramfs, written by the init itself.
 make_real_initramfs() { # BIN OUT
-    "$1" mkinitramfs --kver "$KVER" --modules-dir "$KERNEL_DIR/root/lib/modules/$KVER" -o "$2" \
+    "$1" mkinitramfs --kernel-modules "$KERNEL_DIR/root/lib/modules/$KVER" --modules virtio_pci,virtio_blk \
+        --binary "$1" -o "$2" \
         || die "lifsea-init mkinitramfs failed"
 }

@@ -6,7 +6,7 @@
 # The image builders install it with the shebang rewritten to a busybox path that exists where the
 # kernel execs it (the physical root in direct mode, the initramfs in initramfs mode).
 
-export PATH=/lifsea-standin/bin:/usr/bin:/usr/sbin:/bin:/sbin
+export PATH=/lifsea-standin/bin:/usr/bin:/usr/sbin:/bin:/sbin:/sysroot/lifsea-standin/bin
 msg() { if [ -c /dev/console ]; then echo "standin-init: $*" >/dev/console; else echo "standin-init: $*"; fi; }
 fail() { msg "FATAL: $*"; sleep 5; poweroff -f; }
 arg() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p" | tail -n 1; }

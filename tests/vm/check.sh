@@ -22,6 +22,10 @@ result() { # name PASS|FAIL|SKIP detail...
 
 uptime_s=$(cut -d' ' -f1 /proc/uptime)
 echo "CHECK-START uptime=$uptime_s"
+# The init's boot timeline so far (qemu/measure-boot.sh reads the stamps from the console).
+if [ -r /run/lifsea/boot-timeline.json ]; then
+    echo "CHECK-TIMELINE $(tr -d '\n' </run/lifsea/boot-timeline.json)"
+fi
 
 # /usr is the read-only half of the deployment: writes must fail with EROFS, not EACCES or ENOENT.
 out=$(touch /usr/.lifsea-write-test 2>&1)
