@@ -86,7 +86,7 @@ fn run_machine(opts: &cli::InitOptions) -> i32 {
 /// degrades on failure; only an unusable root (bad `ostree=`) is fatal.
 fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     restore_stage0_stamps(timeline);
-    timeline.mark(SubjectKind::Stage, "machine-setup", TimelineEvent::Start);
+    milestone(timeline, SubjectKind::Stage, "machine-setup", TimelineEvent::Start);
     // /proc first: the command line and mountinfo live there and the ostree decision needs both.
     // The rest of the table waits until after the pivot so it lands in the deployment.
     let proc_only = &mounts::EARLY_MOUNTS[..1];
@@ -101,7 +101,7 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     timeline.mark(SubjectKind::Stage, "cmdline", TimelineEvent::Ready);
 
     let ostree_booted = ostree_root(&params);
-    timeline.mark(SubjectKind::Stage, "root", TimelineEvent::Ready);
+    milestone(timeline, SubjectKind::Stage, "root", TimelineEvent::Ready);
 
     mounts::apply_early_mounts(mounts::EARLY_MOUNTS, Path::new("/"), Path::new(MOUNTINFO));
     let controllers = mounts::setup_cgroup_root(Path::new(CGROUP_ROOT), sys::process::pid());
@@ -111,7 +111,7 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
             log::warn!("{e}");
         }
     }
-    timeline.mark(SubjectKind::Fact, "mounts", TimelineEvent::Ready);
+    milestone(timeline, SubjectKind::Fact, "mounts", TimelineEvent::Ready);
 
     let kver = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let module_dir = ["/lib/modules", "/usr/lib/modules"]
@@ -125,14 +125,14 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
         }
         None => log::warn!("no modules.dep for kernel {}; skipping coldplug", kver.trim()),
     }
-    timeline.mark(SubjectKind::Fact, "devices", TimelineEvent::Ready);
+    milestone(timeline, SubjectKind::Fact, "devices", TimelineEvent::Ready);
 
     let etc = Path::new("/etc");
     match machine::apply_hostname(etc) {
         Ok(name) => log::info!("hostname {name}"),
         Err(e) => log::warn!("{e}"),
     }
-    match machine::ensure_machine_id(etc, Path::new("/dev/urandom")) {
+    match machine::ensure_machine_id(etc, None) {
         Ok((id, true)) => log::info!("generated machine-id {id}"),
         Ok((_, false)) => {}
         Err(e) => log::warn!("{e}"),
@@ -142,7 +142,7 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     for e in errors {
         log::warn!("{e}");
     }
-    timeline.mark(SubjectKind::Stage, "machine-setup", TimelineEvent::Ready);
+    milestone(timeline, SubjectKind::Stage, "machine-setup", TimelineEvent::Ready);
 
     timeline.mark(SubjectKind::Stage, "supervise", TimelineEvent::Start);
     let cfg = supervisor::Config {
@@ -157,6 +157,14 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
         facts_reached: vec!["mounts".to_string(), "devices".to_string()],
     };
     supervisor::run(cfg, std::mem::take(timeline))
+}
+
+/// Stamps a stage in the timeline and prints it on the console with the guest uptime, so a
+/// harness can time the boot from the serial log alone.
+fn milestone(timeline: &mut Timeline, kind: SubjectKind, name: &str, event: TimelineEvent) {
+    timeline.mark(kind, name, event);
+    let us = timeline.entries().last().map(|s| s.at_us).unwrap_or(0);
+    eprintln!("lifsea-init: [{}.{:06}] {name} {event:?}", us / 1_000_000, us % 1_000_000);
 }
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
@@ -185,9 +193,14 @@ fn ostree_root(params: &cmdline::BootParams) -> bool {
         return true;
     }
     let root = Path::new("/");
+    let root_ro = mounts::parse_mountinfo(&info)
+        .iter()
+        .rev()
+        .find(|m| m.mount_point == "/")
+        .is_some_and(|m| m.options.split(',').any(|o| o == "ro"));
     let assembled = ostree::resolve_deployment(root, arg).and_then(|d| {
         log::info!("ostree: booting {} (stateroot {})", d.path.display(), d.stateroot);
-        ostree::assemble_direct(root, &d, !params.rw)
+        ostree::assemble_direct(root, &d, root_ro, !params.rw)
     });
     if let Err(e) = assembled {
         fatal(params, &e.to_string());

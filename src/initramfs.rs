@@ -52,7 +52,14 @@ pub struct MkOptions {
     pub gzip: bool,
     pub output: Option<PathBuf>,
     pub list: bool,
+    /// The kernel release the modules go under; default: the module directory's name.
+    pub kver: Option<String>,
 }
+
+/// Modules included when `--modules` is not given: what reaches a root disk on common clouds
+/// and QEMU (virtio-blk, NVMe) and the root filesystem; built-in ones are skipped. virtio-scsi
+/// is left out by default: it pulls in scsi_mod (560 KB); ask for it with `--modules`.
+pub const DEFAULT_MODULES: &[&str] = &["virtio_pci", "virtio_blk", "nvme", "ext4"];
 
 fn parse_args(args: &[String]) -> Result<MkOptions, InitramfsError> {
     let mut o = MkOptions {
@@ -62,12 +69,14 @@ fn parse_args(args: &[String]) -> Result<MkOptions, InitramfsError> {
         gzip: Command::new("gzip").arg("--version").stdout(Stdio::null()).status().is_ok(),
         output: None,
         list: false,
+        kver: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().ok_or_else(|| InitramfsError::Usage(format!("{a} needs a value")));
         match a.as_str() {
-            "--kernel-modules" => o.module_dir = PathBuf::from(val()?),
+            "--kernel-modules" | "--modules-dir" => o.module_dir = PathBuf::from(val()?),
+            "--kver" => o.kver = Some(val()?),
             "--modules" => o.modules.extend(val()?.split(',').filter(|m| !m.is_empty()).map(normalize)),
             "--binary" => o.binary = PathBuf::from(val()?),
             "--compress" => match val()?.as_str() {
@@ -82,6 +91,9 @@ fn parse_args(args: &[String]) -> Result<MkOptions, InitramfsError> {
     }
     if o.module_dir.as_os_str().is_empty() {
         return Err(InitramfsError::Usage("--kernel-modules DIR is required".into()));
+    }
+    if o.modules.is_empty() {
+        o.modules = DEFAULT_MODULES.iter().map(|m| m.to_string()).collect();
     }
     if o.output.is_none() && !o.list {
         return Err(InitramfsError::Usage("-o FILE (or --list) is required".into()));
@@ -139,7 +151,10 @@ fn add_parents(w: &mut CpioWriter<impl Write>, done: &mut BTreeSet<String>, path
 
 /// Writes the uncompressed archive for a plan.
 pub fn write_archive(out: impl Write, opts: &MkOptions, plan: &ModulePlan) -> Result<(), InitramfsError> {
-    let kver = opts.module_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let kver = match &opts.kver {
+        Some(k) => k.clone(),
+        None => opts.module_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+    };
     let read = |p: &Path| std::fs::read(p).map_err(|source| InitramfsError::Read { path: p.to_path_buf(), source });
     let wr = |source| InitramfsError::Write {
         path: opts.output.clone().unwrap_or_default(),
@@ -219,8 +234,8 @@ pub fn mkinitramfs_main(args: &[String]) -> i32 {
         Err(e @ InitramfsError::Usage(_)) => {
             eprintln!("mkinitramfs: {e}");
             eprintln!(
-                "usage: lifsea-init mkinitramfs --kernel-modules /lib/modules/KVER --modules a,b,... \
-                 [--binary PATH] [--compress gzip|none] [--list] -o FILE"
+                "usage: lifsea-init mkinitramfs --kernel-modules /lib/modules/KVER [--kver KVER] \
+                 [--modules a,b,...] [--binary PATH] [--compress gzip|none] [--list] -o FILE"
             );
             2
         }
@@ -237,22 +252,21 @@ pub fn in_initramfs(argv0: &str) -> bool {
     sys::process::pid() == 1 && (argv0 == "/init" || sys::mount::root_is_ramfs())
 }
 
-fn mount_or_log(source: &str, target: &str, fstype: &str) {
-    let t = Path::new(target);
-    let _ = std::fs::create_dir_all(t);
-    if let Err(e) = sys::mount::mount_fs(source, t, fstype, 0, "") {
-        log::warn!("mount {fstype} on {target}: {e}");
-    }
-}
-
 /// Filesystem types to try when `rootfstype=` is absent: block-device filesystems the kernel knows.
+/// ext4 goes first: it is the usual root and also mounts ext2/ext3, which it registers ahead of
+/// itself (trying those first only adds failed attempts and console noise).
 pub fn block_fstypes(proc_filesystems: &str) -> Vec<String> {
-    proc_filesystems
+    let mut v: Vec<String> = proc_filesystems
         .lines()
         .filter(|l| !l.starts_with("nodev"))
         .map(|l| l.trim().to_string())
         .filter(|l| !l.is_empty())
-        .collect()
+        .collect();
+    if let Some(i) = v.iter().position(|t| t == "ext4") {
+        let t = v.remove(i);
+        v.insert(0, t);
+    }
+    v
 }
 
 /// Removes the initramfs' own files below `dir`, never descending into other filesystems
@@ -281,9 +295,8 @@ pub fn remove_tree_on_dev(dir: &Path, root_dev: u64, keep: &Path) {
 /// Stage 0; never returns (execs the next init, or handles a fatal error).
 pub fn stage0(timeline: &mut Timeline) -> ! {
     timeline.mark(SubjectKind::Stage, "initramfs", TimelineEvent::Start);
-    mount_or_log("proc", "/proc", "proc");
-    mount_or_log("sysfs", "/sys", "sysfs");
-    mount_or_log("devtmpfs", "/dev", "devtmpfs");
+    // The first three rows of the table: /proc, /sys, /dev (moved into the new root later).
+    crate::mounts::apply_early_mounts(&crate::mounts::EARLY_MOUNTS[..3], Path::new("/"), Path::new("/proc/self/mountinfo"));
     let params = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
     if params.debug {
         log::set_max_level(log::LevelFilter::Debug);
@@ -329,6 +342,8 @@ pub fn stage0(timeline: &mut Timeline) -> ! {
         None => PathBuf::from(SYSROOT),
     };
     timeline.mark(SubjectKind::Stage, "root-assembled", TimelineEvent::Ready);
+    let us = crate::timeline::boottime_us();
+    eprintln!("lifsea-init: [{}.{:06}] initramfs root assembled", us / 1_000_000, us % 1_000_000);
     switch_root(&new_root, &params, timeline)
 }
 

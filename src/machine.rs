@@ -64,8 +64,10 @@ pub fn format_machine_id(mut bytes: [u8; 16]) -> String {
 }
 
 /// Keeps a valid `etc/machine-id`, or writes a new random one (missing, empty, "uninitialized"
-/// or malformed). Returns the id and whether it was generated now.
-pub fn ensure_machine_id(etc: &Path, urandom: &Path) -> Result<(String, bool), MachineError> {
+/// or malformed) with bytes read from `random` (a file such as /dev/urandom; `None` uses
+/// getrandom without waiting for the entropy pool, which is what boot wants: an id, not a key).
+/// Returns the id and whether it was generated now.
+pub fn ensure_machine_id(etc: &Path, random: Option<&Path>) -> Result<(String, bool), MachineError> {
     let path = etc.join("machine-id");
     if let Ok(t) = std::fs::read_to_string(&path) {
         if valid_machine_id(&t) {
@@ -73,12 +75,14 @@ pub fn ensure_machine_id(etc: &Path, urandom: &Path) -> Result<(String, bool), M
         }
     }
     let mut bytes = [0u8; 16];
-    std::fs::File::open(urandom)
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|source| MachineError::Random {
-            path: urandom.to_path_buf(),
-            source,
-        })?;
+    let filled = match random {
+        Some(p) => std::fs::File::open(p).and_then(|mut f| f.read_exact(&mut bytes)),
+        None => crate::sys::random::fill_insecure(&mut bytes),
+    };
+    filled.map_err(|source| MachineError::Random {
+        path: random.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("getrandom")),
+        source,
+    })?;
     let id = format_machine_id(bytes);
     // Write then rename: a crash never leaves a half-written id behind.
     let tmp = etc.join(".machine-id.tmp");

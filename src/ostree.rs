@@ -164,10 +164,17 @@ pub fn mount_deployment_parts(sysroot: &Path, deployment: &Deployment, deploy_mn
 
 /// Direct (PID 1, no initramfs) assembly: `sysroot` is the current root (`/`). After return the
 /// process runs inside the deployment with the physical root at `/sysroot`.
-pub fn assemble_direct(sysroot: &Path, deployment: &Deployment, sysroot_readonly: bool) -> Result<(), OstreeError> {
+pub fn assemble_direct(
+    sysroot: &Path,
+    deployment: &Deployment,
+    root_is_readonly: bool,
+    sysroot_readonly: bool,
+) -> Result<(), OstreeError> {
     sm::make_rprivate(sysroot).map_err(mnt("private", sysroot))?;
     // The kernel mounts the root read-only unless told `rw`; /etc and /var need a writable superblock.
-    sm::remount_superblock_rw(sysroot).map_err(mnt("read-write", sysroot))?;
+    if root_is_readonly {
+        sm::remount_superblock_rw(sysroot).map_err(mnt("read-write", sysroot))?;
+    }
     let deploy = sysroot.join(&deployment.path);
     sm::bind(&deploy, &deploy, false).map_err(mnt("deployment", &deploy))?;
     mount_deployment_parts(sysroot, deployment, &deploy)?;

@@ -4,3 +4,4 @@
 pub mod module;
 pub mod mount;
 pub mod process;
+pub mod random;
