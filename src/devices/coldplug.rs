@@ -1,0 +1,98 @@
+//! Coldplug: read every `modalias` file under /sys/devices, match them against modules.alias and
+//! load the matching modules in dependency order. Repeated until a round loads nothing, because
+//! loading a bus driver (virtio_pci) makes new devices (virtio0, ...) with their own modaliases.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::kmod::{self, KmodError};
+use super::modalias::{modules_for, parse_aliases, Alias, DepTable};
+
+/// Every modalias string under `sys_devices`, without following symlinks.
+pub fn collect_modaliases(sys_devices: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![sys_devices.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() && e.file_name() == "modalias" {
+                if let Ok(s) = std::fs::read_to_string(e.path()) {
+                    let s = s.trim();
+                    if !s.is_empty() {
+                        out.insert(s.to_string());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Modules wanted for a set of modaliases, minus the blacklist.
+pub fn wanted_modules(aliases: &[Alias], modaliases: &BTreeSet<String>, blacklist: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in modaliases {
+        for name in modules_for(aliases, m) {
+            if !out.contains(&name) && !blacklist.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// The module tree and the modules loaded so far; one per boot stage.
+pub struct Coldplug {
+    module_dir: std::path::PathBuf,
+    aliases: Vec<Alias>,
+    dep: DepTable,
+    loaded: BTreeSet<String>,
+    blacklist: Vec<String>,
+}
+
+impl Coldplug {
+    /// Reads modules.alias and modules.dep from `module_dir` and what is loaded from /proc/modules.
+    pub fn new(module_dir: &Path, proc_modules: &Path, blacklist: Vec<String>) -> Coldplug {
+        let read = |f: &str| std::fs::read_to_string(module_dir.join(f)).unwrap_or_default();
+        Coldplug {
+            module_dir: module_dir.to_path_buf(),
+            aliases: parse_aliases(&read("modules.alias")),
+            dep: DepTable::parse(&read("modules.dep")),
+            loaded: kmod::loaded_modules(proc_modules),
+            blacklist,
+        }
+    }
+
+    /// One round: load every not-yet-loaded module matching a device under `sys_devices`.
+    pub fn round(&mut self, sys_devices: &Path) -> (Vec<String>, Vec<KmodError>) {
+        let wanted: Vec<String> = wanted_modules(&self.aliases, &collect_modaliases(sys_devices), &self.blacklist)
+            .into_iter()
+            .filter(|m| !self.loaded.contains(m))
+            .collect();
+        if wanted.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        kmod::load_modules(&self.module_dir, &self.dep, &wanted, &mut self.loaded)
+    }
+
+    /// Rounds until one loads nothing (at most `max_rounds`); returns every module loaded and
+    /// logs each failure.
+    pub fn run(&mut self, sys_devices: &Path, max_rounds: usize) -> Vec<String> {
+        let mut all = Vec::new();
+        for _ in 0..max_rounds {
+            let (loaded, errors) = self.round(sys_devices);
+            for e in &errors {
+                log::warn!("coldplug: {e}");
+            }
+            if loaded.is_empty() {
+                break;
+            }
+            log::info!("coldplug: loaded {}", loaded.join(" "));
+            all.extend(loaded);
+        }
+        all
+    }
+}
