@@ -3,9 +3,8 @@
 # machine shifts every figure, so variants are only compared within one run), and prints per boot
 # and as medians:
 #   kernel->init   guest uptime when the kernel ran init ("Run ... as init process")
-#   root           guest uptime when the ostree root was assembled (the init's timeline "root"
-#                  stamp when the checker finds /run/lifsea/boot-timeline.json, else the stand-in's
-#                  "root assembled at" line)
+#   root           guest uptime when the ostree root was assembled (lifsea-init's console milestone
+#                  "[T] initramfs root assembled" or "[T] root Ready"; the stand-in's "root assembled at T")
 #   first-unit     guest uptime when the first unit (the checker) started
 #   wall           wall time from QEMU start until the console showed the first unit's line
 #
@@ -50,11 +49,10 @@ for i in $(seq 1 "$n"); do
         bash "$LIFSEA_ROOT/qemu/boot.sh" "${args[@]}" "$disk" 2>"$work/$mode-$i.err" || true
         log_f="$work/$mode-$i.log"
         t_init=$(kstamp "$log_f" 'as init process')
-        t_root=
-        root_us=$(grep -a -o '"at_us":[0-9]*,"kind":"stage","name":"root","event":"ready"' "$log_f" | head -n1 | sed 's/[^0-9]*\([0-9]*\).*/\1/')
-        if [ -n "$root_us" ]; then
-            t_root=$(awk -v u="$root_us" 'BEGIN { printf "%.3f", u / 1e6 }')
-        else
+        # lifsea-init prints its milestones as "lifsea-init: [UPTIME] NAME EVENT"; stage 0 says
+        # "initramfs root assembled", stage 1 "root Ready". The first of them is the assembled root.
+        t_root=$(sed -n 's/^lifsea-init: \[\([0-9.]*\)\] \(initramfs root assembled\|root Ready\).*/\1/p' "$log_f" | head -n1)
+        if [ -z "$t_root" ]; then
             t_root=$(sed -n 's/.*root assembled at \([0-9.]*\).*/\1/p' "$log_f" | head -n1)
         fi
         t_unit=$(sed -n 's/^CHECK-START uptime=\([0-9.]*\).*/\1/p' "$log_f" | head -n1)

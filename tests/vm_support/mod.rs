@@ -44,6 +44,14 @@ fn run_ok(cmd: &mut Command, what: &str) -> String {
     stdout
 }
 
+/// The init to put in images: `LIFSEA_BIN` when set (e.g. an integration build), else the binary
+/// cargo built for this test run, in this run's profile.
+pub fn init_binary() -> PathBuf {
+    std::env::var_os("LIFSEA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lifsea-init")))
+}
+
 #[derive(Debug, Clone)]
 pub struct Image {
     pub dir: PathBuf,
@@ -66,8 +74,7 @@ pub fn image(variant: &str, mode: &str) -> Image {
                 Command::new("bash")
                     .arg(repo().join("qemu/build-image.sh"))
                     .args(["--variant", variant, "--mode", mode, "--init", &init_kind()])
-                    // The binary cargo built for this test run, in this test run's profile.
-                    .env("LIFSEA_BIN", env!("CARGO_BIN_EXE_lifsea-init")),
+                    .env("LIFSEA_BIN", init_binary()),
                 &format!("build-image {variant} {mode}"),
             );
             PathBuf::from(out.lines().last().unwrap_or_default().trim())
@@ -246,7 +253,7 @@ pub fn kernel() -> Kernel {
 /// The modules `lifsea-init mkinitramfs --list` would pack for a virtio-blk root, one per line.
 pub fn mkinitramfs_list(kernel: &Kernel) -> Vec<String> {
     let out = run_ok(
-        Command::new(env!("CARGO_BIN_EXE_lifsea-init"))
+        Command::new(init_binary())
             .args(["mkinitramfs", "--list", "--modules", ROOT_DISK_MODULES, "--kernel-modules"])
             .arg(&kernel.moddir),
         "lifsea-init mkinitramfs --list",
