@@ -23,7 +23,7 @@ set -euo pipefail
 # shellcheck source=qemu/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-log_file= timeout_s=120 append= ostree_arg= bus= no_disk=0 microvm=0 show=0 until_re=
+log_file='' timeout_s=120 append='' ostree_arg='' bus='' no_disk=0 microvm=0 show=0 until_re=''
 while [ $# -gt 0 ]; do
     case $1 in
         --log) log_file=$2; shift 2 ;;
@@ -73,19 +73,19 @@ fi
 machine=(-M q35)
 dev_suffix=pci
 if [ "$microvm" = 1 ]; then
-    machine=(-M microvm,acpi=off)
+    machine=(-M 'microvm,acpi=off')
     dev_suffix=device
 fi
 disk_args=()
 if [ "$no_disk" = 0 ]; then
     disk_args=(-drive "file=$disk,if=none,id=d0,format=raw,cache=unsafe")
     case $bus in
-        nvme) disk_args+=(-device nvme,drive=d0,serial=lifsea) ;;
+        nvme) disk_args+=(-device 'nvme,drive=d0,serial=lifsea') ;;
         virtio) disk_args+=(-device "virtio-blk-$dev_suffix,drive=d0") ;;
         *) die "--bus must be nvme or virtio" ;;
     esac
 fi
-net_args=(-netdev user,id=n0,restrict=on -device "virtio-net-$dev_suffix,netdev=n0")
+net_args=(-netdev 'user,id=n0,restrict=on' -device "virtio-net-$dev_suffix,netdev=n0")
 
 # panic=-1 with -no-reboot turns a kernel panic into a QEMU exit instead of a hang until the timeout.
 cmdline="$options panic=-1$append"

@@ -245,7 +245,7 @@ make_disk() { # SYSROOT IMG SIZE
 # Prints the newest BLS entry on a disk image: the highest `version` (ostree numbers them so the
 # default deployment has the highest), the file name breaking ties.
 newest_entry() { # IMG
-    local img=$1 f best= bestv=-1 v
+    local img=$1 f best='' bestv=-1 v
     for f in $(debugfs -R 'ls -l /boot/loader/entries' "$img" 2>/dev/null | awk '$NF ~ /\.conf$/ { print $NF }'); do
         v=$(debugfs -R "cat /boot/loader/entries/$f" "$img" 2>/dev/null | awk '$1 == "version" { print $2 }')
         if [ "${v:-0}" -gt "$bestv" ]; then bestv=${v:-0}; best=$f; fi

@@ -36,7 +36,12 @@ fn boot_twice(image: &Image, name: &str) {
     let work = WorkDir::new(name);
     let disk = work.copy_disk(image);
     for boot in 1..=2 {
-        let run = boot_disk(image, &disk, &work.path(&format!("console-{boot}.log")), &[]);
+        let run = boot_disk(
+            image,
+            &disk,
+            &work.path(&format!("console-{boot}.log")),
+            &[],
+        );
         run.assert_no_panic();
         run.assert_checks_pass(BASE_CHECKS);
         assert!(
@@ -94,7 +99,8 @@ fn wrong_ostree_argument_gives_clear_message_without_hang() {
     if skip("wrong_ostree_argument_gives_clear_message_without_hang") {
         return;
     }
-    let bad = "/ostree/boot.1/lifsea/0000000000000000000000000000000000000000000000000000000000000000/0";
+    let bad =
+        "/ostree/boot.1/lifsea/0000000000000000000000000000000000000000000000000000000000000000/0";
     for mode in ["direct", "initramfs"] {
         let image = image("tiny", mode);
         let work = WorkDir::new(&format!("bad-ostree-{mode}"));
@@ -103,7 +109,12 @@ fn wrong_ostree_argument_gives_clear_message_without_hang() {
             &image,
             &disk,
             &work.path("console.log"),
-            &["--ostree", bad, "--until", "0000000000000000000000000000000000000000"],
+            &[
+                "--ostree",
+                bad,
+                "--until",
+                "0000000000000000000000000000000000000000",
+            ],
         );
         let line = run.init_line_mentioning(bad);
         assert!(
@@ -111,9 +122,16 @@ fn wrong_ostree_argument_gives_clear_message_without_hang() {
             "{mode}: no console line from the init names the bad ostree= path\n{}",
             run.tail()
         );
-        assert!(!run.timed_out(), "{mode}: QEMU ran into the timeout\n{}", run.tail());
+        assert!(
+            !run.timed_out(),
+            "{mode}: QEMU ran into the timeout\n{}",
+            run.tail()
+        );
         run.assert_no_panic();
-        assert!(!run.console.contains("CHECKS-DONE"), "{mode}: the checker ran on a wrong ostree=");
+        assert!(
+            !run.console.contains("CHECKS-DONE"),
+            "{mode}: the checker ran on a wrong ostree="
+        );
     }
 }
 
@@ -139,7 +157,11 @@ fn missing_root_disk_in_initramfs_mode_gives_clear_message() {
         "no console line from the init names the missing root LABEL=lifsea-root\n{}",
         run.tail()
     );
-    assert!(!run.timed_out(), "QEMU ran into the timeout\n{}", run.tail());
+    assert!(
+        !run.timed_out(),
+        "QEMU ran into the timeout\n{}",
+        run.tail()
+    );
     run.assert_no_panic();
 }
 
@@ -172,8 +194,15 @@ fn mkinitramfs_list_names_exactly_the_root_disk_modules() {
     assert_eq!(names, expected, "mkinitramfs --list printed {listed:?}");
     // The order is a load order: every module comes after the modules it depends on.
     let pos = |n: &str| names_in_order(&listed).iter().position(|x| x == n);
-    for (module, dep) in [("virtio_blk", "virtio"), ("virtio", "virtio_ring"), ("virtio_pci", "virtio_pci_modern_dev")] {
-        assert!(pos(dep) < pos(module), "{dep} must be listed before {module}: {listed:?}");
+    for (module, dep) in [
+        ("virtio_blk", "virtio"),
+        ("virtio", "virtio_ring"),
+        ("virtio_pci", "virtio_pci_modern_dev"),
+    ] {
+        assert!(
+            pos(dep) < pos(module),
+            "{dep} must be listed before {module}: {listed:?}"
+        );
     }
 }
 

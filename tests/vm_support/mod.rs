@@ -33,7 +33,9 @@ pub fn init_kind() -> String {
 
 /// Runs a command to completion, panicking with its output when it fails.
 fn run_ok(cmd: &mut Command, what: &str) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -80,7 +82,11 @@ pub fn image(variant: &str, mode: &str) -> Image {
             PathBuf::from(out.lines().last().unwrap_or_default().trim())
         })
         .clone();
-    assert!(dir.join("disk.img").exists(), "no disk.img in {}", dir.display());
+    assert!(
+        dir.join("disk.img").exists(),
+        "no disk.img in {}",
+        dir.display()
+    );
     Image {
         dir,
         variant: variant.to_string(),
@@ -97,7 +103,8 @@ impl WorkDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!("lifsea-vm-{name}-{}-{nanos}", std::process::id()));
+        let p =
+            std::env::temp_dir().join(format!("lifsea-vm-{name}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&p).expect("create work dir");
         WorkDir(p)
     }
@@ -110,7 +117,10 @@ impl WorkDir {
     pub fn copy_disk(&self, image: &Image) -> PathBuf {
         let disk = self.path("disk.img");
         run_ok(
-            Command::new("cp").arg("--sparse=always").arg(image.dir.join("disk.img")).arg(&disk),
+            Command::new("cp")
+                .arg("--sparse=always")
+                .arg(image.dir.join("disk.img"))
+                .arg(&disk),
             "copy disk",
         );
         disk
@@ -135,7 +145,11 @@ impl Run {
     pub fn tail(&self) -> String {
         let lines: Vec<&str> = self.console.lines().collect();
         let from = lines.len().saturating_sub(60);
-        format!("--- console (last lines) ---\n{}\n--- boot.sh ---\n{}", lines[from..].join("\n"), self.stderr)
+        format!(
+            "--- console (last lines) ---\n{}\n--- boot.sh ---\n{}",
+            lines[from..].join("\n"),
+            self.stderr
+        )
     }
 
     /// `timeout` exits 124 when it had to stop QEMU.
@@ -166,15 +180,31 @@ impl Run {
     }
 
     pub fn assert_no_panic(&self) {
-        assert!(!self.console.contains("Kernel panic"), "kernel panic on the console\n{}", self.tail());
+        assert!(
+            !self.console.contains("Kernel panic"),
+            "kernel panic on the console\n{}",
+            self.tail()
+        );
     }
 
     /// The checker finished without failures and every named check printed PASS.
     pub fn assert_checks_pass(&self, names: &[&str]) {
         let done = self.console.lines().find(|l| l.starts_with("CHECKS-DONE"));
-        assert!(done.is_some(), "the checker did not finish\n{}", self.tail());
-        let failed: Vec<&str> = self.console.lines().filter(|l| l.starts_with("CHECK ") && l.contains(": FAIL")).collect();
-        assert!(failed.is_empty(), "failed checks: {failed:#?}\n{}", self.tail());
+        assert!(
+            done.is_some(),
+            "the checker did not finish\n{}",
+            self.tail()
+        );
+        let failed: Vec<&str> = self
+            .console
+            .lines()
+            .filter(|l| l.starts_with("CHECK ") && l.contains(": FAIL"))
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "failed checks: {failed:#?}\n{}",
+            self.tail()
+        );
         for name in names {
             let prefix = format!("CHECK {name}: PASS");
             assert!(
@@ -187,8 +217,16 @@ impl Run {
 
     /// QEMU ended on its own after the kernel's power-down message: an orderly poweroff.
     pub fn assert_powered_off(&self) {
-        assert!(!self.timed_out(), "QEMU ran into the timeout\n{}", self.tail());
-        assert!(self.console.contains("reboot: Power down"), "no kernel power-down message\n{}", self.tail());
+        assert!(
+            !self.timed_out(),
+            "QEMU ran into the timeout\n{}",
+            self.tail()
+        );
+        assert!(
+            self.console.contains("reboot: Power down"),
+            "no kernel power-down message\n{}",
+            self.tail()
+        );
     }
 }
 
@@ -204,7 +242,9 @@ pub fn boot_disk(image: &Image, disk: &Path, log: &Path, extra: &[&str]) -> Run 
     }
     cmd.arg(disk);
     let out = cmd.output().expect("run qemu/boot.sh");
-    let console = std::fs::read(log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let console = std::fs::read(log)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     Run {
         console,
         exit: out.status.code().unwrap_or(-1),
@@ -214,7 +254,11 @@ pub fn boot_disk(image: &Image, disk: &Path, log: &Path, extra: &[&str]) -> Run 
 
 /// `e2fsck -fn` finds nothing to fix.
 pub fn assert_fsck_clean(disk: &Path) {
-    let out = Command::new("e2fsck").arg("-fn").arg(disk).output().expect("run e2fsck");
+    let out = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(disk)
+        .output()
+        .expect("run e2fsck");
     assert!(
         out.status.success(),
         "e2fsck -fn reports problems ({}):\n{}{}",
@@ -254,11 +298,21 @@ pub fn kernel() -> Kernel {
 pub fn mkinitramfs_list(kernel: &Kernel) -> Vec<String> {
     let out = run_ok(
         Command::new(init_binary())
-            .args(["mkinitramfs", "--list", "--modules", ROOT_DISK_MODULES, "--kernel-modules"])
+            .args([
+                "mkinitramfs",
+                "--list",
+                "--modules",
+                ROOT_DISK_MODULES,
+                "--kernel-modules",
+            ])
             .arg(&kernel.moddir),
         "lifsea-init mkinitramfs --list",
     );
-    out.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// What the initramfs needs to reach a virtio-blk root disk (qemu/lib.sh asks for the same).
