@@ -53,6 +53,10 @@ key=$( {
     echo "$KVER $variant $mode $init $base"
 } | short_hash)
 out="$LIFSEA_CACHE/images/$variant-$mode-$init-$key"
+# One builder per kind of image at a time; a second one finds the first one's result.
+mkdir -p "$LIFSEA_CACHE/images"
+exec {lockfd}>"$LIFSEA_CACHE/images/.$variant-$mode-$init.lock"
+flock "$lockfd"
 if [ -f "$out/disk.img" ]; then
     echo "$out" >&3
     exit 0

@@ -33,6 +33,20 @@ ensure_host_tools() {
     fi
 }
 
+# Runs a command holding an exclusive lock on $LIFSEA_CACHE/.NAME.lock, so that parallel test
+# threads (or scripts) fetching or building the same cached thing wait for one another.
+with_lock() { # NAME CMD...
+    local name=$1 fd
+    shift
+    mkdir -p "$LIFSEA_CACHE"
+    exec {fd}>"$LIFSEA_CACHE/.$name.lock"
+    flock "$fd"
+    "$@"
+    local rc=$?
+    exec {fd}>&-
+    return $rc
+}
+
 # sha256 of stdin, first 16 hex digits: cache keys.
 short_hash() { sha256sum | cut -c1-16; }
 
@@ -49,6 +63,10 @@ rm_tree() {
 # Makes sure the Debian cloud kernel is extracted in the cache (boot/vmlinuz-KVER and
 # lib/modules/KVER with depmod's indexes), fetching it on first use. Sets KERNEL_DIR and KVER.
 ensure_kernel() {
+    with_lock kernel ensure_kernel_locked
+}
+
+ensure_kernel_locked() {
     KERNEL_DIR="$LIFSEA_CACHE/kernel"
     if [ -f "$KERNEL_DIR/.done" ]; then
         KVER=$(cat "$KERNEL_DIR/KVER")
@@ -78,6 +96,10 @@ ensure_kernel() {
 # on first use. Keyed by suite and package list; built into a temporary dir and renamed when
 # complete, so an interrupted run never leaves a half tree that looks finished.
 debian_base_dir() {
+    with_lock debian-base debian_base_dir_locked
+}
+
+debian_base_dir_locked() {
     local key dir
     key=$(printf '%s %s %s v1' "$LIFSEA_SUITE" "$LIFSEA_DEBIAN_PACKAGES" "$LIFSEA_MIRROR" | short_hash)
     dir="$LIFSEA_CACHE/debian-base-$key"

@@ -69,6 +69,11 @@ stage1() {
     mount -t cgroup2 cgroup2 /sys/fs/cgroup
     mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
     : >/run/ostree-booted
+    # An image without busybox (Debian) powers off with the physical root's copy, kept in /run
+    # because /sysroot is unmounted on the way down.
+    if [ ! -e /usr/bin/busybox ] && [ -e /sysroot/lifsea-standin/busybox ]; then
+        cp /sysroot/lifsea-standin/busybox /run/busybox
+    fi
     msg "root assembled at $(cut -d' ' -f1 /proc/uptime)"
     trap 'shutdown' USR2 TERM
     /usr/lib/lifsea/tests/check.sh &
@@ -82,7 +87,7 @@ shutdown() {
     umount /boot /var /sysroot 2>/dev/null
     mount -o remount,ro /sysroot 2>/dev/null; mount -o remount,ro / 2>/dev/null
     sync
-    poweroff -f
+    if [ -x /run/busybox ]; then /run/busybox poweroff -f; else poweroff -f; fi
 }
 
 if [ $$ -ne 1 ]; then echo "standin-init: not PID 1" >&2; exit 1; fi

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Upper bound for one QEMU run (seconds); TCG on a loaded 2-core machine is slow.
 pub fn boot_timeout() -> String {
@@ -61,17 +61,22 @@ pub struct Image {
     pub mode: String,
 }
 
-/// Builds (or finds in the cache) an image; one build per key at a time across test threads.
+/// Builds (or finds in the cache) an image, once per process and kind; different kinds build in
+/// parallel (build-image.sh itself locks what they share: the kernel, the Debian tree).
 pub fn image(variant: &str, mode: &str) -> Image {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let key = format!("{variant}-{mode}");
-    let mut built = BUILT
-        .get_or_init(|| Mutex::new(HashMap::new()))
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    let dir = built
-        .entry(key)
-        .or_insert_with(|| {
+    type Slot = Arc<Mutex<Option<PathBuf>>>;
+    static BUILT: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
+    let slot: Slot = {
+        let mut map = BUILT
+            .get_or_init(|| Mutex::new(HashMap::new()))
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.entry(format!("{variant}-{mode}")).or_default().clone()
+    };
+    let mut built = slot.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = match &*built {
+        Some(dir) => dir.clone(),
+        None => {
             let out = run_ok(
                 Command::new("bash")
                     .arg(repo().join("qemu/build-image.sh"))
@@ -79,9 +84,11 @@ pub fn image(variant: &str, mode: &str) -> Image {
                     .env("LIFSEA_BIN", init_binary()),
                 &format!("build-image {variant} {mode}"),
             );
-            PathBuf::from(out.lines().last().unwrap_or_default().trim())
-        })
-        .clone();
+            let dir = PathBuf::from(out.lines().last().unwrap_or_default().trim());
+            *built = Some(dir.clone());
+            dir
+        }
+    };
     assert!(
         dir.join("disk.img").exists(),
         "no disk.img in {}",
