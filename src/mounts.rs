@@ -7,9 +7,11 @@
 //! Chosen: proc, sysfs, devtmpfs, devpts (ptys for containers and consoles), /dev/shm, /run,
 //! cgroup2 with `nsdelegate` (containerd and kubelet need it; delegation to podruntime), securityfs
 //! (AppArmor/IMA policy loading by the runtime), bpf (Cilium-style CNIs pin maps there; must be
-//! the host's instance), configfs (nvmet/iSCSI targets) and mqueue (POSIX queues for pods).
+//! the host's instance) and mqueue (POSIX queues for pods).
 //! Left out: debugfs and tracefs (they expose kernel internals; mount them on demand when
-//! debugging) and hugetlbfs (the runtime mounts it per container when pods ask for huge pages).
+//! debugging), hugetlbfs (the runtime mounts it per container when pods ask for huge pages) and
+//! configfs (a module in Debian's cloud kernel, so the mount would fail on every boot; only
+//! nvmet/iSCSI targets use it, and they load the module and mount it themselves).
 
 use std::path::{Path, PathBuf};
 
@@ -59,13 +61,6 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         data: "",
     },
     EarlyMount { source: "bpf", target: "/sys/fs/bpf", fstype: "bpf", flags: NOSUID | NODEV | NOEXEC, data: "mode=0700" },
-    EarlyMount {
-        source: "configfs",
-        target: "/sys/kernel/config",
-        fstype: "configfs",
-        flags: NOSUID | NODEV | NOEXEC,
-        data: "",
-    },
 ];
 
 /// What happened to one table row.
