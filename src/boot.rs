@@ -9,12 +9,12 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli;
-use crate::devices::coldplug::Coldplug;
-use crate::{cmdline, initramfs, machine, mounts, ostree, sys};
 use crate::control::ops::ShutdownKind;
+use crate::devices::coldplug::Coldplug;
 use crate::supervisor;
 use crate::timeline::{SubjectKind, Timeline, TimelineEvent};
 use crate::units::schema::FACTS;
+use crate::{cmdline, initramfs, machine, mounts, ostree, sys};
 
 pub const VENDOR_UNIT_DIR: &str = "/usr/lib/lifsea/units";
 pub const ADMIN_UNIT_DIR: &str = "/etc/lifsea/units";
@@ -47,13 +47,19 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
     let mut timeline = Timeline::new();
     timeline.mark(SubjectKind::Stage, "supervise", TimelineEvent::Start);
     let unit_dirs = if opts.unit_dirs.is_empty() {
-        vec![PathBuf::from(VENDOR_UNIT_DIR), PathBuf::from(ADMIN_UNIT_DIR)]
+        vec![
+            PathBuf::from(VENDOR_UNIT_DIR),
+            PathBuf::from(ADMIN_UNIT_DIR),
+        ]
     } else {
         opts.unit_dirs.clone()
     };
     let cfg = supervisor::Config {
         unit_dirs,
-        run_dir: opts.run_dir.clone().unwrap_or_else(|| PathBuf::from(RUN_DIR)),
+        run_dir: opts
+            .run_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(RUN_DIR)),
         log_dir: opts.log_dir.clone(),
         container: true,
         cgroup_root: None,
@@ -86,7 +92,12 @@ fn run_machine(opts: &cli::InitOptions) -> i32 {
 /// degrades on failure; only an unusable root (bad `ostree=`) is fatal.
 fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     restore_stage0_stamps(timeline);
-    milestone(timeline, SubjectKind::Stage, "machine-setup", TimelineEvent::Start);
+    milestone(
+        timeline,
+        SubjectKind::Stage,
+        "machine-setup",
+        TimelineEvent::Start,
+    );
     // /proc first: the command line and mountinfo live there and the ostree decision needs both.
     // The rest of the table waits until after the pivot so it lands in the deployment.
     let proc_only = &mounts::EARLY_MOUNTS[..1];
@@ -120,10 +131,17 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
         .find(|d| d.join("modules.dep").exists());
     match module_dir {
         Some(dir) => {
-            let mut cp = Coldplug::new(&dir, Path::new("/proc/modules"), params.module_blacklist.clone());
+            let mut cp = Coldplug::new(
+                &dir,
+                Path::new("/proc/modules"),
+                params.module_blacklist.clone(),
+            );
             cp.run(Path::new("/sys/devices"), 5);
         }
-        None => log::warn!("no modules.dep for kernel {}; skipping coldplug", kver.trim()),
+        None => log::warn!(
+            "no modules.dep for kernel {}; skipping coldplug",
+            kver.trim()
+        ),
     }
     milestone(timeline, SubjectKind::Fact, "devices", TimelineEvent::Ready);
 
@@ -137,16 +155,27 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
         Ok((_, false)) => {}
         Err(e) => log::warn!("{e}"),
     }
-    let sysctl_dirs = [PathBuf::from(machine::VENDOR_SYSCTL_DIR), PathBuf::from(machine::ADMIN_SYSCTL_DIR)];
+    let sysctl_dirs = [
+        PathBuf::from(machine::VENDOR_SYSCTL_DIR),
+        PathBuf::from(machine::ADMIN_SYSCTL_DIR),
+    ];
     let (_, errors) = machine::apply_sysctl(&sysctl_dirs, Path::new("/proc/sys"));
     for e in errors {
         log::warn!("{e}");
     }
-    milestone(timeline, SubjectKind::Stage, "machine-setup", TimelineEvent::Ready);
+    milestone(
+        timeline,
+        SubjectKind::Stage,
+        "machine-setup",
+        TimelineEvent::Ready,
+    );
 
     timeline.mark(SubjectKind::Stage, "supervise", TimelineEvent::Start);
     let cfg = supervisor::Config {
-        unit_dirs: vec![PathBuf::from(VENDOR_UNIT_DIR), PathBuf::from(ADMIN_UNIT_DIR)],
+        unit_dirs: vec![
+            PathBuf::from(VENDOR_UNIT_DIR),
+            PathBuf::from(ADMIN_UNIT_DIR),
+        ],
         run_dir: PathBuf::from(RUN_DIR),
         log_dir: Some(PathBuf::from(LOG_DIR)),
         container: false,
@@ -164,7 +193,11 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
 fn milestone(timeline: &mut Timeline, kind: SubjectKind, name: &str, event: TimelineEvent) {
     timeline.mark(kind, name, event);
     let us = timeline.entries().last().map(|s| s.at_us).unwrap_or(0);
-    eprintln!("lifsea-init: [{}.{:06}] {name} {event:?}", us / 1_000_000, us % 1_000_000);
+    eprintln!(
+        "lifsea-init: [{}.{:06}] {name} {event:?}",
+        us / 1_000_000,
+        us % 1_000_000
+    );
 }
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
@@ -173,7 +206,9 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// Stage 0's stamps, carried across its exec in an environment variable (removed so units do
 /// not inherit it).
 fn restore_stage0_stamps(timeline: &mut Timeline) {
-    let Ok(json) = std::env::var(initramfs::TIMELINE_ENV) else { return };
+    let Ok(json) = std::env::var(initramfs::TIMELINE_ENV) else {
+        return;
+    };
     std::env::remove_var(initramfs::TIMELINE_ENV);
     if let Ok(stamps) = serde_json::from_str::<Vec<crate::timeline::Stamp>>(&json) {
         for s in stamps {
@@ -187,7 +222,9 @@ fn restore_stage0_stamps(timeline: &mut Timeline) {
 /// ostree deployment. A deployment that cannot be assembled is fatal: the physical root holds
 /// no operating system to run.
 fn ostree_root(params: &cmdline::BootParams) -> bool {
-    let Some(arg) = &params.ostree else { return false };
+    let Some(arg) = &params.ostree else {
+        return false;
+    };
     let info = std::fs::read_to_string(MOUNTINFO).unwrap_or_default();
     if mounts::is_mounted(&info, "/sysroot") {
         return true;
@@ -199,7 +236,11 @@ fn ostree_root(params: &cmdline::BootParams) -> bool {
         .find(|m| m.mount_point == "/")
         .is_some_and(|m| m.options.split(',').any(|o| o == "ro"));
     let assembled = ostree::resolve_deployment(root, arg).and_then(|d| {
-        log::info!("ostree: booting {} (stateroot {})", d.path.display(), d.stateroot);
+        log::info!(
+            "ostree: booting {} (stateroot {})",
+            d.path.display(),
+            d.stateroot
+        );
         ostree::assemble_direct(root, &d, root_ro, !params.rw)
     });
     if let Err(e) = assembled {
@@ -231,7 +272,11 @@ pub fn fatal(params: &cmdline::BootParams, msg: &str) -> ! {
         for sh in ["/bin/sh", "/usr/bin/sh", "/bin/busybox"] {
             if Path::new(sh).exists() {
                 eprintln!("lifsea-init: lifsea.break=shell: starting {sh}");
-                let argv = if sh.ends_with("busybox") { vec!["sh".to_string()] } else { vec![sh.to_string()] };
+                let argv = if sh.ends_with("busybox") {
+                    vec!["sh".to_string()]
+                } else {
+                    vec![sh.to_string()]
+                };
                 let e = sys::process::exec(sh, &argv);
                 eprintln!("lifsea-init: exec {sh}: {e}");
             }

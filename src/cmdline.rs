@@ -39,7 +39,11 @@ impl RootSpec {
             return None;
         };
         match &spec {
-            RootSpec::Path(s) | RootSpec::Label(s) | RootSpec::Uuid(s) | RootSpec::PartUuid(s) | RootSpec::PartLabel(s)
+            RootSpec::Path(s)
+            | RootSpec::Label(s)
+            | RootSpec::Uuid(s)
+            | RootSpec::PartUuid(s)
+            | RootSpec::PartLabel(s)
                 if s.is_empty() =>
             {
                 None
@@ -161,7 +165,10 @@ pub fn parse(text: &str) -> BootParams {
             "ostree" => p.ostree = non_empty,
             "root" => match value.and_then(RootSpec::parse) {
                 Some(r) => p.root = Some(r),
-                None => p.warnings.push(format!("root={}: not a path, LABEL=, UUID=, PARTUUID= or PARTLABEL=", value.unwrap_or(""))),
+                None => p.warnings.push(format!(
+                    "root={}: not a path, LABEL=, UUID=, PARTUUID= or PARTLABEL=",
+                    value.unwrap_or("")
+                )),
             },
             "rootflags" => p.rootflags = non_empty,
             "rootfstype" => p.rootfstype = non_empty,
@@ -184,11 +191,15 @@ pub fn parse(text: &str) -> BootParams {
             "lifsea.break" => match value {
                 None | Some("shell") => p.break_to_shell = true,
                 Some("0" | "no" | "off") => p.break_to_shell = false,
-                Some(_) => p.warnings.push(format!("{word}: expected lifsea.break=shell")),
+                Some(_) => p
+                    .warnings
+                    .push(format!("{word}: expected lifsea.break=shell")),
             },
             "lifsea.rootwait" => match value.and_then(|v| v.parse::<u64>().ok()) {
                 Some(secs) => p.rootwait = Duration::from_secs(secs),
-                None => p.warnings.push(format!("{word}: expected a number of seconds")),
+                None => p
+                    .warnings
+                    .push(format!("{word}: expected a number of seconds")),
             },
             k if k.starts_with("lifsea.") => p.warnings.push(format!("{word}: unknown option")),
             _ => {}
@@ -243,7 +254,10 @@ mod tests {
 
     #[test]
     fn root_forms() {
-        assert_eq!(parse("root=/dev/vda1").root, Some(RootSpec::Path("/dev/vda1".into())));
+        assert_eq!(
+            parse("root=/dev/vda1").root,
+            Some(RootSpec::Path("/dev/vda1".into()))
+        );
         assert_eq!(
             parse("root=UUID=ABCD-12").root,
             Some(RootSpec::Uuid("abcd-12".into()))
@@ -252,9 +266,15 @@ mod tests {
             parse("root=PARTUUID=0FC63DAF-8483").root,
             Some(RootSpec::PartUuid("0fc63daf-8483".into()))
         );
-        assert_eq!(parse("root=PARTLABEL=sys").root, Some(RootSpec::PartLabel("sys".into())));
+        assert_eq!(
+            parse("root=PARTLABEL=sys").root,
+            Some(RootSpec::PartLabel("sys".into()))
+        );
         assert_eq!(RootSpec::Label("a b".into()).to_string(), "LABEL=a b");
-        assert_eq!(parse("root=\"LABEL=my root\"").root, Some(RootSpec::Label("my root".into())));
+        assert_eq!(
+            parse("root=\"LABEL=my root\"").root,
+            Some(RootSpec::Label("my root".into()))
+        );
     }
 
     #[test]
@@ -266,6 +286,9 @@ mod tests {
         assert!(!p.break_to_shell);
         assert_eq!(p.warnings.len(), 6, "{:?}", p.warnings);
         assert!(p.warnings.iter().any(|w| w.contains("lifsea.frobnicate")));
-        assert!(p.warnings.iter().any(|w| w.contains("lifsea.rootwait=soon")));
+        assert!(p
+            .warnings
+            .iter()
+            .any(|w| w.contains("lifsea.rootwait=soon")));
     }
 }

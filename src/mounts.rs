@@ -15,9 +15,9 @@
 
 use std::path::{Path, PathBuf};
 
-const NOSUID: u64 = libc::MS_NOSUID as u64;
-const NODEV: u64 = libc::MS_NODEV as u64;
-const NOEXEC: u64 = libc::MS_NOEXEC as u64;
+const NOSUID: libc::c_ulong = libc::MS_NOSUID;
+const NODEV: libc::c_ulong = libc::MS_NODEV;
+const NOEXEC: libc::c_ulong = libc::MS_NOEXEC;
 
 /// One row of the early-mounts table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,15 +27,33 @@ pub struct EarlyMount {
     pub target: &'static str,
     pub fstype: &'static str,
     /// `MS_*` flags.
-    pub flags: u64,
+    pub flags: libc::c_ulong,
     pub data: &'static str,
 }
 
 /// The kernel filesystems, parents before children.
 pub const EARLY_MOUNTS: &[EarlyMount] = &[
-    EarlyMount { source: "proc", target: "/proc", fstype: "proc", flags: NOSUID | NODEV | NOEXEC, data: "" },
-    EarlyMount { source: "sysfs", target: "/sys", fstype: "sysfs", flags: NOSUID | NODEV | NOEXEC, data: "" },
-    EarlyMount { source: "devtmpfs", target: "/dev", fstype: "devtmpfs", flags: NOSUID, data: "mode=0755" },
+    EarlyMount {
+        source: "proc",
+        target: "/proc",
+        fstype: "proc",
+        flags: NOSUID | NODEV | NOEXEC,
+        data: "",
+    },
+    EarlyMount {
+        source: "sysfs",
+        target: "/sys",
+        fstype: "sysfs",
+        flags: NOSUID | NODEV | NOEXEC,
+        data: "",
+    },
+    EarlyMount {
+        source: "devtmpfs",
+        target: "/dev",
+        fstype: "devtmpfs",
+        flags: NOSUID,
+        data: "mode=0755",
+    },
     EarlyMount {
         source: "devpts",
         target: "/dev/pts",
@@ -43,9 +61,27 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         flags: NOSUID | NOEXEC,
         data: "mode=0620,gid=5,ptmxmode=0666",
     },
-    EarlyMount { source: "tmpfs", target: "/dev/shm", fstype: "tmpfs", flags: NOSUID | NODEV, data: "mode=1777" },
-    EarlyMount { source: "mqueue", target: "/dev/mqueue", fstype: "mqueue", flags: NOSUID | NODEV | NOEXEC, data: "" },
-    EarlyMount { source: "tmpfs", target: "/run", fstype: "tmpfs", flags: NOSUID | NODEV, data: "mode=0755" },
+    EarlyMount {
+        source: "tmpfs",
+        target: "/dev/shm",
+        fstype: "tmpfs",
+        flags: NOSUID | NODEV,
+        data: "mode=1777",
+    },
+    EarlyMount {
+        source: "mqueue",
+        target: "/dev/mqueue",
+        fstype: "mqueue",
+        flags: NOSUID | NODEV | NOEXEC,
+        data: "",
+    },
+    EarlyMount {
+        source: "tmpfs",
+        target: "/run",
+        fstype: "tmpfs",
+        flags: NOSUID | NODEV,
+        data: "mode=0755",
+    },
     EarlyMount {
         source: "cgroup2",
         target: "/sys/fs/cgroup",
@@ -60,7 +96,13 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         flags: NOSUID | NODEV | NOEXEC,
         data: "",
     },
-    EarlyMount { source: "bpf", target: "/sys/fs/bpf", fstype: "bpf", flags: NOSUID | NODEV | NOEXEC, data: "mode=0700" },
+    EarlyMount {
+        source: "bpf",
+        target: "/sys/fs/bpf",
+        fstype: "bpf",
+        flags: NOSUID | NODEV | NOEXEC,
+        data: "mode=0700",
+    },
 ];
 
 /// What happened to one table row.
@@ -73,13 +115,19 @@ pub enum MountOutcome {
 
 /// Whether `target` is a mount point according to mountinfo text.
 pub fn is_mounted(mountinfo: &str, target: &str) -> bool {
-    parse_mountinfo(mountinfo).iter().any(|m| m.mount_point == target)
+    parse_mountinfo(mountinfo)
+        .iter()
+        .any(|m| m.mount_point == target)
 }
 
 /// Mounts each row under `root` (`/` on a machine, a temp dir in tests) unless mountinfo already
 /// lists it; creates missing mount points; logs and records failures, never stops early.
 /// Mountinfo is re-read between rows because a parent mount (e.g. /dev) hides children.
-pub fn apply_early_mounts(table: &[EarlyMount], root: &Path, mountinfo_path: &Path) -> Vec<(PathBuf, MountOutcome)> {
+pub fn apply_early_mounts(
+    table: &[EarlyMount],
+    root: &Path,
+    mountinfo_path: &Path,
+) -> Vec<(PathBuf, MountOutcome)> {
     table
         .iter()
         .map(|m| {
@@ -92,7 +140,11 @@ pub fn apply_early_mounts(table: &[EarlyMount], root: &Path, mountinfo_path: &Pa
                 match crate::sys::mount::mount_fs(m.source, &target, m.fstype, m.flags, m.data) {
                     Ok(()) => MountOutcome::Mounted,
                     Err(e) => {
-                        log::warn!("early mount {} ({}) failed: {e}", target.display(), m.fstype);
+                        log::warn!(
+                            "early mount {} ({}) failed: {e}",
+                            target.display(),
+                            m.fstype
+                        );
                         MountOutcome::Failed(e.to_string())
                     }
                 }
@@ -103,13 +155,16 @@ pub fn apply_early_mounts(table: &[EarlyMount], root: &Path, mountinfo_path: &Pa
 }
 
 /// Controllers to enable for the whole tree when the kernel offers them.
-pub const CGROUP_CONTROLLERS: &[&str] = &["cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"];
+pub const CGROUP_CONTROLLERS: &[&str] = &[
+    "cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc",
+];
 
 /// Enables the available `CGROUP_CONTROLLERS` in the root's subtree_control and moves `pid` into
 /// `<root>/init`, so the root holds no processes and services can get controllers (cgroup v2's
 /// no-internal-processes rule applies below the root). Returns the controllers enabled.
 pub fn setup_cgroup_root(cgroup_root: &Path, pid: u32) -> Vec<String> {
-    let available = std::fs::read_to_string(cgroup_root.join("cgroup.controllers")).unwrap_or_default();
+    let available =
+        std::fs::read_to_string(cgroup_root.join("cgroup.controllers")).unwrap_or_default();
     let want: Vec<&str> = CGROUP_CONTROLLERS
         .iter()
         .copied()
@@ -151,7 +206,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -207,10 +265,20 @@ mod tests {
         for (i, m) in EARLY_MOUNTS.iter().enumerate() {
             assert!(m.target.starts_with('/'));
             for later in &EARLY_MOUNTS[i + 1..] {
-                assert!(!m.target.starts_with(&format!("{}/", later.target)), "{} after its child", later.target);
+                assert!(
+                    !m.target.starts_with(&format!("{}/", later.target)),
+                    "{} after its child",
+                    later.target
+                );
             }
         }
-        assert!(is_mounted("22 27 0:21 / /proc rw - proc proc rw\n", "/proc"));
-        assert!(!is_mounted("22 27 0:21 / /proc rw - proc proc rw\n", "/sys"));
+        assert!(is_mounted(
+            "22 27 0:21 / /proc rw - proc proc rw\n",
+            "/proc"
+        ));
+        assert!(!is_mounted(
+            "22 27 0:21 / /proc rw - proc proc rw\n",
+            "/sys"
+        ));
     }
 }

@@ -17,12 +17,18 @@ fn tmpdir(tag: &str) -> PathBuf {
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn ext4_image(path: &Path, label: &str, uuid: &str) {
     std::fs::write(path, vec![0u8; 4 << 20]).unwrap();
-    run(Command::new("mkfs.ext4").args(["-q", "-F", "-L", label, "-U", uuid]).arg(path));
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", label, "-U", uuid])
+        .arg(path));
 }
 
 const UUID: &str = "2f1c9e54-7a0b-4c1d-9e8f-0123456789ab";
@@ -37,7 +43,11 @@ fn reads_label_and_uuid_written_by_mkfs_ext4() {
     assert_eq!(id.label, "mylabel");
     assert_eq!(id.uuid, UUID);
     // And blkid, the tool we replace, agrees.
-    if let Ok(out) = Command::new("blkid").args(["-o", "value", "-s", "UUID"]).arg(&img).output() {
+    if let Ok(out) = Command::new("blkid")
+        .args(["-o", "value", "-s", "UUID"])
+        .arg(&img)
+        .output()
+    {
         if out.status.success() {
             assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), UUID);
         }
@@ -53,7 +63,14 @@ fn reads_gpt_partuuid_and_name_written_by_sgdisk() {
     let guid = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
     let g2 = "6A2B7C1D-0000-4E5F-A1B2-C3D4E5F60718";
     run(Command::new("sgdisk")
-        .args(["-n", "1:2048:+2M", "-c", "1:lifsea-sys", "-u", &format!("1:{guid}")])
+        .args([
+            "-n",
+            "1:2048:+2M",
+            "-c",
+            "1:lifsea-sys",
+            "-u",
+            &format!("1:{guid}"),
+        ])
         .args(["-n", "2:0:0", "-c", "2:data", "-u", &format!("2:{g2}")])
         .arg(&img));
     let parts = read_gpt(&img).expect("a GPT");
@@ -85,7 +102,14 @@ fn fake_machine(d: &Path) -> (PathBuf, PathBuf) {
     ext4_image(&dev.join("vda"), "lifsea-root", UUID);
     std::fs::write(dev.join("vdb"), vec![0u8; 8 << 20]).unwrap();
     run(Command::new("sgdisk")
-        .args(["-n", "1:2048:0", "-c", "1:root-b", "-u", "1:11111111-2222-3333-4444-555555555555"])
+        .args([
+            "-n",
+            "1:2048:0",
+            "-c",
+            "1:root-b",
+            "-u",
+            "1:11111111-2222-3333-4444-555555555555",
+        ])
         .arg(dev.join("vdb")));
     std::fs::write(dev.join("vdb1"), b"").unwrap();
     (dev, sys)
@@ -99,11 +123,19 @@ fn find_root_resolves_label_uuid_partuuid_partlabel_and_path() {
     let f = |s: RootSpec| find_root(&s, &dev, &sys, none, || {}).unwrap();
     assert_eq!(f(RootSpec::Label("lifsea-root".into())), dev.join("vda"));
     assert_eq!(f(RootSpec::Uuid(UUID.into())), dev.join("vda"));
-    assert_eq!(f(RootSpec::PartUuid("11111111-2222-3333-4444-555555555555".into())), dev.join("vdb1"));
+    assert_eq!(
+        f(RootSpec::PartUuid(
+            "11111111-2222-3333-4444-555555555555".into()
+        )),
+        dev.join("vdb1")
+    );
     assert_eq!(f(RootSpec::PartLabel("root-b".into())), dev.join("vdb1"));
     let p = dev.join("vda").to_string_lossy().into_owned();
     assert_eq!(f(RootSpec::Path(p.clone())), PathBuf::from(p));
-    assert_eq!(scan_once(&RootSpec::Label("other".into()), &dev, &sys), None);
+    assert_eq!(
+        scan_once(&RootSpec::Label("other".into()), &dev, &sys),
+        None
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -112,23 +144,45 @@ fn find_root_times_out_with_the_devices_it_saw_and_waits_for_late_ones() {
     let d = tmpdir("wait");
     let (dev, sys) = fake_machine(&d);
     let start = Instant::now();
-    let err = find_root(&RootSpec::Label("missing".into()), &dev, &sys, Duration::from_millis(300), || {}).unwrap_err();
+    let err = find_root(
+        &RootSpec::Label("missing".into()),
+        &dev,
+        &sys,
+        Duration::from_millis(300),
+        || {},
+    )
+    .unwrap_err();
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
     let BlockError::NotFound { available, .. } = &err;
-    assert_eq!(available, &vec!["vda".to_string(), "vdb".to_string(), "vdb1".to_string()]);
+    assert_eq!(
+        available,
+        &vec!["vda".to_string(), "vdb".to_string(), "vdb1".to_string()]
+    );
     let msg = err.to_string();
-    assert!(msg.contains("LABEL=missing") && msg.contains("vda, vdb, vdb1"), "{msg}");
+    assert!(
+        msg.contains("LABEL=missing") && msg.contains("vda, vdb, vdb1"),
+        "{msg}"
+    );
 
     // A device that shows up while we wait is found: the hook "loads a driver" on its 3rd call.
     let late = dev.join("late");
     let mut calls = 0;
-    let found = find_root(&RootSpec::Path(late.to_string_lossy().into_owned()), &dev, &sys, Duration::from_secs(5), || {
-        calls += 1;
-        if calls == 3 {
-            std::fs::write(&late, b"").unwrap();
-        }
-    })
+    let found = find_root(
+        &RootSpec::Path(late.to_string_lossy().into_owned()),
+        &dev,
+        &sys,
+        Duration::from_secs(5),
+        || {
+            calls += 1;
+            if calls == 3 {
+                std::fs::write(&late, b"").unwrap();
+            }
+        },
+    )
     .unwrap();
     assert_eq!(found, late);
     assert_eq!(calls, 3);

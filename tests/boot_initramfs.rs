@@ -17,11 +17,18 @@ fn tmpdir(tag: &str) -> PathBuf {
 }
 
 fn mk(args: &[&str]) -> Output {
-    Command::new(BIN).arg("mkinitramfs").args(args).output().unwrap()
+    Command::new(BIN)
+        .arg("mkinitramfs")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn lines(o: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// kver/{kernel/...ko, modules.dep, modules.alias, modules.builtin}: blk needs ring and bus,
@@ -58,18 +65,40 @@ fn crafted_tree(d: &Path) -> PathBuf {
 fn lists_the_dependency_closure_in_load_order() {
     let d = tmpdir("list");
     let m = crafted_tree(&d);
-    let o = mk(&["--kernel-modules", m.to_str().unwrap(), "--modules", "blk,fsx", "--list"]);
+    let o = mk(&[
+        "--kernel-modules",
+        m.to_str().unwrap(),
+        "--modules",
+        "blk,fsx",
+        "--list",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(lines(&o), vec!["ring", "bus", "blk"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("fsx is built into the kernel"));
-    let o = mk(&["--kernel-modules", m.to_str().unwrap(), "--modules", "net-x,blk", "--list"]);
+    let o = mk(&[
+        "--kernel-modules",
+        m.to_str().unwrap(),
+        "--modules",
+        "net-x,blk",
+        "--list",
+    ]);
     assert_eq!(lines(&o), vec!["failover", "ring", "net_x", "bus", "blk"]);
-    let o = mk(&["--kernel-modules", m.to_str().unwrap(), "--modules", "blk,nosuch,other", "--list"]);
+    let o = mk(&[
+        "--kernel-modules",
+        m.to_str().unwrap(),
+        "--modules",
+        "blk,nosuch,other",
+        "--list",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("nosuch, other"), "{err}");
     let o = mk(&["--modules", "blk"]);
-    assert_eq!(o.status.code(), Some(2), "missing --kernel-modules is a usage error");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "missing --kernel-modules is a usage error"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -82,7 +111,11 @@ fn extract(archive: &Path, into: &Path) {
         .stdin(file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "cpio -i: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cpio -i: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -107,22 +140,49 @@ fn archive_round_trips_through_gnu_cpio() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let x = d.join("x");
     extract(&img, &x);
-    assert_eq!(std::fs::read(x.join("init")).unwrap(), std::fs::read(&fake_init).unwrap());
+    assert_eq!(
+        std::fs::read(x.join("init")).unwrap(),
+        std::fs::read(&fake_init).unwrap()
+    );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(x.join("init")).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(
+        std::fs::metadata(x.join("init"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
     let k = x.join("lib/modules/9.9.9-test");
-    assert_eq!(std::fs::read_to_string(k.join("kernel/drivers/block/blk.ko")).unwrap(), "BLK");
-    assert_eq!(std::fs::read_to_string(k.join("kernel/drivers/bus.ko")).unwrap(), "BUS");
-    assert!(!k.join("kernel/drivers/net/net-x.ko").exists(), "only the closure is included");
+    assert_eq!(
+        std::fs::read_to_string(k.join("kernel/drivers/block/blk.ko")).unwrap(),
+        "BLK"
+    );
+    assert_eq!(
+        std::fs::read_to_string(k.join("kernel/drivers/bus.ko")).unwrap(),
+        "BUS"
+    );
+    assert!(
+        !k.join("kernel/drivers/net/net-x.ko").exists(),
+        "only the closure is included"
+    );
     let dep = std::fs::read_to_string(k.join("modules.dep")).unwrap();
     assert_eq!(dep.lines().count(), 3, "{dep}");
-    assert!(dep.contains("kernel/drivers/block/blk.ko: kernel/drivers/bus.ko kernel/drivers/ring.ko"));
+    assert!(
+        dep.contains("kernel/drivers/block/blk.ko: kernel/drivers/bus.ko kernel/drivers/ring.ko")
+    );
     let alias = std::fs::read_to_string(k.join("modules.alias")).unwrap();
-    assert_eq!(alias, "alias virtio:d00000002v* blk\nalias pci:v00001AF4d* bus\n");
+    assert_eq!(
+        alias,
+        "alias virtio:d00000002v* blk\nalias pci:v00001AF4d* bus\n"
+    );
     for dir in ["dev", "proc", "sys", "sysroot", "run"] {
         assert!(x.join(dir).is_dir(), "{dir}");
     }
-    assert!(std::fs::symlink_metadata(x.join("dev/console")).unwrap().file_type().is_char_device());
+    assert!(std::fs::symlink_metadata(x.join("dev/console"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
 
     // gzip: the same member list.
     let gz = d.join("initramfs.gz");
@@ -141,19 +201,29 @@ fn archive_round_trips_through_gnu_cpio() {
     assert!(o.status.success());
     let list = |cmd: &str| -> BTreeSet<String> {
         let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-        assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
     };
     let plain = list(&format!("cpio -t --quiet < {}", img.display()));
     let zipped = list(&format!("gzip -dc {} | cpio -t --quiet", gz.display()));
     assert_eq!(plain, zipped);
-    assert!(plain.contains("init") && plain.contains("lib/modules/9.9.9-test/kernel/drivers/ring.ko"));
+    assert!(
+        plain.contains("init") && plain.contains("lib/modules/9.9.9-test/kernel/drivers/ring.ko")
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// The Debian cloud kernel's module tree, if the QEMU harness cached it.
 fn debian_module_tree() -> Option<PathBuf> {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/lifsea-cache/kernel/root/lib/modules");
+    let base =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/lifsea-cache/kernel/root/lib/modules");
     let dir = std::fs::read_dir(base).ok()?.flatten().next()?.path();
     dir.join("modules.dep").exists().then_some(dir)
 }
@@ -161,13 +231,21 @@ fn debian_module_tree() -> Option<PathBuf> {
 #[test]
 fn debian_kernel_closure_matches_modprobe() {
     let Some(tree) = debian_module_tree() else {
-        eprintln!("skipped: no Debian kernel in target/lifsea-cache (run qemu/build-image.sh once)");
+        eprintln!(
+            "skipped: no Debian kernel in target/lifsea-cache (run qemu/build-image.sh once)"
+        );
         return;
     };
     let kver = tree.file_name().unwrap().to_str().unwrap().to_string();
     let root = tree.parent().unwrap().parent().unwrap().parent().unwrap();
     for wanted in ["virtio_blk", "virtio_net", "virtio_pci", "virtio_scsi"] {
-        let o = mk(&["--kernel-modules", tree.to_str().unwrap(), "--modules", wanted, "--list"]);
+        let o = mk(&[
+            "--kernel-modules",
+            tree.to_str().unwrap(),
+            "--modules",
+            wanted,
+            "--list",
+        ]);
         assert!(o.status.success());
         let ours = lines(&o);
         let out = Command::new("modprobe")
@@ -176,19 +254,33 @@ fn debian_kernel_closure_matches_modprobe() {
             .args(["-S", &kver, wanted])
             .output()
             .unwrap();
-        assert!(out.status.success(), "modprobe: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "modprobe: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.split_whitespace().nth(1))
-            .map(|p| lifsea_init::devices::modalias::module_name(p))
+            .map(lifsea_init::devices::modalias::module_name)
             .collect();
         let a: BTreeSet<&String> = ours.iter().collect();
         let b: BTreeSet<&String> = theirs.iter().collect();
         assert_eq!(a, b, "closure of {wanted}");
-        assert_eq!(ours.last(), Some(&wanted.to_string()), "the module itself loads last");
+        assert_eq!(
+            ours.last(),
+            Some(&wanted.to_string()),
+            "the module itself loads last"
+        );
     }
     // ext4 and nvme are built into the cloud kernel: nothing to include, and said so.
-    let o = mk(&["--kernel-modules", tree.to_str().unwrap(), "--modules", "ext4,nvme", "--list"]);
+    let o = mk(&[
+        "--kernel-modules",
+        tree.to_str().unwrap(),
+        "--modules",
+        "ext4,nvme",
+        "--list",
+    ]);
     assert!(o.status.success());
     assert!(lines(&o).is_empty());
 }

@@ -23,7 +23,10 @@ fn machine_id_is_generated_once_and_kept() {
         let (id, new) = ensure_machine_id(&etc, random).unwrap();
         assert!(new);
         assert!(valid_machine_id(&id), "{id}");
-        assert_eq!(std::fs::read_to_string(etc.join("machine-id")).unwrap(), format!("{id}\n"));
+        assert_eq!(
+            std::fs::read_to_string(etc.join("machine-id")).unwrap(),
+            format!("{id}\n")
+        );
         let (again, new_again) = ensure_machine_id(&etc, random).unwrap();
         assert_eq!((again.as_str(), new_again), (id.as_str(), false));
     }
@@ -55,21 +58,35 @@ fn sysctl_admin_overrides_vendor_and_reports_bad_lines() {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, "0\n").unwrap();
     }
-    std::fs::write(vendor.join("10-node.conf"), "net.ipv4.ip_forward = 1\nvm.swappiness = 60\n").unwrap();
+    std::fs::write(
+        vendor.join("10-node.conf"),
+        "net.ipv4.ip_forward = 1\nvm.swappiness = 60\n",
+    )
+    .unwrap();
     std::fs::write(vendor.join("20-k8s.conf"), "kernel.pid_max = 4194304\n").unwrap();
     // Same name in /etc replaces the vendor file entirely.
-    std::fs::write(admin.join("10-node.conf"), "vm.swappiness=10\nthis is wrong\n-net.nope.missing = 1\nnet.missing.key = 2\n")
-        .unwrap();
+    std::fs::write(
+        admin.join("10-node.conf"),
+        "vm.swappiness=10\nthis is wrong\n-net.nope.missing = 1\nnet.missing.key = 2\n",
+    )
+    .unwrap();
     std::fs::write(admin.join("README"), "not a .conf file = 1\n").unwrap();
     let (applied, errors) = apply_sysctl(&[vendor.clone(), admin.clone()], &proc_sys);
     let read = |k: &str| std::fs::read_to_string(proc_sys.join(k)).unwrap();
     assert_eq!(read("vm/swappiness"), "10\n");
-    assert_eq!(read("net/ipv4/ip_forward"), "0\n", "vendor 10-node.conf was overridden as a whole");
+    assert_eq!(
+        read("net/ipv4/ip_forward"),
+        "0\n",
+        "vendor 10-node.conf was overridden as a whole"
+    );
     assert_eq!(read("kernel/pid_max"), "4194304\n");
     assert_eq!(applied, 2);
     let msgs: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(msgs.len(), 2, "{msgs:?}");
-    assert!(msgs[0].starts_with(&format!("{}:2: ", admin.join("10-node.conf").display())), "{msgs:?}");
+    assert!(
+        msgs[0].starts_with(&format!("{}:2: ", admin.join("10-node.conf").display())),
+        "{msgs:?}"
+    );
     assert!(msgs[1].contains("net.missing.key"), "{msgs:?}");
     std::fs::remove_dir_all(&d).unwrap();
 }
@@ -82,9 +99,18 @@ fn coldplug_finds_modaliases_and_matching_modules() {
         std::fs::create_dir_all(sys.join(p)).unwrap();
         std::fs::write(sys.join(p).join("modalias"), format!("{alias}\n")).unwrap();
     };
-    dev("pci0000:00/0000:00:02.0", "pci:v00001AF4d00001041sv00001AF4sd00001100bc02sc00i00");
-    dev("pci0000:00/0000:00:02.0/virtio0", "virtio:d00000001v00001AF4");
-    dev("pci0000:00/0000:00:03.0/virtio1", "virtio:d00000002v00001AF4");
+    dev(
+        "pci0000:00/0000:00:02.0",
+        "pci:v00001AF4d00001041sv00001AF4sd00001100bc02sc00i00",
+    );
+    dev(
+        "pci0000:00/0000:00:02.0/virtio0",
+        "virtio:d00000001v00001AF4",
+    );
+    dev(
+        "pci0000:00/0000:00:03.0/virtio1",
+        "virtio:d00000002v00001AF4",
+    );
     dev("platform/unknown", "platform:nothing-matches");
     // A symlink loop like sysfs' `subsystem` links must not be followed.
     std::os::unix::fs::symlink("..", sys.join("pci0000:00/0000:00:02.0/subsystem")).unwrap();
@@ -95,6 +121,10 @@ fn coldplug_finds_modaliases_and_matching_modules() {
          alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\n",
     );
     let want = wanted_modules(&table, &aliases, &["virtio_blk".to_string()]);
-    assert_eq!(want, vec!["virtio_pci", "virtio_net"], "blacklisted virtio_blk is left out");
+    assert_eq!(
+        want,
+        vec!["virtio_pci", "virtio_net"],
+        "blacklisted virtio_blk is left out"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }

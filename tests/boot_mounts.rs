@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lifsea_init::mounts::{apply_early_mounts, parse_mountinfo, setup_cgroup_root, MountOutcome, EARLY_MOUNTS};
+use lifsea_init::mounts::{
+    apply_early_mounts, parse_mountinfo, setup_cgroup_root, MountOutcome, EARLY_MOUNTS,
+};
 
 fn inner() -> bool {
     std::env::var_os("LIFSEA_IN_MOUNT_NS").is_some()
@@ -17,13 +19,21 @@ fn early_mounts_mount_once_then_skip() {
         let out = Command::new("timeout")
             .args(["60", "unshare", "--mount", "--propagation", "private"])
             .arg(std::env::current_exe().unwrap())
-            .args(["--exact", "early_mounts_mount_once_then_skip", "--nocapture"])
+            .args([
+                "--exact",
+                "early_mounts_mount_once_then_skip",
+                "--nocapture",
+            ])
             .env("LIFSEA_IN_MOUNT_NS", "1")
             .env("LIFSEA_TEST_DIR", &dir)
             .output()
             .unwrap();
         let _ = std::fs::remove_dir_all(&dir);
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.status.success() && text.contains("1 passed"), "{text}");
         return;
     }
@@ -40,17 +50,32 @@ fn early_mounts_mount_once_then_skip() {
     let info = parse_mountinfo(&std::fs::read_to_string(mi).unwrap());
     let find = |rel: &str| {
         let p: PathBuf = root.join(rel);
-        info.iter().rev().find(|m| Path::new(&m.mount_point) == p).cloned().unwrap_or_else(|| panic!("{rel} not mounted"))
+        info.iter()
+            .rev()
+            .find(|m| Path::new(&m.mount_point) == p)
+            .cloned()
+            .unwrap_or_else(|| panic!("{rel} not mounted"))
     };
     assert_eq!(find("sys/fs/cgroup").fs_type, "cgroup2");
     assert_eq!(find("dev/pts").fs_type, "devpts");
     assert!(find("run").options.contains("nosuid"));
     assert!(find("proc").options.contains("noexec"));
     let second = apply_early_mounts(EARLY_MOUNTS, &root, mi);
-    assert!(second.iter().all(|(_, o)| o == &MountOutcome::AlreadyMounted), "{second:?}");
+    assert!(
+        second
+            .iter()
+            .all(|(_, o)| o == &MountOutcome::AlreadyMounted),
+        "{second:?}"
+    );
     // A failing row is reported and does not stop the rest.
     let bad = [
-        lifsea_init::mounts::EarlyMount { source: "x", target: "/bogus", fstype: "no-such-fs", flags: 0, data: "" },
+        lifsea_init::mounts::EarlyMount {
+            source: "x",
+            target: "/bogus",
+            fstype: "no-such-fs",
+            flags: 0,
+            data: "",
+        },
         EARLY_MOUNTS[0],
     ];
     let third = apply_early_mounts(&bad, &root.join("other"), mi);
@@ -66,8 +91,14 @@ fn cgroup_root_enables_offered_controllers_and_moves_init() {
     std::fs::write(d.join("cgroup.controllers"), "cpuset cpu io memory pids\n").unwrap();
     let enabled = setup_cgroup_root(&d, 4242);
     assert_eq!(enabled, vec!["cpuset", "cpu", "io", "memory", "pids"]);
-    assert_eq!(std::fs::read_to_string(d.join("init/cgroup.procs")).unwrap(), "4242");
+    assert_eq!(
+        std::fs::read_to_string(d.join("init/cgroup.procs")).unwrap(),
+        "4242"
+    );
     // (a plain file keeps only the last write; the kernel's file accumulates them)
-    assert_eq!(std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap(), "+pids");
+    assert_eq!(
+        std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap(),
+        "+pids"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }

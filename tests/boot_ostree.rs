@@ -5,7 +5,9 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lifsea_init::ostree::{assemble_at, assemble_direct, mark_booted, resolve_deployment, Deployment, OstreeError};
+use lifsea_init::ostree::{
+    assemble_at, assemble_direct, mark_booted, resolve_deployment, Deployment, OstreeError,
+};
 
 /// Inside the namespace the outer test names the directory, so it can remove it afterwards.
 fn tmpdir(tag: &str) -> PathBuf {
@@ -28,7 +30,11 @@ fn remove(d: &Path) {
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -39,7 +45,11 @@ fn resolves_the_boot_symlink_chain() {
     std::fs::create_dir_all(&dep).unwrap();
     std::fs::create_dir_all(s.join("ostree/boot.1.1/myos/bootcsum")).unwrap();
     symlink("boot.1.1", s.join("ostree/boot.1")).unwrap();
-    symlink("../../../deploy/myos/deploy/abc123.0", s.join("ostree/boot.1.1/myos/bootcsum/0")).unwrap();
+    symlink(
+        "../../../deploy/myos/deploy/abc123.0",
+        s.join("ostree/boot.1.1/myos/bootcsum/0"),
+    )
+    .unwrap();
     let d = resolve_deployment(&s, "/ostree/boot.1/myos/bootcsum/0").unwrap();
     assert_eq!(
         d,
@@ -51,13 +61,31 @@ fn resolves_the_boot_symlink_chain() {
         }
     );
     // An absolute link stays inside the sysroot instead of escaping to the host's /.
-    symlink("/ostree/deploy/myos/deploy/abc123.0", s.join("ostree/boot.1.1/myos/bootcsum/1")).unwrap();
-    assert_eq!(resolve_deployment(&s, "/ostree/boot.1/myos/bootcsum/1").unwrap().path, d.path);
+    symlink(
+        "/ostree/deploy/myos/deploy/abc123.0",
+        s.join("ostree/boot.1.1/myos/bootcsum/1"),
+    )
+    .unwrap();
+    assert_eq!(
+        resolve_deployment(&s, "/ostree/boot.1/myos/bootcsum/1")
+            .unwrap()
+            .path,
+        d.path
+    );
     // Wrong arguments: a missing serial, and a path that is not a deployment.
-    assert!(matches!(resolve_deployment(&s, "/ostree/boot.1/myos/bootcsum/7"), Err(OstreeError::Resolve { .. })));
-    assert!(matches!(resolve_deployment(&s, "/ostree/boot.1/myos"), Err(OstreeError::NotDeployment { .. })));
+    assert!(matches!(
+        resolve_deployment(&s, "/ostree/boot.1/myos/bootcsum/7"),
+        Err(OstreeError::Resolve { .. })
+    ));
+    assert!(matches!(
+        resolve_deployment(&s, "/ostree/boot.1/myos"),
+        Err(OstreeError::NotDeployment { .. })
+    ));
     symlink("loop", s.join("ostree/loop")).unwrap();
-    assert!(matches!(resolve_deployment(&s, "/ostree/loop"), Err(OstreeError::Loop { .. })));
+    assert!(matches!(
+        resolve_deployment(&s, "/ostree/loop"),
+        Err(OstreeError::Loop { .. })
+    ));
     remove(&s);
 }
 
@@ -66,7 +94,19 @@ fn resolves_the_boot_symlink_chain() {
 fn real_sysroot(tag: &str) -> (PathBuf, String, String) {
     let d = tmpdir(tag);
     let r = d.join("rootfs");
-    for p in ["usr/etc", "usr/lib/modules/6.1.0-test", "usr/share", "sysroot", "var", "boot", "proc", "sys", "dev", "run", "tmp"] {
+    for p in [
+        "usr/etc",
+        "usr/lib/modules/6.1.0-test",
+        "usr/share",
+        "sysroot",
+        "var",
+        "boot",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+    ] {
         std::fs::create_dir_all(r.join(p)).unwrap();
     }
     std::fs::write(r.join("usr/lib/os-release"), "ID=lifsea\n").unwrap();
@@ -78,8 +118,12 @@ fn real_sysroot(tag: &str) -> (PathBuf, String, String) {
     let repo = s.join("ostree/repo");
     std::fs::create_dir_all(&s).unwrap();
     run(Command::new("ostree").args(["admin", "init-fs"]).arg(&s));
-    run(Command::new("ostree").args(["admin", "os-init", "testos"]).arg(format!("--sysroot={}", s.display())));
-    run(Command::new("ostree").arg(format!("--repo={}", repo.display())).args(["config", "set", "sysroot.bootloader", "none"]));
+    run(Command::new("ostree")
+        .args(["admin", "os-init", "testos"])
+        .arg(format!("--sysroot={}", s.display())));
+    run(Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .args(["config", "set", "sysroot.bootloader", "none"]));
     let commit = run(Command::new("ostree")
         .arg(format!("--repo={}", repo.display()))
         .args(["commit", "--branch=test/base", "--subject=t"])
@@ -108,7 +152,10 @@ fn resolves_a_deployment_made_by_the_ostree_cli() {
     assert_eq!(d.stateroot, "testos");
     assert_eq!(d.checksum, commit);
     assert_eq!(d.serial, 0);
-    assert_eq!(std::fs::read_to_string(s.join(&d.path).join("usr/share/marker")).unwrap(), "deployed\n");
+    assert_eq!(
+        std::fs::read_to_string(s.join(&d.path).join("usr/share/marker")).unwrap(),
+        "deployed\n"
+    );
     remove(s.parent().unwrap());
 }
 
@@ -126,8 +173,15 @@ fn in_mount_namespace(test: &str) {
         .output()
         .unwrap();
     remove(&dir);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("1 passed"), "{test} in a mount namespace:\n{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{test} in a mount namespace:\n{text}"
+    );
 }
 
 fn inner() -> bool {
@@ -141,7 +195,9 @@ fn write_err(p: &Path) -> Option<i32> {
 #[test]
 fn initramfs_mode_assembles_the_deployment_with_the_physical_root_under_it() {
     if !inner() {
-        return in_mount_namespace("initramfs_mode_assembles_the_deployment_with_the_physical_root_under_it");
+        return in_mount_namespace(
+            "initramfs_mode_assembles_the_deployment_with_the_physical_root_under_it",
+        );
     }
     let (s, arg, _) = real_sysroot("initramfs");
     // Stage 0 has the physical root as a mount: make the sysroot one.
@@ -149,14 +205,28 @@ fn initramfs_mode_assembles_the_deployment_with_the_physical_root_under_it() {
     let d = resolve_deployment(&s, &arg).unwrap();
     let target = s.parent().unwrap().join("newroot");
     assemble_at(&s, &d, &target, true).unwrap();
-    assert_eq!(std::fs::read_to_string(target.join("usr/share/marker")).unwrap(), "deployed\n");
-    assert_eq!(write_err(&target.join("usr/x")), Some(libc::EROFS), "/usr must be read-only");
+    assert_eq!(
+        std::fs::read_to_string(target.join("usr/share/marker")).unwrap(),
+        "deployed\n"
+    );
+    assert_eq!(
+        write_err(&target.join("usr/x")),
+        Some(libc::EROFS),
+        "/usr must be read-only"
+    );
     std::fs::write(target.join("etc/x"), b"x").expect("/etc writable");
     std::fs::write(target.join("var/x"), b"x").expect("/var writable");
     // /var is the stateroot's var, seen through the physical root now under <target>/sysroot.
     assert!(target.join("sysroot/ostree/deploy/testos/var/x").exists());
-    assert_eq!(write_err(&target.join("sysroot/x")), Some(libc::EROFS), "/sysroot read-only");
-    assert!(target.join("boot/loader").exists(), "/boot bound from the sysroot");
+    assert_eq!(
+        write_err(&target.join("sysroot/x")),
+        Some(libc::EROFS),
+        "/sysroot read-only"
+    );
+    assert!(
+        target.join("boot/loader").exists(),
+        "/boot bound from the sysroot"
+    );
     mark_booted(&target.join("run")).unwrap();
     assert!(target.join("run/ostree-booted").exists());
 }
@@ -169,15 +239,28 @@ fn direct_mode_pivots_into_the_deployment() {
     let (s, arg, _) = real_sysroot("direct");
     lifsea_init::sys::mount::bind(&s, &s, false).unwrap();
     let d = resolve_deployment(&s, &arg).unwrap();
-    let deploy_ino = std::fs::metadata(s.join(&d.path)).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+    let deploy_ino = std::fs::metadata(s.join(&d.path))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
     // Be PID 1 on the physical root: chroot into it, then assemble with "/" as the sysroot.
     lifsea_init::sys::mount::chroot(&s).unwrap();
     std::env::set_current_dir("/").unwrap();
     assemble_direct(Path::new("/"), &d, false, true).unwrap();
-    assert_eq!(std::fs::read_to_string("/usr/share/marker").unwrap(), "deployed\n");
-    let root_ino = std::fs::metadata("/").map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
-    assert_eq!(root_ino, deploy_ino, "/ is the deployment directory (what `ostree admin status` checks)");
-    assert!(Path::new("/sysroot/ostree/deploy/testos").is_dir(), "physical root at /sysroot");
+    assert_eq!(
+        std::fs::read_to_string("/usr/share/marker").unwrap(),
+        "deployed\n"
+    );
+    let root_ino = std::fs::metadata("/")
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
+    assert_eq!(
+        root_ino, deploy_ino,
+        "/ is the deployment directory (what `ostree admin status` checks)"
+    );
+    assert!(
+        Path::new("/sysroot/ostree/deploy/testos").is_dir(),
+        "physical root at /sysroot"
+    );
     assert_eq!(write_err(Path::new("/usr/x")), Some(libc::EROFS));
     assert_eq!(write_err(Path::new("/sysroot/x")), Some(libc::EROFS));
     std::fs::write("/etc/x", b"x").expect("/etc writable");

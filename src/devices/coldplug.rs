@@ -13,7 +13,9 @@ pub fn collect_modaliases(sys_devices: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut stack = vec![sys_devices.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in rd.flatten() {
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
@@ -32,7 +34,11 @@ pub fn collect_modaliases(sys_devices: &Path) -> BTreeSet<String> {
 }
 
 /// Modules wanted for a set of modaliases, minus the blacklist.
-pub fn wanted_modules(aliases: &[Alias], modaliases: &BTreeSet<String>, blacklist: &[String]) -> Vec<String> {
+pub fn wanted_modules(
+    aliases: &[Alias],
+    modaliases: &BTreeSet<String>,
+    blacklist: &[String],
+) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for m in modaliases {
         for name in modules_for(aliases, m) {
@@ -68,10 +74,14 @@ impl Coldplug {
 
     /// One round: load every not-yet-loaded module matching a device under `sys_devices`.
     pub fn round(&mut self, sys_devices: &Path) -> (Vec<String>, Vec<KmodError>) {
-        let wanted: Vec<String> = wanted_modules(&self.aliases, &collect_modaliases(sys_devices), &self.blacklist)
-            .into_iter()
-            .filter(|m| !self.loaded.contains(m))
-            .collect();
+        let wanted: Vec<String> = wanted_modules(
+            &self.aliases,
+            &collect_modaliases(sys_devices),
+            &self.blacklist,
+        )
+        .into_iter()
+        .filter(|m| !self.loaded.contains(m))
+        .collect();
         if wanted.is_empty() {
             return (Vec::new(), Vec::new());
         }

@@ -47,7 +47,9 @@ impl DepTable {
     pub fn parse(text: &str) -> DepTable {
         let mut modules = BTreeMap::new();
         for line in text.lines() {
-            let Some((path, deps)) = line.split_once(':') else { continue };
+            let Some((path, deps)) = line.split_once(':') else {
+                continue;
+            };
             let path = path.trim();
             if path.is_empty() {
                 continue;
@@ -204,7 +206,10 @@ pub fn modules_for(aliases: &[Alias], modalias: &str) -> Vec<String> {
 
 /// Loaded module names from /proc/modules text.
 pub fn parse_proc_modules(text: &str) -> BTreeSet<String> {
-    text.lines().filter_map(|l| l.split_whitespace().next()).map(normalize).collect()
+    text.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(normalize)
+        .collect()
 }
 
 #[cfg(test)]
@@ -213,9 +218,18 @@ mod tests {
 
     #[test]
     fn globbing() {
-        assert!(glob_match("virtio:d00000002v*", "virtio:d00000002v00001AF4"));
-        assert!(!glob_match("virtio:d00000002v*", "virtio:d00000001v00001AF4"));
-        assert!(glob_match("pci:v00001AF4d*sv*sd*bc*sc*i*", "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"));
+        assert!(glob_match(
+            "virtio:d00000002v*",
+            "virtio:d00000002v00001AF4"
+        ));
+        assert!(!glob_match(
+            "virtio:d00000002v*",
+            "virtio:d00000001v00001AF4"
+        ));
+        assert!(glob_match(
+            "pci:v00001AF4d*sv*sd*bc*sc*i*",
+            "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"
+        ));
         assert!(glob_match("a?c", "abc"));
         assert!(!glob_match("a?c", "ac"));
         assert!(glob_match("x[0-9]y", "x7y"));
@@ -238,16 +252,24 @@ mod tests {
         assert_eq!(unknown, vec!["nope"]);
         assert_eq!(dep.path_of("d_x"), Some("kernel/d-x.ko.xz"));
         let subset: BTreeSet<String> = ["b".to_string(), "c".to_string()].into();
-        assert_eq!(dep.render_subset(&subset), "kernel/b.ko: kernel/c.ko\nkernel/c.ko:\n");
+        assert_eq!(
+            dep.render_subset(&subset),
+            "kernel/b.ko: kernel/c.ko\nkernel/c.ko:\n"
+        );
     }
 
     #[test]
     fn aliases_and_proc_modules() {
         let a = parse_aliases("# comment\nalias virtio:d00000001v* virtio_net\nalias pci:v*d*sv*sd*bc01sc08i02* nvme\nalias virtio:d00000001v* virtio-net\n");
         assert_eq!(a.len(), 3);
-        assert_eq!(modules_for(&a, "virtio:d00000001v00001AF4"), vec!["virtio_net"]);
+        assert_eq!(
+            modules_for(&a, "virtio:d00000001v00001AF4"),
+            vec!["virtio_net"]
+        );
         assert!(modules_for(&a, "virtio:d00000009v00001AF4").is_empty());
-        let m = parse_proc_modules("virtio_net 61440 0 - Live 0x0\nfailover 16384 1 net_failover, Live 0x0\n");
+        let m = parse_proc_modules(
+            "virtio_net 61440 0 - Live 0x0\nfailover 16384 1 net_failover, Live 0x0\n",
+        );
         assert!(m.contains("virtio_net") && m.contains("failover"));
     }
 }
