@@ -28,21 +28,14 @@ pub struct CgroupRoot {
 
 impl CgroupRoot {
     pub fn at(root: &Path) -> Self {
-        Self {
-            root: root.to_path_buf(),
-        }
+        Self { root: root.to_path_buf() }
     }
     /// Finds a mounted cgroup2 filesystem in /proc/self/mountinfo.
     pub fn detect() -> Result<Self, CgroupError> {
         Err(CgroupError::NotFound)
     }
     /// Creates `rel` (and parents); with `delegate`, chowns it to `owner` and enables controllers.
-    pub fn create(
-        &self,
-        rel: &str,
-        delegate: bool,
-        owner: Option<(u32, u32)>,
-    ) -> Result<PathBuf, CgroupError> {
+    pub fn create(&self, rel: &str, delegate: bool, owner: Option<(u32, u32)>) -> Result<PathBuf, CgroupError> {
         let _ = (delegate, owner);
         Ok(self.root.join(rel))
     }

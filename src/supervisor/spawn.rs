@@ -15,11 +15,7 @@ pub enum SpawnError {
     #[error("unit {unit}: fork failed: {source}")]
     Fork { unit: String, source: nix::Error },
     #[error("unit {unit}: exec {path} failed: {source}")]
-    Exec {
-        unit: String,
-        path: String,
-        source: std::io::Error,
-    },
+    Exec { unit: String, path: String, source: std::io::Error },
 }
 
 /// What the supervisor hands to `spawn`.
