@@ -74,7 +74,7 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
 
 fn run_machine(opts: &cli::InitOptions) -> i32 {
     let _ = opts;
-    if sys::process::pid() != 1 {
+    if sys::bootexec::pid() != 1 {
         eprintln!("lifsea-init: machine mode runs only as PID 1 (use --container otherwise)");
         return 2;
     }
@@ -115,7 +115,7 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     milestone(timeline, SubjectKind::Stage, "root", TimelineEvent::Ready);
 
     mounts::apply_early_mounts(mounts::EARLY_MOUNTS, Path::new("/"), Path::new(MOUNTINFO));
-    let controllers = mounts::setup_cgroup_root(Path::new(CGROUP_ROOT), sys::process::pid());
+    let controllers = mounts::setup_cgroup_root(Path::new(CGROUP_ROOT), sys::bootexec::pid());
     log::debug!("cgroup controllers enabled: {}", controllers.join(" "));
     if ostree_booted {
         if let Err(e) = ostree::mark_booted(Path::new("/run")) {
@@ -277,7 +277,7 @@ pub fn fatal(params: &cmdline::BootParams, msg: &str) -> ! {
                 } else {
                     vec![sh.to_string()]
                 };
-                let e = sys::process::exec(sh, &argv);
+                let e = sys::bootexec::exec(sh, &argv);
                 eprintln!("lifsea-init: exec {sh}: {e}");
             }
         }
@@ -285,7 +285,7 @@ pub fn fatal(params: &cmdline::BootParams, msg: &str) -> ! {
     }
     eprintln!("lifsea-init: rebooting in 10 s");
     std::thread::sleep(std::time::Duration::from_secs(10));
-    let Err(e) = sys::process::reboot_now();
+    let Err(e) = sys::bootexec::reboot_now();
     eprintln!("lifsea-init: reboot: {e}");
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));

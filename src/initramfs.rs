@@ -313,7 +313,7 @@ pub fn mkinitramfs_main(args: &[String]) -> i32 {
 /// Whether this process is `/init` of an initramfs: PID 1 and either called `/init` or running
 /// on a ramfs/tmpfs root.
 pub fn in_initramfs(argv0: &str) -> bool {
-    sys::process::pid() == 1 && (argv0 == "/init" || sys::mount::root_is_ramfs())
+    sys::bootexec::pid() == 1 && (argv0 == "/init" || sys::mount::root_is_ramfs())
 }
 
 /// Filesystem types to try when `rootfstype=` is absent: block-device filesystems the kernel knows.
@@ -503,7 +503,7 @@ fn switch_root(new_root: &Path, params: &BootParams, timeline: &Timeline) -> ! {
         if !Path::new(init).exists() {
             continue;
         }
-        let e = sys::process::exec(init, std::slice::from_ref(init));
+        let e = sys::bootexec::exec(init, std::slice::from_ref(init));
         errors.push(format!("{init}: {e}"));
     }
     crate::boot::fatal(

@@ -53,7 +53,7 @@ pub fn apply_hostname(etc: &Path) -> Result<String, MachineError> {
         .ok()
         .and_then(|t| parse_hostname(&t))
         .unwrap_or_else(|| DEFAULT_HOSTNAME.to_string());
-    crate::sys::process::set_hostname(&name).map_err(|source| MachineError::Hostname {
+    crate::sys::bootexec::set_hostname(&name).map_err(|source| MachineError::Hostname {
         name: name.clone(),
         source,
     })?;
