@@ -135,6 +135,7 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
                 &dir,
                 Path::new("/proc/modules"),
                 params.module_blacklist.clone(),
+                params.coldplug_all,
             );
             cp.run(Path::new("/sys/devices"), 5);
         }

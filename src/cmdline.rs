@@ -87,6 +87,8 @@ pub struct BootParams {
     pub rootwait: Duration,
     /// `modprobe.blacklist=a,b` (the modprobe convention): modules coldplug never loads.
     pub module_blacklist: Vec<String>,
+    /// `lifsea.coldplug=all`: also load modules for `cpu:` modaliases (see `devices::coldplug`).
+    pub coldplug_all: bool,
     /// Unknown `lifsea.*` options and bad values, to be logged.
     pub warnings: Vec<String>,
 }
@@ -104,6 +106,7 @@ impl Default for BootParams {
             break_to_shell: false,
             rootwait: DEFAULT_ROOTWAIT,
             module_blacklist: Vec::new(),
+            coldplug_all: false,
             warnings: Vec::new(),
         }
     }
@@ -195,6 +198,13 @@ pub fn parse(text: &str) -> BootParams {
                     .warnings
                     .push(format!("{word}: expected lifsea.break=shell")),
             },
+            "lifsea.coldplug" => match value {
+                Some("all") => p.coldplug_all = true,
+                Some("default") => p.coldplug_all = false,
+                _ => p
+                    .warnings
+                    .push(format!("{word}: expected lifsea.coldplug=all or =default")),
+            },
             "lifsea.rootwait" => match value.and_then(|v| v.parse::<u64>().ok()) {
                 Some(secs) => p.rootwait = Duration::from_secs(secs),
                 None => p
@@ -227,7 +237,7 @@ mod tests {
         let p = parse(
             "BOOT_IMAGE=/vmlinuz root=LABEL=root rootflags=\"data=ordered,commit=5\" rootfstype=ext4 rw \
              ostree=/ostree/boot.1/os/abc/0 init=/sbin/init lifsea.debug lifsea.break=shell \
-             lifsea.rootwait=5 modprobe.blacklist=bochs,pcspkr quiet\n",
+             lifsea.rootwait=5 modprobe.blacklist=bochs,pcspkr lifsea.coldplug=all quiet\n",
         );
         assert_eq!(p.root, Some(RootSpec::Label("root".into())));
         assert_eq!(p.rootflags.as_deref(), Some("data=ordered,commit=5"));
@@ -239,6 +249,7 @@ mod tests {
         assert!(p.break_to_shell);
         assert_eq!(p.rootwait, Duration::from_secs(5));
         assert_eq!(p.module_blacklist, vec!["bochs", "pcspkr"]);
+        assert!(p.coldplug_all);
         assert!(p.warnings.is_empty(), "{:?}", p.warnings);
     }
 
@@ -279,12 +290,12 @@ mod tests {
 
     #[test]
     fn bad_values_and_unknown_options_warn() {
-        let p = parse("root=vda1 root=LABEL= lifsea.rootwait=soon lifsea.debug=maybe lifsea.break=gdb lifsea.frobnicate=1");
+        let p = parse("root=vda1 root=LABEL= lifsea.rootwait=soon lifsea.debug=maybe lifsea.break=gdb lifsea.frobnicate=1 lifsea.coldplug");
         assert_eq!(p.root, None);
         assert_eq!(p.rootwait, DEFAULT_ROOTWAIT);
         assert!(!p.debug);
         assert!(!p.break_to_shell);
-        assert_eq!(p.warnings.len(), 6, "{:?}", p.warnings);
+        assert_eq!(p.warnings.len(), 7, "{:?}", p.warnings);
         assert!(p.warnings.iter().any(|w| w.contains("lifsea.frobnicate")));
         assert!(p
             .warnings

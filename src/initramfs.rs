@@ -382,6 +382,7 @@ pub fn stage0(timeline: &mut Timeline) -> ! {
         &module_dir,
         Path::new("/proc/modules"),
         params.module_blacklist.clone(),
+        params.coldplug_all,
     );
     coldplug.run(Path::new("/sys/devices"), 5);
     timeline.mark(

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use lifsea_init::devices::coldplug::{collect_modaliases, wanted_modules};
+use lifsea_init::devices::coldplug::{collect_modaliases, wanted_modules, SKIPPED_BY_DEFAULT};
 use lifsea_init::devices::modalias::parse_aliases;
 use lifsea_init::machine::{apply_sysctl, ensure_machine_id, valid_machine_id, MachineError};
 
@@ -120,11 +120,25 @@ fn coldplug_finds_modaliases_and_matching_modules() {
         "alias virtio:d00000001v* virtio_net\nalias virtio:d00000002v* virtio_blk\n\
          alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\n",
     );
-    let want = wanted_modules(&table, &aliases, &["virtio_blk".to_string()]);
+    let want = wanted_modules(
+        &table,
+        &aliases,
+        &["virtio_blk".to_string()],
+        SKIPPED_BY_DEFAULT,
+    );
     assert_eq!(
         want,
         vec!["virtio_pci", "virtio_net"],
         "blacklisted virtio_blk is left out"
     );
+    // cpu: modaliases select modules only when asked for.
+    dev(
+        "system/cpu/cpu0",
+        "cpu:type:x86,ven0002fam0017mod0031:feature:,0000,0001,00E8",
+    );
+    let table = parse_aliases("alias cpu:type:x86,ven*fam*mod*:feature:*00E8* kvm_amd\n");
+    let aliases = collect_modaliases(&sys);
+    assert!(wanted_modules(&table, &aliases, &[], SKIPPED_BY_DEFAULT).is_empty());
+    assert_eq!(wanted_modules(&table, &aliases, &[], &[]), vec!["kvm_amd"]);
     std::fs::remove_dir_all(&d).unwrap();
 }

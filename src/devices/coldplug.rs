@@ -1,6 +1,11 @@
 //! Coldplug: read every `modalias` file under /sys/devices, match them against modules.alias and
 //! load the matching modules in dependency order. Repeated until a round loads nothing, because
 //! loading a bus driver (virtio_pci) makes new devices (virtio0, ...) with their own modaliases.
+//!
+//! `cpu:` modaliases are skipped unless asked (`lifsea.coldplug=all`): they select CPU-feature
+//! modules (kvm, cpufreq drivers, crypto acceleration) that a container node either does not need
+//! or that the kernel loads itself on first use (the crypto API calls request_module). On the
+//! Debian cloud kernel under QEMU TCG, kvm and kvm_amd alone cost seconds of boot.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -33,14 +38,22 @@ pub fn collect_modaliases(sys_devices: &Path) -> BTreeSet<String> {
     out
 }
 
-/// Modules wanted for a set of modaliases, minus the blacklist.
+/// Modalias prefixes coldplug ignores by default.
+pub const SKIPPED_BY_DEFAULT: &[&str] = &["cpu:"];
+
+/// Modules wanted for a set of modaliases, minus the blacklist and the modaliases starting with
+/// one of `skip_prefixes`.
 pub fn wanted_modules(
     aliases: &[Alias],
     modaliases: &BTreeSet<String>,
     blacklist: &[String],
+    skip_prefixes: &[&str],
 ) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for m in modaliases {
+    for m in modaliases
+        .iter()
+        .filter(|m| !skip_prefixes.iter().any(|p| m.starts_with(p)))
+    {
         for name in modules_for(aliases, m) {
             if !out.contains(&name) && !blacklist.contains(&name) {
                 out.push(name);
@@ -57,11 +70,18 @@ pub struct Coldplug {
     dep: DepTable,
     loaded: BTreeSet<String>,
     blacklist: Vec<String>,
+    skip_prefixes: &'static [&'static str],
 }
 
 impl Coldplug {
     /// Reads modules.alias and modules.dep from `module_dir` and what is loaded from /proc/modules.
-    pub fn new(module_dir: &Path, proc_modules: &Path, blacklist: Vec<String>) -> Coldplug {
+    /// `all` also loads modules for the modaliases in `SKIPPED_BY_DEFAULT`.
+    pub fn new(
+        module_dir: &Path,
+        proc_modules: &Path,
+        blacklist: Vec<String>,
+        all: bool,
+    ) -> Coldplug {
         let read = |f: &str| std::fs::read_to_string(module_dir.join(f)).unwrap_or_default();
         Coldplug {
             module_dir: module_dir.to_path_buf(),
@@ -69,6 +89,7 @@ impl Coldplug {
             dep: DepTable::parse(&read("modules.dep")),
             loaded: kmod::loaded_modules(proc_modules),
             blacklist,
+            skip_prefixes: if all { &[] } else { SKIPPED_BY_DEFAULT },
         }
     }
 
@@ -78,6 +99,7 @@ impl Coldplug {
             &self.aliases,
             &collect_modaliases(sys_devices),
             &self.blacklist,
+            self.skip_prefixes,
         )
         .into_iter()
         .filter(|m| !self.loaded.contains(m))
