@@ -71,6 +71,8 @@ pub struct Coldplug {
     loaded: BTreeSet<String>,
     blacklist: Vec<String>,
     skip_prefixes: &'static [&'static str],
+    /// Modaliases matched in earlier rounds: only new devices are matched again.
+    seen: BTreeSet<String>,
 }
 
 impl Coldplug {
@@ -90,20 +92,20 @@ impl Coldplug {
             loaded: kmod::loaded_modules(proc_modules),
             blacklist,
             skip_prefixes: if all { &[] } else { SKIPPED_BY_DEFAULT },
+            seen: BTreeSet::new(),
         }
     }
 
     /// One round: load every not-yet-loaded module matching a device under `sys_devices`.
     pub fn round(&mut self, sys_devices: &Path) -> (Vec<String>, Vec<KmodError>) {
-        let wanted: Vec<String> = wanted_modules(
-            &self.aliases,
-            &collect_modaliases(sys_devices),
-            &self.blacklist,
-            self.skip_prefixes,
-        )
-        .into_iter()
-        .filter(|m| !self.loaded.contains(m))
-        .collect();
+        let mut fresh = collect_modaliases(sys_devices);
+        fresh.retain(|m| !self.seen.contains(m));
+        let wanted: Vec<String> =
+            wanted_modules(&self.aliases, &fresh, &self.blacklist, self.skip_prefixes)
+                .into_iter()
+                .filter(|m| !self.loaded.contains(m))
+                .collect();
+        self.seen.extend(fresh);
         if wanted.is_empty() {
             return (Vec::new(), Vec::new());
         }

@@ -113,31 +113,33 @@ impl DepTable {
 
 /// fnmatch-style matching without flags: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`/`[^x]`.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
+    // Bytes, not chars: modaliases are ASCII, and this runs for every alias × every device
+    // on each coldplug round, so it must not allocate.
+    let p = pattern.as_bytes();
+    let t = text.as_bytes();
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
         if pi < p.len() {
             match p[pi] {
-                '*' => {
+                b'*' => {
                     star = Some((pi, ti));
                     pi += 1;
                     continue;
                 }
-                '?' => {
+                b'?' => {
                     pi += 1;
                     ti += 1;
                     continue;
                 }
-                '[' => {
+                b'[' => {
                     if let Some((matched, next)) = class_match(&p, pi, t[ti]) {
                         if matched {
                             pi = next;
                             ti += 1;
                             continue;
                         }
-                    } else if t[ti] == '[' {
+                    } else if t[ti] == b'[' {
                         pi += 1;
                         ti += 1;
                         continue;
@@ -160,25 +162,25 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
             None => return false,
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
-/// Matches `c` against the bracket expression starting at `p[start] == '['`; returns whether it
+/// Matches `c` against the bracket expression starting at `p[start] == b'['`; returns whether it
 /// matched and the index after `]`, or None if the bracket is unterminated (then `[` is literal).
-fn class_match(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+fn class_match(p: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
     let mut i = start + 1;
-    let negate = matches!(p.get(i), Some('!' | '^'));
+    let negate = matches!(p.get(i), Some(b'!' | b'^'));
     if negate {
         i += 1;
     }
     let mut matched = false;
     let mut first = true;
     while i < p.len() {
-        if p[i] == ']' && !first {
+        if p[i] == b']' && !first {
             return Some((matched != negate, i + 1));
         }
         first = false;
-        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
+        if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
             if p[i] <= c && c <= p[i + 2] {
                 matched = true;
             }
