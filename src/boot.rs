@@ -242,7 +242,7 @@ fn ostree_root(params: &cmdline::BootParams) -> bool {
             d.path.display(),
             d.stateroot
         );
-        ostree::assemble_direct(root, &d, root_ro, !params.rw)
+        ostree::assemble_direct(root, &d, root_ro, !params.sysroot_rw)
     });
     if let Err(e) = assembled {
         fatal(params, &e.to_string());

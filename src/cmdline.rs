@@ -73,9 +73,14 @@ pub struct BootParams {
     pub root: Option<RootSpec>,
     pub rootflags: Option<String>,
     pub rootfstype: Option<String>,
-    /// An explicit `rw` (last of `ro`/`rw` wins). The kernel mounts the root read-only unless told
-    /// `rw`, so only `rw` changes anything: it leaves `/sysroot` writable after assembly.
+    /// An explicit `rw` (last of `ro`/`rw` wins): how a plain (non-ostree) root is mounted. An
+    /// ostree root's filesystem is always writable (its /etc and /var live there); whether the
+    /// `/sysroot` mount is read-only is `sysroot_rw`'s business, as ostree keeps the two apart.
     pub rw: bool,
+    /// `lifsea.sysroot=rw`: leave `/sysroot` writable. By default it is read-only at the mount
+    /// level, like ostree's `sysroot.readonly=true` (images should set that in the repo config so
+    /// `ostree admin deploy` on the running system remounts it writable for itself).
+    pub sysroot_rw: bool,
     /// `init=`: what stage 0 executes in the new root.
     pub init: Option<String>,
     /// `lifsea.debug`: debug-level logging.
@@ -101,6 +106,7 @@ impl Default for BootParams {
             rootflags: None,
             rootfstype: None,
             rw: false,
+            sysroot_rw: false,
             init: None,
             debug: false,
             break_to_shell: false,
@@ -198,6 +204,13 @@ pub fn parse(text: &str) -> BootParams {
                     .warnings
                     .push(format!("{word}: expected lifsea.break=shell")),
             },
+            "lifsea.sysroot" => match value {
+                Some("rw") => p.sysroot_rw = true,
+                Some("ro") => p.sysroot_rw = false,
+                _ => p
+                    .warnings
+                    .push(format!("{word}: expected lifsea.sysroot=ro or =rw")),
+            },
             "lifsea.coldplug" => match value {
                 Some("all") => p.coldplug_all = true,
                 Some("default") => p.coldplug_all = false,
@@ -237,7 +250,7 @@ mod tests {
         let p = parse(
             "BOOT_IMAGE=/vmlinuz root=LABEL=root rootflags=\"data=ordered,commit=5\" rootfstype=ext4 rw \
              ostree=/ostree/boot.1/os/abc/0 init=/sbin/init lifsea.debug lifsea.break=shell \
-             lifsea.rootwait=5 modprobe.blacklist=bochs,pcspkr lifsea.coldplug=all quiet\n",
+             lifsea.rootwait=5 modprobe.blacklist=bochs,pcspkr lifsea.coldplug=all lifsea.sysroot=rw quiet\n",
         );
         assert_eq!(p.root, Some(RootSpec::Label("root".into())));
         assert_eq!(p.rootflags.as_deref(), Some("data=ordered,commit=5"));
@@ -250,6 +263,7 @@ mod tests {
         assert_eq!(p.rootwait, Duration::from_secs(5));
         assert_eq!(p.module_blacklist, vec!["bochs", "pcspkr"]);
         assert!(p.coldplug_all);
+        assert!(p.sysroot_rw);
         assert!(p.warnings.is_empty(), "{:?}", p.warnings);
     }
 

@@ -416,7 +416,12 @@ pub fn stage0(timeline: &mut Timeline) -> ! {
         Some(arg) => {
             let assembled = ostree::resolve_deployment(Path::new(SYSROOT), arg).and_then(|d| {
                 let _ = sys::mount::make_rprivate(Path::new("/"));
-                ostree::assemble_at(Path::new(SYSROOT), &d, Path::new(DEPLOY_TARGET), !params.rw)
+                ostree::assemble_at(
+                    Path::new(SYSROOT),
+                    &d,
+                    Path::new(DEPLOY_TARGET),
+                    !params.sysroot_rw,
+                )
             });
             if let Err(e) = assembled {
                 crate::boot::fatal(&params, &e.to_string());

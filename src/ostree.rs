@@ -13,8 +13,10 @@
 //! - Initramfs mode: the deployment is assembled at a separate mount point, the physical root is
 //!   moved under its `sysroot`, and stage 0 switches root into it.
 //!
-//! `/sysroot` is made read-only at the mount level (ostree's `sysroot.readonly`) unless the kernel
-//! command line says `rw`; the superblock stays writable because `/etc` and `/var` live on it.
+//! `/sysroot` is made read-only at the mount level (ostree's `sysroot.readonly=true`) unless the
+//! kernel command line says `lifsea.sysroot=rw`; the superblock stays writable because `/etc` and
+//! `/var` live on it. The kernel's own `ro`/`rw` does not decide this: ostree images commonly
+//! carry `rw` only so the root filesystem is mounted writable.
 //!
 //! No re-exec after the pivot in direct mode: the kernel already started the deployment's own
 //! binary (ostree's `init=` path points into the deployment), so a re-exec would only repeat startup

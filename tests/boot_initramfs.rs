@@ -284,3 +284,64 @@ fn debian_kernel_closure_matches_modprobe() {
     assert!(o.status.success());
     assert!(lines(&o).is_empty());
 }
+
+/// Stage 0 frees the initramfs before switching root: files on the initramfs go, the new root
+/// (kept by path) and anything on another filesystem (a moved /dev, the new root's mounts) stay.
+#[test]
+fn freeing_the_initramfs_never_crosses_into_mounts() {
+    use std::os::unix::fs::MetadataExt;
+    if std::env::var_os("LIFSEA_IN_MOUNT_NS").is_none() {
+        let dir =
+            std::env::temp_dir().join(format!("lifsea-initramfs-free-{}", std::process::id()));
+        let out = Command::new("timeout")
+            .args(["60", "unshare", "--mount", "--propagation", "private"])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "freeing_the_initramfs_never_crosses_into_mounts",
+                "--nocapture",
+            ])
+            .env("LIFSEA_IN_MOUNT_NS", "1")
+            .env("LIFSEA_TEST_DIR", &dir)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        return;
+    }
+    let root = PathBuf::from(std::env::var_os("LIFSEA_TEST_DIR").unwrap());
+    std::fs::create_dir_all(&root).unwrap();
+    lifsea_init::sys::mount::mount_fs("tmpfs", &root, "tmpfs", 0, "").unwrap();
+    for d in ["lib/modules/x/kernel", "dev", "newroot/usr"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("init"), b"binary").unwrap();
+    std::fs::write(root.join("lib/modules/x/kernel/a.ko"), b"ko").unwrap();
+    std::os::unix::fs::symlink("/nonexistent", root.join("lib/link")).unwrap();
+    std::fs::write(root.join("newroot/usr/keep"), b"keep").unwrap();
+    // /dev is another filesystem, like the devtmpfs stage 0 moves into the new root.
+    lifsea_init::sys::mount::mount_fs("tmpfs", &root.join("dev"), "tmpfs", 0, "").unwrap();
+    std::fs::write(root.join("dev/console-ish"), b"dev").unwrap();
+    let dev = std::fs::metadata(&root).unwrap().dev();
+    lifsea_init::initramfs::remove_tree_on_dev(&root, dev, &root.join("newroot"));
+    let mut left: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["dev", "newroot"]);
+    assert!(
+        root.join("dev/console-ish").exists(),
+        "other filesystems are not entered"
+    );
+    assert!(
+        root.join("newroot/usr/keep").exists(),
+        "the new root is kept"
+    );
+}
