@@ -133,7 +133,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
                     continue;
                 }
                 b'[' => {
-                    if let Some((matched, next)) = class_match(&p, pi, t[ti]) {
+                    if let Some((matched, next)) = class_match(p, pi, t[ti]) {
                         if matched {
                             pi = next;
                             ti += 1;
