@@ -164,6 +164,15 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     for e in errors {
         log::warn!("{e}");
     }
+    // Loopback only; real links, addresses and DHCP are the network stage's (a later issue), which
+    // will own the "network" fact. With `lo` up, local clients (containerd's, kubelet's) work.
+    let network = match sys::netif::set_link_up("lo") {
+        Ok(()) => true,
+        Err(e) => {
+            log::warn!("bring up lo: {e}");
+            false
+        }
+    };
     milestone(
         timeline,
         SubjectKind::Stage,
@@ -183,8 +192,11 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
         cgroup_root: Some(PathBuf::from(CGROUP_ROOT)),
         cgroup_base: String::new(),
         etc_dir: PathBuf::from("/etc"),
-        // "network" is left to the network stage (a later issue), which reaches it itself.
-        facts_reached: vec!["mounts".to_string(), "devices".to_string()],
+        facts_reached: ["mounts", "devices"]
+            .into_iter()
+            .chain(network.then_some("network"))
+            .map(str::to_string)
+            .collect(),
     };
     supervisor::run(cfg, std::mem::take(timeline))
 }

@@ -4,4 +4,5 @@
 pub mod bootexec;
 pub mod module;
 pub mod mount;
+pub mod netif;
 pub mod random;
