@@ -137,7 +137,7 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
                 params.module_blacklist.clone(),
                 params.coldplug_all,
             );
-            cp.run(Path::new("/sys/devices"), 5);
+            cp.run(Path::new("/sys"), 5);
         }
         None => log::warn!(
             "no modules.dep for kernel {}; skipping coldplug",

@@ -384,7 +384,7 @@ pub fn stage0(timeline: &mut Timeline) -> ! {
         params.module_blacklist.clone(),
         params.coldplug_all,
     );
-    coldplug.run(Path::new("/sys/devices"), 5);
+    coldplug.run(Path::new("/sys"), 5);
     timeline.mark(
         SubjectKind::Stage,
         "initramfs-modules",
@@ -403,7 +403,7 @@ pub fn stage0(timeline: &mut Timeline) -> ! {
         Path::new("/sys/class/block"),
         params.rootwait,
         || {
-            coldplug.round(Path::new("/sys/devices"));
+            coldplug.round(Path::new("/sys"));
         },
     ) {
         Ok(d) => d,
