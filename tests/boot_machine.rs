@@ -121,6 +121,15 @@ fn coldplug_finds_modaliases_and_matching_modules() {
         "virtio:d00000002v00001AF4",
     );
     dev("platform/unknown", "platform", "platform:nothing-matches");
+    let input = sys.join("devices/LNXSYSTM:00/LNXPWRBN:00/input/input2");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(
+        input.join("modalias"),
+        "input:b0019v0000p0001e0000-e0,1,k74,ramlsfw\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(sys.join("class/input")).unwrap();
+    std::os::unix::fs::symlink(&input, sys.join("class/input/input2")).unwrap();
     // A modalias file of a device on no bus is not a device coldplug knows about.
     std::fs::create_dir_all(sys.join("devices/virtual/x")).unwrap();
     std::fs::write(
@@ -129,7 +138,7 @@ fn coldplug_finds_modaliases_and_matching_modules() {
     )
     .unwrap();
     let aliases = collect_modaliases(&sys);
-    assert_eq!(aliases.len(), 4, "{aliases:?}");
+    assert_eq!(aliases.len(), 5, "{aliases:?}");
     let table = parse_aliases(
         "alias virtio:d00000001v* virtio_net\nalias virtio:d00000002v* virtio_blk\n\
          alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\n",
@@ -154,7 +163,7 @@ fn coldplug_finds_modaliases_and_matching_modules() {
     .unwrap();
     let table = parse_aliases("alias cpu:type:x86,ven*fam*mod*:feature:*00E8* kvm_amd\n");
     let aliases = collect_modaliases(&sys);
-    assert_eq!(aliases.len(), 5);
+    assert_eq!(aliases.len(), 6);
     assert!(wanted_modules(&table, &aliases, &[], SKIPPED_BY_DEFAULT).is_empty());
     assert_eq!(wanted_modules(&table, &aliases, &[], &[]), vec!["kvm_amd"]);
     std::fs::remove_dir_all(&d).unwrap();
