@@ -14,7 +14,8 @@
 #   --no-disk          boot without the root disk attached (the missing-root test)
 #   --microvm          -M microvm (virtio-mmio devices; experimental)
 #   --show             copy the console to stdout as well
-#   --until REGEX      end QEMU as soon as the console shows a line matching REGEX
+#   --until REGEX      end QEMU as soon as a console line printed after the kernel started init
+#                      matches REGEX (extended regex; the kernel's own command-line echo is earlier)
 #
 # Prints `console: FILE` and `qemu-exit: N` (and `wall-ms: N`, the wall time of the run) on stderr;
 # exits with QEMU's status (0 after a guest poweroff; -no-reboot turns a reboot into an exit too).
@@ -22,7 +23,7 @@ set -euo pipefail
 # shellcheck source=qemu/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-log_file= timeout_s=120 append= ostree_arg= bus= no_disk=0 microvm=0 show=0 until_re=
+log_file='' timeout_s=120 append='' ostree_arg='' bus='' no_disk=0 microvm=0 show=0 until_re=''
 while [ $# -gt 0 ]; do
     case $1 in
         --log) log_file=$2; shift 2 ;;
@@ -72,19 +73,19 @@ fi
 machine=(-M q35)
 dev_suffix=pci
 if [ "$microvm" = 1 ]; then
-    machine=(-M microvm,acpi=off)
+    machine=(-M 'microvm,acpi=off')
     dev_suffix=device
 fi
 disk_args=()
 if [ "$no_disk" = 0 ]; then
     disk_args=(-drive "file=$disk,if=none,id=d0,format=raw,cache=unsafe")
     case $bus in
-        nvme) disk_args+=(-device nvme,drive=d0,serial=lifsea) ;;
+        nvme) disk_args+=(-device 'nvme,drive=d0,serial=lifsea') ;;
         virtio) disk_args+=(-device "virtio-blk-$dev_suffix,drive=d0") ;;
         *) die "--bus must be nvme or virtio" ;;
     esac
 fi
-net_args=(-netdev user,id=n0,restrict=on -device "virtio-net-$dev_suffix,netdev=n0")
+net_args=(-netdev 'user,id=n0,restrict=on' -device "virtio-net-$dev_suffix,netdev=n0")
 
 # panic=-1 with -no-reboot turns a kernel panic into a QEMU exit instead of a hang until the timeout.
 cmdline="$options panic=-1$append"
@@ -105,7 +106,7 @@ fi
 if [ -n "$until_re" ]; then
     # Stop QEMU as soon as the console shows the awaited line.
     while kill -0 "$qpid" 2>/dev/null; do
-        if grep -Eq -- "$until_re" "$log_file"; then
+        if sed -n '/as init process/,$p' "$log_file" | grep -Eq -- "$until_re"; then
             echo "until-ms: $((($(date +%s%N) - start_ns) / 1000000))" >&2
             kill "$qpid" 2>/dev/null
             break

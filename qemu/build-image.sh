@@ -17,6 +17,8 @@
 set -euo pipefail
 # shellcheck source=qemu/lib.sh
 source "$(dirname "$0")/lib.sh"
+# Tools chatter on stdout; only the image directory goes there (fd 3).
+exec 3>&1 1>&2
 
 variant=tiny mode=direct init=real
 while [ $# -gt 0 ]; do
@@ -52,7 +54,7 @@ key=$( {
 } | short_hash)
 out="$LIFSEA_CACHE/images/$variant-$mode-$init-$key"
 if [ -f "$out/disk.img" ]; then
-    echo "$out"
+    echo "$out" >&3
     exit 0
 fi
 
@@ -95,5 +97,9 @@ newest_entry "$out.tmp/disk.img" >"$out.tmp/entry.conf"
 rm_tree "$R"
 rm_tree "$S"
 mv "$out.tmp" "$out"
+# Older builds of the same kind are stale now: keep the cache from growing without bound.
+for old in "$LIFSEA_CACHE/images/$variant-$mode-$init-"*; do
+    [ "$old" = "$out" ] || rm_tree "$old"
+done
 log "image ready: $out/disk.img"
-echo "$out"
+echo "$out" >&3

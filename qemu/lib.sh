@@ -245,7 +245,7 @@ make_disk() { # SYSROOT IMG SIZE
 # Prints the newest BLS entry on a disk image: the highest `version` (ostree numbers them so the
 # default deployment has the highest), the file name breaking ties.
 newest_entry() { # IMG
-    local img=$1 f best= bestv=-1 v
+    local img=$1 f best='' bestv=-1 v
     for f in $(debugfs -R 'ls -l /boot/loader/entries' "$img" 2>/dev/null | awk '$NF ~ /\.conf$/ { print $NF }'); do
         v=$(debugfs -R "cat /boot/loader/entries/$f" "$img" 2>/dev/null | awk '$1 == "version" { print $2 }')
         if [ "${v:-0}" -gt "$bestv" ]; then bestv=${v:-0}; best=$f; fi
@@ -279,6 +279,7 @@ make_standin_initramfs() { # OUT
 
 # The real initramfs, written by the init itself.
 make_real_initramfs() { # BIN OUT
-    "$1" mkinitramfs --kver "$KVER" --modules-dir "$KERNEL_DIR/root/lib/modules/$KVER" -o "$2" \
+    "$1" mkinitramfs --kernel-modules "$KERNEL_DIR/root/lib/modules/$KVER" --modules virtio_pci,virtio_blk \
+        --binary "$1" -o "$2" \
         || die "lifsea-init mkinitramfs failed"
 }

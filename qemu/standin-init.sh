@@ -6,7 +6,7 @@
 # The image builders install it with the shebang rewritten to a busybox path that exists where the
 # kernel execs it (the physical root in direct mode, the initramfs in initramfs mode).
 
-export PATH=/lifsea-standin/bin:/usr/bin:/usr/sbin:/bin:/sbin
+export PATH=/lifsea-standin/bin:/usr/bin:/usr/sbin:/bin:/sbin:/sysroot/lifsea-standin/bin
 msg() { if [ -c /dev/console ]; then echo "standin-init: $*" >/dev/console; else echo "standin-init: $*"; fi; }
 fail() { msg "FATAL: $*"; sleep 5; poweroff -f; }
 arg() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p" | tail -n 1; }
@@ -14,7 +14,8 @@ arg() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p" | tail -n 1; }
 # Finish the deployment bound at N (from D on the physical root mounted at P) with ostree's semantics.
 assemble() { # P N D
     P=$1 N=$2 D=$3
-    mount --bind "$N/usr" "$N/usr" && mount -o remount,bind,ro "$N/usr" || fail "ro /usr"
+    mount --bind "$N/usr" "$N/usr" || fail "bind /usr"
+    mount -o remount,bind,ro "$N/usr" || fail "ro /usr"
     os=$(echo "$D" | sed -n 's|.*/ostree/deploy/\([^/]*\)/deploy/.*|\1|p')
     mount --bind "$P/ostree/deploy/$os/var" "$N/var" || fail "bind /var"
     mount --bind "$P/boot" "$N/boot" || fail "bind /boot"
@@ -31,7 +32,8 @@ stage0() { # initramfs: we are /init
         i=$((i + 1)); sleep 0.1
     done
     [ -n "$dev" ] || fail "root device $root did not appear within 5s"
-    mkdir -p /sysroot && mount -o rw "$dev" /sysroot || fail "mount $dev"
+    mkdir -p /sysroot
+    mount -o rw "$dev" /sysroot || fail "mount $dev"
     o=$(arg ostree)
     D=$(cd "/sysroot$o" 2>/dev/null && pwd -P) || fail "ostree=$o does not resolve"
     # The deployment lives inside the physical root: assemble it on a separate mount point, then
@@ -55,7 +57,8 @@ direct() { # direct mode: the kernel ran us from the physical root
     assemble / "$D" "$D"
     umount /proc
     mount --move /dev "$D/dev"
-    cd "$D" && pivot_root . sysroot || fail "pivot_root"
+    cd "$D" || fail "cd $D"
+    pivot_root . sysroot || fail "pivot_root"
     exec chroot . /usr/lib/lifsea/standin-init
 }
 
