@@ -48,6 +48,13 @@ pub enum InitramfsError {
     UnknownModules { dir: PathBuf, names: Vec<String> },
     #[error("run gzip: {0}")]
     Gzip(std::io::Error),
+    #[error("cannot mount root device {dev} on {target}: {}", .attempts.iter().map(|(t, e)| format!("{t}: {e}")).collect::<Vec<_>>().join("; "))]
+    MountRoot {
+        dev: PathBuf,
+        target: PathBuf,
+        /// Each filesystem type tried and why it failed.
+        attempts: Vec<(String, nix::Error)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -409,8 +416,8 @@ pub fn stage0(timeline: &mut Timeline) -> ! {
         Ok(d) => d,
         Err(e) => crate::boot::fatal(&params, &e.to_string()),
     };
-    if let Err(msg) = mount_root(&dev, &params) {
-        crate::boot::fatal(&params, &msg);
+    if let Err(e) = mount_root(&dev, &params) {
+        crate::boot::fatal(&params, &e.to_string());
     }
     let new_root = match &params.ostree {
         Some(arg) => {
@@ -440,7 +447,7 @@ pub fn stage0(timeline: &mut Timeline) -> ! {
     switch_root(&new_root, &params, timeline)
 }
 
-fn mount_root(dev: &Path, params: &BootParams) -> Result<(), String> {
+fn mount_root(dev: &Path, params: &BootParams) -> Result<(), InitramfsError> {
     let types = match &params.rootfstype {
         Some(t) => vec![t.clone()],
         None => block_fstypes(&std::fs::read_to_string("/proc/filesystems").unwrap_or_default()),
@@ -463,13 +470,14 @@ fn mount_root(dev: &Path, params: &BootParams) -> Result<(), String> {
                 log::info!("mounted {dev_s} ({t}) on {SYSROOT}");
                 return Ok(());
             }
-            Err(e) => errors.push(format!("{t}: {e}")),
+            Err(e) => errors.push((t.clone(), e)),
         }
     }
-    Err(format!(
-        "cannot mount root device {dev_s} on {SYSROOT}: {}",
-        errors.join("; ")
-    ))
+    Err(InitramfsError::MountRoot {
+        dev: dev.to_path_buf(),
+        target: target.to_path_buf(),
+        attempts: errors,
+    })
 }
 
 fn switch_root(new_root: &Path, params: &BootParams, timeline: &Timeline) -> ! {

@@ -110,7 +110,7 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
 pub enum MountOutcome {
     Mounted,
     AlreadyMounted,
-    Failed(String),
+    Failed(nix::Error),
 }
 
 /// Whether `target` is a mount point according to mountinfo text.
@@ -145,7 +145,7 @@ pub fn apply_early_mounts(
                             target.display(),
                             m.fstype
                         );
-                        MountOutcome::Failed(e.to_string())
+                        MountOutcome::Failed(e)
                     }
                 }
             };
