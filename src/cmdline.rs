@@ -1,6 +1,23 @@
 //! The kernel command line (/proc/cmdline) → `BootParams`: which root to mount, which ostree
 //! deployment to assemble, and the `lifsea.*` switches. Pure: takes the text, returns data and the
 //! warnings to log, so every option is unit-tested without a machine.
+//!
+//! | option | meaning |
+//! | --- | --- |
+//! | `root=` | `/dev/...`, `LABEL=`, `UUID=`, `PARTUUID=`, `PARTLABEL=` (stage 0 resolves them itself) |
+//! | `rootfstype=`, `rootflags=` | filesystem type (default: try ext4, then the kernel's others) and mount data |
+//! | `ro` / `rw` | how a plain (non-ostree) root is mounted; the last one wins |
+//! | `ostree=` | `/ostree/boot.N/OS/BOOTCSUM/SERIAL`: the deployment to assemble |
+//! | `init=` | what stage 0 executes in the new root (default `/sbin/init`) |
+//! | `modprobe.blacklist=a,b` | modules coldplug never loads |
+//! | `lifsea.debug` | debug logging (`=0/1/yes/no/true/false/on/off`) |
+//! | `lifsea.break=shell` | on a fatal boot error exec `/bin/sh` if the image has one (else reboot after 10 s) |
+//! | `lifsea.rootwait=SECS` | how long stage 0 waits for the root device (default 30) |
+//! | `lifsea.sysroot=rw` | leave `/sysroot` writable (default read-only, ostree's `sysroot.readonly`) |
+//! | `lifsea.coldplug=all` | also load modules for the CPU's modalias (kvm, cpufreq, crypto) |
+//!
+//! Unknown `lifsea.*` words and bad values become warnings; other unknown words are the kernel's or
+//! another program's business and are ignored.
 
 use std::fmt;
 use std::time::Duration;
