@@ -88,18 +88,31 @@ fn run_machine(opts: &cli::InitOptions) -> i32 {
 }
 
 /// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts and
-/// cgroups → devices coldplug → hostname, machine-id, sysctl → supervise. Each step logs and
-/// degrades on failure; only an unusable root (bad `ostree=`) is fatal.
+/// cgroups → devices coldplug → hostname, machine-id, sysctl → loopback → supervise. Each step logs
+/// and degrades on failure; only an unusable root (bad `ostree=`) is fatal.
 fn stage1(timeline: &mut Timeline) -> ShutdownKind {
+    use SubjectKind::{Fact, Stage};
+    use TimelineEvent::{Ready, Start};
     restore_stage0_stamps(timeline);
-    milestone(
-        timeline,
-        SubjectKind::Stage,
-        "machine-setup",
-        TimelineEvent::Start,
-    );
-    // /proc first: the command line and mountinfo live there and the ostree decision needs both.
-    // The rest of the table waits until after the pivot so it lands in the deployment.
+    milestone(timeline, Stage, "machine-setup", Start);
+    let params = read_cmdline();
+    timeline.mark(Stage, "cmdline", Ready);
+    let ostree_booted = ostree_root(&params);
+    milestone(timeline, Stage, "root", Ready);
+    early_mounts(ostree_booted);
+    milestone(timeline, Fact, "mounts", Ready);
+    coldplug(&params);
+    milestone(timeline, Fact, "devices", Ready);
+    machine_identity();
+    let loopback = bring_up_loopback();
+    milestone(timeline, Stage, "machine-setup", Ready);
+    timeline.mark(Stage, "supervise", Start);
+    supervise(std::mem::take(timeline), loopback)
+}
+
+/// Mounts /proc (the command line and mountinfo live there; the rest of the table waits until
+/// after the pivot so it lands in the deployment) and parses /proc/cmdline.
+fn read_cmdline() -> cmdline::BootParams {
     let proc_only = &mounts::EARLY_MOUNTS[..1];
     mounts::apply_early_mounts(proc_only, Path::new("/"), Path::new(MOUNTINFO));
     let params = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
@@ -109,11 +122,11 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     for w in &params.warnings {
         log::warn!("kernel command line: {w}");
     }
-    timeline.mark(SubjectKind::Stage, "cmdline", TimelineEvent::Ready);
+    params
+}
 
-    let ostree_booted = ostree_root(&params);
-    milestone(timeline, SubjectKind::Stage, "root", TimelineEvent::Ready);
-
+/// The early-mounts table, the cgroup root, and `/run/ostree-booted` once /run is a tmpfs.
+fn early_mounts(ostree_booted: bool) {
     mounts::apply_early_mounts(mounts::EARLY_MOUNTS, Path::new("/"), Path::new(MOUNTINFO));
     let controllers = mounts::setup_cgroup_root(Path::new(CGROUP_ROOT), sys::bootexec::pid());
     log::debug!("cgroup controllers enabled: {}", controllers.join(" "));
@@ -122,8 +135,10 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
             log::warn!("{e}");
         }
     }
-    milestone(timeline, SubjectKind::Fact, "mounts", TimelineEvent::Ready);
+}
 
+/// Loads the modules of the devices present (modalias coldplug) from the running kernel's tree.
+fn coldplug(params: &cmdline::BootParams) {
     let kver = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let module_dir = ["/lib/modules", "/usr/lib/modules"]
         .iter()
@@ -144,8 +159,10 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
             kver.trim()
         ),
     }
-    milestone(timeline, SubjectKind::Fact, "devices", TimelineEvent::Ready);
+}
 
+/// Hostname, machine-id (generated on first boot) and sysctl.d settings.
+fn machine_identity() {
     let etc = Path::new("/etc");
     match machine::apply_hostname(etc) {
         Ok(name) => log::info!("hostname {name}"),
@@ -164,23 +181,22 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     for e in errors {
         log::warn!("{e}");
     }
-    // Loopback only; real links, addresses and DHCP are the network stage's (a later issue), which
-    // will own the "network" fact. With `lo` up, local clients (containerd's, kubelet's) work.
-    let network = match sys::netif::set_link_up("lo") {
+}
+
+/// Loopback only: real links, addresses and DHCP are the network stage's (a later issue), which
+/// will own the "network" fact. With `lo` up, local clients (containerd's, kubelet's) work.
+fn bring_up_loopback() -> bool {
+    match sys::netif::set_link_up("lo") {
         Ok(()) => true,
         Err(e) => {
             log::warn!("bring up lo: {e}");
             false
         }
-    };
-    milestone(
-        timeline,
-        SubjectKind::Stage,
-        "machine-setup",
-        TimelineEvent::Ready,
-    );
+    }
+}
 
-    timeline.mark(SubjectKind::Stage, "supervise", TimelineEvent::Start);
+/// Stage 2: the supervisor with the machine's directories and the facts reached so far.
+fn supervise(timeline: Timeline, loopback: bool) -> ShutdownKind {
     let cfg = supervisor::Config {
         unit_dirs: vec![
             PathBuf::from(VENDOR_UNIT_DIR),
@@ -194,11 +210,11 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
         etc_dir: PathBuf::from("/etc"),
         facts_reached: ["mounts", "devices"]
             .into_iter()
-            .chain(network.then_some("network"))
+            .chain(loopback.then_some("network"))
             .map(str::to_string)
             .collect(),
     };
-    supervisor::run(cfg, std::mem::take(timeline))
+    supervisor::run(cfg, timeline)
 }
 
 /// Stamps a stage in the timeline and prints it on the console with the guest uptime, so a
