@@ -517,7 +517,11 @@ fn switch_root(new_root: &Path, params: &BootParams, timeline: &Timeline) -> ! {
         if !Path::new(init).exists() {
             continue;
         }
-        let e = sys::bootexec::exec(init, std::slice::from_ref(init));
+        // The kernel's leftover arguments (e.g. `single`) go on to the next init, as it gave them.
+        let argv: Vec<String> = std::iter::once(init.clone())
+            .chain(std::env::args().skip(1))
+            .collect();
+        let e = sys::bootexec::exec(init, &argv);
         errors.push(format!("{init}: {e}"));
     }
     crate::boot::fatal(
