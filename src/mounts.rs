@@ -122,36 +122,48 @@ pub fn is_mounted(mountinfo: &str, target: &str) -> bool {
 
 /// Mounts each row under `root` (`/` on a machine, a temp dir in tests) unless mountinfo already
 /// lists it; creates missing mount points; logs and records failures, never stops early.
-/// Mountinfo is re-read between rows because a parent mount (e.g. /dev) hides children.
+/// Mountinfo is read once, when it can be: before /proc is mounted it cannot, so it is read
+/// again after each row until that works (the kernel's devtmpfs may already be on /dev).
+/// Rows go parents first, so a child listed as mounted is one that was there before we started.
 pub fn apply_early_mounts(
     table: &[EarlyMount],
     root: &Path,
     mountinfo_path: &Path,
 ) -> Vec<(PathBuf, MountOutcome)> {
-    table
-        .iter()
-        .map(|m| {
-            let target = root.join(m.target.trim_start_matches('/'));
-            let info = std::fs::read_to_string(mountinfo_path).unwrap_or_default();
-            let outcome = if is_mounted(&info, &target.to_string_lossy()) {
-                MountOutcome::AlreadyMounted
-            } else {
-                let _ = std::fs::create_dir_all(&target);
-                match crate::sys::mount::mount_fs(m.source, &target, m.fstype, m.flags, m.data) {
-                    Ok(()) => MountOutcome::Mounted,
-                    Err(e) => {
-                        log::warn!(
-                            "early mount {} ({}) failed: {e}",
-                            target.display(),
-                            m.fstype
-                        );
-                        MountOutcome::Failed(e)
-                    }
+    let mut mounted: Option<std::collections::HashSet<String>> = None;
+    let mut out = Vec::with_capacity(table.len());
+    for m in table {
+        if mounted.is_none() {
+            mounted = std::fs::read_to_string(mountinfo_path).ok().map(|t| {
+                parse_mountinfo(&t)
+                    .into_iter()
+                    .map(|mi| mi.mount_point)
+                    .collect()
+            });
+        }
+        let target = root.join(m.target.trim_start_matches('/'));
+        let already = mounted
+            .as_ref()
+            .is_some_and(|set| set.contains(target.to_string_lossy().as_ref()));
+        let outcome = if already {
+            MountOutcome::AlreadyMounted
+        } else {
+            let _ = std::fs::create_dir_all(&target);
+            match crate::sys::mount::mount_fs(m.source, &target, m.fstype, m.flags, m.data) {
+                Ok(()) => MountOutcome::Mounted,
+                Err(e) => {
+                    log::warn!(
+                        "early mount {} ({}) failed: {e}",
+                        target.display(),
+                        m.fstype
+                    );
+                    MountOutcome::Failed(e)
                 }
-            };
-            (target, outcome)
-        })
-        .collect()
+            }
+        };
+        out.push((target, outcome));
+    }
+    out
 }
 
 /// Controllers to enable for the whole tree when the kernel offers them.

@@ -78,6 +78,16 @@ fn early_mounts_mount_once_then_skip() {
         },
         EARLY_MOUNTS[0],
     ];
+    // Before /proc exists mountinfo cannot be read: rows are mounted rather than skipped.
+    let fresh = apply_early_mounts(
+        &EARLY_MOUNTS[..2],
+        &root.join("fresh"),
+        Path::new("/nonexistent/mountinfo"),
+    );
+    assert!(
+        fresh.iter().all(|(_, o)| o == &MountOutcome::Mounted),
+        "{fresh:?}"
+    );
     let third = apply_early_mounts(&bad, &root.join("other"), mi);
     assert_eq!(
         third[0].1,
