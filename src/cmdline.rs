@@ -4,7 +4,7 @@
 //!
 //! | option | meaning |
 //! | --- | --- |
-//! | `root=` | `/dev/...`, `LABEL=`, `UUID=`, `PARTUUID=`, `PARTLABEL=` (stage 0 resolves them itself) |
+//! | `root=` | `/dev/...`, `LABEL=`, `UUID=`, `PARTUUID=`, `PARTLABEL=`, `/dev/disk/by-*/...` (stage 0 resolves them itself) |
 //! | `rootfstype=`, `rootflags=` | filesystem type (default: try ext4, then the kernel's others) and mount data |
 //! | `ro` / `rw` | how a plain (non-ostree) root is mounted; the last one wins |
 //! | `ostree=` | `/ostree/boot.N/OS/BOOTCSUM/SERIAL`: the deployment to assemble |
@@ -49,6 +49,15 @@ impl RootSpec {
         } else if let Some(x) = v.strip_prefix("PARTUUID=") {
             RootSpec::PartUuid(x.to_ascii_lowercase())
         } else if let Some(x) = v.strip_prefix("PARTLABEL=") {
+            RootSpec::PartLabel(x.to_string())
+        } else if let Some(x) = v.strip_prefix("/dev/disk/by-label/") {
+            // There is no udev to make /dev/disk/by-*: read them as the tags they stand for.
+            RootSpec::Label(x.to_string())
+        } else if let Some(x) = v.strip_prefix("/dev/disk/by-uuid/") {
+            RootSpec::Uuid(x.to_ascii_lowercase())
+        } else if let Some(x) = v.strip_prefix("/dev/disk/by-partuuid/") {
+            RootSpec::PartUuid(x.to_ascii_lowercase())
+        } else if let Some(x) = v.strip_prefix("/dev/disk/by-partlabel/") {
             RootSpec::PartLabel(x.to_string())
         } else if v.starts_with('/') {
             RootSpec::Path(v.to_string())
@@ -313,6 +322,22 @@ mod tests {
             Some(RootSpec::PartLabel("sys".into()))
         );
         assert_eq!(RootSpec::Label("a b".into()).to_string(), "LABEL=a b");
+        assert_eq!(
+            parse("root=/dev/disk/by-label/root").root,
+            Some(RootSpec::Label("root".into()))
+        );
+        assert_eq!(
+            parse("root=/dev/disk/by-partuuid/ABC-1").root,
+            Some(RootSpec::PartUuid("abc-1".into()))
+        );
+        assert_eq!(
+            parse("root=/dev/disk/by-uuid/X").root,
+            Some(RootSpec::Uuid("x".into()))
+        );
+        assert_eq!(
+            parse("root=/dev/disk/by-partlabel/sys").root,
+            Some(RootSpec::PartLabel("sys".into()))
+        );
         assert_eq!(
             parse("root=\"LABEL=my root\"").root,
             Some(RootSpec::Label("my root".into()))
