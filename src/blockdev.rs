@@ -67,7 +67,14 @@ fn hex(bytes: &[u8]) -> String {
 
 /// UUID bytes in on-disk order (ext4) → 8-4-4-4-12.
 pub fn uuid_string(b: &[u8; 16]) -> String {
-    format!("{}-{}-{}-{}-{}", hex(&b[0..4]), hex(&b[4..6]), hex(&b[6..8]), hex(&b[8..10]), hex(&b[10..16]))
+    format!(
+        "{}-{}-{}-{}-{}",
+        hex(&b[0..4]),
+        hex(&b[4..6]),
+        hex(&b[6..8]),
+        hex(&b[8..10]),
+        hex(&b[10..16])
+    )
 }
 
 /// A GUID as stored by EFI (first three fields little-endian) → the kernel's `%pUl` string.
@@ -124,7 +131,10 @@ pub fn parse_gpt_entries(bytes: &[u8], header: &GptHeader) -> Vec<GptPartition> 
             }
             let mut guid = [0u8; 16];
             guid.copy_from_slice(&e[16..32]);
-            let units: Vec<u16> = (0..36).map(|k| le16(e, 56 + 2 * k)).take_while(|&u| u != 0).collect();
+            let units: Vec<u16> = (0..36)
+                .map(|k| le16(e, 56 + 2 * k))
+                .take_while(|&u| u != 0)
+                .collect();
             Some(GptPartition {
                 number: i as u32 + 1,
                 partuuid: guid_string(&guid),
@@ -142,7 +152,9 @@ pub fn read_gpt(dev: &Path) -> Option<Vec<GptPartition>> {
         if f.seek(SeekFrom::Start(sector)).is_err() || f.read_exact(&mut hdr).is_err() {
             continue;
         }
-        let Some(h) = parse_gpt_header(&hdr) else { continue };
+        let Some(h) = parse_gpt_header(&hdr) else {
+            continue;
+        };
         let mut entries = vec![0u8; h.num_entries as usize * h.entry_size as usize];
         f.seek(SeekFrom::Start(h.entries_lba * sector)).ok()?;
         f.read_exact(&mut entries).ok()?;
@@ -161,7 +173,11 @@ fn read_fs_ident(dev: &Path) -> Option<FsIdent> {
 /// Block device names under `sys_block`, sorted (whole disks and partitions alike).
 pub fn list_block_devices(sys_block: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(sys_block)
-        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str().map(str::to_string)).collect())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -172,7 +188,8 @@ fn partition_child(sys_block: &Path, disk: &str, number: u32) -> Option<String> 
     let rd = std::fs::read_dir(sys_block.join(disk)).ok()?;
     rd.flatten().find_map(|e| {
         let n = std::fs::read_to_string(e.path().join("partition")).ok()?;
-        (n.trim().parse::<u32>().ok()? == number).then(|| e.file_name().to_str().map(str::to_string))?
+        (n.trim().parse::<u32>().ok()? == number)
+            .then(|| e.file_name().to_str().map(str::to_string))?
     })
 }
 
@@ -186,7 +203,9 @@ pub fn scan_once(spec: &RootSpec, dev_dir: &Path, sys_block: &Path) -> Option<Pa
         let node = dev_dir.join(&name);
         match spec {
             RootSpec::Label(_) | RootSpec::Uuid(_) => {
-                let Some(id) = read_fs_ident(&node) else { continue };
+                let Some(id) = read_fs_ident(&node) else {
+                    continue;
+                };
                 let hit = match spec {
                     RootSpec::Label(l) => &id.label == l,
                     RootSpec::Uuid(u) => &id.uuid == u,
@@ -200,13 +219,16 @@ pub fn scan_once(spec: &RootSpec, dev_dir: &Path, sys_block: &Path) -> Option<Pa
                 if sys_block.join(&name).join("partition").exists() {
                     continue;
                 }
-                let Some(parts) = read_gpt(&node) else { continue };
+                let Some(parts) = read_gpt(&node) else {
+                    continue;
+                };
                 let found = parts.iter().find(|p| match spec {
                     RootSpec::PartUuid(u) => &p.partuuid == u,
                     RootSpec::PartLabel(l) => &p.name == l,
                     _ => false,
                 });
-                if let Some(child) = found.and_then(|p| partition_child(sys_block, &name, p.number)) {
+                if let Some(child) = found.and_then(|p| partition_child(sys_block, &name, p.number))
+                {
                     return Some(dev_dir.join(child));
                 }
             }
@@ -249,7 +271,8 @@ mod tests {
     #[test]
     fn guid_is_mixed_endian() {
         let b: [u8; 16] = [
-            0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47, 0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d, 0xe4,
+            0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47, 0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47,
+            0x7d, 0xe4,
         ];
         assert_eq!(guid_string(&b), "0fc63daf-8483-4772-8e79-3d69d8477de4");
         assert_eq!(uuid_string(&b), "af3dc60f-8384-7247-8e79-3d69d8477de4");

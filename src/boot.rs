@@ -9,12 +9,12 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli;
-use crate::devices::coldplug::Coldplug;
-use crate::{cmdline, initramfs, machine, mounts, ostree, sys};
 use crate::control::ops::ShutdownKind;
+use crate::devices::coldplug::Coldplug;
 use crate::supervisor;
 use crate::timeline::{SubjectKind, Timeline, TimelineEvent};
 use crate::units::schema::FACTS;
+use crate::{cmdline, initramfs, machine, mounts, ostree, sys};
 
 pub const VENDOR_UNIT_DIR: &str = "/usr/lib/lifsea/units";
 pub const ADMIN_UNIT_DIR: &str = "/etc/lifsea/units";
@@ -47,13 +47,19 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
     let mut timeline = Timeline::new();
     timeline.mark(SubjectKind::Stage, "supervise", TimelineEvent::Start);
     let unit_dirs = if opts.unit_dirs.is_empty() {
-        vec![PathBuf::from(VENDOR_UNIT_DIR), PathBuf::from(ADMIN_UNIT_DIR)]
+        vec![
+            PathBuf::from(VENDOR_UNIT_DIR),
+            PathBuf::from(ADMIN_UNIT_DIR),
+        ]
     } else {
         opts.unit_dirs.clone()
     };
     let cfg = supervisor::Config {
         unit_dirs,
-        run_dir: opts.run_dir.clone().unwrap_or_else(|| PathBuf::from(RUN_DIR)),
+        run_dir: opts
+            .run_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(RUN_DIR)),
         log_dir: opts.log_dir.clone(),
         container: true,
         cgroup_root: None,
@@ -68,7 +74,7 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
 
 fn run_machine(opts: &cli::InitOptions) -> i32 {
     let _ = opts;
-    if sys::process::pid() != 1 {
+    if sys::bootexec::pid() != 1 {
         eprintln!("lifsea-init: machine mode runs only as PID 1 (use --container otherwise)");
         return 2;
     }
@@ -82,13 +88,31 @@ fn run_machine(opts: &cli::InitOptions) -> i32 {
 }
 
 /// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts and
-/// cgroups → devices coldplug → hostname, machine-id, sysctl → supervise. Each step logs and
-/// degrades on failure; only an unusable root (bad `ostree=`) is fatal.
+/// cgroups → devices coldplug → hostname, machine-id, sysctl → loopback → supervise. Each step logs
+/// and degrades on failure; only an unusable root (bad `ostree=`) is fatal.
 fn stage1(timeline: &mut Timeline) -> ShutdownKind {
+    use SubjectKind::{Fact, Stage};
+    use TimelineEvent::{Ready, Start};
     restore_stage0_stamps(timeline);
-    milestone(timeline, SubjectKind::Stage, "machine-setup", TimelineEvent::Start);
-    // /proc first: the command line and mountinfo live there and the ostree decision needs both.
-    // The rest of the table waits until after the pivot so it lands in the deployment.
+    milestone(timeline, Stage, "machine-setup", Start);
+    let params = read_cmdline();
+    timeline.mark(Stage, "cmdline", Ready);
+    let ostree_booted = ostree_root(&params);
+    milestone(timeline, Stage, "root", Ready);
+    early_mounts(ostree_booted);
+    milestone(timeline, Fact, "mounts", Ready);
+    coldplug(&params);
+    milestone(timeline, Fact, "devices", Ready);
+    machine_identity();
+    let loopback = bring_up_loopback();
+    milestone(timeline, Stage, "machine-setup", Ready);
+    timeline.mark(Stage, "supervise", Start);
+    supervise(std::mem::take(timeline), loopback)
+}
+
+/// Mounts /proc (the command line and mountinfo live there; the rest of the table waits until
+/// after the pivot so it lands in the deployment) and parses /proc/cmdline.
+fn read_cmdline() -> cmdline::BootParams {
     let proc_only = &mounts::EARLY_MOUNTS[..1];
     mounts::apply_early_mounts(proc_only, Path::new("/"), Path::new(MOUNTINFO));
     let params = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
@@ -98,21 +122,23 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     for w in &params.warnings {
         log::warn!("kernel command line: {w}");
     }
-    timeline.mark(SubjectKind::Stage, "cmdline", TimelineEvent::Ready);
+    params
+}
 
-    let ostree_booted = ostree_root(&params);
-    milestone(timeline, SubjectKind::Stage, "root", TimelineEvent::Ready);
-
+/// The early-mounts table, the cgroup root, and `/run/ostree-booted` once /run is a tmpfs.
+fn early_mounts(ostree_booted: bool) {
     mounts::apply_early_mounts(mounts::EARLY_MOUNTS, Path::new("/"), Path::new(MOUNTINFO));
-    let controllers = mounts::setup_cgroup_root(Path::new(CGROUP_ROOT), sys::process::pid());
+    let controllers = mounts::setup_cgroup_root(Path::new(CGROUP_ROOT), sys::bootexec::pid());
     log::debug!("cgroup controllers enabled: {}", controllers.join(" "));
     if ostree_booted {
         if let Err(e) = ostree::mark_booted(Path::new("/run")) {
             log::warn!("{e}");
         }
     }
-    milestone(timeline, SubjectKind::Fact, "mounts", TimelineEvent::Ready);
+}
 
+/// Loads the modules of the devices present (modalias coldplug) from the running kernel's tree.
+fn coldplug(params: &cmdline::BootParams) {
     let kver = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let module_dir = ["/lib/modules", "/usr/lib/modules"]
         .iter()
@@ -120,13 +146,23 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
         .find(|d| d.join("modules.dep").exists());
     match module_dir {
         Some(dir) => {
-            let mut cp = Coldplug::new(&dir, Path::new("/proc/modules"), params.module_blacklist.clone());
-            cp.run(Path::new("/sys/devices"), 5);
+            let mut cp = Coldplug::new(
+                &dir,
+                Path::new("/proc/modules"),
+                params.module_blacklist.clone(),
+                params.coldplug_all,
+            );
+            cp.run(Path::new("/sys"), 5);
         }
-        None => log::warn!("no modules.dep for kernel {}; skipping coldplug", kver.trim()),
+        None => log::warn!(
+            "no modules.dep for kernel {}; skipping coldplug",
+            kver.trim()
+        ),
     }
-    milestone(timeline, SubjectKind::Fact, "devices", TimelineEvent::Ready);
+}
 
+/// Hostname, machine-id (generated on first boot) and sysctl.d settings.
+fn machine_identity() {
     let etc = Path::new("/etc");
     match machine::apply_hostname(etc) {
         Ok(name) => log::info!("hostname {name}"),
@@ -137,26 +173,48 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
         Ok((_, false)) => {}
         Err(e) => log::warn!("{e}"),
     }
-    let sysctl_dirs = [PathBuf::from(machine::VENDOR_SYSCTL_DIR), PathBuf::from(machine::ADMIN_SYSCTL_DIR)];
+    let sysctl_dirs = [
+        PathBuf::from(machine::VENDOR_SYSCTL_DIR),
+        PathBuf::from(machine::ADMIN_SYSCTL_DIR),
+    ];
     let (_, errors) = machine::apply_sysctl(&sysctl_dirs, Path::new("/proc/sys"));
     for e in errors {
         log::warn!("{e}");
     }
-    milestone(timeline, SubjectKind::Stage, "machine-setup", TimelineEvent::Ready);
+}
 
-    timeline.mark(SubjectKind::Stage, "supervise", TimelineEvent::Start);
+/// Loopback only: real links, addresses and DHCP are the network stage's (a later issue), which
+/// will own the "network" fact. With `lo` up, local clients (containerd's, kubelet's) work.
+fn bring_up_loopback() -> bool {
+    match sys::netif::set_link_up("lo") {
+        Ok(()) => true,
+        Err(e) => {
+            log::warn!("bring up lo: {e}");
+            false
+        }
+    }
+}
+
+/// Stage 2: the supervisor with the machine's directories and the facts reached so far.
+fn supervise(timeline: Timeline, loopback: bool) -> ShutdownKind {
     let cfg = supervisor::Config {
-        unit_dirs: vec![PathBuf::from(VENDOR_UNIT_DIR), PathBuf::from(ADMIN_UNIT_DIR)],
+        unit_dirs: vec![
+            PathBuf::from(VENDOR_UNIT_DIR),
+            PathBuf::from(ADMIN_UNIT_DIR),
+        ],
         run_dir: PathBuf::from(RUN_DIR),
         log_dir: Some(PathBuf::from(LOG_DIR)),
         container: false,
         cgroup_root: Some(PathBuf::from(CGROUP_ROOT)),
         cgroup_base: String::new(),
         etc_dir: PathBuf::from("/etc"),
-        // "network" is left to the network stage (a later issue), which reaches it itself.
-        facts_reached: vec!["mounts".to_string(), "devices".to_string()],
+        facts_reached: ["mounts", "devices"]
+            .into_iter()
+            .chain(loopback.then_some("network"))
+            .map(str::to_string)
+            .collect(),
     };
-    supervisor::run(cfg, std::mem::take(timeline))
+    supervisor::run(cfg, timeline)
 }
 
 /// Stamps a stage in the timeline and prints it on the console with the guest uptime, so a
@@ -164,7 +222,11 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
 fn milestone(timeline: &mut Timeline, kind: SubjectKind, name: &str, event: TimelineEvent) {
     timeline.mark(kind, name, event);
     let us = timeline.entries().last().map(|s| s.at_us).unwrap_or(0);
-    eprintln!("lifsea-init: [{}.{:06}] {name} {event:?}", us / 1_000_000, us % 1_000_000);
+    eprintln!(
+        "lifsea-init: [{}.{:06}] {name} {event:?}",
+        us / 1_000_000,
+        us % 1_000_000
+    );
 }
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
@@ -173,7 +235,9 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// Stage 0's stamps, carried across its exec in an environment variable (removed so units do
 /// not inherit it).
 fn restore_stage0_stamps(timeline: &mut Timeline) {
-    let Ok(json) = std::env::var(initramfs::TIMELINE_ENV) else { return };
+    let Ok(json) = std::env::var(initramfs::TIMELINE_ENV) else {
+        return;
+    };
     std::env::remove_var(initramfs::TIMELINE_ENV);
     if let Ok(stamps) = serde_json::from_str::<Vec<crate::timeline::Stamp>>(&json) {
         for s in stamps {
@@ -187,7 +251,9 @@ fn restore_stage0_stamps(timeline: &mut Timeline) {
 /// ostree deployment. A deployment that cannot be assembled is fatal: the physical root holds
 /// no operating system to run.
 fn ostree_root(params: &cmdline::BootParams) -> bool {
-    let Some(arg) = &params.ostree else { return false };
+    let Some(arg) = &params.ostree else {
+        return false;
+    };
     let info = std::fs::read_to_string(MOUNTINFO).unwrap_or_default();
     if mounts::is_mounted(&info, "/sysroot") {
         return true;
@@ -199,8 +265,12 @@ fn ostree_root(params: &cmdline::BootParams) -> bool {
         .find(|m| m.mount_point == "/")
         .is_some_and(|m| m.options.split(',').any(|o| o == "ro"));
     let assembled = ostree::resolve_deployment(root, arg).and_then(|d| {
-        log::info!("ostree: booting {} (stateroot {})", d.path.display(), d.stateroot);
-        ostree::assemble_direct(root, &d, root_ro, !params.rw)
+        log::info!(
+            "ostree: booting {} (stateroot {})",
+            d.path.display(),
+            d.stateroot
+        );
+        ostree::assemble_direct(root, &d, root_ro, !params.sysroot_rw)
     });
     if let Err(e) = assembled {
         fatal(params, &e.to_string());
@@ -231,8 +301,12 @@ pub fn fatal(params: &cmdline::BootParams, msg: &str) -> ! {
         for sh in ["/bin/sh", "/usr/bin/sh", "/bin/busybox"] {
             if Path::new(sh).exists() {
                 eprintln!("lifsea-init: lifsea.break=shell: starting {sh}");
-                let argv = if sh.ends_with("busybox") { vec!["sh".to_string()] } else { vec![sh.to_string()] };
-                let e = sys::process::exec(sh, &argv);
+                let argv = if sh.ends_with("busybox") {
+                    vec!["sh".to_string()]
+                } else {
+                    vec![sh.to_string()]
+                };
+                let e = sys::bootexec::exec(sh, &argv);
                 eprintln!("lifsea-init: exec {sh}: {e}");
             }
         }
@@ -240,7 +314,7 @@ pub fn fatal(params: &cmdline::BootParams, msg: &str) -> ! {
     }
     eprintln!("lifsea-init: rebooting in 10 s");
     std::thread::sleep(std::time::Duration::from_secs(10));
-    let Err(e) = sys::process::reboot_now();
+    let Err(e) = sys::bootexec::reboot_now();
     eprintln!("lifsea-init: reboot: {e}");
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));

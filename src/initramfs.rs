@@ -35,13 +35,26 @@ pub enum InitramfsError {
     #[error("{0}")]
     Usage(String),
     #[error("read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("modules not found in {dir}/modules.dep (run depmod?): {}", .names.join(", "))]
     UnknownModules { dir: PathBuf, names: Vec<String> },
     #[error("run gzip: {0}")]
     Gzip(std::io::Error),
+    #[error("cannot mount root device {dev} on {target}: {}", .attempts.iter().map(|(t, e)| format!("{t}: {e}")).collect::<Vec<_>>().join("; "))]
+    MountRoot {
+        dev: PathBuf,
+        target: PathBuf,
+        /// Each filesystem type tried and why it failed.
+        attempts: Vec<(String, nix::Error)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,23 +79,37 @@ fn parse_args(args: &[String]) -> Result<MkOptions, InitramfsError> {
         module_dir: PathBuf::new(),
         modules: Vec::new(),
         binary: PathBuf::from("/proc/self/exe"),
-        gzip: Command::new("gzip").arg("--version").stdout(Stdio::null()).status().is_ok(),
+        gzip: Command::new("gzip")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok(),
         output: None,
         list: false,
         kver: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().ok_or_else(|| InitramfsError::Usage(format!("{a} needs a value")));
+        let mut val = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| InitramfsError::Usage(format!("{a} needs a value")))
+        };
         match a.as_str() {
             "--kernel-modules" | "--modules-dir" => o.module_dir = PathBuf::from(val()?),
             "--kver" => o.kver = Some(val()?),
-            "--modules" => o.modules.extend(val()?.split(',').filter(|m| !m.is_empty()).map(normalize)),
+            "--modules" => o
+                .modules
+                .extend(val()?.split(',').filter(|m| !m.is_empty()).map(normalize)),
             "--binary" => o.binary = PathBuf::from(val()?),
             "--compress" => match val()?.as_str() {
                 "gzip" => o.gzip = true,
                 "none" => o.gzip = false,
-                other => return Err(InitramfsError::Usage(format!("--compress {other}: expected gzip or none"))),
+                other => {
+                    return Err(InitramfsError::Usage(format!(
+                        "--compress {other}: expected gzip or none"
+                    )))
+                }
             },
             "-o" | "--output" => o.output = Some(PathBuf::from(val()?)),
             "--list" => o.list = true,
@@ -90,20 +117,26 @@ fn parse_args(args: &[String]) -> Result<MkOptions, InitramfsError> {
         }
     }
     if o.module_dir.as_os_str().is_empty() {
-        return Err(InitramfsError::Usage("--kernel-modules DIR is required".into()));
+        return Err(InitramfsError::Usage(
+            "--kernel-modules DIR is required".into(),
+        ));
     }
     if o.modules.is_empty() {
         o.modules = DEFAULT_MODULES.iter().map(|m| m.to_string()).collect();
     }
     if o.output.is_none() && !o.list {
-        return Err(InitramfsError::Usage("-o FILE (or --list) is required".into()));
+        return Err(InitramfsError::Usage(
+            "-o FILE (or --list) is required".into(),
+        ));
     }
     Ok(o)
 }
 
 /// Module names built into the kernel (modules.builtin), which need no file.
 pub fn builtin_modules(text: &str) -> BTreeSet<String> {
-    text.lines().map(crate::devices::modalias::module_name).collect()
+    text.lines()
+        .map(crate::devices::modalias::module_name)
+        .collect()
 }
 
 /// The plan: modules in load order, plus requested names that are built in.
@@ -124,17 +157,26 @@ pub fn plan_modules(module_dir: &Path, wanted: &[String]) -> Result<ModulePlan, 
     let dep = DepTable::parse(&read("modules.dep")?);
     let builtins = builtin_modules(&read("modules.builtin").unwrap_or_default());
     let (order, unknown) = dep.load_order(wanted);
-    let (builtin, missing): (Vec<String>, Vec<String>) = unknown.into_iter().partition(|n| builtins.contains(n));
+    let (builtin, missing): (Vec<String>, Vec<String>) =
+        unknown.into_iter().partition(|n| builtins.contains(n));
     if !missing.is_empty() {
         return Err(InitramfsError::UnknownModules {
             dir: module_dir.to_path_buf(),
             names: missing,
         });
     }
-    Ok(ModulePlan { order, builtin, dep })
+    Ok(ModulePlan {
+        order,
+        builtin,
+        dep,
+    })
 }
 
-fn add_parents(w: &mut CpioWriter<impl Write>, done: &mut BTreeSet<String>, path: &str) -> std::io::Result<()> {
+fn add_parents(
+    w: &mut CpioWriter<impl Write>,
+    done: &mut BTreeSet<String>,
+    path: &str,
+) -> std::io::Result<()> {
     let mut acc = String::new();
     let parts: Vec<&str> = path.split('/').collect();
     for p in &parts[..parts.len().saturating_sub(1)] {
@@ -150,12 +192,25 @@ fn add_parents(w: &mut CpioWriter<impl Write>, done: &mut BTreeSet<String>, path
 }
 
 /// Writes the uncompressed archive for a plan.
-pub fn write_archive(out: impl Write, opts: &MkOptions, plan: &ModulePlan) -> Result<(), InitramfsError> {
+pub fn write_archive(
+    out: impl Write,
+    opts: &MkOptions,
+    plan: &ModulePlan,
+) -> Result<(), InitramfsError> {
     let kver = match &opts.kver {
         Some(k) => k.clone(),
-        None => opts.module_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        None => opts
+            .module_dir
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     };
-    let read = |p: &Path| std::fs::read(p).map_err(|source| InitramfsError::Read { path: p.to_path_buf(), source });
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| InitramfsError::Read {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
     let wr = |source| InitramfsError::Write {
         path: opts.output.clone().unwrap_or_default(),
         source,
@@ -171,22 +226,31 @@ pub fn write_archive(out: impl Write, opts: &MkOptions, plan: &ModulePlan) -> Re
     let base = format!("lib/modules/{kver}");
     let mut names = BTreeSet::new();
     for name in &plan.order {
-        let Some(rel) = plan.dep.path_of(name) else { continue };
+        let Some(rel) = plan.dep.path_of(name) else {
+            continue;
+        };
         let dest = format!("{base}/{rel}");
         add_parents(&mut w, &mut dirs, &dest).map_err(wr)?;
-        w.file(&dest, 0o644, &read(&opts.module_dir.join(rel))?).map_err(wr)?;
+        w.file(&dest, 0o644, &read(&opts.module_dir.join(rel))?)
+            .map_err(wr)?;
         names.insert(name.clone());
     }
     add_parents(&mut w, &mut dirs, &format!("{base}/x")).map_err(wr)?;
-    w.file(&format!("{base}/modules.dep"), 0o644, plan.dep.render_subset(&names).as_bytes())
-        .map_err(wr)?;
-    let aliases = std::fs::read_to_string(opts.module_dir.join("modules.alias")).unwrap_or_default();
+    w.file(
+        &format!("{base}/modules.dep"),
+        0o644,
+        plan.dep.render_subset(&names).as_bytes(),
+    )
+    .map_err(wr)?;
+    let aliases =
+        std::fs::read_to_string(opts.module_dir.join("modules.alias")).unwrap_or_default();
     let subset: String = parse_aliases(&aliases)
         .into_iter()
         .filter(|a| names.contains(&a.module))
         .map(|a| format!("alias {} {}\n", a.pattern, a.module))
         .collect();
-    w.file(&format!("{base}/modules.alias"), 0o644, subset.as_bytes()).map_err(wr)?;
+    w.file(&format!("{base}/modules.alias"), 0o644, subset.as_bytes())
+        .map_err(wr)?;
     w.finish().map_err(wr)?;
     Ok(())
 }
@@ -201,8 +265,13 @@ fn mkinitramfs(opts: &MkOptions) -> Result<(), InitramfsError> {
             println!("{n}");
         }
     }
-    let Some(out) = &opts.output else { return Ok(()) };
-    let werr = |source| InitramfsError::Write { path: out.clone(), source };
+    let Some(out) = &opts.output else {
+        return Ok(());
+    };
+    let werr = |source| InitramfsError::Write {
+        path: out.clone(),
+        source,
+    };
     let file = std::fs::File::create(out).map_err(werr)?;
     if opts.gzip {
         let mut child = Command::new("gzip")
@@ -218,7 +287,9 @@ fn mkinitramfs(opts: &MkOptions) -> Result<(), InitramfsError> {
         let status = child.wait().map_err(InitramfsError::Gzip)?;
         result?;
         if !status.success() {
-            return Err(InitramfsError::Gzip(std::io::Error::other(format!("gzip exited with {status}"))));
+            return Err(InitramfsError::Gzip(std::io::Error::other(format!(
+                "gzip exited with {status}"
+            ))));
         }
         Ok(())
     } else {
@@ -249,7 +320,7 @@ pub fn mkinitramfs_main(args: &[String]) -> i32 {
 /// Whether this process is `/init` of an initramfs: PID 1 and either called `/init` or running
 /// on a ramfs/tmpfs root.
 pub fn in_initramfs(argv0: &str) -> bool {
-    sys::process::pid() == 1 && (argv0 == "/init" || sys::mount::root_is_ramfs())
+    sys::bootexec::pid() == 1 && (argv0 == "/init" || sys::mount::root_is_ramfs())
 }
 
 /// Filesystem types to try when `rootfstype=` is absent: block-device filesystems the kernel knows.
@@ -273,13 +344,17 @@ pub fn block_fstypes(proc_filesystems: &str) -> Vec<String> {
 /// (`root_dev`), so the new root and moved mounts are untouched.
 pub fn remove_tree_on_dev(dir: &Path, root_dev: u64, keep: &Path) {
     use std::os::unix::fs::MetadataExt;
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p == keep {
             continue;
         }
-        let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
         if m.dev() != root_dev {
             continue;
         }
@@ -296,7 +371,11 @@ pub fn remove_tree_on_dev(dir: &Path, root_dev: u64, keep: &Path) {
 pub fn stage0(timeline: &mut Timeline) -> ! {
     timeline.mark(SubjectKind::Stage, "initramfs", TimelineEvent::Start);
     // The first three rows of the table: /proc, /sys, /dev (moved into the new root later).
-    crate::mounts::apply_early_mounts(&crate::mounts::EARLY_MOUNTS[..3], Path::new("/"), Path::new("/proc/self/mountinfo"));
+    crate::mounts::apply_early_mounts(
+        &crate::mounts::EARLY_MOUNTS[..3],
+        Path::new("/"),
+        Path::new("/proc/self/mountinfo"),
+    );
     let params = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
     if params.debug {
         log::set_max_level(log::LevelFilter::Debug);
@@ -306,12 +385,24 @@ pub fn stage0(timeline: &mut Timeline) -> ! {
     }
     let kver = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let module_dir = PathBuf::from("/lib/modules").join(kver.trim());
-    let mut coldplug = Coldplug::new(&module_dir, Path::new("/proc/modules"), params.module_blacklist.clone());
-    coldplug.run(Path::new("/sys/devices"), 5);
-    timeline.mark(SubjectKind::Stage, "initramfs-modules", TimelineEvent::Ready);
+    let mut coldplug = Coldplug::new(
+        &module_dir,
+        Path::new("/proc/modules"),
+        params.module_blacklist.clone(),
+        params.coldplug_all,
+    );
+    coldplug.run(Path::new("/sys"), 5);
+    timeline.mark(
+        SubjectKind::Stage,
+        "initramfs-modules",
+        TimelineEvent::Ready,
+    );
 
     let Some(spec) = params.root.clone() else {
-        crate::boot::fatal(&params, "no root= on the kernel command line; cannot find the root device")
+        crate::boot::fatal(
+            &params,
+            "no root= on the kernel command line; cannot find the root device",
+        )
     };
     let dev = match blockdev::find_root(
         &spec,
@@ -319,20 +410,25 @@ pub fn stage0(timeline: &mut Timeline) -> ! {
         Path::new("/sys/class/block"),
         params.rootwait,
         || {
-            coldplug.round(Path::new("/sys/devices"));
+            coldplug.round(Path::new("/sys"));
         },
     ) {
         Ok(d) => d,
         Err(e) => crate::boot::fatal(&params, &e.to_string()),
     };
-    if let Err(msg) = mount_root(&dev, &params) {
-        crate::boot::fatal(&params, &msg);
+    if let Err(e) = mount_root(&dev, &params) {
+        crate::boot::fatal(&params, &e.to_string());
     }
     let new_root = match &params.ostree {
         Some(arg) => {
             let assembled = ostree::resolve_deployment(Path::new(SYSROOT), arg).and_then(|d| {
                 let _ = sys::mount::make_rprivate(Path::new("/"));
-                ostree::assemble_at(Path::new(SYSROOT), &d, Path::new(DEPLOY_TARGET), !params.rw)
+                ostree::assemble_at(
+                    Path::new(SYSROOT),
+                    &d,
+                    Path::new(DEPLOY_TARGET),
+                    !params.sysroot_rw,
+                )
             });
             if let Err(e) = assembled {
                 crate::boot::fatal(&params, &e.to_string());
@@ -343,11 +439,15 @@ pub fn stage0(timeline: &mut Timeline) -> ! {
     };
     timeline.mark(SubjectKind::Stage, "root-assembled", TimelineEvent::Ready);
     let us = crate::timeline::boottime_us();
-    eprintln!("lifsea-init: [{}.{:06}] initramfs root assembled", us / 1_000_000, us % 1_000_000);
+    eprintln!(
+        "lifsea-init: [{}.{:06}] initramfs root assembled",
+        us / 1_000_000,
+        us % 1_000_000
+    );
     switch_root(&new_root, &params, timeline)
 }
 
-fn mount_root(dev: &Path, params: &BootParams) -> Result<(), String> {
+fn mount_root(dev: &Path, params: &BootParams) -> Result<(), InitramfsError> {
     let types = match &params.rootfstype {
         Some(t) => vec![t.clone()],
         None => block_fstypes(&std::fs::read_to_string("/proc/filesystems").unwrap_or_default()),
@@ -355,7 +455,11 @@ fn mount_root(dev: &Path, params: &BootParams) -> Result<(), String> {
     let data = params.rootflags.as_deref().unwrap_or("");
     // An ostree root is mounted read-write (its /etc and /var live there) and made read-only at
     // the /sysroot mount afterwards; a plain root follows the kernel's ro/rw.
-    let flags = if params.ostree.is_none() && !params.rw { libc::MS_RDONLY as u64 } else { 0 };
+    let flags = if params.ostree.is_none() && !params.rw {
+        libc::MS_RDONLY
+    } else {
+        0
+    };
     let target = Path::new(SYSROOT);
     let _ = std::fs::create_dir_all(target);
     let dev_s = dev.to_string_lossy();
@@ -366,10 +470,14 @@ fn mount_root(dev: &Path, params: &BootParams) -> Result<(), String> {
                 log::info!("mounted {dev_s} ({t}) on {SYSROOT}");
                 return Ok(());
             }
-            Err(e) => errors.push(format!("{t}: {e}")),
+            Err(e) => errors.push((t.clone(), e)),
         }
     }
-    Err(format!("cannot mount root device {dev_s} on {SYSROOT}: {}", errors.join("; ")))
+    Err(InitramfsError::MountRoot {
+        dev: dev.to_path_buf(),
+        target: target.to_path_buf(),
+        attempts: errors,
+    })
 }
 
 fn switch_root(new_root: &Path, params: &BootParams, timeline: &Timeline) -> ! {
@@ -387,11 +495,17 @@ fn switch_root(new_root: &Path, params: &BootParams, timeline: &Timeline) -> ! {
     }
     let switched = std::env::set_current_dir(new_root)
         .map_err(|e| e.to_string())
-        .and_then(|()| sys::mount::move_mount(Path::new("."), Path::new("/")).map_err(|e| format!("move {} to /: {e}", new_root.display())))
+        .and_then(|()| {
+            sys::mount::move_mount(Path::new("."), Path::new("/"))
+                .map_err(|e| format!("move {} to /: {e}", new_root.display()))
+        })
         .and_then(|()| sys::mount::chroot(Path::new(".")).map_err(|e| format!("chroot: {e}")))
         .and_then(|()| std::env::set_current_dir("/").map_err(|e| e.to_string()));
     if let Err(e) = switched {
-        crate::boot::fatal(params, &format!("switch root to {}: {e}", new_root.display()));
+        crate::boot::fatal(
+            params,
+            &format!("switch root to {}: {e}", new_root.display()),
+        );
     }
     if let Ok(json) = serde_json::to_string(timeline.entries()) {
         std::env::set_var(TIMELINE_ENV, json);
@@ -403,11 +517,19 @@ fn switch_root(new_root: &Path, params: &BootParams, timeline: &Timeline) -> ! {
         if !Path::new(init).exists() {
             continue;
         }
-        let e = sys::process::exec(init, std::slice::from_ref(init));
+        // The kernel's leftover arguments (e.g. `single`) go on to the next init, as it gave them.
+        let argv: Vec<String> = std::iter::once(init.clone())
+            .chain(std::env::args().skip(1))
+            .collect();
+        let e = sys::bootexec::exec(init, &argv);
         errors.push(format!("{init}: {e}"));
     }
     crate::boot::fatal(
         params,
-        &format!("no init to execute in the new root (tried {}): {}", candidates.join(", "), errors.join("; ")),
+        &format!(
+            "no init to execute in the new root (tried {}): {}",
+            candidates.join(", "),
+            errors.join("; ")
+        ),
     )
 }

@@ -15,11 +15,21 @@ pub enum MachineError {
     #[error("set hostname {name}: {source}")]
     Hostname { name: String, source: nix::Error },
     #[error("read random bytes from {path}: {source}")]
-    Random { path: PathBuf, source: std::io::Error },
+    Random {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("write machine-id {path}: {source}")]
-    WriteMachineId { path: PathBuf, source: std::io::Error },
+    WriteMachineId {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}:{line}: {reason}")]
-    SysctlLine { file: PathBuf, line: usize, reason: String },
+    SysctlLine {
+        file: PathBuf,
+        line: usize,
+        reason: String,
+    },
     #[error("sysctl {key} ({path}): {source}")]
     SysctlWrite {
         key: String,
@@ -43,7 +53,7 @@ pub fn apply_hostname(etc: &Path) -> Result<String, MachineError> {
         .ok()
         .and_then(|t| parse_hostname(&t))
         .unwrap_or_else(|| DEFAULT_HOSTNAME.to_string());
-    crate::sys::process::set_hostname(&name).map_err(|source| MachineError::Hostname {
+    crate::sys::bootexec::set_hostname(&name).map_err(|source| MachineError::Hostname {
         name: name.clone(),
         source,
     })?;
@@ -53,7 +63,10 @@ pub fn apply_hostname(etc: &Path) -> Result<String, MachineError> {
 /// A machine-id is 32 lowercase hex digits, not all zero.
 pub fn valid_machine_id(text: &str) -> bool {
     let t = text.trim();
-    t.len() == 32 && t.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) && t.bytes().any(|b| b != b'0')
+    t.len() == 32
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && t.bytes().any(|b| b != b'0')
 }
 
 /// Formats 16 random bytes as a machine-id, marked as a version-4 UUID like systemd does.
@@ -67,7 +80,10 @@ pub fn format_machine_id(mut bytes: [u8; 16]) -> String {
 /// or malformed) with bytes read from `random` (a file such as /dev/urandom; `None` uses
 /// getrandom without waiting for the entropy pool, which is what boot wants: an id, not a key).
 /// Returns the id and whether it was generated now.
-pub fn ensure_machine_id(etc: &Path, random: Option<&Path>) -> Result<(String, bool), MachineError> {
+pub fn ensure_machine_id(
+    etc: &Path,
+    random: Option<&Path>,
+) -> Result<(String, bool), MachineError> {
     let path = etc.join("machine-id");
     if let Ok(t) = std::fs::read_to_string(&path) {
         if valid_machine_id(&t) {
@@ -80,7 +96,9 @@ pub fn ensure_machine_id(etc: &Path, random: Option<&Path>) -> Result<(String, b
         None => crate::sys::random::fill_insecure(&mut bytes),
     };
     filled.map_err(|source| MachineError::Random {
-        path: random.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("getrandom")),
+        path: random
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("getrandom")),
         source,
     })?;
     let id = format_machine_id(bytes);
@@ -134,7 +152,11 @@ pub fn parse_sysctl(text: &str) -> (Vec<Sysctl>, Vec<(usize, String)>) {
 
 /// The /proc/sys path of a key: dots separate levels (`net.ipv4.ip_forward`), slashes too.
 pub fn sysctl_path(proc_sys: &Path, key: &str) -> PathBuf {
-    let rel = if key.contains('/') { key.to_string() } else { key.replace('.', "/") };
+    let rel = if key.contains('/') {
+        key.to_string()
+    } else {
+        key.replace('.', "/")
+    };
     proc_sys.join(rel)
 }
 
@@ -143,7 +165,9 @@ pub fn sysctl_path(proc_sys: &Path, key: &str) -> PathBuf {
 pub fn sysctl_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
     let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
     for d in dirs {
-        let Ok(rd) = std::fs::read_dir(d) else { continue };
+        let Ok(rd) = std::fs::read_dir(d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.ends_with(".conf") {
@@ -215,7 +239,13 @@ mod tests {
         assert_eq!(ok[0].value, "1");
         assert!(ok[1].ignore_failure);
         assert_eq!(bad.iter().map(|b| b.0).collect::<Vec<_>>(), vec![4, 6]);
-        assert_eq!(sysctl_path(Path::new("/proc/sys"), "net.ipv4.ip_forward"), PathBuf::from("/proc/sys/net/ipv4/ip_forward"));
-        assert_eq!(sysctl_path(Path::new("/p"), "net/core/somaxconn"), PathBuf::from("/p/net/core/somaxconn"));
+        assert_eq!(
+            sysctl_path(Path::new("/proc/sys"), "net.ipv4.ip_forward"),
+            PathBuf::from("/proc/sys/net/ipv4/ip_forward")
+        );
+        assert_eq!(
+            sysctl_path(Path::new("/p"), "net/core/somaxconn"),
+            PathBuf::from("/p/net/core/somaxconn")
+        );
     }
 }

@@ -7,15 +7,17 @@
 //! Chosen: proc, sysfs, devtmpfs, devpts (ptys for containers and consoles), /dev/shm, /run,
 //! cgroup2 with `nsdelegate` (containerd and kubelet need it; delegation to podruntime), securityfs
 //! (AppArmor/IMA policy loading by the runtime), bpf (Cilium-style CNIs pin maps there; must be
-//! the host's instance), configfs (nvmet/iSCSI targets) and mqueue (POSIX queues for pods).
+//! the host's instance) and mqueue (POSIX queues for pods).
 //! Left out: debugfs and tracefs (they expose kernel internals; mount them on demand when
-//! debugging) and hugetlbfs (the runtime mounts it per container when pods ask for huge pages).
+//! debugging), hugetlbfs (the runtime mounts it per container when pods ask for huge pages) and
+//! configfs (a module in Debian's cloud kernel, so the mount would fail on every boot; only
+//! nvmet/iSCSI targets use it, and they load the module and mount it themselves).
 
 use std::path::{Path, PathBuf};
 
-const NOSUID: u64 = libc::MS_NOSUID as u64;
-const NODEV: u64 = libc::MS_NODEV as u64;
-const NOEXEC: u64 = libc::MS_NOEXEC as u64;
+const NOSUID: libc::c_ulong = libc::MS_NOSUID;
+const NODEV: libc::c_ulong = libc::MS_NODEV;
+const NOEXEC: libc::c_ulong = libc::MS_NOEXEC;
 
 /// One row of the early-mounts table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,15 +27,33 @@ pub struct EarlyMount {
     pub target: &'static str,
     pub fstype: &'static str,
     /// `MS_*` flags.
-    pub flags: u64,
+    pub flags: libc::c_ulong,
     pub data: &'static str,
 }
 
 /// The kernel filesystems, parents before children.
 pub const EARLY_MOUNTS: &[EarlyMount] = &[
-    EarlyMount { source: "proc", target: "/proc", fstype: "proc", flags: NOSUID | NODEV | NOEXEC, data: "" },
-    EarlyMount { source: "sysfs", target: "/sys", fstype: "sysfs", flags: NOSUID | NODEV | NOEXEC, data: "" },
-    EarlyMount { source: "devtmpfs", target: "/dev", fstype: "devtmpfs", flags: NOSUID, data: "mode=0755" },
+    EarlyMount {
+        source: "proc",
+        target: "/proc",
+        fstype: "proc",
+        flags: NOSUID | NODEV | NOEXEC,
+        data: "",
+    },
+    EarlyMount {
+        source: "sysfs",
+        target: "/sys",
+        fstype: "sysfs",
+        flags: NOSUID | NODEV | NOEXEC,
+        data: "",
+    },
+    EarlyMount {
+        source: "devtmpfs",
+        target: "/dev",
+        fstype: "devtmpfs",
+        flags: NOSUID,
+        data: "mode=0755",
+    },
     EarlyMount {
         source: "devpts",
         target: "/dev/pts",
@@ -41,9 +61,27 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         flags: NOSUID | NOEXEC,
         data: "mode=0620,gid=5,ptmxmode=0666",
     },
-    EarlyMount { source: "tmpfs", target: "/dev/shm", fstype: "tmpfs", flags: NOSUID | NODEV, data: "mode=1777" },
-    EarlyMount { source: "mqueue", target: "/dev/mqueue", fstype: "mqueue", flags: NOSUID | NODEV | NOEXEC, data: "" },
-    EarlyMount { source: "tmpfs", target: "/run", fstype: "tmpfs", flags: NOSUID | NODEV, data: "mode=0755" },
+    EarlyMount {
+        source: "tmpfs",
+        target: "/dev/shm",
+        fstype: "tmpfs",
+        flags: NOSUID | NODEV,
+        data: "mode=1777",
+    },
+    EarlyMount {
+        source: "mqueue",
+        target: "/dev/mqueue",
+        fstype: "mqueue",
+        flags: NOSUID | NODEV | NOEXEC,
+        data: "",
+    },
+    EarlyMount {
+        source: "tmpfs",
+        target: "/run",
+        fstype: "tmpfs",
+        flags: NOSUID | NODEV,
+        data: "mode=0755",
+    },
     EarlyMount {
         source: "cgroup2",
         target: "/sys/fs/cgroup",
@@ -58,13 +96,12 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         flags: NOSUID | NODEV | NOEXEC,
         data: "",
     },
-    EarlyMount { source: "bpf", target: "/sys/fs/bpf", fstype: "bpf", flags: NOSUID | NODEV | NOEXEC, data: "mode=0700" },
     EarlyMount {
-        source: "configfs",
-        target: "/sys/kernel/config",
-        fstype: "configfs",
+        source: "bpf",
+        target: "/sys/fs/bpf",
+        fstype: "bpf",
         flags: NOSUID | NODEV | NOEXEC,
-        data: "",
+        data: "mode=0700",
     },
 ];
 
@@ -73,48 +110,73 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
 pub enum MountOutcome {
     Mounted,
     AlreadyMounted,
-    Failed(String),
+    Failed(nix::Error),
 }
 
 /// Whether `target` is a mount point according to mountinfo text.
 pub fn is_mounted(mountinfo: &str, target: &str) -> bool {
-    parse_mountinfo(mountinfo).iter().any(|m| m.mount_point == target)
+    parse_mountinfo(mountinfo)
+        .iter()
+        .any(|m| m.mount_point == target)
 }
 
 /// Mounts each row under `root` (`/` on a machine, a temp dir in tests) unless mountinfo already
 /// lists it; creates missing mount points; logs and records failures, never stops early.
-/// Mountinfo is re-read between rows because a parent mount (e.g. /dev) hides children.
-pub fn apply_early_mounts(table: &[EarlyMount], root: &Path, mountinfo_path: &Path) -> Vec<(PathBuf, MountOutcome)> {
-    table
-        .iter()
-        .map(|m| {
-            let target = root.join(m.target.trim_start_matches('/'));
-            let info = std::fs::read_to_string(mountinfo_path).unwrap_or_default();
-            let outcome = if is_mounted(&info, &target.to_string_lossy()) {
-                MountOutcome::AlreadyMounted
-            } else {
-                let _ = std::fs::create_dir_all(&target);
-                match crate::sys::mount::mount_fs(m.source, &target, m.fstype, m.flags, m.data) {
-                    Ok(()) => MountOutcome::Mounted,
-                    Err(e) => {
-                        log::warn!("early mount {} ({}) failed: {e}", target.display(), m.fstype);
-                        MountOutcome::Failed(e.to_string())
-                    }
+/// Mountinfo is read once, when it can be: before /proc is mounted it cannot, so it is read
+/// again after each row until that works (the kernel's devtmpfs may already be on /dev).
+/// Rows go parents first, so a child listed as mounted is one that was there before we started.
+pub fn apply_early_mounts(
+    table: &[EarlyMount],
+    root: &Path,
+    mountinfo_path: &Path,
+) -> Vec<(PathBuf, MountOutcome)> {
+    let mut mounted: Option<std::collections::HashSet<String>> = None;
+    let mut out = Vec::with_capacity(table.len());
+    for m in table {
+        if mounted.is_none() {
+            mounted = std::fs::read_to_string(mountinfo_path).ok().map(|t| {
+                parse_mountinfo(&t)
+                    .into_iter()
+                    .map(|mi| mi.mount_point)
+                    .collect()
+            });
+        }
+        let target = root.join(m.target.trim_start_matches('/'));
+        let already = mounted
+            .as_ref()
+            .is_some_and(|set| set.contains(target.to_string_lossy().as_ref()));
+        let outcome = if already {
+            MountOutcome::AlreadyMounted
+        } else {
+            let _ = std::fs::create_dir_all(&target);
+            match crate::sys::mount::mount_fs(m.source, &target, m.fstype, m.flags, m.data) {
+                Ok(()) => MountOutcome::Mounted,
+                Err(e) => {
+                    log::warn!(
+                        "early mount {} ({}) failed: {e}",
+                        target.display(),
+                        m.fstype
+                    );
+                    MountOutcome::Failed(e)
                 }
-            };
-            (target, outcome)
-        })
-        .collect()
+            }
+        };
+        out.push((target, outcome));
+    }
+    out
 }
 
 /// Controllers to enable for the whole tree when the kernel offers them.
-pub const CGROUP_CONTROLLERS: &[&str] = &["cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"];
+pub const CGROUP_CONTROLLERS: &[&str] = &[
+    "cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc",
+];
 
 /// Enables the available `CGROUP_CONTROLLERS` in the root's subtree_control and moves `pid` into
 /// `<root>/init`, so the root holds no processes and services can get controllers (cgroup v2's
 /// no-internal-processes rule applies below the root). Returns the controllers enabled.
 pub fn setup_cgroup_root(cgroup_root: &Path, pid: u32) -> Vec<String> {
-    let available = std::fs::read_to_string(cgroup_root.join("cgroup.controllers")).unwrap_or_default();
+    let available =
+        std::fs::read_to_string(cgroup_root.join("cgroup.controllers")).unwrap_or_default();
     let want: Vec<&str> = CGROUP_CONTROLLERS
         .iter()
         .copied()
@@ -156,7 +218,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -212,10 +277,20 @@ mod tests {
         for (i, m) in EARLY_MOUNTS.iter().enumerate() {
             assert!(m.target.starts_with('/'));
             for later in &EARLY_MOUNTS[i + 1..] {
-                assert!(!m.target.starts_with(&format!("{}/", later.target)), "{} after its child", later.target);
+                assert!(
+                    !m.target.starts_with(&format!("{}/", later.target)),
+                    "{} after its child",
+                    later.target
+                );
             }
         }
-        assert!(is_mounted("22 27 0:21 / /proc rw - proc proc rw\n", "/proc"));
-        assert!(!is_mounted("22 27 0:21 / /proc rw - proc proc rw\n", "/sys"));
+        assert!(is_mounted(
+            "22 27 0:21 / /proc rw - proc proc rw\n",
+            "/proc"
+        ));
+        assert!(!is_mounted(
+            "22 27 0:21 / /proc rw - proc proc rw\n",
+            "/sys"
+        ));
     }
 }

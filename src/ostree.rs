@@ -13,8 +13,10 @@
 //! - Initramfs mode: the deployment is assembled at a separate mount point, the physical root is
 //!   moved under its `sysroot`, and stage 0 switches root into it.
 //!
-//! `/sysroot` is made read-only at the mount level (ostree's `sysroot.readonly`) unless the kernel
-//! command line says `rw`; the superblock stays writable because `/etc` and `/var` live on it.
+//! `/sysroot` is made read-only at the mount level (ostree's `sysroot.readonly=true`) unless the
+//! kernel command line says `lifsea.sysroot=rw`; the superblock stays writable because `/etc` and
+//! `/var` live on it. The kernel's own `ro`/`rw` does not decide this: ostree images commonly
+//! carry `rw` only so the root filesystem is mounted writable.
 //!
 //! No re-exec after the pivot in direct mode: the kernel already started the deployment's own
 //! binary (ostree's `init=` path points into the deployment), so a re-exec would only repeat startup
@@ -43,7 +45,10 @@ pub enum OstreeError {
         source: nix::Error,
     },
     #[error("create {path}: {source}")]
-    Create { path: PathBuf, source: std::io::Error },
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A resolved deployment.
@@ -60,7 +65,12 @@ pub struct Deployment {
 /// Follows `path` (absolute or relative to the sysroot) inside `sysroot`, resolving every symlink
 /// component with the sysroot as `/`; returns the result relative to the sysroot.
 pub fn resolve_in(sysroot: &Path, path: &str, arg: &str) -> Result<PathBuf, OstreeError> {
-    let mut todo: Vec<String> = path.split('/').filter(|c| !c.is_empty()).rev().map(str::to_string).collect();
+    let mut todo: Vec<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .rev()
+        .map(str::to_string)
+        .collect();
     let mut done = PathBuf::new();
     let mut hops = 0;
     while let Some(c) = todo.pop() {
@@ -82,7 +92,9 @@ pub fn resolve_in(sysroot: &Path, path: &str, arg: &str) -> Result<PathBuf, Ostr
         if meta.file_type().is_symlink() {
             hops += 1;
             if hops > 40 {
-                return Err(OstreeError::Loop { arg: arg.to_string() });
+                return Err(OstreeError::Loop {
+                    arg: arg.to_string(),
+                });
             }
             let target = std::fs::read_link(&full).map_err(|e| OstreeError::Resolve {
                 arg: arg.to_string(),
@@ -147,13 +159,20 @@ fn mnt<'a>(what: &'static str, target: &'a Path) -> impl FnOnce(nix::Error) -> O
 
 /// Mounts the deployment's `/usr` (read-only), `/var` and `/boot` under `deploy_mnt`, which is
 /// already a mount of the deployment directory.
-pub fn mount_deployment_parts(sysroot: &Path, deployment: &Deployment, deploy_mnt: &Path) -> Result<(), OstreeError> {
+pub fn mount_deployment_parts(
+    sysroot: &Path,
+    deployment: &Deployment,
+    deploy_mnt: &Path,
+) -> Result<(), OstreeError> {
     let boot = sysroot.join("boot");
     let dboot = deploy_mnt.join("boot");
     if boot.join("loader").exists() && dboot.is_dir() {
         sm::bind(&boot, &dboot, false).map_err(mnt("/boot", &dboot))?;
     }
-    let var = sysroot.join("ostree/deploy").join(&deployment.stateroot).join("var");
+    let var = sysroot
+        .join("ostree/deploy")
+        .join(&deployment.stateroot)
+        .join("var");
     let dvar = deploy_mnt.join("var");
     sm::bind(&var, &dvar, false).map_err(mnt("/var", &dvar))?;
     let usr = deploy_mnt.join("usr");
@@ -195,7 +214,12 @@ pub fn assemble_direct(
 /// Initramfs assembly: `sysroot` is where the physical root is mounted (e.g. `/sysroot`);
 /// the deployment is bound at `target` (an empty directory) with the physical root moved to
 /// `target/sysroot`. Stage 0 then switches root into `target`.
-pub fn assemble_at(sysroot: &Path, deployment: &Deployment, target: &Path, sysroot_readonly: bool) -> Result<(), OstreeError> {
+pub fn assemble_at(
+    sysroot: &Path,
+    deployment: &Deployment,
+    target: &Path,
+    sysroot_readonly: bool,
+) -> Result<(), OstreeError> {
     std::fs::create_dir_all(target).map_err(|e| OstreeError::Create {
         path: target.to_path_buf(),
         source: e,

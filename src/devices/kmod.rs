@@ -8,7 +8,10 @@ use super::modalias::{parse_proc_modules, DepTable};
 #[derive(Debug, thiserror::Error)]
 pub enum KmodError {
     #[error("load module {path}: {source}")]
-    Load { path: PathBuf, source: std::io::Error },
+    Load {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("module {0} is not in modules.dep")]
     Unknown(String),
 }
@@ -46,7 +49,9 @@ pub fn load_modules(
         if loaded.contains(&name) {
             continue;
         }
-        let Some(rel) = dep.path_of(&name) else { continue };
+        let Some(rel) = dep.path_of(&name) else {
+            continue;
+        };
         match load_file(&module_dir.join(rel)) {
             Ok(()) => {
                 loaded.insert(name.clone());

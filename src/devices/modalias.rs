@@ -47,7 +47,9 @@ impl DepTable {
     pub fn parse(text: &str) -> DepTable {
         let mut modules = BTreeMap::new();
         for line in text.lines() {
-            let Some((path, deps)) = line.split_once(':') else { continue };
+            let Some((path, deps)) = line.split_once(':') else {
+                continue;
+            };
             let path = path.trim();
             if path.is_empty() {
                 continue;
@@ -111,31 +113,33 @@ impl DepTable {
 
 /// fnmatch-style matching without flags: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`/`[^x]`.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
+    // Bytes, not chars: modaliases are ASCII, and this runs for every alias × every device
+    // on each coldplug round, so it must not allocate.
+    let p = pattern.as_bytes();
+    let t = text.as_bytes();
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
         if pi < p.len() {
             match p[pi] {
-                '*' => {
+                b'*' => {
                     star = Some((pi, ti));
                     pi += 1;
                     continue;
                 }
-                '?' => {
+                b'?' => {
                     pi += 1;
                     ti += 1;
                     continue;
                 }
-                '[' => {
-                    if let Some((matched, next)) = class_match(&p, pi, t[ti]) {
+                b'[' => {
+                    if let Some((matched, next)) = class_match(p, pi, t[ti]) {
                         if matched {
                             pi = next;
                             ti += 1;
                             continue;
                         }
-                    } else if t[ti] == '[' {
+                    } else if t[ti] == b'[' {
                         pi += 1;
                         ti += 1;
                         continue;
@@ -158,25 +162,25 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
             None => return false,
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
-/// Matches `c` against the bracket expression starting at `p[start] == '['`; returns whether it
+/// Matches `c` against the bracket expression starting at `p[start] == b'['`; returns whether it
 /// matched and the index after `]`, or None if the bracket is unterminated (then `[` is literal).
-fn class_match(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+fn class_match(p: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
     let mut i = start + 1;
-    let negate = matches!(p.get(i), Some('!' | '^'));
+    let negate = matches!(p.get(i), Some(b'!' | b'^'));
     if negate {
         i += 1;
     }
     let mut matched = false;
     let mut first = true;
     while i < p.len() {
-        if p[i] == ']' && !first {
+        if p[i] == b']' && !first {
             return Some((matched != negate, i + 1));
         }
         first = false;
-        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
+        if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
             if p[i] <= c && c <= p[i + 2] {
                 matched = true;
             }
@@ -204,7 +208,10 @@ pub fn modules_for(aliases: &[Alias], modalias: &str) -> Vec<String> {
 
 /// Loaded module names from /proc/modules text.
 pub fn parse_proc_modules(text: &str) -> BTreeSet<String> {
-    text.lines().filter_map(|l| l.split_whitespace().next()).map(normalize).collect()
+    text.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(normalize)
+        .collect()
 }
 
 #[cfg(test)]
@@ -213,9 +220,18 @@ mod tests {
 
     #[test]
     fn globbing() {
-        assert!(glob_match("virtio:d00000002v*", "virtio:d00000002v00001AF4"));
-        assert!(!glob_match("virtio:d00000002v*", "virtio:d00000001v00001AF4"));
-        assert!(glob_match("pci:v00001AF4d*sv*sd*bc*sc*i*", "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"));
+        assert!(glob_match(
+            "virtio:d00000002v*",
+            "virtio:d00000002v00001AF4"
+        ));
+        assert!(!glob_match(
+            "virtio:d00000002v*",
+            "virtio:d00000001v00001AF4"
+        ));
+        assert!(glob_match(
+            "pci:v00001AF4d*sv*sd*bc*sc*i*",
+            "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"
+        ));
         assert!(glob_match("a?c", "abc"));
         assert!(!glob_match("a?c", "ac"));
         assert!(glob_match("x[0-9]y", "x7y"));
@@ -238,16 +254,24 @@ mod tests {
         assert_eq!(unknown, vec!["nope"]);
         assert_eq!(dep.path_of("d_x"), Some("kernel/d-x.ko.xz"));
         let subset: BTreeSet<String> = ["b".to_string(), "c".to_string()].into();
-        assert_eq!(dep.render_subset(&subset), "kernel/b.ko: kernel/c.ko\nkernel/c.ko:\n");
+        assert_eq!(
+            dep.render_subset(&subset),
+            "kernel/b.ko: kernel/c.ko\nkernel/c.ko:\n"
+        );
     }
 
     #[test]
     fn aliases_and_proc_modules() {
         let a = parse_aliases("# comment\nalias virtio:d00000001v* virtio_net\nalias pci:v*d*sv*sd*bc01sc08i02* nvme\nalias virtio:d00000001v* virtio-net\n");
         assert_eq!(a.len(), 3);
-        assert_eq!(modules_for(&a, "virtio:d00000001v00001AF4"), vec!["virtio_net"]);
+        assert_eq!(
+            modules_for(&a, "virtio:d00000001v00001AF4"),
+            vec!["virtio_net"]
+        );
         assert!(modules_for(&a, "virtio:d00000009v00001AF4").is_empty());
-        let m = parse_proc_modules("virtio_net 61440 0 - Live 0x0\nfailover 16384 1 net_failover, Live 0x0\n");
+        let m = parse_proc_modules(
+            "virtio_net 61440 0 - Live 0x0\nfailover 16384 1 net_failover, Live 0x0\n",
+        );
         assert!(m.contains("virtio_net") && m.contains("failover"));
     }
 }

@@ -14,7 +14,11 @@ const MODULE_INIT_COMPRESSED_FILE: libc::c_int = 4;
 pub fn finit_module(path: &Path) -> std::io::Result<()> {
     let file = File::open(path)?; // std opens with O_CLOEXEC
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let flags = if name.ends_with(".ko") { 0 } else { MODULE_INIT_COMPRESSED_FILE };
+    let flags = if name.ends_with(".ko") {
+        0
+    } else {
+        MODULE_INIT_COMPRESSED_FILE
+    };
     let params = c"";
     // SAFETY: the fd is open for the duration of the call, `params` is a valid NUL-terminated
     // string with static lifetime, and finit_module does not retain either pointer.

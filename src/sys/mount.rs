@@ -6,13 +6,19 @@ use std::path::Path;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 /// Mounts a filesystem (`mount(2)` with a source, a type, flags and data).
-pub fn mount_fs(source: &str, target: &Path, fstype: &str, flags: u64, data: &str) -> nix::Result<()> {
+pub fn mount_fs(
+    source: &str,
+    target: &Path,
+    fstype: &str,
+    flags: u64,
+    data: &str,
+) -> nix::Result<()> {
     let data = if data.is_empty() { None } else { Some(data) };
     mount(
         Some(source),
         target,
         Some(fstype),
-        MsFlags::from_bits_truncate(flags as libc::c_ulong),
+        MsFlags::from_bits_truncate(flags),
         data,
     )
 }
@@ -41,13 +47,25 @@ pub fn remount_bind_readonly(target: &Path) -> nix::Result<()> {
 /// Remounts a filesystem's superblock read-write (`MS_REMOUNT` without `MS_RDONLY`): the kernel
 /// mounts the root read-only by default, and the deployment's /etc and /var must accept writes.
 pub fn remount_superblock_rw(target: &Path) -> nix::Result<()> {
-    mount(None::<&str>, target, None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_SILENT, None::<&str>)
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_SILENT,
+        None::<&str>,
+    )
 }
 
 /// Makes the mount at `target` and everything below it private (`MS_REC|MS_PRIVATE`), so moves
 /// and pivots are allowed and nothing propagates back.
 pub fn make_rprivate(target: &Path) -> nix::Result<()> {
-    mount(None::<&str>, target, None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
 }
 
 /// Moves a mount (`MS_MOVE`).

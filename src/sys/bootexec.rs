@@ -1,5 +1,5 @@
-//! Process-image and machine-wide calls the boot path needs: execv(2) into the next init,
-//! sethostname(2), reboot(2) after a fatal boot error, and getpid(2).
+//! What the boot path needs beyond mounts, in one place: execv(2) into the next init, sethostname(2),
+//! reboot(2) after a fatal boot error, getpid(2). (Named apart from the supervisor's `process`.)
 
 use std::convert::Infallible;
 use std::ffi::CString;
