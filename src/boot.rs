@@ -1,13 +1,20 @@
 //! The boot sequence, in order: stage 0 (initramfs), stage 1 (machine setup), stage 2 (supervise),
 //! stage 3 (shutdown). Container mode runs only stages 2 and 3.
+//!
+//! Machine mode starts here as PID 1 whatever the kernel called us: `/init` in an initramfs
+//! (stage 0, then exec of the deployment's init), `/sbin/init`, or ostree's
+//! `/usr/lib/ostree/ostree-prepare-root` path (direct mode: we assemble the deployment ourselves
+//! and keep running; see `ostree` for why there is no re-exec).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::cli;
 use crate::control::ops::ShutdownKind;
+use crate::devices::coldplug::Coldplug;
 use crate::supervisor;
 use crate::timeline::{SubjectKind, Timeline, TimelineEvent};
 use crate::units::schema::FACTS;
+use crate::{cmdline, initramfs, machine, mounts, ostree, sys};
 
 pub const VENDOR_UNIT_DIR: &str = "/usr/lib/lifsea/units";
 pub const ADMIN_UNIT_DIR: &str = "/etc/lifsea/units";
@@ -67,6 +74,249 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
 
 fn run_machine(opts: &cli::InitOptions) -> i32 {
     let _ = opts;
-    eprintln!("lifsea-init: machine mode not implemented yet");
-    1
+    if sys::bootexec::pid() != 1 {
+        eprintln!("lifsea-init: machine mode runs only as PID 1 (use --container otherwise)");
+        return 2;
+    }
+    let argv0 = std::env::args().next().unwrap_or_default();
+    let mut timeline = Timeline::new();
+    if initramfs::in_initramfs(&argv0) {
+        initramfs::stage0(&mut timeline)
+    }
+    let kind = stage1(&mut timeline);
+    crate::shutdown::finish_machine(kind)
+}
+
+/// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts and
+/// cgroups → devices coldplug → hostname, machine-id, sysctl → loopback → supervise. Each step logs
+/// and degrades on failure; only an unusable root (bad `ostree=`) is fatal.
+fn stage1(timeline: &mut Timeline) -> ShutdownKind {
+    use SubjectKind::{Fact, Stage};
+    use TimelineEvent::{Ready, Start};
+    restore_stage0_stamps(timeline);
+    milestone(timeline, Stage, "machine-setup", Start);
+    let params = read_cmdline();
+    timeline.mark(Stage, "cmdline", Ready);
+    let ostree_booted = ostree_root(&params);
+    milestone(timeline, Stage, "root", Ready);
+    early_mounts(ostree_booted);
+    milestone(timeline, Fact, "mounts", Ready);
+    coldplug(&params);
+    milestone(timeline, Fact, "devices", Ready);
+    machine_identity();
+    let loopback = bring_up_loopback();
+    milestone(timeline, Stage, "machine-setup", Ready);
+    timeline.mark(Stage, "supervise", Start);
+    supervise(std::mem::take(timeline), loopback)
+}
+
+/// Mounts /proc (the command line and mountinfo live there; the rest of the table waits until
+/// after the pivot so it lands in the deployment) and parses /proc/cmdline.
+fn read_cmdline() -> cmdline::BootParams {
+    let proc_only = &mounts::EARLY_MOUNTS[..1];
+    mounts::apply_early_mounts(proc_only, Path::new("/"), Path::new(MOUNTINFO));
+    let params = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
+    if params.debug {
+        log::set_max_level(log::LevelFilter::Debug);
+    }
+    for w in &params.warnings {
+        log::warn!("kernel command line: {w}");
+    }
+    params
+}
+
+/// The early-mounts table, the cgroup root, and `/run/ostree-booted` once /run is a tmpfs.
+fn early_mounts(ostree_booted: bool) {
+    mounts::apply_early_mounts(mounts::EARLY_MOUNTS, Path::new("/"), Path::new(MOUNTINFO));
+    let controllers = mounts::setup_cgroup_root(Path::new(CGROUP_ROOT), sys::bootexec::pid());
+    log::debug!("cgroup controllers enabled: {}", controllers.join(" "));
+    if ostree_booted {
+        if let Err(e) = ostree::mark_booted(Path::new("/run")) {
+            log::warn!("{e}");
+        }
+    }
+}
+
+/// Loads the modules of the devices present (modalias coldplug) from the running kernel's tree.
+fn coldplug(params: &cmdline::BootParams) {
+    let kver = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let module_dir = ["/lib/modules", "/usr/lib/modules"]
+        .iter()
+        .map(|d| Path::new(d).join(kver.trim()))
+        .find(|d| d.join("modules.dep").exists());
+    match module_dir {
+        Some(dir) => {
+            let mut cp = Coldplug::new(
+                &dir,
+                Path::new("/proc/modules"),
+                params.module_blacklist.clone(),
+                params.coldplug_all,
+            );
+            cp.run(Path::new("/sys"), 5);
+        }
+        None => log::warn!(
+            "no modules.dep for kernel {}; skipping coldplug",
+            kver.trim()
+        ),
+    }
+}
+
+/// Hostname, machine-id (generated on first boot) and sysctl.d settings.
+fn machine_identity() {
+    let etc = Path::new("/etc");
+    match machine::apply_hostname(etc) {
+        Ok(name) => log::info!("hostname {name}"),
+        Err(e) => log::warn!("{e}"),
+    }
+    match machine::ensure_machine_id(etc, None) {
+        Ok((id, true)) => log::info!("generated machine-id {id}"),
+        Ok((_, false)) => {}
+        Err(e) => log::warn!("{e}"),
+    }
+    let sysctl_dirs = [
+        PathBuf::from(machine::VENDOR_SYSCTL_DIR),
+        PathBuf::from(machine::ADMIN_SYSCTL_DIR),
+    ];
+    let (_, errors) = machine::apply_sysctl(&sysctl_dirs, Path::new("/proc/sys"));
+    for e in errors {
+        log::warn!("{e}");
+    }
+}
+
+/// Loopback only: real links, addresses and DHCP are the network stage's (a later issue), which
+/// will own the "network" fact. With `lo` up, local clients (containerd's, kubelet's) work.
+fn bring_up_loopback() -> bool {
+    match sys::netif::set_link_up("lo") {
+        Ok(()) => true,
+        Err(e) => {
+            log::warn!("bring up lo: {e}");
+            false
+        }
+    }
+}
+
+/// Stage 2: the supervisor with the machine's directories and the facts reached so far.
+fn supervise(timeline: Timeline, loopback: bool) -> ShutdownKind {
+    let cfg = supervisor::Config {
+        unit_dirs: vec![
+            PathBuf::from(VENDOR_UNIT_DIR),
+            PathBuf::from(ADMIN_UNIT_DIR),
+        ],
+        run_dir: PathBuf::from(RUN_DIR),
+        log_dir: Some(PathBuf::from(LOG_DIR)),
+        container: false,
+        cgroup_root: Some(PathBuf::from(CGROUP_ROOT)),
+        cgroup_base: String::new(),
+        etc_dir: PathBuf::from("/etc"),
+        facts_reached: ["mounts", "devices"]
+            .into_iter()
+            .chain(loopback.then_some("network"))
+            .map(str::to_string)
+            .collect(),
+    };
+    supervisor::run(cfg, timeline)
+}
+
+/// Stamps a stage in the timeline and prints it on the console with the guest uptime, so a
+/// harness can time the boot from the serial log alone.
+fn milestone(timeline: &mut Timeline, kind: SubjectKind, name: &str, event: TimelineEvent) {
+    timeline.mark(kind, name, event);
+    let us = timeline.entries().last().map(|s| s.at_us).unwrap_or(0);
+    eprintln!(
+        "lifsea-init: [{}.{:06}] {name} {event:?}",
+        us / 1_000_000,
+        us % 1_000_000
+    );
+}
+
+const MOUNTINFO: &str = "/proc/self/mountinfo";
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Stage 0's stamps, carried across its exec in an environment variable (removed so units do
+/// not inherit it).
+fn restore_stage0_stamps(timeline: &mut Timeline) {
+    let Ok(json) = std::env::var(initramfs::TIMELINE_ENV) else {
+        return;
+    };
+    std::env::remove_var(initramfs::TIMELINE_ENV);
+    if let Ok(stamps) = serde_json::from_str::<Vec<crate::timeline::Stamp>>(&json) {
+        for s in stamps {
+            timeline.mark_at(s.at_us, s.kind, &s.name, s.event);
+        }
+    }
+}
+
+/// Direct mode: assemble the ostree deployment when `ostree=` is given and `/` is not one yet
+/// (stage 0 already assembled it when `/sysroot` is a mount). Returns whether we run on an
+/// ostree deployment. A deployment that cannot be assembled is fatal: the physical root holds
+/// no operating system to run.
+fn ostree_root(params: &cmdline::BootParams) -> bool {
+    let Some(arg) = &params.ostree else {
+        return false;
+    };
+    let info = std::fs::read_to_string(MOUNTINFO).unwrap_or_default();
+    if mounts::is_mounted(&info, "/sysroot") {
+        return true;
+    }
+    let root = Path::new("/");
+    let root_ro = mounts::parse_mountinfo(&info)
+        .iter()
+        .rev()
+        .find(|m| m.mount_point == "/")
+        .is_some_and(|m| m.options.split(',').any(|o| o == "ro"));
+    let assembled = ostree::resolve_deployment(root, arg).and_then(|d| {
+        log::info!(
+            "ostree: booting {} (stateroot {})",
+            d.path.display(),
+            d.stateroot
+        );
+        ostree::assemble_direct(root, &d, root_ro, !params.sysroot_rw)
+    });
+    if let Err(e) = assembled {
+        fatal(params, &e.to_string());
+    }
+    // The kernel's devtmpfs and our /proc stayed on the physical root: move them into the
+    // deployment so the early-mounts table finds them in place.
+    let info = std::fs::read_to_string(MOUNTINFO).unwrap_or_default();
+    for api in ["dev", "proc", "sys", "run"] {
+        let old = Path::new("/sysroot").join(api);
+        if mounts::is_mounted(&info, &old.to_string_lossy()) {
+            if let Err(e) = sys::mount::move_mount(&old, &Path::new("/").join(api)) {
+                log::warn!("move {} into the deployment: {e}", old.display());
+            }
+        }
+    }
+    true
+}
+
+/// A boot that cannot continue: say why on the console, then exec a shell when
+/// `lifsea.break=shell` asks for one and the image has one; otherwise wait 10 s and reboot(2).
+/// Rebooting (rather than sleeping forever) lets a cloud machine retry a transient failure such
+/// as a slow disk attach, and lets a harness running QEMU with `-no-reboot` finish at once;
+/// the wait keeps the message on screen and bounds a reboot loop's rate.
+pub fn fatal(params: &cmdline::BootParams, msg: &str) -> ! {
+    log::error!("{msg}");
+    eprintln!("lifsea-init: {msg}");
+    if params.break_to_shell {
+        for sh in ["/bin/sh", "/usr/bin/sh", "/bin/busybox"] {
+            if Path::new(sh).exists() {
+                eprintln!("lifsea-init: lifsea.break=shell: starting {sh}");
+                let argv = if sh.ends_with("busybox") {
+                    vec!["sh".to_string()]
+                } else {
+                    vec![sh.to_string()]
+                };
+                let e = sys::bootexec::exec(sh, &argv);
+                eprintln!("lifsea-init: exec {sh}: {e}");
+            }
+        }
+        eprintln!("lifsea-init: lifsea.break=shell: no shell in this image");
+    }
+    eprintln!("lifsea-init: rebooting in 10 s");
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    let Err(e) = sys::bootexec::reboot_now();
+    eprintln!("lifsea-init: reboot: {e}");
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
 }

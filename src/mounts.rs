@@ -1,4 +1,204 @@
 //! The early-mounts table and /proc/self/mountinfo parsing.
+//!
+//! Boot is data: the kernel filesystems a container host needs are one const table, applied in
+//! order by `apply_early_mounts`, which skips what is already mounted (the kernel's devtmpfs
+//! automount, or an initramfs that moved its mounts over) and logs each failure without aborting.
+//!
+//! Chosen: proc, sysfs, devtmpfs, devpts (ptys for containers and consoles), /dev/shm, /run,
+//! cgroup2 with `nsdelegate` (containerd and kubelet need it; delegation to podruntime), securityfs
+//! (AppArmor/IMA policy loading by the runtime), bpf (Cilium-style CNIs pin maps there; must be
+//! the host's instance) and mqueue (POSIX queues for pods).
+//! Left out: debugfs and tracefs (they expose kernel internals; mount them on demand when
+//! debugging), hugetlbfs (the runtime mounts it per container when pods ask for huge pages) and
+//! configfs (a module in Debian's cloud kernel, so the mount would fail on every boot; only
+//! nvmet/iSCSI targets use it, and they load the module and mount it themselves).
+
+use std::path::{Path, PathBuf};
+
+const NOSUID: libc::c_ulong = libc::MS_NOSUID;
+const NODEV: libc::c_ulong = libc::MS_NODEV;
+const NOEXEC: libc::c_ulong = libc::MS_NOEXEC;
+
+/// One row of the early-mounts table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EarlyMount {
+    pub source: &'static str,
+    /// Absolute path in the final root.
+    pub target: &'static str,
+    pub fstype: &'static str,
+    /// `MS_*` flags.
+    pub flags: libc::c_ulong,
+    pub data: &'static str,
+}
+
+/// The kernel filesystems, parents before children.
+pub const EARLY_MOUNTS: &[EarlyMount] = &[
+    EarlyMount {
+        source: "proc",
+        target: "/proc",
+        fstype: "proc",
+        flags: NOSUID | NODEV | NOEXEC,
+        data: "",
+    },
+    EarlyMount {
+        source: "sysfs",
+        target: "/sys",
+        fstype: "sysfs",
+        flags: NOSUID | NODEV | NOEXEC,
+        data: "",
+    },
+    EarlyMount {
+        source: "devtmpfs",
+        target: "/dev",
+        fstype: "devtmpfs",
+        flags: NOSUID,
+        data: "mode=0755",
+    },
+    EarlyMount {
+        source: "devpts",
+        target: "/dev/pts",
+        fstype: "devpts",
+        flags: NOSUID | NOEXEC,
+        data: "mode=0620,gid=5,ptmxmode=0666",
+    },
+    EarlyMount {
+        source: "tmpfs",
+        target: "/dev/shm",
+        fstype: "tmpfs",
+        flags: NOSUID | NODEV,
+        data: "mode=1777",
+    },
+    EarlyMount {
+        source: "mqueue",
+        target: "/dev/mqueue",
+        fstype: "mqueue",
+        flags: NOSUID | NODEV | NOEXEC,
+        data: "",
+    },
+    EarlyMount {
+        source: "tmpfs",
+        target: "/run",
+        fstype: "tmpfs",
+        flags: NOSUID | NODEV,
+        data: "mode=0755",
+    },
+    EarlyMount {
+        source: "cgroup2",
+        target: "/sys/fs/cgroup",
+        fstype: "cgroup2",
+        flags: NOSUID | NODEV | NOEXEC,
+        data: "nsdelegate",
+    },
+    EarlyMount {
+        source: "securityfs",
+        target: "/sys/kernel/security",
+        fstype: "securityfs",
+        flags: NOSUID | NODEV | NOEXEC,
+        data: "",
+    },
+    EarlyMount {
+        source: "bpf",
+        target: "/sys/fs/bpf",
+        fstype: "bpf",
+        flags: NOSUID | NODEV | NOEXEC,
+        data: "mode=0700",
+    },
+];
+
+/// What happened to one table row.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MountOutcome {
+    Mounted,
+    AlreadyMounted,
+    Failed(nix::Error),
+}
+
+/// Whether `target` is a mount point according to mountinfo text.
+pub fn is_mounted(mountinfo: &str, target: &str) -> bool {
+    parse_mountinfo(mountinfo)
+        .iter()
+        .any(|m| m.mount_point == target)
+}
+
+/// Mounts each row under `root` (`/` on a machine, a temp dir in tests) unless mountinfo already
+/// lists it; creates missing mount points; logs and records failures, never stops early.
+/// Mountinfo is read once, when it can be: before /proc is mounted it cannot, so it is read
+/// again after each row until that works (the kernel's devtmpfs may already be on /dev).
+/// Rows go parents first, so a child listed as mounted is one that was there before we started.
+pub fn apply_early_mounts(
+    table: &[EarlyMount],
+    root: &Path,
+    mountinfo_path: &Path,
+) -> Vec<(PathBuf, MountOutcome)> {
+    let mut mounted: Option<std::collections::HashSet<String>> = None;
+    let mut out = Vec::with_capacity(table.len());
+    for m in table {
+        if mounted.is_none() {
+            mounted = std::fs::read_to_string(mountinfo_path).ok().map(|t| {
+                parse_mountinfo(&t)
+                    .into_iter()
+                    .map(|mi| mi.mount_point)
+                    .collect()
+            });
+        }
+        let target = root.join(m.target.trim_start_matches('/'));
+        let already = mounted
+            .as_ref()
+            .is_some_and(|set| set.contains(target.to_string_lossy().as_ref()));
+        let outcome = if already {
+            MountOutcome::AlreadyMounted
+        } else {
+            let _ = std::fs::create_dir_all(&target);
+            match crate::sys::mount::mount_fs(m.source, &target, m.fstype, m.flags, m.data) {
+                Ok(()) => MountOutcome::Mounted,
+                Err(e) => {
+                    log::warn!(
+                        "early mount {} ({}) failed: {e}",
+                        target.display(),
+                        m.fstype
+                    );
+                    MountOutcome::Failed(e)
+                }
+            }
+        };
+        out.push((target, outcome));
+    }
+    out
+}
+
+/// Controllers to enable for the whole tree when the kernel offers them.
+pub const CGROUP_CONTROLLERS: &[&str] = &[
+    "cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc",
+];
+
+/// Enables the available `CGROUP_CONTROLLERS` in the root's subtree_control and moves `pid` into
+/// `<root>/init`, so the root holds no processes and services can get controllers (cgroup v2's
+/// no-internal-processes rule applies below the root). Returns the controllers enabled.
+pub fn setup_cgroup_root(cgroup_root: &Path, pid: u32) -> Vec<String> {
+    let available =
+        std::fs::read_to_string(cgroup_root.join("cgroup.controllers")).unwrap_or_default();
+    let want: Vec<&str> = CGROUP_CONTROLLERS
+        .iter()
+        .copied()
+        .filter(|c| available.split_whitespace().any(|a| a == *c))
+        .collect();
+    let init = cgroup_root.join("init");
+    if let Err(e) = std::fs::create_dir_all(&init) {
+        log::warn!("create {}: {e}", init.display());
+    } else if let Err(e) = std::fs::write(init.join("cgroup.procs"), pid.to_string()) {
+        log::warn!("move pid {pid} into {}: {e}", init.display());
+    }
+    let ctl = cgroup_root.join("cgroup.subtree_control");
+    let mut enabled = Vec::new();
+    for c in want {
+        // One write per controller: one the kernel refuses must not keep the others off.
+        match std::fs::write(&ctl, format!("+{c}")) {
+            Ok(()) => enabled.push(c.to_string()),
+            Err(e) => log::warn!("enable cgroup controller {c}: {e}"),
+        }
+    }
+    enabled
+}
 
 /// One line of /proc/self/mountinfo (fields the init uses).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,5 +270,27 @@ mod tests {
         assert_eq!(m[1].mount_point, "/mnt/a b");
         assert_eq!(m[1].source, "/dev/vda1");
         assert_eq!(m[1].parent, 27);
+    }
+
+    #[test]
+    fn table_has_parents_before_children_and_absolute_targets() {
+        for (i, m) in EARLY_MOUNTS.iter().enumerate() {
+            assert!(m.target.starts_with('/'));
+            for later in &EARLY_MOUNTS[i + 1..] {
+                assert!(
+                    !m.target.starts_with(&format!("{}/", later.target)),
+                    "{} after its child",
+                    later.target
+                );
+            }
+        }
+        assert!(is_mounted(
+            "22 27 0:21 / /proc rw - proc proc rw\n",
+            "/proc"
+        ));
+        assert!(!is_mounted(
+            "22 27 0:21 / /proc rw - proc proc rw\n",
+            "/sys"
+        ));
     }
 }

@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/setup.sh
 cargo build --release
+# VM tests (tests/vm_boot.rs) run only when asked: they boot QEMU and download a kernel.
+export LIFSEA_VM_TESTS=${LIFSEA_VM_TESTS:-1}
 cargo test --release -- --test-threads=2

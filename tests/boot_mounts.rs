@@ -1,0 +1,118 @@
+//! The early-mounts table applied for real in a private mount namespace (root), skipping what is
+//! mounted already; the cgroup root setup against a cgroup-shaped directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lifsea_init::mounts::{
+    apply_early_mounts, parse_mountinfo, setup_cgroup_root, MountOutcome, EARLY_MOUNTS,
+};
+
+fn inner() -> bool {
+    std::env::var_os("LIFSEA_IN_MOUNT_NS").is_some()
+}
+
+#[test]
+fn early_mounts_mount_once_then_skip() {
+    if !inner() {
+        let dir = std::env::temp_dir().join(format!("lifsea-mounts-{}", std::process::id()));
+        let out = Command::new("timeout")
+            .args(["60", "unshare", "--mount", "--propagation", "private"])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "early_mounts_mount_once_then_skip",
+                "--nocapture",
+            ])
+            .env("LIFSEA_IN_MOUNT_NS", "1")
+            .env("LIFSEA_TEST_DIR", &dir)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        return;
+    }
+    let root = PathBuf::from(std::env::var_os("LIFSEA_TEST_DIR").unwrap());
+    std::fs::create_dir_all(&root).unwrap();
+    // A tmpfs root, so mount points can be created and everything vanishes with the namespace.
+    lifsea_init::sys::mount::mount_fs("tmpfs", &root, "tmpfs", 0, "mode=0755").unwrap();
+    let mi = Path::new("/proc/self/mountinfo");
+    let first = apply_early_mounts(EARLY_MOUNTS, &root, mi);
+    assert_eq!(first.len(), EARLY_MOUNTS.len());
+    for (target, outcome) in &first {
+        assert_eq!(outcome, &MountOutcome::Mounted, "{}", target.display());
+    }
+    let info = parse_mountinfo(&std::fs::read_to_string(mi).unwrap());
+    let find = |rel: &str| {
+        let p: PathBuf = root.join(rel);
+        info.iter()
+            .rev()
+            .find(|m| Path::new(&m.mount_point) == p)
+            .cloned()
+            .unwrap_or_else(|| panic!("{rel} not mounted"))
+    };
+    assert_eq!(find("sys/fs/cgroup").fs_type, "cgroup2");
+    assert_eq!(find("dev/pts").fs_type, "devpts");
+    assert!(find("run").options.contains("nosuid"));
+    assert!(find("proc").options.contains("noexec"));
+    let second = apply_early_mounts(EARLY_MOUNTS, &root, mi);
+    assert!(
+        second
+            .iter()
+            .all(|(_, o)| o == &MountOutcome::AlreadyMounted),
+        "{second:?}"
+    );
+    // A failing row is reported and does not stop the rest.
+    let bad = [
+        lifsea_init::mounts::EarlyMount {
+            source: "x",
+            target: "/bogus",
+            fstype: "no-such-fs",
+            flags: 0,
+            data: "",
+        },
+        EARLY_MOUNTS[0],
+    ];
+    // Before /proc exists mountinfo cannot be read: rows are mounted rather than skipped.
+    let fresh = apply_early_mounts(
+        &EARLY_MOUNTS[..2],
+        &root.join("fresh"),
+        Path::new("/nonexistent/mountinfo"),
+    );
+    assert!(
+        fresh.iter().all(|(_, o)| o == &MountOutcome::Mounted),
+        "{fresh:?}"
+    );
+    let third = apply_early_mounts(&bad, &root.join("other"), mi);
+    assert_eq!(
+        third[0].1,
+        MountOutcome::Failed(nix::Error::ENODEV),
+        "unknown filesystem type"
+    );
+    assert_eq!(third[1].1, MountOutcome::Mounted);
+}
+
+#[test]
+fn cgroup_root_enables_offered_controllers_and_moves_init() {
+    let d = std::env::temp_dir().join(format!("lifsea-cgroot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("cgroup.controllers"), "cpuset cpu io memory pids\n").unwrap();
+    let enabled = setup_cgroup_root(&d, 4242);
+    assert_eq!(enabled, vec!["cpuset", "cpu", "io", "memory", "pids"]);
+    assert_eq!(
+        std::fs::read_to_string(d.join("init/cgroup.procs")).unwrap(),
+        "4242"
+    );
+    // (a plain file keeps only the last write; the kernel's file accumulates them)
+    assert_eq!(
+        std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap(),
+        "+pids"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -1,0 +1,126 @@
+#!/bin/sh
+# Guest-side checker for the VM tests (busybox sh). Runs as a oneshot unit in the booted image,
+# prints one `CHECK name: PASS|FAIL|SKIP detail` line per check on the console, then asks PID 1 for
+# an orderly poweroff (SIGUSR2, the busybox/sysvinit convention) so shutdown is tested too.
+#
+# The host side (qemu/boot.sh callers) greps these lines; `CHECKS-DONE pass=N fail=M` closes the list.
+
+# The console is the one place every init variant shows: do not depend on unit-output capture.
+if [ -w /dev/console ]; then exec >/dev/console 2>&1; fi
+
+pass=0
+fail=0
+result() { # name PASS|FAIL|SKIP detail...
+    name=$1 status=$2
+    shift 2
+    echo "CHECK $name: $status $*"
+    case $status in
+        PASS) pass=$((pass + 1)) ;;
+        FAIL) fail=$((fail + 1)) ;;
+    esac
+}
+
+uptime_s=$(cut -d' ' -f1 /proc/uptime)
+echo "CHECK-START uptime=$uptime_s"
+# The init's boot timeline so far (qemu/measure-boot.sh reads the stamps from the console).
+if [ -r /run/lifsea/boot-timeline.json ]; then
+    echo "CHECK-TIMELINE $(tr -d '\n' </run/lifsea/boot-timeline.json)"
+fi
+
+# /usr is the read-only half of the deployment: writes must fail with EROFS, not EACCES or ENOENT.
+if out=$(touch /usr/.lifsea-write-test 2>&1); then
+    rm -f /usr/.lifsea-write-test
+    result usr-readonly FAIL "touch /usr/.lifsea-write-test succeeded"
+elif echo "$out" | grep -q 'Read-only file system'; then
+    result usr-readonly PASS "$out"
+else
+    result usr-readonly FAIL "touch /usr failed otherwise: $out"
+fi
+
+for d in /etc /var; do
+    f=$d/.lifsea-write-test
+    if echo ok >"$f" 2>/dev/null && [ "$(cat "$f")" = ok ]; then
+        rm -f "$f"
+        result "writable-${d#/}" PASS "$d"
+    else
+        result "writable-${d#/}" FAIL "cannot write $f"
+    fi
+done
+
+# A counter in /var must survive a reboot: /var is bound from the stateroot, not a tmpfs.
+state=/var/lib/lifsea-test
+mkdir -p "$state"
+prev=$(cat "$state/boots" 2>/dev/null || echo 0)
+boot=$((prev + 1))
+echo "$boot" >"$state/boots"
+sync
+echo "CHECK-INFO boot=$boot"
+if [ "$prev" -eq 0 ]; then
+    result var-persist SKIP "first boot, marker written"
+else
+    result var-persist PASS "found marker of boot $prev"
+fi
+
+# Mounts: mountinfo fields are: id parent dev root mountpoint options ... - fstype source superopts.
+mi=/proc/self/mountinfo
+mnt_field() { # mountpoint -> "options fstype" of the last (topmost) mount there
+    awk -v m="$1" '$5 == m { for (i = 7; i <= NF; i++) if ($i == "-") { o = $6 " " $(i + 1) } } END { print o }' "$mi"
+}
+for m in / /usr /var /sysroot /boot /proc /sys /dev /run /sys/fs/cgroup; do
+    f=$(mnt_field "$m")
+    if [ -z "$f" ]; then
+        result "mount:$m" FAIL "not a mount point"
+        continue
+    fi
+    opts=${f% *} fstype=${f#* }
+    case $m in
+        /usr)
+            case ",$opts," in
+                *,ro,*) result "mount:$m" PASS "$fstype $opts" ;;
+                *) result "mount:$m" FAIL "not read-only: $opts" ;;
+            esac ;;
+        /sys/fs/cgroup)
+            if [ "$fstype" = cgroup2 ]; then result "mount:$m" PASS "$fstype"; else result "mount:$m" FAIL "type $fstype"; fi ;;
+        *) result "mount:$m" PASS "$fstype $opts" ;;
+    esac
+done
+
+# / must be the deployment itself (bound), /sysroot the physical root: both from the same disk.
+if [ -e /sysroot/ostree/deploy ]; then
+    result sysroot-physical PASS "/sysroot/ostree/deploy present"
+else
+    result sysroot-physical FAIL "/sysroot/ostree/deploy missing"
+fi
+
+if [ -e /run/ostree-booted ]; then
+    result ostree-booted PASS /run/ostree-booted
+else
+    result ostree-booted FAIL "/run/ostree-booted missing"
+fi
+
+if grep -q 'ostree=' /proc/cmdline; then
+    result cmdline-ostree PASS "$(tr ' ' '\n' </proc/cmdline | grep '^ostree=')"
+else
+    result cmdline-ostree FAIL "no ostree= on the kernel command line"
+fi
+
+# The real ostree CLI (Debian image only) recognises the booted deployment: same dev/inode as /.
+if command -v ostree >/dev/null 2>&1; then
+    st=$(ostree admin status 2>&1)
+    if echo "$st" | grep -q '^\* '; then
+        result ostree-status PASS "$(echo "$st" | grep '^\* ')"
+    else
+        result ostree-status FAIL "$(echo "$st" | tr '\n' '|')"
+    fi
+else
+    result ostree-status SKIP "no ostree CLI in this image"
+fi
+
+echo "CHECKS-DONE pass=$pass fail=$fail"
+sync
+
+# Ask the init for an orderly poweroff (LIFSEA_CHECK_NO_POWEROFF=1 leaves the machine running).
+if [ "${LIFSEA_CHECK_NO_POWEROFF:-0}" != 1 ] && ! grep -q 'lifsea.test.nopoweroff' /proc/cmdline; then
+    kill -USR2 1
+fi
+exit 0

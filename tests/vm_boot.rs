@@ -1,0 +1,211 @@
+//! VM tests: boot real Debian cloud kernels in QEMU (TCG) on ostree disk images built with the real
+//! ostree CLI, and judge the boot by what the guest checker (tests/vm/check.sh, run as a unit) prints
+//! on the serial console, plus `e2fsck -fn` on the image after poweroff.
+//!
+//! They take minutes and download a kernel package, so they run only with `LIFSEA_VM_TESTS=1`
+//! (tests/run.sh sets it); otherwise each test says why it skips. `LIFSEA_VM_INIT=standin` boots the
+//! busybox stand-in init instead of lifsea-init, to check the harness itself.
+
+mod vm_support;
+
+use vm_support::*;
+
+/// Checks every image must pass (names as check.sh prints them).
+const BASE_CHECKS: &[&str] = &[
+    "usr-readonly",
+    "writable-etc",
+    "writable-var",
+    "mount:/",
+    "mount:/usr",
+    "mount:/var",
+    "mount:/sysroot",
+    "mount:/boot",
+    "mount:/proc",
+    "mount:/sys",
+    "mount:/dev",
+    "mount:/run",
+    "mount:/sys/fs/cgroup",
+    "sysroot-physical",
+    "ostree-booted",
+    "cmdline-ostree",
+];
+
+/// Two boots of one disk: everything passes both times, the /var marker of boot 1 is seen in
+/// boot 2, poweroff is orderly and leaves a clean filesystem each time.
+fn boot_twice(image: &Image, name: &str) {
+    let work = WorkDir::new(name);
+    let disk = work.copy_disk(image);
+    for boot in 1..=2 {
+        let run = boot_disk(
+            image,
+            &disk,
+            &work.path(&format!("console-{boot}.log")),
+            &[],
+        );
+        run.assert_no_panic();
+        run.assert_checks_pass(BASE_CHECKS);
+        assert!(
+            run.console.contains(&format!("CHECK-INFO boot={boot}")),
+            "boot {boot}: checker saw another boot count\n{}",
+            run.tail()
+        );
+        if boot == 2 {
+            run.assert_checks_pass(&["var-persist"]);
+        }
+        run.assert_powered_off();
+        assert_fsck_clean(&disk);
+    }
+}
+
+#[test]
+fn direct_mode_nvme_boots_to_checker_twice() {
+    if skip("direct_mode_nvme_boots_to_checker_twice") {
+        return;
+    }
+    boot_twice(&image("tiny", "direct"), "direct");
+}
+
+#[test]
+fn initramfs_mode_virtio_blk_boots_to_checker_twice() {
+    if skip("initramfs_mode_virtio_blk_boots_to_checker_twice") {
+        return;
+    }
+    boot_twice(&image("tiny", "initramfs"), "initramfs");
+}
+
+/// The Debian image (containerd, runc, real ostree CLI): the booted deployment is the one
+/// `ostree admin status` marks, which needs /run/ostree-booted and / being the deployment itself.
+#[test]
+fn debian_image_ostree_admin_status_marks_booted_deployment() {
+    if skip("debian_image_ostree_admin_status_marks_booted_deployment") {
+        return;
+    }
+    let image = image("debian", "direct");
+    let work = WorkDir::new("debian");
+    let disk = work.copy_disk(&image);
+    let run = boot_disk(&image, &disk, &work.path("console.log"), &[]);
+    run.assert_no_panic();
+    let mut checks = BASE_CHECKS.to_vec();
+    checks.push("ostree-status");
+    run.assert_checks_pass(&checks);
+    run.assert_powered_off();
+    assert_fsck_clean(&disk);
+}
+
+/// A wrong `ostree=` must be reported on the console (naming the path) within the timeout, without
+/// a kernel panic: no hang, no panic loop.
+#[test]
+fn wrong_ostree_argument_gives_clear_message_without_hang() {
+    if skip("wrong_ostree_argument_gives_clear_message_without_hang") {
+        return;
+    }
+    let bad =
+        "/ostree/boot.1/lifsea/0000000000000000000000000000000000000000000000000000000000000000/0";
+    for mode in ["direct", "initramfs"] {
+        let image = image("tiny", mode);
+        let work = WorkDir::new(&format!("bad-ostree-{mode}"));
+        let disk = work.copy_disk(&image);
+        let run = boot_disk(
+            &image,
+            &disk,
+            &work.path("console.log"),
+            &[
+                "--ostree",
+                bad,
+                "--until",
+                "0000000000000000000000000000000000000000",
+            ],
+        );
+        let line = run.init_line_mentioning(bad);
+        assert!(
+            line.is_some(),
+            "{mode}: no console line from the init names the bad ostree= path\n{}",
+            run.tail()
+        );
+        assert!(
+            !run.timed_out(),
+            "{mode}: QEMU ran into the timeout\n{}",
+            run.tail()
+        );
+        run.assert_no_panic();
+        assert!(
+            !run.console.contains("CHECKS-DONE"),
+            "{mode}: the checker ran on a wrong ostree="
+        );
+    }
+}
+
+/// Initramfs mode without the root disk: stage 0 waits a bounded time and says which root it
+/// waited for.
+#[test]
+fn missing_root_disk_in_initramfs_mode_gives_clear_message() {
+    if skip("missing_root_disk_in_initramfs_mode_gives_clear_message") {
+        return;
+    }
+    let image = image("tiny", "initramfs");
+    let work = WorkDir::new("no-disk");
+    let disk = work.copy_disk(&image);
+    let run = boot_disk(
+        &image,
+        &disk,
+        &work.path("console.log"),
+        &["--no-disk", "--until", "LABEL=lifsea-root"],
+    );
+    let line = run.init_line_mentioning("LABEL=lifsea-root");
+    assert!(
+        line.is_some(),
+        "no console line from the init names the missing root LABEL=lifsea-root\n{}",
+        run.tail()
+    );
+    assert!(
+        !run.timed_out(),
+        "QEMU ran into the timeout\n{}",
+        run.tail()
+    );
+    run.assert_no_panic();
+}
+
+/// `mkinitramfs --list` names exactly the root-disk modules and their modules.dep closure.
+#[test]
+fn mkinitramfs_list_names_exactly_the_root_disk_modules() {
+    if skip("mkinitramfs_list_names_exactly_the_root_disk_modules") {
+        return;
+    }
+    if init_kind() == "standin" {
+        eprintln!("skipping: mkinitramfs belongs to the real init");
+        return;
+    }
+    let kernel = kernel();
+    let listed = mkinitramfs_list(&kernel);
+    let mut names: Vec<String> = listed.iter().map(|p| module_name(p)).collect();
+    names.sort();
+    let mut expected: Vec<String> = [
+        "virtio",
+        "virtio_blk",
+        "virtio_pci",
+        "virtio_pci_legacy_dev",
+        "virtio_pci_modern_dev",
+        "virtio_ring",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    expected.sort();
+    assert_eq!(names, expected, "mkinitramfs --list printed {listed:?}");
+    // The order is a load order: every module comes after the modules it depends on.
+    let pos = |n: &str| names_in_order(&listed).iter().position(|x| x == n);
+    for (module, dep) in [
+        ("virtio_blk", "virtio"),
+        ("virtio", "virtio_ring"),
+        ("virtio_pci", "virtio_pci_modern_dev"),
+    ] {
+        assert!(
+            pos(dep) < pos(module),
+            "{dep} must be listed before {module}: {listed:?}"
+        );
+    }
+}
+
+fn names_in_order(listed: &[String]) -> Vec<String> {
+    listed.iter().map(|p| module_name(p)).collect()
+}
