@@ -113,8 +113,20 @@ pub fn init_with(debug: bool, use_kmsg: bool) {
     });
     if log::set_boxed_logger(logger).is_ok() {
         log::set_max_level(level);
-        std::panic::set_hook(Box::new(|info| {
-            log::error!("panic: {info}");
+        // The hook opens its own sink instead of going through the logger: a panic raised while
+        // the logger's lock is held must still be reported, not deadlock.
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = format!("panic: {info}");
+            let kmsg = use_kmsg
+                && OpenOptions::new()
+                    .write(true)
+                    .open("/dev/kmsg")
+                    .and_then(|mut f| f.write_all(format_line(Level::Error, &msg, true).as_bytes()))
+                    .is_ok();
+            if !kmsg {
+                let _ =
+                    std::io::stderr().write_all(format_line(Level::Error, &msg, false).as_bytes());
+            }
         }));
     }
 }

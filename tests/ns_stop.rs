@@ -44,6 +44,8 @@ fn ns_shutdown_stops_in_reverse_dependency_order() {
     assert!(pos(&stops, "top") < pos(&stops, "mid"), "{stops:?}");
     assert!(pos(&stops, "mid") < pos(&stops, "base"), "{stops:?}");
     assert!(pos(&stops, "side") < pos(&stops, "base"), "{stops:?}");
+    // The init removes the groups it made (its own `init` and the units' `system/*`) on exit.
+    assert_eq!(ns.cgroup_children(), Vec::<String>::new());
 }
 
 #[test]

@@ -79,8 +79,6 @@ pub struct Supervisor {
     spawned_at: BTreeMap<String, Instant>,
     boot_done: bool,
     boot_started_us: u64,
-    /// Set once the "no cgroups" fallback was logged.
-    warned_no_cgroups: bool,
 }
 
 impl Supervisor {
@@ -115,7 +113,6 @@ impl Supervisor {
             spawned_at: BTreeMap::new(),
             boot_done: false,
             boot_started_us: crate::timeline::boottime_us(),
-            warned_no_cgroups: false,
             cfg,
         }
     }
@@ -275,7 +272,19 @@ impl Supervisor {
     fn prepare_cgroup(&mut self, unit: &Unit) -> Option<PathBuf> {
         let cg = self.cgroups.as_ref()?;
         let rel = self.cgroup_rel(unit);
-        let dir = match cg.create(&rel, unit.cgroup.delegate, None) {
+        if self.cfg.container {
+            crate::shutdown::note_created_cgroup(&unit.cgroup.path);
+        }
+        // A delegated group belongs to the service's user, so it can manage its own subtree.
+        let owner = if unit.cgroup.delegate {
+            spawn::unit_owner(unit, &self.cfg.etc_dir).unwrap_or_else(|e| {
+                log::warn!("{e}");
+                None
+            })
+        } else {
+            None
+        };
+        let dir = match cg.create(&rel, unit.cgroup.delegate, owner) {
             Ok(d) => d,
             Err(e) => {
                 log::warn!("unit {}: {e}; running it without its own cgroup", unit.name);
@@ -340,11 +349,9 @@ impl Supervisor {
                 if let Err(e) = process::signal_pid(pid, signal) {
                     log::warn!("unit {name}: kill({pid}, {}) failed: {e}", signal.as_str());
                 }
+                // Without cgroups, the process group stands in for the unit's group (spawn makes
+                // every service a session and process group leader).
                 if unit.kill_mode == KillMode::Cgroup && self.cgroups.is_none() {
-                    if !self.warned_no_cgroups {
-                        log::info!("no cgroup2 filesystem: stopping units by main pid and its process group");
-                        self.warned_no_cgroups = true;
-                    }
                     let _ = process::signal_group(pid, signal);
                 }
                 if signal != Signal::SIGKILL && signal != Signal::SIGCONT {
@@ -667,14 +674,14 @@ impl Supervisor {
             }
         }
         let now = Instant::now();
-        if let Some(mut server) = io.server.take() {
+        // Borrowed, not taken: a panic inside a request handler must not lose the server.
+        if let Some(server) = io.server.as_mut() {
             for w in &watches[server_at..] {
                 if w.is_ready() {
                     server.on_ready(w.fd, w.revents, self, now);
                 }
             }
             server.tick(self, now);
-            io.server = Some(server);
         }
         self.fire_timers(now);
         self.run_probes(now);

@@ -70,11 +70,23 @@ fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String) {
         None => CgroupRoot::detect().ok(),
     };
     let Some(root) = root else {
-        log::info!("no cgroup2 filesystem: units share the init's cgroup; stops signal main pids");
+        log::info!("no cgroup2 filesystem: units share the init's cgroup; stops signal each unit's main pid and its process group");
         return (None, String::new());
     };
     let base = if cfg.cgroup_base.is_empty() && cfg.container {
-        own_cgroup()
+        let own = own_cgroup();
+        // Started from a host's root cgroup: make a group of our own rather than spreading `init`
+        // and `system/*` over the host's top level, where another instance would collide.
+        let (base, own_group) = if own.is_empty() {
+            (
+                format!("lifsea-init-{}", crate::timeline::boottime_us()),
+                true,
+            )
+        } else {
+            (own, false)
+        };
+        crate::shutdown::register_cgroup_cleanup(root.root.clone(), base.clone(), own_group);
+        base
     } else {
         cfg.cgroup_base.trim_matches('/').to_string()
     };

@@ -218,6 +218,24 @@ impl Ns {
         out
     }
 
+    /// Names of the groups below the test's cgroup (what the init created and did not remove).
+    pub fn cgroup_children(&self) -> Vec<String> {
+        let Some(cg) = &self.cgroup else {
+            return Vec::new();
+        };
+        let Ok(rd) = std::fs::read_dir(cg) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect()
+    }
+
+    pub fn has_cgroup(&self) -> bool {
+        self.cgroup.is_some()
+    }
+
     /// Stops the init with SIGTERM and asserts it exits 0 in time.
     pub fn stop(&mut self, timeout: Duration) {
         self.signal(Signal::SIGTERM);
