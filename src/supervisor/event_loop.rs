@@ -9,19 +9,16 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fs::File;
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use super::cgroup::CgroupRoot;
-use super::output::{LineBuffer, LINE_CAP};
-use super::readiness;
-use super::spawn::{self, SpawnRequest};
-use super::state::{Action, Core, Event, ExitStatus, KillScope, Phase, TimerKind};
-use super::{notify, Config};
+use super::output::LineBuffer;
+use super::state::{Action, Core, Event, ExitStatus, Phase, TimerKind};
+use super::Config;
 use crate::control::ops::ShutdownKind;
 use crate::control::server::ControlServer;
 use crate::sys::inotify::{FileWatcher, WatchId};
@@ -30,18 +27,15 @@ use crate::sys::poll::{poll_fds, Watch};
 use crate::sys::reap::{self as process, Reaped};
 use crate::timeline::{SubjectKind, Timeline, TimelineEvent};
 use crate::unitlog::{Stream, UnitLogs};
-use crate::units::schema::{KillMode, Readiness};
+use crate::units::schema::Readiness;
 use crate::units::Unit;
 
-/// Bytes read from one pipe per wakeup, so one chatty service cannot starve the loop.
-const READ_BUDGET: usize = 64 * 1024;
-
 /// A service output pipe being drained into the unit's log.
-struct Pipe {
-    unit: String,
-    stream: Stream,
-    file: File,
-    lines: LineBuffer,
+pub(super) struct Pipe {
+    pub(super) unit: String,
+    pub(super) stream: Stream,
+    pub(super) file: File,
+    pub(super) lines: LineBuffer,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,18 +61,18 @@ pub struct Supervisor {
     pub(super) timeline: Timeline,
     pub(super) status_text: BTreeMap<String, String>,
     pub(super) shutdown_kind: Option<ShutdownKind>,
-    pipes: Vec<Pipe>,
-    ready_fds: Vec<(String, File)>,
-    probes: BTreeMap<String, Readiness>,
-    next_probe: Option<Instant>,
+    pub(super) pipes: Vec<Pipe>,
+    pub(super) ready_fds: Vec<(String, File)>,
+    pub(super) probes: BTreeMap<String, Readiness>,
+    pub(super) next_probe: Option<Instant>,
     timers: BinaryHeap<Reverse<TimerEntry>>,
     timer_seq: u64,
-    watcher: Option<FileWatcher>,
-    watches: BTreeMap<String, WatchId>,
-    queue: VecDeque<Event>,
-    spawned_at: BTreeMap<String, Instant>,
-    boot_done: bool,
-    boot_started_us: u64,
+    pub(super) watcher: Option<FileWatcher>,
+    pub(super) watches: BTreeMap<String, WatchId>,
+    pub(super) queue: VecDeque<Event>,
+    pub(super) spawned_at: BTreeMap<String, Instant>,
+    pub(super) boot_done: bool,
+    pub(super) boot_started_us: u64,
 }
 
 impl Supervisor {
@@ -225,142 +219,6 @@ impl Supervisor {
         }
     }
 
-    fn spawn_unit(&mut self, name: &str) {
-        let Some(unit) = self.units.get(name).cloned() else {
-            self.queue.push_back(Event::SpawnFailed {
-                unit: name.to_string(),
-                message: "unit definition missing".into(),
-            });
-            return;
-        };
-        let cgroup_dir = self.prepare_cgroup(&unit);
-        let req = SpawnRequest {
-            unit: &unit,
-            notify_socket: Some(&self.notify_path),
-            cgroup_dir,
-            etc_dir: &self.cfg.etc_dir,
-        };
-        match spawn::spawn(&req) {
-            Ok(s) => {
-                self.add_pipe(name, Stream::Stdout, s.stdout);
-                self.add_pipe(name, Stream::Stderr, s.stderr);
-                self.ready_fds.retain(|(u, _)| u != name);
-                if let Some(fd) = s.ready_fd {
-                    let _ = crate::sys::poll::set_nonblocking(fd.as_raw_fd());
-                    self.ready_fds.push((name.to_string(), File::from(fd)));
-                }
-                if readiness::is_probe(&unit.ready) {
-                    self.probes.insert(name.to_string(), unit.ready.clone());
-                    self.next_probe = Some(Instant::now());
-                }
-                self.queue.push_back(Event::Spawned {
-                    unit: name.to_string(),
-                    pid: s.pid.as_raw(),
-                });
-            }
-            Err(e) => {
-                log::warn!("{e}");
-                self.queue.push_back(Event::SpawnFailed {
-                    unit: name.to_string(),
-                    message: e.to_string(),
-                });
-            }
-        }
-    }
-
-    /// Creates the unit's cgroup and watches its cgroup.events; `None` without cgroups.
-    fn prepare_cgroup(&mut self, unit: &Unit) -> Option<PathBuf> {
-        let cg = self.cgroups.as_ref()?;
-        let rel = self.cgroup_rel(unit);
-        if self.cfg.container {
-            crate::shutdown::note_created_cgroup(&unit.cgroup.path);
-        }
-        // A delegated group belongs to the service's user, so it can manage its own subtree.
-        let owner = if unit.cgroup.delegate {
-            spawn::unit_owner(unit, &self.cfg.etc_dir).unwrap_or_else(|e| {
-                log::warn!("{e}");
-                None
-            })
-        } else {
-            None
-        };
-        let dir = match cg.create(&rel, unit.cgroup.delegate, owner) {
-            Ok(d) => d,
-            Err(e) => {
-                log::warn!("unit {}: {e}; running it without its own cgroup", unit.name);
-                return None;
-            }
-        };
-        if !self.watches.contains_key(&unit.name) {
-            if let Some(w) = &self.watcher {
-                match w.watch_modify(&cg.events_path(&rel)) {
-                    Ok(id) => {
-                        self.watches.insert(unit.name.clone(), id);
-                    }
-                    Err(e) => log::warn!("unit {}: cannot watch cgroup.events: {e}", unit.name),
-                }
-            }
-        }
-        Some(dir)
-    }
-
-    fn add_pipe(&mut self, unit: &str, stream: Stream, fd: OwnedFd) {
-        let _ = crate::sys::poll::set_nonblocking(fd.as_raw_fd());
-        self.pipes.push(Pipe {
-            unit: unit.to_string(),
-            stream,
-            file: File::from(fd),
-            lines: LineBuffer::new(LINE_CAP),
-        });
-    }
-
-    fn group_populated(&self, unit: &str) -> bool {
-        let (Some(cg), Some(u)) = (&self.cgroups, self.units.get(unit)) else {
-            return false;
-        };
-        // A group that cannot be read (removed, never created) holds no processes.
-        cg.is_populated(&self.cgroup_rel(u)).unwrap_or(false)
-    }
-
-    fn kill_unit(&mut self, name: &str, signal: Signal, scope: KillScope) {
-        let pid = self.core.get(name).and_then(|e| e.pid);
-        let Some(unit) = self.units.get(name) else {
-            return;
-        };
-        match (scope, &self.cgroups) {
-            (KillScope::Group, Some(cg)) => {
-                let rel = self.cgroup_rel(unit);
-                let r = if signal == Signal::SIGKILL {
-                    cg.kill(&rel)
-                } else {
-                    cg.signal_all(&rel, signal)
-                        .and_then(|_| cg.signal_all(&rel, Signal::SIGCONT))
-                };
-                if let Err(e) = r {
-                    log::warn!("unit {name}: signalling its cgroup failed: {e}");
-                }
-                // A MAINPID outside the group still gets the signal.
-                if let Some(pid) = pid {
-                    let _ = process::signal_pid(pid, signal);
-                }
-            }
-            _ => {
-                let Some(pid) = pid else { return };
-                if let Err(e) = process::signal_pid(pid, signal) {
-                    log::warn!("unit {name}: kill({pid}, {}) failed: {e}", signal.as_str());
-                }
-                // Without cgroups, the process group stands in for the unit's group (spawn makes
-                // every service a session and process group leader).
-                if unit.kill_mode == KillMode::Cgroup && self.cgroups.is_none() {
-                    let _ = process::signal_group(pid, signal);
-                }
-                if signal != Signal::SIGKILL && signal != Signal::SIGCONT {
-                    let _ = process::signal_pid(pid, Signal::SIGCONT);
-                }
-            }
-        }
-    }
-
     /// Reaps every exited child; matches main pids to units, orphans are reaped silently.
     fn reap(&mut self) {
         while let Some(r) = process::reap_one() {
@@ -402,162 +260,6 @@ impl Supervisor {
                 .mark(SubjectKind::Stage, "shutdown", TimelineEvent::Start);
         }
         self.dispatch(Event::Shutdown);
-    }
-
-    fn on_notify(&mut self, sock: &NotifySocket) {
-        loop {
-            let d = match sock.receive() {
-                Ok(Some(d)) => d,
-                Ok(None) => return,
-                Err(e) => {
-                    log::debug!("notify socket: {e}");
-                    return;
-                }
-            };
-            let Some(pid) = d.pid else { continue };
-            let Some(unit) = self.attribute(pid) else {
-                log::debug!("notify message from pid {pid} belongs to no unit; ignored");
-                continue;
-            };
-            let msg = notify::parse(&d.data);
-            if let Some(mp) = msg.main_pid {
-                self.dispatch(Event::MainPid {
-                    unit: unit.clone(),
-                    pid: mp,
-                });
-            }
-            if let Some(s) = msg.status {
-                self.status_text.insert(unit.clone(), s);
-            }
-            if let Some(e) = msg.errno {
-                log::info!("unit {unit}: reports errno {e}");
-            }
-            if msg.stopping {
-                log::debug!("unit {unit}: stopping");
-            }
-            if msg.ready {
-                self.dispatch(Event::Ready(unit));
-            }
-        }
-    }
-
-    /// Which unit a notify sender belongs to: main pid, cgroup member, or descendant of the main pid.
-    fn attribute(&self, pid: i32) -> Option<String> {
-        if let Some(u) = self.core.unit_by_pid(pid) {
-            return Some(u.to_string());
-        }
-        let proc_dir = Path::new("/proc");
-        if self.cgroups.is_some() {
-            if let Some(cg) = notify::cgroup_of(proc_dir, pid) {
-                for (name, unit) in &self.units {
-                    let rel = format!("/{}", self.cgroup_rel(unit));
-                    if notify::cgroup_contains(&rel, &cg)
-                        && self.core.get(name).is_some_and(|e| e.pid.is_some())
-                    {
-                        return Some(name.clone());
-                    }
-                }
-            }
-        }
-        self.core
-            .entries()
-            .find(|(_, e)| {
-                e.pid
-                    .is_some_and(|main| notify::descends_from(proc_dir, pid, main))
-            })
-            .map(|(n, _)| n.clone())
-    }
-
-    fn on_cgroup_events(&mut self) {
-        let Some(w) = &self.watcher else { return };
-        let fired = w.fired();
-        for id in fired {
-            let unit = self
-                .watches
-                .iter()
-                .find(|(_, w)| **w == id)
-                .map(|(u, _)| u.clone());
-            if let Some(u) = unit {
-                if !self.group_populated(&u) {
-                    self.dispatch(Event::GroupEmpty(u));
-                }
-            }
-        }
-    }
-
-    /// Drains one output pipe; returns false once it reached end of file.
-    fn drain_pipe(&mut self, idx: usize) -> bool {
-        let mut buf = [0u8; 8192];
-        let mut total = 0;
-        let Some(p) = self.pipes.get_mut(idx) else {
-            return false;
-        };
-        loop {
-            match p.file.read(&mut buf) {
-                Ok(0) => {
-                    if let Some(tail) = p.lines.finish() {
-                        log::debug!("{}: {}", p.unit, String::from_utf8_lossy(&tail));
-                        self.logs.push(&p.unit, p.stream, &tail);
-                    }
-                    return false;
-                }
-                Ok(n) => {
-                    for line in p.lines.feed(&buf[..n]) {
-                        log::debug!("{}: {}", p.unit, String::from_utf8_lossy(&line));
-                        self.logs.push(&p.unit, p.stream, &line);
-                    }
-                    total += n;
-                    if total >= READ_BUDGET {
-                        return true;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return e.kind() == std::io::ErrorKind::WouldBlock,
-            }
-        }
-    }
-
-    /// Reads the s6 readiness pipe; a newline means ready. Returns false once it is closed.
-    fn read_ready_fd(&mut self, idx: usize) -> bool {
-        let mut buf = [0u8; 512];
-        let Some((unit, f)) = self.ready_fds.get_mut(idx) else {
-            return false;
-        };
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => return false,
-                Ok(n) => {
-                    if buf[..n].contains(&b'\n') {
-                        let u = unit.clone();
-                        self.dispatch(Event::Ready(u));
-                        return false;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return e.kind() == std::io::ErrorKind::WouldBlock,
-            }
-        }
-    }
-
-    fn run_probes(&mut self, now: Instant) {
-        if self.next_probe.map_or(true, |t| t > now) {
-            return;
-        }
-        let ready: Vec<String> = self
-            .probes
-            .iter()
-            .filter(|(_, r)| readiness::probe(r))
-            .map(|(u, _)| u.clone())
-            .collect();
-        for u in ready {
-            self.probes.remove(&u);
-            self.dispatch(Event::Ready(u));
-        }
-        self.next_probe = if self.probes.is_empty() {
-            None
-        } else {
-            Some(now + readiness::PROBE_INTERVAL)
-        };
     }
 
     fn fire_timers(&mut self, now: Instant) {

@@ -5,10 +5,12 @@
 //! `notify`/`readiness`/`output` (the protocols services speak), `catalog` (loading and reload),
 //! `ops_impl` (the control API's `Operations`), `report` (boot-timeline.json), `spawn`/`cgroup`.
 
+pub mod actions;
 pub mod backoff;
 pub mod catalog;
 pub mod cgroup;
 pub mod event_loop;
+pub mod inputs;
 pub mod model;
 pub mod notify;
 pub mod ops_impl;
