@@ -38,10 +38,10 @@ impl Supervisor {
             Ok(s) => {
                 self.add_pipe(name, Stream::Stdout, s.stdout);
                 self.add_pipe(name, Stream::Stderr, s.stderr);
-                self.ready_fds.retain(|(u, _)| u != name);
+                self.ready_fds.remove(name);
                 if let Some(fd) = s.ready_fd {
                     let _ = crate::sys::poll::set_nonblocking(fd.as_raw_fd());
-                    self.ready_fds.push((name.to_string(), File::from(fd)));
+                    self.ready_fds.insert(name.to_string(), File::from(fd));
                 }
                 if readiness::is_probe(&unit.ready) {
                     self.probes.insert(name.to_string(), unit.ready.clone());

@@ -62,7 +62,8 @@ pub struct Supervisor {
     pub(super) status_text: BTreeMap<String, String>,
     pub(super) shutdown_kind: Option<ShutdownKind>,
     pub(super) pipes: Vec<Pipe>,
-    pub(super) ready_fds: Vec<(String, File)>,
+    /// s6 readiness pipes of starting units, by unit.
+    pub(super) ready_fds: BTreeMap<String, File>,
     pub(super) probes: BTreeMap<String, Readiness>,
     pub(super) next_probe: Option<Instant>,
     timers: BinaryHeap<Reverse<TimerEntry>>,
@@ -96,7 +97,7 @@ impl Supervisor {
             status_text: BTreeMap::new(),
             shutdown_kind: None,
             pipes: Vec::new(),
-            ready_fds: Vec::new(),
+            ready_fds: BTreeMap::new(),
             probes: BTreeMap::new(),
             next_probe: None,
             timers: BinaryHeap::new(),
@@ -109,6 +110,12 @@ impl Supervisor {
             boot_started_us: crate::timeline::boottime_us(),
             cfg,
         }
+    }
+
+    /// Marks a fact (`network-online`, ...) as reached: units waiting for it may start. For stage-1
+    /// code that finishes while the loop runs (the network coming up).
+    pub fn reach_fact(&mut self, fact: &str) {
+        self.dispatch(Event::FactReached(fact.to_string()));
     }
 
     /// The unit's cgroup relative to the cgroup root.
@@ -214,7 +221,7 @@ impl Supervisor {
                 .map_or(true, |e| e.phase != Phase::Starting)
             {
                 self.probes.remove(name);
-                self.ready_fds.retain(|(u, _)| u != name);
+                self.ready_fds.remove(name);
             }
         }
     }
@@ -352,27 +359,27 @@ impl Supervisor {
         if self.watcher.is_some() && watches[2].is_ready() {
             self.on_cgroup_events();
         }
-        // Pipes: drain the ready ones, drop the closed ones (indices shift, so walk backwards).
+        // Pipes: drain the ready ones, drop the closed ones. Draining dispatches nothing, so the
+        // indices hold; walking backwards keeps them valid across swap_remove.
         let pipe_ready: Vec<bool> = watches[pipes_at..ready_at]
             .iter()
             .map(Watch::is_ready)
             .collect();
         for i in (0..pipe_ready.len()).rev() {
             if pipe_ready[i] && !self.drain_pipe(i) {
-                self.pipes.remove(i);
+                self.pipes.swap_remove(i);
             }
         }
-        let rfd_ready: Vec<bool> = watches[ready_at..server_at]
+        // Readiness pipes, by unit name: reading one may dispatch events that drop others.
+        let rfd_ready: Vec<String> = watches[ready_at..server_at]
             .iter()
-            .map(Watch::is_ready)
+            .zip(self.ready_fds.keys())
+            .filter(|(w, _)| w.is_ready())
+            .map(|(_, u)| u.clone())
             .collect();
-        for i in (0..rfd_ready.len()).rev() {
-            if rfd_ready[i]
-                && i < self.ready_fds.len()
-                && !self.read_ready_fd(i)
-                && i < self.ready_fds.len()
-            {
-                self.ready_fds.remove(i);
+        for unit in rfd_ready {
+            if !self.read_ready_fd(&unit) {
+                self.ready_fds.remove(&unit);
             }
         }
         let now = Instant::now();

@@ -129,9 +129,9 @@ impl Supervisor {
     }
 
     /// Reads the s6 readiness pipe; a newline means ready. Returns false once it is closed.
-    pub(super) fn read_ready_fd(&mut self, idx: usize) -> bool {
+    pub(super) fn read_ready_fd(&mut self, unit: &str) -> bool {
         let mut buf = [0u8; 512];
-        let Some((unit, f)) = self.ready_fds.get_mut(idx) else {
+        let Some(f) = self.ready_fds.get_mut(unit) else {
             return false;
         };
         loop {
@@ -139,8 +139,7 @@ impl Supervisor {
                 Ok(0) => return false,
                 Ok(n) => {
                     if buf[..n].contains(&b'\n') {
-                        let u = unit.clone();
-                        self.dispatch(Event::Ready(u));
+                        self.dispatch(Event::Ready(unit.to_string()));
                         return false;
                     }
                 }

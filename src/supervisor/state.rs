@@ -104,6 +104,7 @@ impl Core {
     /// Adds or replaces a unit's spec (state is kept when replacing).
     pub fn upsert(&mut self, name: &str, spec: UnitSpec, enabled: bool, now: Instant) {
         self.seed = self.seed.wrapping_add(0x9e37_79b9);
+        self.unindex(name);
         match self.units.get_mut(name) {
             Some(e) => {
                 e.spec = spec;
@@ -115,7 +116,7 @@ impl Core {
                 self.units.insert(name.to_string(), e);
             }
         }
-        self.reindex();
+        self.index(name);
         self.touch(name);
         self.touch_dependents(name);
     }
@@ -139,26 +140,45 @@ impl Core {
 
     /// Forgets a unit (only once it has no processes).
     pub fn remove(&mut self, name: &str) {
+        self.unindex(name);
         self.units.remove(name);
-        self.reindex();
     }
 
-    fn reindex(&mut self) {
-        self.dependents.clear();
-        self.requirers.clear();
-        for (name, e) in &self.units {
-            let s = &e.spec;
-            for d in s.requires.iter().chain(&s.wants).chain(&s.after) {
-                self.dependents
-                    .entry(d.clone())
-                    .or_default()
-                    .insert(name.clone());
+    /// Adds `name`'s edges to the reverse indexes (incrementally: loading a thousand units must
+    /// not rebuild the index a thousand times).
+    fn index(&mut self, name: &str) {
+        let Some(e) = self.units.get(name) else {
+            return;
+        };
+        let s = &e.spec;
+        for d in s.requires.iter().chain(&s.wants).chain(&s.after) {
+            self.dependents
+                .entry(d.clone())
+                .or_default()
+                .insert(name.to_string());
+        }
+        for d in &s.requires {
+            self.requirers
+                .entry(d.clone())
+                .or_default()
+                .insert(name.to_string());
+        }
+    }
+
+    /// Removes `name`'s edges from the reverse indexes.
+    fn unindex(&mut self, name: &str) {
+        let Some(e) = self.units.get(name) else {
+            return;
+        };
+        let s = &e.spec;
+        for d in s.requires.iter().chain(&s.wants).chain(&s.after) {
+            if let Some(set) = self.dependents.get_mut(d) {
+                set.remove(name);
             }
-            for d in &s.requires {
-                self.requirers
-                    .entry(d.clone())
-                    .or_default()
-                    .insert(name.clone());
+        }
+        for d in &s.requires {
+            if let Some(set) = self.requirers.get_mut(d) {
+                set.remove(name);
             }
         }
     }
