@@ -333,11 +333,7 @@ impl Supervisor {
         let pipes_at = watches.len();
         watches.extend(self.pipes.iter().map(|p| Watch::input(p.file.as_raw_fd())));
         let ready_at = watches.len();
-        watches.extend(
-            self.ready_fds
-                .iter()
-                .map(|(_, f)| Watch::input(f.as_raw_fd())),
-        );
+        watches.extend(self.ready_fds.values().map(|f| Watch::input(f.as_raw_fd())));
         let server_at = watches.len();
         if let Some(s) = &io.server {
             watches.extend(s.poll_fds().into_iter().map(|(fd, ev)| Watch::new(fd, ev)));
