@@ -581,3 +581,21 @@ fn exit_status_words() {
     assert_eq!(fmt_duration(Duration::from_millis(1500)), "1500ms");
     assert_eq!(Phase::Backoff.as_str(), "backoff");
 }
+
+#[test]
+fn changing_a_spec_updates_the_dependency_index() {
+    let mut t = T::new(&[("base", exec_daemon()), ("top", requiring(exec_daemon(), &["base"]))]);
+    t.ev(Event::Boot);
+    t.spawned("base", 1);
+    t.spawned("top", 2);
+    // top no longer requires base: stopping base must not wait for (or stop) top.
+    let now = t.now;
+    t.core.upsert("top", exec_daemon(), true, now);
+    let acts = t.ev(Event::Stop("base".into()));
+    assert_eq!(kills(&acts), vec![("base".to_string(), Signal::SIGTERM, KillScope::Main)]);
+    assert_eq!(phase(&t.core, "top"), Phase::Running);
+    t.core.remove("top");
+    assert!(t.core.get("top").is_none());
+    t.exited("base", ExitStatus::Signal(15));
+    assert_eq!(phase(&t.core, "base"), Phase::Inactive);
+}
