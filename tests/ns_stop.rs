@@ -188,16 +188,16 @@ exec = ["/bin/sh", "-c", "echo ran > @OUT@/after-cycle; exec sleep 100"]"#,
 fn ns_reload_starts_new_restarts_changed_stops_removed() {
     let mut ns = Ns::new("reload");
     let svc = |tag: &str| {
-        format!(
-            r#"exec = ["/bin/sh", "-c", "echo {tag} >> @OUT@/$0; exec sleep 100", "{{name}}"]"#
-        )
+        format!(r#"exec = ["/bin/sh", "-c", "echo {tag} >> @OUT@/$0; exec sleep 100", "{{name}}"]"#)
     };
     ns.unit("keep", &svc("v1").replace("{name}", "keep"));
     ns.unit("change", &svc("v1").replace("{name}", "change"));
     ns.unit("drop", &svc("v1").replace("{name}", "drop"));
     ns.start();
     assert!(
-        ns.wait_for(T, || ["keep", "change", "drop"].iter().all(|u| ns.lines(u).len() == 1)),
+        ns.wait_for(T, || ["keep", "change", "drop"]
+            .iter()
+            .all(|u| ns.lines(u).len() == 1)),
         "{}",
         ns.log()
     );
@@ -205,14 +205,30 @@ fn ns_reload_starts_new_restarts_changed_stops_removed() {
     ns.unit("fresh", &svc("v1").replace("{name}", "fresh"));
     std::fs::remove_file(ns.units.join("drop.toml")).unwrap();
     ns.signal(Signal::SIGHUP);
-    assert!(ns.wait_for(T, || ns.lines("fresh").len() == 1), "{}", ns.log());
-    assert!(ns.wait_for(T, || ns.lines("change") == vec!["v1", "v2"]), "{}", ns.log());
+    assert!(
+        ns.wait_for(T, || ns.lines("fresh").len() == 1),
+        "{}",
+        ns.log()
+    );
+    assert!(
+        ns.wait_for(T, || ns.lines("change") == vec!["v1", "v2"]),
+        "{}",
+        ns.log()
+    );
     assert!(ns.wait_log(T, "[ STOP ] drop"), "{}", ns.log());
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(ns.lines("keep"), vec!["v1"], "an unchanged unit keeps running");
+    assert_eq!(
+        ns.lines("keep"),
+        vec!["v1"],
+        "an unchanged unit keeps running"
+    );
     // SIGUSR2 asks for a power-off; in container mode that still ends with exit 0.
     ns.signal(Signal::SIGUSR2);
     let st = ns.wait_exit(T);
     assert!(st.is_some_and(|s| s.success()), "{st:?}");
-    assert!(ns.log().contains("shutting down (Poweroff)"), "{}", ns.log());
+    assert!(
+        ns.log().contains("shutting down (Poweroff)"),
+        "{}",
+        ns.log()
+    );
 }

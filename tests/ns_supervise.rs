@@ -235,3 +235,44 @@ exec = ["/bin/sh", "-c", "echo ran > @OUT@/needs-mute; exec sleep 100"]
     assert_eq!(failure, "dependency mute failed: not ready within 1s");
     ns.stop(T);
 }
+
+#[test]
+fn ns_not_pid1_adopts_orphans_and_kills_only_descendants() {
+    let mut ns = Ns::new("subreaper");
+    ns.unit(
+        "orphaner",
+        r#"type = "oneshot"
+exec = ["/bin/sh", "-c", "(sleep 5678.9 &); echo done > @OUT@/done"]
+"#,
+    );
+    // Something outside the init that must survive its shutdown.
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("5678.8")
+        .spawn()
+        .unwrap();
+    ns.start_plain();
+    assert!(
+        ns.wait_for(T, || ns.read("done").contains("done")),
+        "{}",
+        ns.log()
+    );
+    let init = ns.init_pid().unwrap();
+    assert!(ns.wait_for(T, || !Ns::pids_with("sleep 5678.9").is_empty()));
+    let orphan = Ns::pids_with("sleep 5678.9")[0];
+    assert_eq!(
+        Ns::ppid(orphan),
+        Some(init),
+        "the orphan is reparented to the subreaper init"
+    );
+    ns.stop(T);
+    assert!(
+        ns.wait_for(Duration::from_secs(3), || Ns::pids_with("sleep 5678.9")
+            .is_empty())
+    );
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "a process outside the init was killed"
+    );
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}

@@ -584,7 +584,10 @@ fn exit_status_words() {
 
 #[test]
 fn changing_a_spec_updates_the_dependency_index() {
-    let mut t = T::new(&[("base", exec_daemon()), ("top", requiring(exec_daemon(), &["base"]))]);
+    let mut t = T::new(&[
+        ("base", exec_daemon()),
+        ("top", requiring(exec_daemon(), &["base"])),
+    ]);
     t.ev(Event::Boot);
     t.spawned("base", 1);
     t.spawned("top", 2);
@@ -592,7 +595,10 @@ fn changing_a_spec_updates_the_dependency_index() {
     let now = t.now;
     t.core.upsert("top", exec_daemon(), true, now);
     let acts = t.ev(Event::Stop("base".into()));
-    assert_eq!(kills(&acts), vec![("base".to_string(), Signal::SIGTERM, KillScope::Main)]);
+    assert_eq!(
+        kills(&acts),
+        vec![("base".to_string(), Signal::SIGTERM, KillScope::Main)]
+    );
     assert_eq!(phase(&t.core, "top"), Phase::Running);
     t.core.remove("top");
     assert!(t.core.get("top").is_none());

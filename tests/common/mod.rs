@@ -49,6 +49,8 @@ pub struct Ns {
     cgroup: Option<PathBuf>,
     child: Option<Child>,
     exited: Option<std::process::ExitStatus>,
+    /// Started without a PID namespace: the init is not PID 1.
+    plain: bool,
 }
 
 impl Ns {
@@ -79,6 +81,7 @@ impl Ns {
             cgroup,
             child: None,
             exited: None,
+            plain: false,
         }
     }
 
@@ -88,14 +91,25 @@ impl Ns {
         std::fs::write(self.units.join(format!("{name}.toml")), text).unwrap();
     }
 
+    /// Starts the init in container mode without a PID namespace (so it is not PID 1).
+    pub fn start_plain(&mut self) {
+        self.plain = true;
+        self.start();
+    }
+
     pub fn start(&mut self) {
         let procs = self
             .cgroup
             .as_ref()
             .map(|c| c.join("cgroup.procs").display().to_string())
             .unwrap_or_else(|| "/dev/null".into());
+        let wrapper = if self.plain {
+            ""
+        } else {
+            "unshare --pid --fork --mount-proc "
+        };
         let script = format!(
-            "echo $$ > {procs}; exec unshare --pid --fork --mount-proc {BIN} --container --units {} --run-dir {}",
+            "echo $$ > {procs}; exec {wrapper}{BIN} --container --units {} --run-dir {}",
             self.units.display(),
             self.run.display()
         );
@@ -114,9 +128,12 @@ impl Ns {
         self.child = Some(child);
     }
 
-    /// The init's pid on the host: the child of unshare.
+    /// The init's pid on the host: the child of unshare (or the started process itself).
     pub fn init_pid(&self) -> Option<i32> {
         let unshare = self.child.as_ref()?.id() as i32;
+        if self.plain {
+            return Some(unshare);
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             for ent in std::fs::read_dir("/proc").ok()?.flatten() {
@@ -196,6 +213,13 @@ impl Ns {
     pub fn timeline(&self) -> Option<serde_json::Value> {
         let text = std::fs::read_to_string(self.run.join("boot-timeline.json")).ok()?;
         serde_json::from_str(&text).ok()
+    }
+
+    /// Parent pid of a host process.
+    pub fn ppid(pid: i32) -> Option<i32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &stat[stat.rfind(')')? + 1..];
+        rest.split_whitespace().nth(1)?.parse().ok()
     }
 
     /// Host pids whose command line contains `marker`.
