@@ -232,3 +232,36 @@ fn ns_reload_starts_new_restarts_changed_stops_removed() {
         ns.log()
     );
 }
+
+#[test]
+fn ns_cgroup_stop_waits_for_the_whole_group() {
+    let mut ns = Ns::new("groupwait");
+    ns.unit(
+        "base",
+        r#"exec = ["/bin/sh", "-c", "trap 'echo base-stopped >> @OUT@/order; exit 0' TERM; while :; do sleep 0.05; done"]
+"#,
+    );
+    // The main process dies at once on SIGTERM; its child takes 600 ms to finish. The unit is only
+    // stopped (and base may only stop) once the child is gone too.
+    ns.unit(
+        "dep",
+        r#"requires = ["base"]
+exec = ["/bin/sh", "-c", "/bin/sh -c 'trap \"sleep 0.6; echo dep-child-gone >> @OUT@/order; exit 0\" TERM; echo up > @OUT@/child; while :; do sleep 0.05; done' & wait"]
+"#,
+    );
+    ns.start();
+    assert!(
+        ns.wait_for(T, || ns.read("child").contains("up")),
+        "{}",
+        ns.log()
+    );
+    ns.stop(T);
+    if ns.has_cgroup() {
+        assert_eq!(
+            ns.lines("order"),
+            vec!["dep-child-gone", "base-stopped"],
+            "{}",
+            ns.log()
+        );
+    }
+}
