@@ -131,8 +131,8 @@ impl Supervisor {
                     self.core.upsert(name, spec, unit.enabled, now);
                     if unit.enabled {
                         to_start.push(name.clone());
+                        report.started.push(name.clone());
                     }
-                    report.started.push(name.clone());
                 }
                 Some(prev) if prev != unit => {
                     let active = self.core.get(name).is_some_and(|e| {
