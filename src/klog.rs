@@ -82,6 +82,16 @@ impl Log for Logger {
     fn flush(&self) {}
 }
 
+/// Lets our own lines through /dev/kmsg unthrottled. The kernel rate-limits userspace writes to
+/// /dev/kmsg by default (`printk.devkmsg=ratelimit`: a burst of 10 per 5 s), which would swallow
+/// most of a boot's progress lines. Needs /proc; a failure only means throttled logs.
+pub fn lift_kmsg_ratelimit(proc_dir: &std::path::Path) {
+    let path = proc_dir.join("sys/kernel/printk_devkmsg");
+    if let Err(e) = std::fs::write(&path, "on\n") {
+        log::debug!("cannot write {}: {e}", path.display());
+    }
+}
+
 /// Installs the logger (once; later calls are ignored) and the panic hook. `debug` lowers the level
 /// to Debug. Container mode logs to stderr: /dev/kmsg would be the host's kernel log.
 pub fn init(debug: bool) {

@@ -132,6 +132,7 @@ pub fn run(cfg: Config, timeline: Timeline) -> ShutdownKind {
         if let Err(e) = crate::sys::power::disable_ctrl_alt_del() {
             log::warn!("cannot route Ctrl-Alt-Del to SIGINT: {e}");
         }
+        crate::klog::lift_kmsg_ratelimit(std::path::Path::new("/proc"));
     }
     if let Err(e) = std::fs::create_dir_all(&cfg.run_dir).and_then(|_| {
         std::fs::set_permissions(&cfg.run_dir, std::fs::Permissions::from_mode(0o755))
