@@ -10,11 +10,13 @@ use nix::sys::signal::Signal;
 
 const T: Duration = Duration::from_secs(20);
 
-/// A service script that records its start and its SIGTERM, then exits.
+/// A service script that records its start (then reports ready on fd 3, so dependents start after
+/// the record) and its SIGTERM, then exits.
 fn recorder(name: &str, deps: &str) -> String {
     format!(
         r#"{deps}
-exec = ["/bin/sh", "-c", "trap 'echo {name} >> @OUT@/stops; exit 0' TERM; echo {name} >> @OUT@/starts; while :; do sleep 0.05; done"]
+ready = {{ fd = 3 }}
+exec = ["/bin/sh", "-c", "trap 'echo {name} >> @OUT@/stops; exit 0' TERM; echo {name} >> @OUT@/starts; echo >&3; while :; do sleep 0.05; done"]
 "#
     )
 }
@@ -84,17 +86,18 @@ fn ns_kill_mode_cgroup_versus_main() {
     let mut ns = Ns::new("killmode");
     ns.unit(
         "whole",
-        r#"exec = ["/bin/sh", "-c", "sleep 4567.1 & exec sleep 4567.2"]
+        r#"exec = ["/bin/sh", "-c", "sleep 4567.$0 & exec sleep 4567.$1", "@P@1", "@P@2"]
 "#,
     );
     ns.unit(
         "mainonly",
         r#"kill = "main"
-exec = ["/bin/sh", "-c", "sleep 4567.3 & exec sleep 4567.4"]
+exec = ["/bin/sh", "-c", "sleep 4567.$0 & exec sleep 4567.$1", "@P@3", "@P@4"]
 "#,
     );
     ns.start();
-    let all = ["4567.1", "4567.2", "4567.3", "4567.4"];
+    let all = ["4567.1", "4567.2", "4567.3", "4567.4"]
+        .map(|m| m.replace('.', &format!(".{}", std::process::id())));
     assert!(
         ns.wait_for(T, || all
             .iter()
@@ -107,20 +110,21 @@ exec = ["/bin/sh", "-c", "sleep 4567.3 & exec sleep 4567.4"]
     std::fs::remove_file(ns.units.join("mainonly.toml")).unwrap();
     ns.signal(Signal::SIGHUP);
     let gone = |m: &str| Ns::pids_with(&format!("sleep {m}")).is_empty();
+    let [w1, w2, m1, m2] = &all;
     assert!(
-        ns.wait_for(T, || gone("4567.1") && gone("4567.2") && gone("4567.4")),
+        ns.wait_for(T, || gone(w1) && gone(w2) && gone(m2)),
         "{}",
         ns.log()
     );
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        !gone("4567.3"),
+        !gone(m1),
         "kill = \"main\" must leave the background child alive\n{}",
         ns.log()
     );
     // Shutdown still cleans up the survivor.
     ns.stop(T);
-    assert!(ns.wait_for(Duration::from_secs(5), || gone("4567.3")));
+    assert!(ns.wait_for(Duration::from_secs(5), || gone(m1)));
 }
 
 #[test]

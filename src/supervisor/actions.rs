@@ -9,6 +9,7 @@ use std::time::Instant;
 use nix::sys::signal::Signal;
 
 use super::event_loop::{Pipe, Supervisor};
+use super::notify;
 use super::output::{LineBuffer, LINE_CAP};
 use super::readiness;
 use super::spawn::{self, SpawnRequest};
@@ -133,9 +134,15 @@ impl Supervisor {
                 if let Err(e) = r {
                     log::warn!("unit {name}: signalling its cgroup failed: {e}");
                 }
-                // A MAINPID outside the group still gets the signal.
+                // A MAINPID outside the group still gets the signal (once: a second SIGTERM would
+                // run a service's trap twice).
                 if let Some(pid) = pid {
-                    let _ = process::signal_pid(pid, signal);
+                    let group = format!("/{rel}");
+                    let inside = notify::cgroup_of(std::path::Path::new("/proc"), pid)
+                        .is_some_and(|cg| notify::cgroup_contains(&group, &cg));
+                    if !inside {
+                        let _ = process::signal_pid(pid, signal);
+                    }
                 }
             }
             _ => {

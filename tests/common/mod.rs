@@ -85,9 +85,12 @@ impl Ns {
         }
     }
 
-    /// Writes `<units>/<name>.toml`; `@OUT@` in the text becomes the output directory.
+    /// Writes `<units>/<name>.toml`; `@OUT@` in the text becomes the output directory and `@P@`
+    /// the test process id (to make process markers unique across concurrent test runs).
     pub fn unit(&self, name: &str, toml: &str) {
-        let text = toml.replace("@OUT@", &self.out.display().to_string());
+        let text = toml
+            .replace("@OUT@", &self.out.display().to_string())
+            .replace("@P@", &std::process::id().to_string());
         std::fs::write(self.units.join(format!("{name}.toml")), text).unwrap();
     }
 
@@ -222,8 +225,9 @@ impl Ns {
         rest.split_whitespace().nth(1)?.parse().ok()
     }
 
-    /// Host pids whose command line contains `marker`.
-    pub fn pids_with(marker: &str) -> Vec<i32> {
+    /// Host pids whose command line is exactly `cmd` (arguments joined by single spaces). Exact,
+    /// because a shell's own command line often contains the command it is about to run.
+    pub fn pids_with(cmd: &str) -> Vec<i32> {
         let mut out = Vec::new();
         let Ok(rd) = std::fs::read_dir("/proc") else {
             return out;
@@ -232,9 +236,13 @@ impl Ns {
             let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
                 continue;
             };
-            if let Ok(cmd) = std::fs::read(ent.path().join("cmdline")) {
-                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                if cmd.contains(marker) {
+            if let Ok(raw) = std::fs::read(ent.path().join("cmdline")) {
+                let argv: Vec<String> = raw
+                    .split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                if argv.join(" ") == cmd {
                     out.push(pid);
                 }
             }
