@@ -82,6 +82,16 @@ impl Log for Logger {
     fn flush(&self) {}
 }
 
+/// Lets our own lines through /dev/kmsg unthrottled. The kernel rate-limits userspace writes to
+/// /dev/kmsg by default (`printk.devkmsg=ratelimit`: a burst of 10 per 5 s), which would swallow
+/// most of a boot's progress lines. Needs /proc; a failure only means throttled logs.
+pub fn lift_kmsg_ratelimit(proc_dir: &std::path::Path) {
+    let path = proc_dir.join("sys/kernel/printk_devkmsg");
+    if let Err(e) = std::fs::write(&path, "on\n") {
+        log::debug!("cannot write {}: {e}", path.display());
+    }
+}
+
 /// Installs the logger (once; later calls are ignored) and the panic hook. `debug` lowers the level
 /// to Debug. Container mode logs to stderr: /dev/kmsg would be the host's kernel log.
 pub fn init(debug: bool) {
@@ -113,8 +123,20 @@ pub fn init_with(debug: bool, use_kmsg: bool) {
     });
     if log::set_boxed_logger(logger).is_ok() {
         log::set_max_level(level);
-        std::panic::set_hook(Box::new(|info| {
-            log::error!("panic: {info}");
+        // The hook opens its own sink instead of going through the logger: a panic raised while
+        // the logger's lock is held must still be reported, not deadlock.
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = format!("panic: {info}");
+            let kmsg = use_kmsg
+                && OpenOptions::new()
+                    .write(true)
+                    .open("/dev/kmsg")
+                    .and_then(|mut f| f.write_all(format_line(Level::Error, &msg, true).as_bytes()))
+                    .is_ok();
+            if !kmsg {
+                let _ =
+                    std::io::stderr().write_all(format_line(Level::Error, &msg, false).as_bytes());
+            }
         }));
     }
 }

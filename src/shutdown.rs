@@ -20,9 +20,85 @@ pub const TERM_GRACE: Duration = Duration::from_secs(1);
 /// How long we wait for SIGKILLed processes to be reaped before moving on.
 const KILL_REAP_WAIT: Duration = Duration::from_secs(2);
 
-/// Container mode: SIGTERM then SIGKILL every remaining process, reap them, and return.
+/// The cgroups a container-mode init created and removes when it is done.
+#[derive(Debug, Clone, Default)]
+struct CgroupCleanup {
+    root: PathBuf,
+    base: String,
+    /// The base itself was created by us (not the group we were started in).
+    remove_base: bool,
+    /// First components of the groups created under the base (`init`, `system`, ...).
+    tops: std::collections::BTreeSet<String>,
+}
+
+static CGROUP_CLEANUP: std::sync::Mutex<Option<CgroupCleanup>> = std::sync::Mutex::new(None);
+
+/// Container mode: remember to remove what we create under `root/base` (and `base` itself when
+/// `remove_base`) once everything is dead.
+pub fn register_cgroup_cleanup(root: PathBuf, base: String, remove_base: bool) {
+    if let Ok(mut g) = CGROUP_CLEANUP.lock() {
+        let mut tops = std::collections::BTreeSet::new();
+        tops.insert("init".to_string());
+        *g = Some(CgroupCleanup {
+            root,
+            base,
+            remove_base,
+            tops,
+        });
+    }
+}
+
+/// Records a group path (relative to the base) created for a unit, for removal at exit.
+pub fn note_created_cgroup(rel_to_base: &str) {
+    if let Ok(mut g) = CGROUP_CLEANUP.lock() {
+        if let (Some(c), Some(top)) = (g.as_mut(), rel_to_base.split('/').next()) {
+            if !top.is_empty() {
+                c.tops.insert(top.to_string());
+            }
+        }
+    }
+}
+
+/// Container mode: SIGTERM then SIGKILL every remaining process, reap them, remove the cgroups we
+/// made, and return.
 pub fn finish_container() {
     kill_remaining();
+    let cleanup = CGROUP_CLEANUP.lock().ok().and_then(|g| g.clone());
+    if let Some(c) = cleanup {
+        remove_cgroups(&c);
+    }
+}
+
+/// Leaves `<base>/init` (a group one is in cannot be removed), then removes the groups we made,
+/// deepest first (rmdir only succeeds on empty groups).
+fn remove_cgroups(c: &CgroupCleanup) {
+    let base = c.root.join(&c.base);
+    let home = if c.remove_base {
+        c.root.clone()
+    } else {
+        base.clone()
+    };
+    if let Err(e) = std::fs::write(home.join("cgroup.procs"), std::process::id().to_string()) {
+        log::debug!("cannot leave the init cgroup: {e}");
+        return;
+    }
+    for top in &c.tops {
+        remove_tree(&base.join(top));
+    }
+    if c.remove_base {
+        let _ = std::fs::remove_dir(&base);
+    }
+}
+
+fn remove_tree(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for ent in rd.flatten() {
+            if ent.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&ent.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// Machine mode: kill the rest, sync, unmount or remount read-only, then reboot(2). Never returns.

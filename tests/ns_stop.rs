@@ -10,11 +10,13 @@ use nix::sys::signal::Signal;
 
 const T: Duration = Duration::from_secs(20);
 
-/// A service script that records its start and its SIGTERM, then exits.
+/// A service script that records its start (then reports ready on fd 3, so dependents start after
+/// the record) and its SIGTERM, then exits.
 fn recorder(name: &str, deps: &str) -> String {
     format!(
         r#"{deps}
-exec = ["/bin/sh", "-c", "trap 'echo {name} >> @OUT@/stops; exit 0' TERM; echo {name} >> @OUT@/starts; while :; do sleep 0.05; done"]
+ready = {{ fd = 3 }}
+exec = ["/bin/sh", "-c", "trap 'echo {name} >> @OUT@/stops; exit 0' TERM; echo {name} >> @OUT@/starts; echo >&3; while :; do sleep 0.05; done"]
 "#
     )
 }
@@ -44,6 +46,8 @@ fn ns_shutdown_stops_in_reverse_dependency_order() {
     assert!(pos(&stops, "top") < pos(&stops, "mid"), "{stops:?}");
     assert!(pos(&stops, "mid") < pos(&stops, "base"), "{stops:?}");
     assert!(pos(&stops, "side") < pos(&stops, "base"), "{stops:?}");
+    // The init removes the groups it made (its own `init` and the units' `system/*`) on exit.
+    assert_eq!(ns.cgroup_children(), Vec::<String>::new());
 }
 
 #[test]
@@ -82,17 +86,18 @@ fn ns_kill_mode_cgroup_versus_main() {
     let mut ns = Ns::new("killmode");
     ns.unit(
         "whole",
-        r#"exec = ["/bin/sh", "-c", "sleep 4567.1 & exec sleep 4567.2"]
+        r#"exec = ["/bin/sh", "-c", "sleep 4567.$0 & exec sleep 4567.$1", "@P@1", "@P@2"]
 "#,
     );
     ns.unit(
         "mainonly",
         r#"kill = "main"
-exec = ["/bin/sh", "-c", "sleep 4567.3 & exec sleep 4567.4"]
+exec = ["/bin/sh", "-c", "sleep 4567.$0 & exec sleep 4567.$1", "@P@3", "@P@4"]
 "#,
     );
     ns.start();
-    let all = ["4567.1", "4567.2", "4567.3", "4567.4"];
+    let all = ["4567.1", "4567.2", "4567.3", "4567.4"]
+        .map(|m| m.replace('.', &format!(".{}", std::process::id())));
     assert!(
         ns.wait_for(T, || all
             .iter()
@@ -105,20 +110,21 @@ exec = ["/bin/sh", "-c", "sleep 4567.3 & exec sleep 4567.4"]
     std::fs::remove_file(ns.units.join("mainonly.toml")).unwrap();
     ns.signal(Signal::SIGHUP);
     let gone = |m: &str| Ns::pids_with(&format!("sleep {m}")).is_empty();
+    let [w1, w2, m1, m2] = &all;
     assert!(
-        ns.wait_for(T, || gone("4567.1") && gone("4567.2") && gone("4567.4")),
+        ns.wait_for(T, || gone(w1) && gone(w2) && gone(m2)),
         "{}",
         ns.log()
     );
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        !gone("4567.3"),
+        !gone(m1),
         "kill = \"main\" must leave the background child alive\n{}",
         ns.log()
     );
     // Shutdown still cleans up the survivor.
     ns.stop(T);
-    assert!(ns.wait_for(Duration::from_secs(5), || gone("4567.3")));
+    assert!(ns.wait_for(Duration::from_secs(5), || gone(m1)));
 }
 
 #[test]
@@ -180,4 +186,86 @@ exec = ["/bin/sh", "-c", "echo ran > @OUT@/after-cycle; exec sleep 100"]"#,
     assert_eq!(state("pong"), "failed");
     assert_eq!(state("good"), "running");
     ns.stop(T);
+}
+
+#[test]
+fn ns_reload_starts_new_restarts_changed_stops_removed() {
+    let mut ns = Ns::new("reload");
+    let svc = |tag: &str| {
+        format!(r#"exec = ["/bin/sh", "-c", "echo {tag} >> @OUT@/$0; exec sleep 100", "{{name}}"]"#)
+    };
+    ns.unit("keep", &svc("v1").replace("{name}", "keep"));
+    ns.unit("change", &svc("v1").replace("{name}", "change"));
+    ns.unit("drop", &svc("v1").replace("{name}", "drop"));
+    ns.start();
+    assert!(
+        ns.wait_for(T, || ["keep", "change", "drop"]
+            .iter()
+            .all(|u| ns.lines(u).len() == 1)),
+        "{}",
+        ns.log()
+    );
+    ns.unit("change", &svc("v2").replace("{name}", "change"));
+    ns.unit("fresh", &svc("v1").replace("{name}", "fresh"));
+    std::fs::remove_file(ns.units.join("drop.toml")).unwrap();
+    ns.signal(Signal::SIGHUP);
+    assert!(
+        ns.wait_for(T, || ns.lines("fresh").len() == 1),
+        "{}",
+        ns.log()
+    );
+    assert!(
+        ns.wait_for(T, || ns.lines("change") == vec!["v1", "v2"]),
+        "{}",
+        ns.log()
+    );
+    assert!(ns.wait_log(T, "[ STOP ] drop"), "{}", ns.log());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        ns.lines("keep"),
+        vec!["v1"],
+        "an unchanged unit keeps running"
+    );
+    // SIGUSR2 asks for a power-off; in container mode that still ends with exit 0.
+    ns.signal(Signal::SIGUSR2);
+    let st = ns.wait_exit(T);
+    assert!(st.is_some_and(|s| s.success()), "{st:?}");
+    assert!(
+        ns.log().contains("shutting down (Poweroff)"),
+        "{}",
+        ns.log()
+    );
+}
+
+#[test]
+fn ns_cgroup_stop_waits_for_the_whole_group() {
+    let mut ns = Ns::new("groupwait");
+    ns.unit(
+        "base",
+        r#"exec = ["/bin/sh", "-c", "trap 'echo base-stopped >> @OUT@/order; exit 0' TERM; while :; do sleep 0.05; done"]
+"#,
+    );
+    // The main process dies at once on SIGTERM; its child takes 600 ms to finish. The unit is only
+    // stopped (and base may only stop) once the child is gone too.
+    ns.unit(
+        "dep",
+        r#"requires = ["base"]
+exec = ["/bin/sh", "-c", "/bin/sh -c 'trap \"sleep 0.6; echo dep-child-gone >> @OUT@/order; exit 0\" TERM; echo up > @OUT@/child; while :; do sleep 0.05; done' & wait"]
+"#,
+    );
+    ns.start();
+    assert!(
+        ns.wait_for(T, || ns.read("child").contains("up")),
+        "{}",
+        ns.log()
+    );
+    ns.stop(T);
+    if ns.has_cgroup() {
+        assert_eq!(
+            ns.lines("order"),
+            vec!["dep-child-gone", "base-stopped"],
+            "{}",
+            ns.log()
+        );
+    }
 }

@@ -54,7 +54,7 @@ restart-delay = "3s"
     );
     ns.unit(
         "victim",
-        r#"exec = ["/bin/sh", "-c", "echo start >> @OUT@/victim; exec sleep 1234.567"]
+        r#"exec = ["/bin/sh", "-c", "echo start >> @OUT@/victim; exec sleep 1234.@P@"]
 restart = "always"
 restart-delay = "5s"
 "#,
@@ -86,8 +86,9 @@ restart-delay = "5s"
         ns.log()
     );
 
-    assert!(ns.wait_for(T, || !Ns::pids_with("sleep 1234.567").is_empty()));
-    let first = Ns::pids_with("sleep 1234.567");
+    let victim = format!("sleep 1234.{}", std::process::id());
+    assert!(ns.wait_for(T, || !Ns::pids_with(&victim).is_empty()));
+    let first = Ns::pids_with(&victim);
     let killed_at = Instant::now();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(first[0]), Signal::SIGKILL).unwrap();
     assert!(
@@ -96,9 +97,7 @@ restart-delay = "5s"
         ns.log()
     );
     assert!(killed_at.elapsed() < Duration::from_secs(2));
-    assert!(ns.wait_for(T, || Ns::pids_with("sleep 1234.567")
-        .iter()
-        .any(|p| *p != first[0])));
+    assert!(ns.wait_for(T, || Ns::pids_with(&victim).iter().any(|p| *p != first[0])));
     assert!(
         ns.log()
             .contains("victim (killed by SIGKILL, restarting in 0 ms)"),
@@ -187,7 +186,7 @@ fn ns_readiness_timeout_fails_unit_and_hard_dependents() {
         "mute",
         r#"ready = "notify"
 ready-timeout = "1s"
-exec = ["/bin/sh", "-c", "exec sleep 3456.7"]
+exec = ["/bin/sh", "-c", "exec sleep 3456.@P@"]
 "#,
     );
     ns.unit(
@@ -212,13 +211,18 @@ exec = ["/bin/sh", "-c", "echo ran > @OUT@/needs-mute; exec sleep 100"]
         ns.log()
     );
     assert!(started.elapsed() >= Duration::from_secs(1));
+    // The unit itself is marked failed once its stop completes, just after its requirer.
     assert!(
-        ns.log().contains("[FAILED] mute: not ready within 1s"),
+        ns.wait_log(T, "[FAILED] mute: not ready within 1s"),
         "{}",
         ns.log()
     );
     assert!(
-        ns.wait_for(T, || Ns::pids_with("sleep 3456.7").is_empty()),
+        ns.wait_for(T, || Ns::pids_with(&format!(
+            "sleep 3456.{}",
+            std::process::id()
+        ))
+        .is_empty()),
         "the unready unit must be killed"
     );
     assert_eq!(ns.read("needs-mute"), "");
@@ -234,4 +238,46 @@ exec = ["/bin/sh", "-c", "echo ran > @OUT@/needs-mute; exec sleep 100"]
         .unwrap();
     assert_eq!(failure, "dependency mute failed: not ready within 1s");
     ns.stop(T);
+}
+
+#[test]
+fn ns_not_pid1_adopts_orphans_and_kills_only_descendants() {
+    let mut ns = Ns::new("subreaper");
+    ns.unit(
+        "orphaner",
+        r#"type = "oneshot"
+exec = ["/bin/sh", "-c", "(sleep 5678.@P@9 &); echo done > @OUT@/done"]
+"#,
+    );
+    // Something outside the init that must survive its shutdown.
+    let mut bystander = std::process::Command::new("sleep")
+        .arg(format!("5678.{}8", std::process::id()))
+        .spawn()
+        .unwrap();
+    ns.start_plain();
+    assert!(
+        ns.wait_for(T, || ns.read("done").contains("done")),
+        "{}",
+        ns.log()
+    );
+    let init = ns.init_pid().unwrap();
+    let orphan_cmd = format!("sleep 5678.{}9", std::process::id());
+    assert!(ns.wait_for(T, || !Ns::pids_with(&orphan_cmd).is_empty()));
+    let orphan = Ns::pids_with(&orphan_cmd)[0];
+    assert_eq!(
+        Ns::ppid(orphan),
+        Some(init),
+        "the orphan is reparented to the subreaper init"
+    );
+    ns.stop(T);
+    assert!(
+        ns.wait_for(Duration::from_secs(3), || Ns::pids_with(&orphan_cmd)
+            .is_empty())
+    );
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "a process outside the init was killed"
+    );
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
 }

@@ -131,8 +131,8 @@ impl Supervisor {
                     self.core.upsert(name, spec, unit.enabled, now);
                     if unit.enabled {
                         to_start.push(name.clone());
+                        report.started.push(name.clone());
                     }
-                    report.started.push(name.clone());
                 }
                 Some(prev) if prev != unit => {
                     let active = self.core.get(name).is_some_and(|e| {
@@ -185,7 +185,16 @@ impl Supervisor {
             .collect();
         for n in gone {
             self.core.remove(&n);
+            if let (Some(w), Some(id)) = (&self.watcher, self.watches.remove(&n)) {
+                w.unwatch(id);
+            }
+            if let (Some(cg), Some(u)) = (&self.cgroups, self.units.get(&n)) {
+                // Empty by now (the unit stopped); a group kept alive by kill = "main" stays.
+                let _ = cg.remove(&self.cgroup_rel(u));
+            }
             self.units.remove(&n);
+            self.status_text.remove(&n);
+            self.spawned_at.remove(&n);
         }
     }
 }

@@ -9,19 +9,16 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fs::File;
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use super::cgroup::CgroupRoot;
-use super::output::{LineBuffer, LINE_CAP};
-use super::readiness;
-use super::spawn::{self, SpawnRequest};
-use super::state::{Action, Core, Event, ExitStatus, KillScope, Phase, TimerKind};
-use super::{notify, Config};
+use super::output::LineBuffer;
+use super::state::{Action, Core, Event, ExitStatus, Phase, TimerKind};
+use super::Config;
 use crate::control::ops::ShutdownKind;
 use crate::control::server::ControlServer;
 use crate::sys::inotify::{FileWatcher, WatchId};
@@ -30,18 +27,15 @@ use crate::sys::poll::{poll_fds, Watch};
 use crate::sys::reap::{self as process, Reaped};
 use crate::timeline::{SubjectKind, Timeline, TimelineEvent};
 use crate::unitlog::{Stream, UnitLogs};
-use crate::units::schema::{KillMode, Readiness};
+use crate::units::schema::Readiness;
 use crate::units::Unit;
 
-/// Bytes read from one pipe per wakeup, so one chatty service cannot starve the loop.
-const READ_BUDGET: usize = 64 * 1024;
-
 /// A service output pipe being drained into the unit's log.
-struct Pipe {
-    unit: String,
-    stream: Stream,
-    file: File,
-    lines: LineBuffer,
+pub(super) struct Pipe {
+    pub(super) unit: String,
+    pub(super) stream: Stream,
+    pub(super) file: File,
+    pub(super) lines: LineBuffer,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,20 +61,19 @@ pub struct Supervisor {
     pub(super) timeline: Timeline,
     pub(super) status_text: BTreeMap<String, String>,
     pub(super) shutdown_kind: Option<ShutdownKind>,
-    pipes: Vec<Pipe>,
-    ready_fds: Vec<(String, File)>,
-    probes: BTreeMap<String, Readiness>,
-    next_probe: Option<Instant>,
+    pub(super) pipes: Vec<Pipe>,
+    /// s6 readiness pipes of starting units, by unit.
+    pub(super) ready_fds: BTreeMap<String, File>,
+    pub(super) probes: BTreeMap<String, Readiness>,
+    pub(super) next_probe: Option<Instant>,
     timers: BinaryHeap<Reverse<TimerEntry>>,
     timer_seq: u64,
-    watcher: Option<FileWatcher>,
-    watches: BTreeMap<String, WatchId>,
-    queue: VecDeque<Event>,
-    spawned_at: BTreeMap<String, Instant>,
-    boot_done: bool,
-    boot_started_us: u64,
-    /// Set once the "no cgroups" fallback was logged.
-    warned_no_cgroups: bool,
+    pub(super) watcher: Option<FileWatcher>,
+    pub(super) watches: BTreeMap<String, WatchId>,
+    pub(super) queue: VecDeque<Event>,
+    pub(super) spawned_at: BTreeMap<String, Instant>,
+    pub(super) boot_done: bool,
+    pub(super) boot_started_us: u64,
 }
 
 impl Supervisor {
@@ -104,7 +97,7 @@ impl Supervisor {
             status_text: BTreeMap::new(),
             shutdown_kind: None,
             pipes: Vec::new(),
-            ready_fds: Vec::new(),
+            ready_fds: BTreeMap::new(),
             probes: BTreeMap::new(),
             next_probe: None,
             timers: BinaryHeap::new(),
@@ -115,9 +108,14 @@ impl Supervisor {
             spawned_at: BTreeMap::new(),
             boot_done: false,
             boot_started_us: crate::timeline::boottime_us(),
-            warned_no_cgroups: false,
             cfg,
         }
+    }
+
+    /// Marks a fact (`network-online`, ...) as reached: units waiting for it may start. For stage-1
+    /// code that finishes while the loop runs (the network coming up).
+    pub fn reach_fact(&mut self, fact: &str) {
+        self.dispatch(Event::FactReached(fact.to_string()));
     }
 
     /// The unit's cgroup relative to the cgroup root.
@@ -223,133 +221,7 @@ impl Supervisor {
                 .map_or(true, |e| e.phase != Phase::Starting)
             {
                 self.probes.remove(name);
-                self.ready_fds.retain(|(u, _)| u != name);
-            }
-        }
-    }
-
-    fn spawn_unit(&mut self, name: &str) {
-        let Some(unit) = self.units.get(name).cloned() else {
-            self.queue.push_back(Event::SpawnFailed {
-                unit: name.to_string(),
-                message: "unit definition missing".into(),
-            });
-            return;
-        };
-        let cgroup_dir = self.prepare_cgroup(&unit);
-        let req = SpawnRequest {
-            unit: &unit,
-            notify_socket: Some(&self.notify_path),
-            cgroup_dir,
-            etc_dir: &self.cfg.etc_dir,
-        };
-        match spawn::spawn(&req) {
-            Ok(s) => {
-                self.add_pipe(name, Stream::Stdout, s.stdout);
-                self.add_pipe(name, Stream::Stderr, s.stderr);
-                self.ready_fds.retain(|(u, _)| u != name);
-                if let Some(fd) = s.ready_fd {
-                    let _ = crate::sys::poll::set_nonblocking(fd.as_raw_fd());
-                    self.ready_fds.push((name.to_string(), File::from(fd)));
-                }
-                if readiness::is_probe(&unit.ready) {
-                    self.probes.insert(name.to_string(), unit.ready.clone());
-                    self.next_probe = Some(Instant::now());
-                }
-                self.queue.push_back(Event::Spawned {
-                    unit: name.to_string(),
-                    pid: s.pid.as_raw(),
-                });
-            }
-            Err(e) => {
-                log::warn!("{e}");
-                self.queue.push_back(Event::SpawnFailed {
-                    unit: name.to_string(),
-                    message: e.to_string(),
-                });
-            }
-        }
-    }
-
-    /// Creates the unit's cgroup and watches its cgroup.events; `None` without cgroups.
-    fn prepare_cgroup(&mut self, unit: &Unit) -> Option<PathBuf> {
-        let cg = self.cgroups.as_ref()?;
-        let rel = self.cgroup_rel(unit);
-        let dir = match cg.create(&rel, unit.cgroup.delegate, None) {
-            Ok(d) => d,
-            Err(e) => {
-                log::warn!("unit {}: {e}; running it without its own cgroup", unit.name);
-                return None;
-            }
-        };
-        if !self.watches.contains_key(&unit.name) {
-            if let Some(w) = &self.watcher {
-                match w.watch_modify(&cg.events_path(&rel)) {
-                    Ok(id) => {
-                        self.watches.insert(unit.name.clone(), id);
-                    }
-                    Err(e) => log::warn!("unit {}: cannot watch cgroup.events: {e}", unit.name),
-                }
-            }
-        }
-        Some(dir)
-    }
-
-    fn add_pipe(&mut self, unit: &str, stream: Stream, fd: OwnedFd) {
-        let _ = crate::sys::poll::set_nonblocking(fd.as_raw_fd());
-        self.pipes.push(Pipe {
-            unit: unit.to_string(),
-            stream,
-            file: File::from(fd),
-            lines: LineBuffer::new(LINE_CAP),
-        });
-    }
-
-    fn group_populated(&self, unit: &str) -> bool {
-        let (Some(cg), Some(u)) = (&self.cgroups, self.units.get(unit)) else {
-            return false;
-        };
-        // A group that cannot be read (removed, never created) holds no processes.
-        cg.is_populated(&self.cgroup_rel(u)).unwrap_or(false)
-    }
-
-    fn kill_unit(&mut self, name: &str, signal: Signal, scope: KillScope) {
-        let pid = self.core.get(name).and_then(|e| e.pid);
-        let Some(unit) = self.units.get(name) else {
-            return;
-        };
-        match (scope, &self.cgroups) {
-            (KillScope::Group, Some(cg)) => {
-                let rel = self.cgroup_rel(unit);
-                let r = if signal == Signal::SIGKILL {
-                    cg.kill(&rel)
-                } else {
-                    cg.signal_all(&rel, signal)
-                        .and_then(|_| cg.signal_all(&rel, Signal::SIGCONT))
-                };
-                if let Err(e) = r {
-                    log::warn!("unit {name}: signalling its cgroup failed: {e}");
-                }
-                // A MAINPID outside the group still gets the signal.
-                if let Some(pid) = pid {
-                    let _ = process::signal_pid(pid, signal);
-                }
-            }
-            _ => {
-                let Some(pid) = pid else { return };
-                if let Err(e) = process::signal_pid(pid, signal) {
-                    log::warn!("unit {name}: kill({pid}, {}) failed: {e}", signal.as_str());
-                }
-                if unit.kill_mode == KillMode::Cgroup && self.cgroups.is_none() {
-                    if !self.warned_no_cgroups {
-                        log::info!("no cgroup2 filesystem: stopping units by main pid and its process group");
-                        self.warned_no_cgroups = true;
-                    }
-                    let _ = process::signal_group(pid, signal);
-                }
-                if signal != Signal::SIGKILL && signal != Signal::SIGCONT {
-                    let _ = process::signal_pid(pid, Signal::SIGCONT);
-                }
+                self.ready_fds.remove(name);
             }
         }
     }
@@ -395,162 +267,6 @@ impl Supervisor {
                 .mark(SubjectKind::Stage, "shutdown", TimelineEvent::Start);
         }
         self.dispatch(Event::Shutdown);
-    }
-
-    fn on_notify(&mut self, sock: &NotifySocket) {
-        loop {
-            let d = match sock.receive() {
-                Ok(Some(d)) => d,
-                Ok(None) => return,
-                Err(e) => {
-                    log::debug!("notify socket: {e}");
-                    return;
-                }
-            };
-            let Some(pid) = d.pid else { continue };
-            let Some(unit) = self.attribute(pid) else {
-                log::debug!("notify message from pid {pid} belongs to no unit; ignored");
-                continue;
-            };
-            let msg = notify::parse(&d.data);
-            if let Some(mp) = msg.main_pid {
-                self.dispatch(Event::MainPid {
-                    unit: unit.clone(),
-                    pid: mp,
-                });
-            }
-            if let Some(s) = msg.status {
-                self.status_text.insert(unit.clone(), s);
-            }
-            if let Some(e) = msg.errno {
-                log::info!("unit {unit}: reports errno {e}");
-            }
-            if msg.stopping {
-                log::debug!("unit {unit}: stopping");
-            }
-            if msg.ready {
-                self.dispatch(Event::Ready(unit));
-            }
-        }
-    }
-
-    /// Which unit a notify sender belongs to: main pid, cgroup member, or descendant of the main pid.
-    fn attribute(&self, pid: i32) -> Option<String> {
-        if let Some(u) = self.core.unit_by_pid(pid) {
-            return Some(u.to_string());
-        }
-        let proc_dir = Path::new("/proc");
-        if self.cgroups.is_some() {
-            if let Some(cg) = notify::cgroup_of(proc_dir, pid) {
-                for (name, unit) in &self.units {
-                    let rel = format!("/{}", self.cgroup_rel(unit));
-                    if notify::cgroup_contains(&rel, &cg)
-                        && self.core.get(name).is_some_and(|e| e.pid.is_some())
-                    {
-                        return Some(name.clone());
-                    }
-                }
-            }
-        }
-        self.core
-            .entries()
-            .find(|(_, e)| {
-                e.pid
-                    .is_some_and(|main| notify::descends_from(proc_dir, pid, main))
-            })
-            .map(|(n, _)| n.clone())
-    }
-
-    fn on_cgroup_events(&mut self) {
-        let Some(w) = &self.watcher else { return };
-        let fired = w.fired();
-        for id in fired {
-            let unit = self
-                .watches
-                .iter()
-                .find(|(_, w)| **w == id)
-                .map(|(u, _)| u.clone());
-            if let Some(u) = unit {
-                if !self.group_populated(&u) {
-                    self.dispatch(Event::GroupEmpty(u));
-                }
-            }
-        }
-    }
-
-    /// Drains one output pipe; returns false once it reached end of file.
-    fn drain_pipe(&mut self, idx: usize) -> bool {
-        let mut buf = [0u8; 8192];
-        let mut total = 0;
-        let Some(p) = self.pipes.get_mut(idx) else {
-            return false;
-        };
-        loop {
-            match p.file.read(&mut buf) {
-                Ok(0) => {
-                    if let Some(tail) = p.lines.finish() {
-                        log::debug!("{}: {}", p.unit, String::from_utf8_lossy(&tail));
-                        self.logs.push(&p.unit, p.stream, &tail);
-                    }
-                    return false;
-                }
-                Ok(n) => {
-                    for line in p.lines.feed(&buf[..n]) {
-                        log::debug!("{}: {}", p.unit, String::from_utf8_lossy(&line));
-                        self.logs.push(&p.unit, p.stream, &line);
-                    }
-                    total += n;
-                    if total >= READ_BUDGET {
-                        return true;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return e.kind() == std::io::ErrorKind::WouldBlock,
-            }
-        }
-    }
-
-    /// Reads the s6 readiness pipe; a newline means ready. Returns false once it is closed.
-    fn read_ready_fd(&mut self, idx: usize) -> bool {
-        let mut buf = [0u8; 512];
-        let Some((unit, f)) = self.ready_fds.get_mut(idx) else {
-            return false;
-        };
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => return false,
-                Ok(n) => {
-                    if buf[..n].contains(&b'\n') {
-                        let u = unit.clone();
-                        self.dispatch(Event::Ready(u));
-                        return false;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return e.kind() == std::io::ErrorKind::WouldBlock,
-            }
-        }
-    }
-
-    fn run_probes(&mut self, now: Instant) {
-        if self.next_probe.map_or(true, |t| t > now) {
-            return;
-        }
-        let ready: Vec<String> = self
-            .probes
-            .iter()
-            .filter(|(_, r)| readiness::probe(r))
-            .map(|(u, _)| u.clone())
-            .collect();
-        for u in ready {
-            self.probes.remove(&u);
-            self.dispatch(Event::Ready(u));
-        }
-        self.next_probe = if self.probes.is_empty() {
-            None
-        } else {
-            Some(now + readiness::PROBE_INTERVAL)
-        };
     }
 
     fn fire_timers(&mut self, now: Instant) {
@@ -617,11 +333,7 @@ impl Supervisor {
         let pipes_at = watches.len();
         watches.extend(self.pipes.iter().map(|p| Watch::input(p.file.as_raw_fd())));
         let ready_at = watches.len();
-        watches.extend(
-            self.ready_fds
-                .iter()
-                .map(|(_, f)| Watch::input(f.as_raw_fd())),
-        );
+        watches.extend(self.ready_fds.values().map(|f| Watch::input(f.as_raw_fd())));
         let server_at = watches.len();
         if let Some(s) = &io.server {
             watches.extend(s.poll_fds().into_iter().map(|(fd, ev)| Watch::new(fd, ev)));
@@ -643,38 +355,38 @@ impl Supervisor {
         if self.watcher.is_some() && watches[2].is_ready() {
             self.on_cgroup_events();
         }
-        // Pipes: drain the ready ones, drop the closed ones (indices shift, so walk backwards).
+        // Pipes: drain the ready ones, drop the closed ones. Draining dispatches nothing, so the
+        // indices hold; walking backwards keeps them valid across swap_remove.
         let pipe_ready: Vec<bool> = watches[pipes_at..ready_at]
             .iter()
             .map(Watch::is_ready)
             .collect();
         for i in (0..pipe_ready.len()).rev() {
             if pipe_ready[i] && !self.drain_pipe(i) {
-                self.pipes.remove(i);
+                self.pipes.swap_remove(i);
             }
         }
-        let rfd_ready: Vec<bool> = watches[ready_at..server_at]
+        // Readiness pipes, by unit name: reading one may dispatch events that drop others.
+        let rfd_ready: Vec<String> = watches[ready_at..server_at]
             .iter()
-            .map(Watch::is_ready)
+            .zip(self.ready_fds.keys())
+            .filter(|(w, _)| w.is_ready())
+            .map(|(_, u)| u.clone())
             .collect();
-        for i in (0..rfd_ready.len()).rev() {
-            if rfd_ready[i]
-                && i < self.ready_fds.len()
-                && !self.read_ready_fd(i)
-                && i < self.ready_fds.len()
-            {
-                self.ready_fds.remove(i);
+        for unit in rfd_ready {
+            if !self.read_ready_fd(&unit) {
+                self.ready_fds.remove(&unit);
             }
         }
         let now = Instant::now();
-        if let Some(mut server) = io.server.take() {
+        // Borrowed, not taken: a panic inside a request handler must not lose the server.
+        if let Some(server) = io.server.as_mut() {
             for w in &watches[server_at..] {
                 if w.is_ready() {
                     server.on_ready(w.fd, w.revents, self, now);
                 }
             }
             server.tick(self, now);
-            io.server = Some(server);
         }
         self.fire_timers(now);
         self.run_probes(now);

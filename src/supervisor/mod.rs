@@ -5,10 +5,12 @@
 //! `notify`/`readiness`/`output` (the protocols services speak), `catalog` (loading and reload),
 //! `ops_impl` (the control API's `Operations`), `report` (boot-timeline.json), `spawn`/`cgroup`.
 
+pub mod actions;
 pub mod backoff;
 pub mod catalog;
 pub mod cgroup;
 pub mod event_loop;
+pub mod inputs;
 pub mod model;
 pub mod notify;
 pub mod ops_impl;
@@ -70,11 +72,23 @@ fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String) {
         None => CgroupRoot::detect().ok(),
     };
     let Some(root) = root else {
-        log::info!("no cgroup2 filesystem: units share the init's cgroup; stops signal main pids");
+        log::info!("no cgroup2 filesystem: units share the init's cgroup; stops signal each unit's main pid and its process group");
         return (None, String::new());
     };
     let base = if cfg.cgroup_base.is_empty() && cfg.container {
-        own_cgroup()
+        let own = own_cgroup();
+        // Started from a host's root cgroup: make a group of our own rather than spreading `init`
+        // and `system/*` over the host's top level, where another instance would collide.
+        let (base, own_group) = if own.is_empty() {
+            (
+                format!("lifsea-init-{}", crate::timeline::boottime_us()),
+                true,
+            )
+        } else {
+            (own, false)
+        };
+        crate::shutdown::register_cgroup_cleanup(root.root.clone(), base.clone(), own_group);
+        base
     } else {
         cfg.cgroup_base.trim_matches('/').to_string()
     };
@@ -118,6 +132,7 @@ pub fn run(cfg: Config, timeline: Timeline) -> ShutdownKind {
         if let Err(e) = crate::sys::power::disable_ctrl_alt_del() {
             log::warn!("cannot route Ctrl-Alt-Del to SIGINT: {e}");
         }
+        crate::klog::lift_kmsg_ratelimit(std::path::Path::new("/proc"));
     }
     if let Err(e) = std::fs::create_dir_all(&cfg.run_dir).and_then(|_| {
         std::fs::set_permissions(&cfg.run_dir, std::fs::Permissions::from_mode(0o755))

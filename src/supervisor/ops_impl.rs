@@ -14,7 +14,7 @@ use crate::unitlog::LogLine;
 
 impl Supervisor {
     fn known(&self, unit: &str) -> Result<(), OpError> {
-        if unit.is_empty() || unit.contains('/') {
+        if !crate::units::valid_unit_name(unit) {
             return Err(OpError::InvalidName(unit.to_string()));
         }
         if self.core.get(unit).is_some() {
@@ -150,5 +150,110 @@ impl Operations for Supervisor {
 
     fn shutdown(&mut self, kind: ShutdownKind) {
         self.begin_shutdown(kind);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::{catalog, Config};
+    use crate::timeline::Timeline;
+
+    fn sup_with(files: &[(&str, &str)]) -> (Supervisor, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "lifsea-ops-{}-{}",
+            std::process::id(),
+            files.len() * 1000 + files.iter().map(|f| f.1.len()).sum::<usize>()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
+        }
+        let cfg = Config {
+            unit_dirs: vec![dir.clone()],
+            run_dir: dir.join("run"),
+            log_dir: None,
+            container: true,
+            cgroup_root: None,
+            cgroup_base: String::new(),
+            etc_dir: PathBuf::from("/etc"),
+            facts_reached: vec![],
+        };
+        let mut sup = Supervisor::new(cfg.clone(), Timeline::new(), None, String::new());
+        sup.install(catalog::load(&cfg.unit_dirs));
+        (sup, dir)
+    }
+
+    #[test]
+    fn status_list_and_errors_without_running_anything() {
+        let (mut sup, dir) = sup_with(&[
+            ("idle", "description = \"an idle unit\"\nexec = [\"/bin/true\"]\nenabled = false\nready = { fd = 3 }\n"),
+            ("bad", "exec = 1\n"),
+        ]);
+        let names: Vec<String> = sup.list().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, vec!["bad", "idle"]);
+        let idle = sup.status("idle").unwrap();
+        assert_eq!(idle.state, "disabled");
+        assert_eq!(idle.description, "an idle unit");
+        assert_eq!(idle.readiness, "fd 3");
+        assert_eq!(idle.pid, None);
+        let bad = sup.status("bad").unwrap();
+        assert_eq!(bad.state, "failed");
+        assert!(bad.failure.unwrap().starts_with("invalid unit file: "));
+        assert_eq!(sup.status("nope"), Err(OpError::NoSuchUnit("nope".into())));
+        assert_eq!(sup.start("../x"), Err(OpError::InvalidName("../x".into())));
+        assert!(matches!(sup.start("bad"), Err(OpError::Refused(_))));
+        assert_eq!(sup.logs_tail("idle", 10), Ok(vec![]));
+        assert_eq!(sup.admin_unit_dir(), dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reload_reports_new_changed_and_removed_units() {
+        let (mut sup, dir) = sup_with(&[
+            ("a", "exec = [\"/bin/true\"]\nenabled = false\n"),
+            ("b", "exec = [\"/bin/true\"]\nenabled = false\n"),
+            ("c", "exec = [\"/bin/true\"]\nenabled = false\n"),
+        ]);
+        std::fs::write(
+            dir.join("b.toml"),
+            "exec = [\"/bin/false\"]\nenabled = false\n",
+        )
+        .unwrap();
+        std::fs::remove_file(dir.join("c.toml")).unwrap();
+        std::fs::write(
+            dir.join("d.toml"),
+            "exec = [\"/bin/true\"]\nenabled = false\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("e.toml"),
+            "exec = [\"/bin/true\"]\nrequires = [\"ghost\"]\nenabled = false\n",
+        )
+        .unwrap();
+        let r = sup.reload().unwrap();
+        assert!(
+            r.started.is_empty(),
+            "d is new but disabled: {:?}",
+            r.started
+        );
+        assert_eq!(r.stopped, vec!["c"]);
+        // b changed but was not running: nothing to restart.
+        assert_eq!(r.unchanged, vec!["a", "b"]);
+        assert!(r.restarted.is_empty());
+        assert!(
+            r.errors.iter().any(|e| e.contains("ghost")),
+            "{:?}",
+            r.errors
+        );
+        assert_eq!(
+            sup.status("c"),
+            Err(OpError::NoSuchUnit("c".into())),
+            "removed units are forgotten"
+        );
+        assert_eq!(sup.status("d").unwrap().state, "disabled");
+        assert_eq!(sup.status("e").unwrap().state, "failed");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -17,6 +17,8 @@ pub use super::model::*;
 use crate::timeline::{SubjectKind, TimelineEvent};
 use crate::units::schema::{RestartPolicy, UnitType};
 
+mod reconcile;
+
 /// One unit's state.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -102,6 +104,7 @@ impl Core {
     /// Adds or replaces a unit's spec (state is kept when replacing).
     pub fn upsert(&mut self, name: &str, spec: UnitSpec, enabled: bool, now: Instant) {
         self.seed = self.seed.wrapping_add(0x9e37_79b9);
+        self.unindex(name);
         match self.units.get_mut(name) {
             Some(e) => {
                 e.spec = spec;
@@ -113,7 +116,7 @@ impl Core {
                 self.units.insert(name.to_string(), e);
             }
         }
-        self.reindex();
+        self.index(name);
         self.touch(name);
         self.touch_dependents(name);
     }
@@ -137,26 +140,45 @@ impl Core {
 
     /// Forgets a unit (only once it has no processes).
     pub fn remove(&mut self, name: &str) {
+        self.unindex(name);
         self.units.remove(name);
-        self.reindex();
     }
 
-    fn reindex(&mut self) {
-        self.dependents.clear();
-        self.requirers.clear();
-        for (name, e) in &self.units {
-            let s = &e.spec;
-            for d in s.requires.iter().chain(&s.wants).chain(&s.after) {
-                self.dependents
-                    .entry(d.clone())
-                    .or_default()
-                    .insert(name.clone());
+    /// Adds `name`'s edges to the reverse indexes (incrementally: loading a thousand units must
+    /// not rebuild the index a thousand times).
+    fn index(&mut self, name: &str) {
+        let Some(e) = self.units.get(name) else {
+            return;
+        };
+        let s = &e.spec;
+        for d in s.requires.iter().chain(&s.wants).chain(&s.after) {
+            self.dependents
+                .entry(d.clone())
+                .or_default()
+                .insert(name.to_string());
+        }
+        for d in &s.requires {
+            self.requirers
+                .entry(d.clone())
+                .or_default()
+                .insert(name.to_string());
+        }
+    }
+
+    /// Removes `name`'s edges from the reverse indexes.
+    fn unindex(&mut self, name: &str) {
+        let Some(e) = self.units.get(name) else {
+            return;
+        };
+        let s = &e.spec;
+        for d in s.requires.iter().chain(&s.wants).chain(&s.after) {
+            if let Some(set) = self.dependents.get_mut(d) {
+                set.remove(name);
             }
-            for d in &s.requires {
-                self.requirers
-                    .entry(d.clone())
-                    .or_default()
-                    .insert(name.clone());
+        }
+        for d in &s.requires {
+            if let Some(set) = self.requirers.get_mut(d) {
+                set.remove(name);
             }
         }
     }
@@ -280,33 +302,6 @@ impl Core {
         self.units.get(n).map(|e| e.phase)
     }
 
-    /// Marks a unit and, transitively, what it requires or wants as wanted up.
-    fn pull_in(&mut self, n: &str) {
-        let mut todo = vec![n.to_string()];
-        let mut seen = BTreeSet::new();
-        while let Some(n) = todo.pop() {
-            if !seen.insert(n.clone()) {
-                continue;
-            }
-            let Some(e) = self.units.get_mut(&n) else {
-                continue;
-            };
-            if e.blocked.is_some() {
-                continue;
-            }
-            e.want_up = true;
-            self.dirty.insert(n.clone());
-            // A wanted unit is only pulled in when it would start at boot anyway.
-            todo.extend(e.spec.requires.iter().cloned());
-            let wants: Vec<String> = e.spec.wants.clone();
-            for w in wants {
-                if self.units.get(&w).is_some_and(|x| x.enabled) {
-                    todo.push(w);
-                }
-            }
-        }
-    }
-
     fn start(&mut self, n: &str) {
         if self.shutting_down {
             return;
@@ -322,23 +317,6 @@ impl Core {
             e.pending_failure = None;
         }
         self.pull_in(n);
-    }
-
-    fn stop_with_requirers(&mut self, n: &str) {
-        let mut todo = vec![n.to_string()];
-        let mut seen = BTreeSet::new();
-        while let Some(n) = todo.pop() {
-            if !seen.insert(n.clone()) {
-                continue;
-            }
-            if let Some(e) = self.units.get_mut(&n) {
-                e.want_up = false;
-            }
-            self.dirty.insert(n.clone());
-            if let Some(r) = self.requirers.get(&n) {
-                todo.extend(r.iter().cloned());
-            }
-        }
     }
 
     fn restart(&mut self, n: &str, now: Instant, out: &mut Vec<Action>) {
@@ -461,6 +439,11 @@ impl Core {
         match e.phase {
             Phase::Stopping => {
                 e.stop.main_gone = true;
+                if !e.stop.group_gone {
+                    // The kernel clears `populated` before it reports the exit, so a unit whose
+                    // main process was its last one is done now, without waiting for inotify.
+                    out.push(Action::CheckGroup(n.to_string()));
+                }
                 self.maybe_stopped(n, now, out);
             }
             Phase::Starting | Phase::Running => {
@@ -670,133 +653,5 @@ impl Core {
             detail: reason.to_string(),
         });
         self.fail_requirers(n, reason);
-    }
-
-    /// Every unit requiring `n` (transitively) is stopped and will be shown failed because of it.
-    fn fail_requirers(&mut self, n: &str, reason: &str) {
-        let mut todo: Vec<(String, String)> = vec![(n.to_string(), reason.to_string())];
-        while let Some((dep, why)) = todo.pop() {
-            let Some(reqs) = self.requirers.get(&dep) else {
-                continue;
-            };
-            for r in reqs.clone() {
-                let Some(e) = self.units.get_mut(&r) else {
-                    continue;
-                };
-                if e.phase == Phase::Failed || e.pending_failure.is_some() {
-                    continue;
-                }
-                if !e.want_up && !e.phase.is_active() {
-                    continue;
-                }
-                let msg = format!("dependency {dep} failed: {why}");
-                e.want_up = false;
-                e.pending_failure = Some(msg.clone());
-                self.dirty.insert(r.clone());
-                todo.push((r, msg));
-            }
-        }
-    }
-
-    /// Whether `n` can start now: Ok(true) go, Ok(false) wait, Err(reason) never.
-    fn deps_ready(&self, n: &str) -> Result<bool, String> {
-        let Some(e) = self.units.get(n) else {
-            return Ok(false);
-        };
-        let mut ready = true;
-        for r in &e.spec.requires {
-            if let Some(&reached) = self.facts.get(r) {
-                ready &= reached;
-                continue;
-            }
-            match self.units.get(r) {
-                None => return Err(format!("dependency {r} not found")),
-                Some(d) => match d.phase {
-                    Phase::Running | Phase::Exited => {}
-                    Phase::Failed => {
-                        let why = d.failure.clone().unwrap_or_default();
-                        return Err(format!("dependency {r} failed: {why}"));
-                    }
-                    _ => ready = false,
-                },
-            }
-        }
-        for o in e.spec.wants.iter().chain(&e.spec.after) {
-            if let Some(&reached) = self.facts.get(o) {
-                ready &= reached;
-                continue;
-            }
-            if let Some(d) = self.units.get(o) {
-                // Only a start in progress holds back a wants/after dependent.
-                let pending = matches!(d.phase, Phase::Waiting | Phase::Starting)
-                    || (d.phase == Phase::Inactive && d.want_up);
-                ready &= !pending;
-            }
-        }
-        Ok(ready)
-    }
-
-    /// No dependent that is going down still has processes.
-    fn dependents_down(&self, n: &str) -> bool {
-        let Some(ds) = self.dependents.get(n) else {
-            return true;
-        };
-        ds.iter().all(|d| {
-            self.units
-                .get(d)
-                .map_or(true, |e| e.want_up || !e.phase.is_active())
-        })
-    }
-
-    /// Re-evaluates every unit marked dirty (and, through `set_phase`, the neighbours of every unit
-    /// that changes) until nothing changes: only what an event can affect is looked at, so a
-    /// thousand-unit graph costs per event what the event touches, not the whole graph.
-    fn reconcile(&mut self, now: Instant, out: &mut Vec<Action>) {
-        while let Some(n) = self.dirty.pop_first() {
-            let Some(e) = self.units.get(&n) else {
-                continue;
-            };
-            let (phase, want_up) = (e.phase, e.want_up);
-            match phase {
-                Phase::Inactive if want_up && !self.shutting_down => {
-                    self.set_phase(&n, Phase::Waiting, now);
-                }
-                Phase::Waiting | Phase::Backoff if !want_up => {
-                    let failure = self
-                        .units
-                        .get_mut(&n)
-                        .and_then(|e| e.pending_failure.take());
-                    match failure {
-                        Some(reason) => self.fail(&n, &reason, now, out),
-                        None => self.set_phase(&n, Phase::Inactive, now),
-                    }
-                }
-                Phase::Waiting => match self.deps_ready(&n) {
-                    Ok(true) => self.launch(&n, now, out),
-                    Ok(false) => {}
-                    Err(reason) => self.fail(&n, &reason, now, out),
-                },
-                Phase::Starting | Phase::Running | Phase::Exited
-                    if !want_up && self.dependents_down(&n) =>
-                {
-                    self.begin_stop(&n, AfterStop::Inactive, now, out);
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn launch(&mut self, n: &str, now: Instant, out: &mut Vec<Action>) {
-        self.set_phase(n, Phase::Starting, now);
-        let Some(e) = self.units.get_mut(n) else {
-            return;
-        };
-        e.pid = None;
-        e.started_at = Some(now);
-        let (timed, timeout) = (!e.spec.ready_on_spawn, e.spec.ready_timeout);
-        out.push(Action::Spawn(n.to_string()));
-        if timed && !timeout.is_zero() {
-            self.arm(n, TimerKind::ReadyTimeout, now + timeout, out);
-        }
     }
 }

@@ -334,7 +334,8 @@ fn readiness_timeout_kills_and_fails_unit_and_hard_dependents() {
     // `after` only orders: once slow is no longer starting, soft may go.
     assert_eq!(spawns(&acts), vec!["soft"]);
     // Both the main process and the group must be gone.
-    t.exited("slow", ExitStatus::Signal(15));
+    let acts = t.exited("slow", ExitStatus::Signal(15));
+    assert!(acts.contains(&Action::CheckGroup("slow".into())));
     assert_eq!(phase(&t.core, "slow"), Phase::Stopping);
     let acts = t.ev(Event::GroupEmpty("slow".into()));
     assert_eq!(phase(&t.core, "slow"), Phase::Failed);
@@ -580,4 +581,28 @@ fn exit_status_words() {
     assert_eq!(ExitStatus::Signal(99).to_string(), "killed by signal 99");
     assert_eq!(fmt_duration(Duration::from_millis(1500)), "1500ms");
     assert_eq!(Phase::Backoff.as_str(), "backoff");
+}
+
+#[test]
+fn changing_a_spec_updates_the_dependency_index() {
+    let mut t = T::new(&[
+        ("base", exec_daemon()),
+        ("top", requiring(exec_daemon(), &["base"])),
+    ]);
+    t.ev(Event::Boot);
+    t.spawned("base", 1);
+    t.spawned("top", 2);
+    // top no longer requires base: stopping base must not wait for (or stop) top.
+    let now = t.now;
+    t.core.upsert("top", exec_daemon(), true, now);
+    let acts = t.ev(Event::Stop("base".into()));
+    assert_eq!(
+        kills(&acts),
+        vec![("base".to_string(), Signal::SIGTERM, KillScope::Main)]
+    );
+    assert_eq!(phase(&t.core, "top"), Phase::Running);
+    t.core.remove("top");
+    assert!(t.core.get("top").is_none());
+    t.exited("base", ExitStatus::Signal(15));
+    assert_eq!(phase(&t.core, "base"), Phase::Inactive);
 }

@@ -49,6 +49,8 @@ pub struct Ns {
     cgroup: Option<PathBuf>,
     child: Option<Child>,
     exited: Option<std::process::ExitStatus>,
+    /// Started without a PID namespace: the init is not PID 1.
+    plain: bool,
 }
 
 impl Ns {
@@ -79,13 +81,23 @@ impl Ns {
             cgroup,
             child: None,
             exited: None,
+            plain: false,
         }
     }
 
-    /// Writes `<units>/<name>.toml`; `@OUT@` in the text becomes the output directory.
+    /// Writes `<units>/<name>.toml`; `@OUT@` in the text becomes the output directory and `@P@`
+    /// the test process id (to make process markers unique across concurrent test runs).
     pub fn unit(&self, name: &str, toml: &str) {
-        let text = toml.replace("@OUT@", &self.out.display().to_string());
+        let text = toml
+            .replace("@OUT@", &self.out.display().to_string())
+            .replace("@P@", &std::process::id().to_string());
         std::fs::write(self.units.join(format!("{name}.toml")), text).unwrap();
+    }
+
+    /// Starts the init in container mode without a PID namespace (so it is not PID 1).
+    pub fn start_plain(&mut self) {
+        self.plain = true;
+        self.start();
     }
 
     pub fn start(&mut self) {
@@ -94,8 +106,13 @@ impl Ns {
             .as_ref()
             .map(|c| c.join("cgroup.procs").display().to_string())
             .unwrap_or_else(|| "/dev/null".into());
+        let wrapper = if self.plain {
+            ""
+        } else {
+            "unshare --pid --fork --mount-proc "
+        };
         let script = format!(
-            "echo $$ > {procs}; exec unshare --pid --fork --mount-proc {BIN} --container --units {} --run-dir {}",
+            "echo $$ > {procs}; exec {wrapper}{BIN} --container --units {} --run-dir {}",
             self.units.display(),
             self.run.display()
         );
@@ -114,9 +131,12 @@ impl Ns {
         self.child = Some(child);
     }
 
-    /// The init's pid on the host: the child of unshare.
+    /// The init's pid on the host: the child of unshare (or the started process itself).
     pub fn init_pid(&self) -> Option<i32> {
         let unshare = self.child.as_ref()?.id() as i32;
+        if self.plain {
+            return Some(unshare);
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             for ent in std::fs::read_dir("/proc").ok()?.flatten() {
@@ -198,8 +218,16 @@ impl Ns {
         serde_json::from_str(&text).ok()
     }
 
-    /// Host pids whose command line contains `marker`.
-    pub fn pids_with(marker: &str) -> Vec<i32> {
+    /// Parent pid of a host process.
+    pub fn ppid(pid: i32) -> Option<i32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &stat[stat.rfind(')')? + 1..];
+        rest.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Host pids whose command line is exactly `cmd` (arguments joined by single spaces). Exact,
+    /// because a shell's own command line often contains the command it is about to run.
+    pub fn pids_with(cmd: &str) -> Vec<i32> {
         let mut out = Vec::new();
         let Ok(rd) = std::fs::read_dir("/proc") else {
             return out;
@@ -208,14 +236,36 @@ impl Ns {
             let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
                 continue;
             };
-            if let Ok(cmd) = std::fs::read(ent.path().join("cmdline")) {
-                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                if cmd.contains(marker) {
+            if let Ok(raw) = std::fs::read(ent.path().join("cmdline")) {
+                let argv: Vec<String> = raw
+                    .split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                if argv.join(" ") == cmd {
                     out.push(pid);
                 }
             }
         }
         out
+    }
+
+    /// Names of the groups below the test's cgroup (what the init created and did not remove).
+    pub fn cgroup_children(&self) -> Vec<String> {
+        let Some(cg) = &self.cgroup else {
+            return Vec::new();
+        };
+        let Ok(rd) = std::fs::read_dir(cg) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect()
+    }
+
+    pub fn has_cgroup(&self) -> bool {
+        self.cgroup.is_some()
     }
 
     /// Stops the init with SIGTERM and asserts it exits 0 in time.
