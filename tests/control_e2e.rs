@@ -390,7 +390,7 @@ fn logs_tail_and_follow() {
 }
 
 #[test]
-#[ignore = "needs the supervisor to call UnitLogs::set_dir(--log-dir); run after integration"]
+
 fn logs_persist_to_the_log_dir() {
     let init = Init::start();
     let file = init.dir.join("log/alpha.log");

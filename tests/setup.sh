@@ -3,7 +3,7 @@
 set -euo pipefail
 need=()
 for p in qemu-system-x86 ostree busybox-static e2fsprogs debootstrap cpio kmod dnsmasq containerd runc \
-         systemd file iproute2 util-linux xz-utils; do
+         systemd file iproute2 util-linux xz-utils gdisk python3-minimal; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -86,13 +86,20 @@ impl Supervisor {
         let facts: Vec<&str> = crate::units::schema::FACTS.to_vec();
         let core = Core::new(&facts, &cfg.facts_reached);
         let notify_path = cfg.run_dir.join("notify.sock");
+        let mut logs = UnitLogs::default();
+        if let Some(dir) = &cfg.log_dir {
+            // Not fatal: the in-memory ring keeps every unit's output either way.
+            if let Err(e) = logs.set_dir(dir) {
+                log::warn!("unit logs stay in memory only: {e}");
+            }
+        }
         Self {
             core,
             units: BTreeMap::new(),
             cgroups,
             cgroup_base,
             notify_path,
-            logs: UnitLogs::default(),
+            logs,
             timeline,
             status_text: BTreeMap::new(),
             shutdown_kind: None,

@@ -134,7 +134,7 @@ fn broken_files_are_collected_with_every_error() {
             format!("{}:2:16: stop-timeout: invalid duration \"forever\": expected a number like 500ms, 10s, 2m, 1h or 1m30s", p("bad.toml")),
             format!("{}: cannot read: Is a directory (os error 21)", p("dir.toml")),
             format!("{}: unit name \"network\" is reserved for a built-in fact", p("network.toml")),
-            format!("{}:2:1: invalid array: expected `]`", p("syntax.toml")),
+            format!("{}:1:9: unclosed array, expected `]`", p("syntax.toml")),
         ]
     );
     assert_eq!(out.units.keys().collect::<Vec<_>>(), vec!["good"]);

@@ -328,7 +328,7 @@ fn exec_rules() {
 fn toml_syntax_and_unknown_keys_have_positions() {
     assert_eq!(
         errs("exec = [\"/x\"\n"),
-        vec!["/u/svc.toml:2:1: invalid array: expected `]`"]
+        vec!["/u/svc.toml:1:13: unclosed array, expected `]`"]
     );
     let e = errs("exec = [\"/x\"]\nrestart_delay = \"1s\"\n");
     assert_eq!(e.len(), 1);
