@@ -59,7 +59,19 @@ mod tests {
 
     #[test]
     fn parses_options() {
-        let o = parse(&s(&["--container", "--units", "/a", "--units", "/b", "--run-dir", "/r"]), None).unwrap();
+        let o = parse(
+            &s(&[
+                "--container",
+                "--units",
+                "/a",
+                "--units",
+                "/b",
+                "--run-dir",
+                "/r",
+            ]),
+            None,
+        )
+        .unwrap();
         assert!(o.container);
         assert_eq!(o.unit_dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
         assert_eq!(o.run_dir, Some(PathBuf::from("/r")));
@@ -69,8 +81,14 @@ mod tests {
     fn container_env_and_errors() {
         assert!(parse(&[], Some("lxc")).unwrap().container);
         assert!(!parse(&[], Some("")).unwrap().container);
-        assert_eq!(parse(&s(&["--units"]), None), Err(CliError::MissingValue("--units".into())));
-        assert_eq!(parse(&s(&["--bogus"]), None), Err(CliError::Unknown("--bogus".into())));
+        assert_eq!(
+            parse(&s(&["--units"]), None),
+            Err(CliError::MissingValue("--units".into()))
+        );
+        assert_eq!(
+            parse(&s(&["--bogus"]), None),
+            Err(CliError::Unknown("--bogus".into()))
+        );
         assert!(parse(&s(&["single", "splash"]), None).is_ok());
     }
 }

@@ -78,7 +78,11 @@ impl UnitLogs {
     /// The last `n` lines of a unit, oldest first.
     pub fn tail(&self, unit: &str, n: usize) -> Vec<LogLine> {
         match self.per_unit.get(unit) {
-            Some(ring) => ring.iter().skip(ring.len().saturating_sub(n)).cloned().collect(),
+            Some(ring) => ring
+                .iter()
+                .skip(ring.len().saturating_sub(n))
+                .cloned()
+                .collect(),
             None => Vec::new(),
         }
     }

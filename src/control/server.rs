@@ -32,7 +32,13 @@ impl ControlServer {
         Vec::new()
     }
     /// Called for each fd from `poll_fds` that poll reported ready.
-    pub fn on_ready(&mut self, fd: RawFd, revents: PollFlags, ops: &mut dyn Operations, now: Instant) {
+    pub fn on_ready(
+        &mut self,
+        fd: RawFd,
+        revents: PollFlags,
+        ops: &mut dyn Operations,
+        now: Instant,
+    ) {
         let _ = (fd, revents, ops, now);
     }
     /// Called once per loop iteration: feeds followers (`logs -f`), expires idle or stuck clients.

@@ -1,6 +1,19 @@
-//! cgroup v2 groups for units. CONTRACT STUB: the spawn helper replaces the bodies.
+//! cgroup v2 groups for units: creating them (with controllers and optional delegation), killing,
+//! signalling and watching their members, reading usage, removing them.
+//!
+//! A group is how a stop reaches every process a service forked, however it daemonised, and how
+//! the supervisor learns the service is really gone (`populated 0` in cgroup.events). Everything
+//! here is plain file I/O on the cgroup2 mount, addressed by a path relative to `root`, so tests can
+//! run it under any cgroup2 mount (or a temp dir for the file-only parts).
 
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::mounts::{parse_mountinfo, MountInfo};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -20,57 +33,433 @@ pub struct CgroupStats {
     pub cpu_usage_usec: Option<u64>,
 }
 
+/// Controllers a unit group gets when its ancestors can offer them. Others (hugetlb, rdma,
+/// cpuset, misc) are left to whoever needs them, such as a delegated kubelet.
+const CONTROLLERS: [&str; 4] = ["cpu", "memory", "pids", "io"];
+
+/// Where `detect` prefers to find cgroup2: the unified layout first, then a hybrid host's.
+const PREFERRED: [&str; 2] = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"];
+
+/// How many passes the signal fallback of `kill` makes, to catch children forked meanwhile.
+const KILL_PASSES: usize = 3;
+
 /// The cgroup2 hierarchy the init manages (usually /sys/fs/cgroup).
 #[derive(Debug, Clone)]
 pub struct CgroupRoot {
     pub root: PathBuf,
 }
 
+fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> CgroupError + 'a {
+    move |source| CgroupError::Io {
+        path: path.to_path_buf(),
+        op,
+        source,
+    }
+}
+
+fn read(path: &Path, op: &'static str) -> Result<String, CgroupError> {
+    std::fs::read_to_string(path).map_err(io_err(path, op))
+}
+
+/// Writes to an existing control file (never creating one: a typo must fail, not make a file).
+fn write(path: &Path, op: &'static str, data: &str) -> Result<(), CgroupError> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(data.as_bytes()))
+        .map_err(io_err(path, op))
+}
+
+/// Chooses the cgroup2 mount to manage: a preferred path when mounted there, else the first one.
+pub fn pick_cgroup2(mounts: &[MountInfo]) -> Option<PathBuf> {
+    let cgroup2: Vec<&MountInfo> = mounts.iter().filter(|m| m.fs_type == "cgroup2").collect();
+    PREFERRED
+        .iter()
+        .find_map(|p| cgroup2.iter().find(|m| m.mount_point == *p))
+        .or_else(|| cgroup2.first())
+        .map(|m| PathBuf::from(&m.mount_point))
+}
+
+/// `populated` from the text of cgroup.events.
+pub fn parse_populated(events: &str) -> Option<bool> {
+    events.lines().find_map(|l| match l.split_once(' ')? {
+        ("populated", v) => Some(v.trim() == "1"),
+        _ => None,
+    })
+}
+
+/// `usage_usec` from the text of cpu.stat.
+pub fn parse_cpu_usage(cpu_stat: &str) -> Option<u64> {
+    cpu_stat.lines().find_map(|l| match l.split_once(' ')? {
+        ("usage_usec", v) => v.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// Pids listed in a cgroup.procs text.
+pub fn parse_procs(procs: &str) -> Vec<i32> {
+    procs
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Controllers to write into a parent's cgroup.subtree_control: wanted, available, not yet on.
+pub fn controllers_to_enable(available: &str, enabled: &str) -> Vec<&'static str> {
+    let has = |text: &str, c: &str| text.split_whitespace().any(|w| w == c);
+    CONTROLLERS
+        .into_iter()
+        .filter(|c| has(available, c) && !has(enabled, c))
+        .collect()
+}
+
 impl CgroupRoot {
     pub fn at(root: &Path) -> Self {
-        Self { root: root.to_path_buf() }
+        Self {
+            root: root.to_path_buf(),
+        }
     }
+
     /// Finds a mounted cgroup2 filesystem in /proc/self/mountinfo.
     pub fn detect() -> Result<Self, CgroupError> {
-        Err(CgroupError::NotFound)
+        let path = Path::new("/proc/self/mountinfo");
+        let text = read(path, "read mountinfo")?;
+        pick_cgroup2(&parse_mountinfo(&text))
+            .map(|root| Self { root })
+            .ok_or(CgroupError::NotFound)
     }
-    /// Creates `rel` (and parents); with `delegate`, chowns it to `owner` and enables controllers.
-    pub fn create(&self, rel: &str, delegate: bool, owner: Option<(u32, u32)>) -> Result<PathBuf, CgroupError> {
-        let _ = (delegate, owner);
-        Ok(self.root.join(rel))
+
+    /// Absolute path of a group; `rel` must stay below the root (no `..`, not absolute).
+    fn dir(&self, rel: &str, op: &'static str) -> Result<PathBuf, CgroupError> {
+        let rel_path = Path::new(rel);
+        if rel_path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+        {
+            Ok(self.root.join(rel_path))
+        } else {
+            Err(CgroupError::Io {
+                path: self.root.join(rel_path),
+                op,
+                source: io::Error::new(io::ErrorKind::InvalidInput, "path leaves the cgroup root"),
+            })
+        }
     }
-    /// Writes 1 to cgroup.kill (SIGKILL to every process in the subtree).
+
+    /// Creates `rel` (and parents) and enables the available controllers on the way down; with
+    /// `delegate`, chowns the group and its delegatable files to `owner` so the service can manage
+    /// its own subtree.
+    pub fn create(
+        &self,
+        rel: &str,
+        delegate: bool,
+        owner: Option<(u32, u32)>,
+    ) -> Result<PathBuf, CgroupError> {
+        let dir = self.dir(rel, "create")?;
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir, "mkdir"))?;
+
+        // Each ancestor's subtree_control decides what its children get, so walk from the root to
+        // the group's parent. The group's own subtree_control stays empty: a group with processes
+        // may not enable controllers for children (the no-internal-processes rule).
+        let mut parent = self.root.clone();
+        for part in Path::new(rel).components() {
+            self.enable_controllers(&parent)?;
+            parent.push(part);
+        }
+
+        if delegate {
+            if let Some((uid, gid)) = owner {
+                let files = [
+                    "",
+                    "cgroup.procs",
+                    "cgroup.subtree_control",
+                    "cgroup.threads",
+                ];
+                for f in files {
+                    let path = if f.is_empty() {
+                        dir.clone()
+                    } else {
+                        dir.join(f)
+                    };
+                    std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                        .map_err(io_err(&path, "chown"))?;
+                }
+            }
+        }
+        Ok(dir)
+    }
+
+    /// Best effort: on a hybrid host the controllers are bound to v1 hierarchies and cannot be
+    /// enabled; a parent with processes of its own refuses with EBUSY. Neither stops a unit.
+    fn enable_controllers(&self, dir: &Path) -> Result<(), CgroupError> {
+        let available = read(&dir.join("cgroup.controllers"), "read controllers")?;
+        let control = dir.join("cgroup.subtree_control");
+        let enabled = read(&control, "read subtree_control")?;
+        let wanted = controllers_to_enable(&available, &enabled);
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let line: Vec<String> = wanted.iter().map(|c| format!("+{c}")).collect();
+        match write(&control, "enable controllers", &line.join(" ")) {
+            Err(CgroupError::Io { source, .. })
+                if matches!(
+                    source.raw_os_error().map(Errno::from_raw),
+                    Some(Errno::EBUSY | Errno::ENOENT | Errno::EOPNOTSUPP)
+                ) =>
+            {
+                log::debug!(
+                    "cgroup {}: controllers {} not enabled: {source}",
+                    control.display(),
+                    line.join(" ")
+                );
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Kills every process in the subtree: writes 1 to cgroup.kill, or, on kernels before 5.14
+    /// (no cgroup.kill), sends SIGKILL to every listed pid. A group that does not exist has
+    /// nothing to kill.
     pub fn kill(&self, rel: &str) -> Result<(), CgroupError> {
-        let _ = rel;
-        Ok(())
+        let dir = self.dir(rel, "kill")?;
+        if !dir.exists() {
+            return Ok(());
+        }
+        let path = dir.join("cgroup.kill");
+        match write(&path, "write cgroup.kill", "1") {
+            Err(CgroupError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                for _ in 0..KILL_PASSES {
+                    if self.signal_count(rel, Signal::SIGKILL)? == 0 {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            other => other,
+        }
     }
+
     /// Sends a signal to every process listed in the group's cgroup.procs (recursively).
-    pub fn signal_all(&self, rel: &str, sig: nix::sys::signal::Signal) -> Result<(), CgroupError> {
-        let _ = (rel, sig);
-        Ok(())
+    /// Processes that exit meanwhile are skipped.
+    pub fn signal_all(&self, rel: &str, sig: Signal) -> Result<(), CgroupError> {
+        self.signal_count(rel, sig).map(drop)
     }
+
+    /// `signal_all`, returning how many processes were signalled.
+    fn signal_count(&self, rel: &str, sig: Signal) -> Result<usize, CgroupError> {
+        let mut sent = 0;
+        for pid in self.pids(rel)? {
+            match nix::sys::signal::kill(Pid::from_raw(pid), sig) {
+                Ok(()) => sent += 1,
+                Err(Errno::ESRCH) => {}
+                Err(e) => {
+                    return Err(CgroupError::Io {
+                        path: self.root.join(rel),
+                        op: "signal",
+                        source: e.into(),
+                    })
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Every pid in the group and its descendants.
+    pub fn pids(&self, rel: &str) -> Result<Vec<i32>, CgroupError> {
+        let mut out = Vec::new();
+        collect_pids(&self.dir(rel, "list pids")?, &mut out)?;
+        Ok(out)
+    }
+
     /// Reads `populated` from cgroup.events.
     pub fn is_populated(&self, rel: &str) -> Result<bool, CgroupError> {
-        let _ = rel;
-        Ok(false)
+        let path = self.events_path(rel);
+        let text = read(&path, "read cgroup.events")?;
+        parse_populated(&text).ok_or_else(|| CgroupError::Io {
+            path,
+            op: "parse cgroup.events",
+            source: io::Error::new(io::ErrorKind::InvalidData, "no populated line"),
+        })
     }
+
     /// Path of the group's cgroup.events: the supervisor watches it (inotify IN_MODIFY) to learn
     /// when the group empties, instead of sleeping.
     pub fn events_path(&self, rel: &str) -> PathBuf {
         self.root.join(rel).join("cgroup.events")
     }
+
+    /// Memory and CPU usage; a figure is `None` when its controller is not enabled here.
     pub fn stats(&self, rel: &str) -> CgroupStats {
-        let _ = rel;
-        CgroupStats::default()
+        let dir = self.root.join(rel);
+        let text = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+        CgroupStats {
+            memory_current: text("memory.current").and_then(|t| t.trim().parse().ok()),
+            cpu_usage_usec: text("cpu.stat").and_then(|t| parse_cpu_usage(&t)),
+        }
     }
-    /// Removes an empty group (rmdir); parents are left.
+
+    /// Removes an empty group and any empty groups below it (rmdir, children first); parents
+    /// are left. A group still holding processes fails with EBUSY; a missing group is fine.
     pub fn remove(&self, rel: &str) -> Result<(), CgroupError> {
-        let _ = rel;
-        Ok(())
+        let dir = self.dir(rel, "remove")?;
+        match remove_tree(&dir) {
+            Err(CgroupError::Io {
+                source, ref path, ..
+            }) if source.kind() == io::ErrorKind::NotFound && *path == dir => Ok(()),
+            other => other,
+        }
     }
+
     /// Moves a process into the group (writes cgroup.procs).
     pub fn attach(&self, rel: &str, pid: i32) -> Result<(), CgroupError> {
-        let _ = (rel, pid);
-        Ok(())
+        let path = self.dir(rel, "attach")?.join("cgroup.procs");
+        write(&path, "write cgroup.procs", &pid.to_string())
+    }
+}
+
+/// Child groups of `dir` (its subdirectories; control files are regular files).
+fn child_groups(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
+    let entries = std::fs::read_dir(dir).map_err(io_err(dir, "list children"))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir, "list children"))?;
+        let is_dir = entry
+            .file_type()
+            .map_err(io_err(&entry.path(), "stat"))?
+            .is_dir();
+        if is_dir {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<(), CgroupError> {
+    out.extend(parse_procs(&read(
+        &dir.join("cgroup.procs"),
+        "read cgroup.procs",
+    )?));
+    for child in child_groups(dir)? {
+        collect_pids(&child, out)?;
+    }
+    Ok(())
+}
+
+fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    for child in child_groups(dir)? {
+        remove_tree(&child)?;
+    }
+    std::fs::remove_dir(dir).map_err(io_err(dir, "rmdir"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(point: &str, fs: &str) -> MountInfo {
+        MountInfo {
+            id: 1,
+            parent: 0,
+            root: "/".into(),
+            mount_point: point.into(),
+            options: "rw".into(),
+            fs_type: fs.into(),
+            source: fs.into(),
+        }
+    }
+
+    #[test]
+    fn picks_preferred_cgroup2_mount() {
+        let hybrid = [
+            mount("/sys/fs/cgroup", "tmpfs"),
+            mount("/sys/fs/cgroup/memory", "cgroup"),
+            mount("/sys/fs/cgroup/unified", "cgroup2"),
+        ];
+        assert_eq!(
+            pick_cgroup2(&hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let unified = [
+            mount("/mnt/other", "cgroup2"),
+            mount("/sys/fs/cgroup", "cgroup2"),
+        ];
+        assert_eq!(
+            pick_cgroup2(&unified),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+        assert_eq!(
+            pick_cgroup2(&[mount("/mnt/other", "cgroup2")]),
+            Some(PathBuf::from("/mnt/other"))
+        );
+        assert_eq!(pick_cgroup2(&[mount("/sys/fs/cgroup/cpu", "cgroup")]), None);
+    }
+
+    #[test]
+    fn parses_control_files() {
+        assert_eq!(parse_populated("populated 1\nfrozen 0\n"), Some(true));
+        assert_eq!(parse_populated("populated 0\nfrozen 0\n"), Some(false));
+        assert_eq!(parse_populated("frozen 0\n"), None);
+        let cpu = "usage_usec 12345\nuser_usec 10000\nsystem_usec 2345\n";
+        assert_eq!(parse_cpu_usage(cpu), Some(12345));
+        assert_eq!(parse_cpu_usage("user_usec 1\n"), None);
+        assert_eq!(parse_procs("12\n345\n\n"), vec![12, 345]);
+    }
+
+    #[test]
+    fn enables_only_available_missing_controllers() {
+        assert_eq!(
+            controllers_to_enable("cpuset cpu io memory hugetlb pids", "cpu"),
+            vec!["memory", "pids", "io"]
+        );
+        assert!(controllers_to_enable("hugetlb", "").is_empty());
+        assert!(controllers_to_enable("cpu memory pids io", "cpu memory pids io").is_empty());
+    }
+
+    /// A directory tree shaped like cgroupfs (control files present), for the walk in `create`.
+    fn fake_tree(tag: &str, groups: &[&str], available: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("cgroup-fake-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for g in groups {
+            let d = root.join(g);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("cgroup.controllers"), available).unwrap();
+            std::fs::write(d.join("cgroup.subtree_control"), "").unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn create_enables_controllers_from_root_to_parent() {
+        let root = fake_tree("walk", &["", "system"], "cpuset cpu io memory pids\n");
+        let cg = CgroupRoot::at(&root);
+        let dir = cg.create("system/svc", false, None).unwrap();
+        let control = |d: &Path| std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap();
+        assert_eq!(dir, root.join("system/svc"));
+        assert!(dir.is_dir());
+        assert_eq!(control(&root), "+cpu +memory +pids +io");
+        assert_eq!(control(&root.join("system")), "+cpu +memory +pids +io");
+        // The leaf's own subtree stays off (it will hold processes).
+        assert!(!dir.join("cgroup.subtree_control").exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn create_writes_nothing_when_no_wanted_controller_is_available() {
+        let root = fake_tree("none", &[""], "hugetlb\n");
+        let cg = CgroupRoot::at(&root);
+        cg.create("svc", false, None).unwrap();
+        let control = std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap();
+        assert_eq!(control, "");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn refuses_paths_leaving_the_root() {
+        let root = CgroupRoot::at(Path::new("/nonexistent-cgroup-root"));
+        assert!(root.create("../etc", false, None).is_err());
+        assert!(root.attach("/abs", 1).is_err());
+        assert!(root.remove("a/../../b").is_err());
     }
 }

@@ -1,12 +1,37 @@
 //! The supervisor: stage 2 of the init. One event loop runs every unit through its state machine.
+//!
+//! Layout: `state` (pure core: states × events → actions), `backoff` (pure restart delays),
+//! `event_loop` (poll over signals, notify socket, pipes, cgroup watches, control server),
+//! `notify`/`readiness`/`output` (the protocols services speak), `catalog` (loading and reload),
+//! `ops_impl` (the control API's `Operations`), `report` (boot-timeline.json), `spawn`/`cgroup`.
 
+pub mod actions;
+pub mod backoff;
+pub mod catalog;
 pub mod cgroup;
+pub mod event_loop;
+pub mod inputs;
+pub mod model;
+pub mod notify;
+pub mod ops_impl;
+pub mod output;
+pub mod readiness;
+pub mod report;
 pub mod spawn;
+pub mod state;
+#[cfg(test)]
+mod state_tests;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use crate::control::ops::ShutdownKind;
+use crate::control::server::ControlServer;
+use crate::sys::notify_socket::NotifySocket;
 use crate::timeline::Timeline;
+use cgroup::CgroupRoot;
+use event_loop::{LoopIo, Supervisor};
+use state::Event;
 
 /// Everything the supervisor needs to know about where it runs.
 #[derive(Debug, Clone)]
@@ -22,6 +47,7 @@ pub struct Config {
     /// cgroup2 mount to use; `None` detects it from /proc/self/mountinfo (no cgroups if none found).
     pub cgroup_root: Option<PathBuf>,
     /// The cgroup (relative to `cgroup_root`) under which unit groups are created ("" on a machine).
+    /// In container mode an empty base means "the cgroup the init was started in".
     pub cgroup_base: String,
     /// Where /etc/passwd and /etc/group are read from.
     pub etc_dir: PathBuf,
@@ -29,10 +55,116 @@ pub struct Config {
     pub facts_reached: Vec<String>,
 }
 
+/// The init's own cgroup (from /proc/self/cgroup), relative to the cgroup2 root.
+fn own_cgroup() -> String {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|t| notify::parse_proc_cgroup(&t))
+        .map(|p| p.trim_matches('/').to_string())
+        .unwrap_or_default()
+}
+
+/// Finds the cgroup2 hierarchy and the base for unit groups; moves the init into `<base>/init` so
+/// that `<base>` holds no processes itself (cgroup v2's rule for enabling controllers below it).
+fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String) {
+    let root = match &cfg.cgroup_root {
+        Some(p) => Some(CgroupRoot::at(p)),
+        None => CgroupRoot::detect().ok(),
+    };
+    let Some(root) = root else {
+        log::info!("no cgroup2 filesystem: units share the init's cgroup; stops signal each unit's main pid and its process group");
+        return (None, String::new());
+    };
+    let base = if cfg.cgroup_base.is_empty() && cfg.container {
+        let own = own_cgroup();
+        // Started from a host's root cgroup: make a group of our own rather than spreading `init`
+        // and `system/*` over the host's top level, where another instance would collide.
+        let (base, own_group) = if own.is_empty() {
+            (
+                format!("lifsea-init-{}", crate::timeline::boottime_us()),
+                true,
+            )
+        } else {
+            (own, false)
+        };
+        crate::shutdown::register_cgroup_cleanup(root.root.clone(), base.clone(), own_group);
+        base
+    } else {
+        cfg.cgroup_base.trim_matches('/').to_string()
+    };
+    let init_group = if base.is_empty() {
+        "init".to_string()
+    } else {
+        format!("{base}/init")
+    };
+    match root.create(&init_group, false, None) {
+        Ok(_) => {
+            if let Err(e) = root.attach(&init_group, std::process::id() as i32) {
+                log::warn!("cannot move the init into its cgroup: {e}");
+            }
+        }
+        Err(e) => log::warn!("{e}"),
+    }
+    log::debug!("unit cgroups under {}/{base}", root.root.display());
+    (Some(root), base)
+}
+
 /// Runs units until a shutdown is requested and carried out (units stopped in reverse dependency
 /// order); returns what kind of shutdown was asked for. Never panics out: a panic inside one loop
 /// iteration is caught, logged and the loop goes on.
 pub fn run(cfg: Config, timeline: Timeline) -> ShutdownKind {
-    let _ = (cfg, timeline);
-    ShutdownKind::Poweroff
+    if let Err(e) = crate::sys::signal::block_handled() {
+        log::error!("cannot block signals: {e}");
+    }
+    let signals = match crate::sys::signal::open_signalfd() {
+        Ok(s) => s,
+        Err(e) => {
+            // Without a signalfd we can neither reap nor hear shutdown requests: give up cleanly.
+            log::error!("cannot create signalfd: {e}; shutting down");
+            return ShutdownKind::Reboot;
+        }
+    };
+    if std::process::id() != 1 {
+        if let Err(e) = crate::sys::power::become_subreaper() {
+            log::warn!("cannot become child subreaper: {e}; orphans will not be reaped by us");
+        }
+    } else if !cfg.container {
+        if let Err(e) = crate::sys::power::disable_ctrl_alt_del() {
+            log::warn!("cannot route Ctrl-Alt-Del to SIGINT: {e}");
+        }
+        crate::klog::lift_kmsg_ratelimit(std::path::Path::new("/proc"));
+    }
+    if let Err(e) = std::fs::create_dir_all(&cfg.run_dir).and_then(|_| {
+        std::fs::set_permissions(&cfg.run_dir, std::fs::Permissions::from_mode(0o755))
+    }) {
+        log::error!("cannot create {}: {e}", cfg.run_dir.display());
+    }
+    let notify_path = cfg.run_dir.join("notify.sock");
+    let notify = loop {
+        match NotifySocket::bind(&notify_path) {
+            Ok(n) => break n,
+            Err(e) => {
+                log::error!("cannot bind {}: {e}; retrying", notify_path.display());
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
+    };
+    let server = match ControlServer::bind(&cfg.run_dir.join("control.sock")) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::error!("{e}; running without the control API");
+            None
+        }
+    };
+    let (cgroups, base) = setup_cgroups(&cfg);
+    let catalog = catalog::load(&cfg.unit_dirs);
+    let mut sup = Supervisor::new(cfg, timeline, cgroups, base);
+    sup.install(catalog);
+    sup.dispatch(Event::Boot);
+    let mut io = LoopIo {
+        signals,
+        notify,
+        server,
+    };
+    event_loop::run_loop(&mut sup, &mut io)
 }

@@ -1,12 +1,31 @@
 //! Starting a service process: everything between fork and exec, with the least privilege its unit
-//! asks for. CONTRACT STUB: the spawn helper replaces the bodies; signatures are shared with the supervisor.
+//! asks for.
+//!
+//! The work is split in two on purpose. `prepare` runs in the parent and turns the unit into plain
+//! data (C strings, ids, capability numbers, limits) because after fork only async-signal-safe
+//! calls are allowed: no allocation, no locks. The child then walks a fixed list of steps, each one
+//! a syscall from `crate::sys`, and on the first failure writes `(stage, errno, detail)` to a
+//! close-on-exec pipe and exits 127. The parent reads that pipe until EOF: EOF alone means exec
+//! succeeded, a report means it did not, and the parent turns it into an error naming the step.
 
-use std::os::fd::OwnedFd;
+use std::ffi::CString;
+use std::fs::OpenOptions;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use crate::sys::process::{self, CStringArray, Forked};
+use crate::units::schema::{CgroupSpec, KillMode, Readiness, RestartPolicy, UnitType};
+use crate::units::users::{self, Credentials};
 use crate::units::Unit;
+
+mod child;
+use child::{read_report, run_child, ChildFds};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -15,7 +34,11 @@ pub enum SpawnError {
     #[error("unit {unit}: fork failed: {source}")]
     Fork { unit: String, source: nix::Error },
     #[error("unit {unit}: exec {path} failed: {source}")]
-    Exec { unit: String, path: String, source: std::io::Error },
+    Exec {
+        unit: String,
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// What the supervisor hands to `spawn`.
@@ -25,7 +48,8 @@ pub struct SpawnRequest<'a> {
     pub notify_socket: Option<&'a Path>,
     /// Absolute cgroup directory the child joins before exec (already created by the caller).
     pub cgroup_dir: Option<PathBuf>,
-    /// Root for /etc/passwd and /etc/group lookups (`/` on a machine; tests may point elsewhere).
+    /// Directory holding the `passwd` and `group` files for user lookups (`/etc` on a machine;
+    /// tests may point elsewhere).
     pub etc_dir: &'a Path,
 }
 
@@ -38,9 +62,368 @@ pub struct Spawned {
     pub ready_fd: Option<OwnedFd>,
 }
 
+/// The search path every service starts with; units override it through `env`.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Starts the unit's process. Returns once the child has exec'd (or failed to): the caller never
+/// sees a child that died between fork and exec, because such a child is reaped here.
+///
+/// The returned pipe ends are blocking; an event loop sets O_NONBLOCK itself.
 pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
-    Err(SpawnError::Prepare {
-        unit: req.unit.name.clone(),
-        message: "spawn not implemented yet".into(),
+    let unit = &req.unit.name;
+    let plan = prepare(req)?;
+    let fail = |what: &str, e: &dyn std::fmt::Display| SpawnError::Prepare {
+        unit: unit.clone(),
+        message: format!("{what}: {e}"),
+    };
+
+    let devnull: OwnedFd = std::fs::File::open("/dev/null")
+        .map_err(|e| fail("open /dev/null", &e))?
+        .into();
+    let (out_r, out_w) = pipe().map_err(|e| fail("stdout pipe", &e))?;
+    let (err_r, err_w) = pipe().map_err(|e| fail("stderr pipe", &e))?;
+    let ready = match plan.ready_target {
+        Some(_) => Some(pipe().map_err(|e| fail("readiness pipe", &e))?),
+        None => None,
+    };
+    let (report_r, report_w) = pipe().map_err(|e| fail("report pipe", &e))?;
+    let cgroup_procs: Option<OwnedFd> = match &req.cgroup_dir {
+        Some(dir) => {
+            let path = dir.join("cgroup.procs");
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| fail(&format!("open {}", path.display()), &e))?;
+            Some(file.into())
+        }
+        None => None,
+    };
+
+    let fds = ChildFds {
+        stdin: devnull.as_raw_fd(),
+        stdout: out_w.as_raw_fd(),
+        stderr: err_w.as_raw_fd(),
+        ready: ready.as_ref().map(|(_, w)| w.as_raw_fd()),
+        report: report_w.as_raw_fd(),
+        cgroup_procs: cgroup_procs.as_ref().map(|f| f.as_raw_fd()),
+    };
+
+    let pid = match process::fork_process() {
+        Ok(Forked::Child) => run_child(&plan, &fds),
+        Ok(Forked::Parent(pid)) => pid,
+        Err(source) => {
+            return Err(SpawnError::Fork {
+                unit: unit.clone(),
+                source,
+            })
+        }
+    };
+
+    // The child holds its own copies now; ours must go so EOF on the report pipe means exec.
+    drop((devnull, out_w, err_w, report_w, cgroup_procs));
+    let ready_fd = ready.map(|(r, _w)| r);
+
+    match read_report(&report_r) {
+        Ok(None) => Ok(Spawned {
+            pid,
+            stdout: out_r,
+            stderr: err_r,
+            ready_fd,
+        }),
+        Ok(Some(report)) => {
+            // Reap here: the event loop's reaper would see an exit for a pid it never learnt of.
+            let _ = process::reap(pid);
+            Err(report.into_error(unit, &plan))
+        }
+        Err(e) => {
+            // Cannot tell what happened; do not leave a half-started child behind.
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = process::reap(pid);
+            Err(fail("read spawn report", &e))
+        }
+    }
+}
+
+/// A close-on-exec pipe whose ends sit above the standard descriptors, so that placing the
+/// child's ends on 0, 1 and 2 can never overwrite another end (PID 1 may start with 0-2 closed).
+fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    Ok((above_stdio(r)?, above_stdio(w)?))
+}
+
+fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, Errno> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // The low copy closes when `fd` drops at the end of this function.
+    process::dup_owned_above(&fd, 3)
+}
+
+/// Resolved identity of the service: what setgroups/setgid/setuid receive, and what HOME, USER
+/// and LOGNAME are set to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Identity {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+    name: Option<String>,
+    home: Option<String>,
+}
+
+/// Everything the child needs, prepared before fork.
+struct Plan {
+    path: CString,
+    argv: CStringArray,
+    envp: CStringArray,
+    workdir: CString,
+    oom_path: CString,
+    oom_value: Option<Vec<u8>>,
+    /// (resource number, soft, hard)
+    limits: Vec<(i32, u64, u64)>,
+    identity: Option<Identity>,
+    drop_bounding: Vec<u8>,
+    ambient: Vec<u8>,
+    ambient_mask: u64,
+    no_new_privs: bool,
+    ready_target: Option<RawFd>,
+}
+
+fn cstring(unit: &str, what: &str, s: &str) -> Result<CString, SpawnError> {
+    CString::new(s).map_err(|_| SpawnError::Prepare {
+        unit: unit.to_string(),
+        message: format!("{what} contains a NUL byte"),
     })
+}
+
+fn prepare(req: &SpawnRequest<'_>) -> Result<Plan, SpawnError> {
+    let unit = req.unit;
+    let name = unit.name.as_str();
+    let prep = |message: String| SpawnError::Prepare {
+        unit: name.to_string(),
+        message,
+    };
+    let exec0 = unit
+        .exec
+        .first()
+        .ok_or_else(|| prep("exec is empty".to_string()))?;
+    let argv = unit
+        .exec
+        .iter()
+        .map(|a| cstring(name, "exec", a))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let identity = resolve_identity(req).map_err(prep)?;
+    let env = environment(unit, identity.as_ref(), req.notify_socket);
+    let envp = env
+        .iter()
+        .map(|(k, v)| cstring(name, "env", &format!("{k}={v}")))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let workdir = match &unit.working_dir {
+        Some(d) => cstring(name, "working-dir", &d.to_string_lossy())?,
+        None => cstring(name, "working-dir", "/")?,
+    };
+
+    let ready_target = match unit.ready {
+        Readiness::Fd(n) if n < 3 => {
+            return Err(prep(format!("readiness fd {n} would replace stdio")))
+        }
+        Readiness::Fd(n) => Some(n),
+        _ => None,
+    };
+
+    let (drop_bounding, ambient, ambient_mask) = match &unit.capabilities {
+        None => (Vec::new(), Vec::new(), 0),
+        Some(spec) => {
+            let drop = match &spec.bounding {
+                None => Vec::new(),
+                Some(keep) => {
+                    let keep_mask = keep.iter().fold(0u64, |m, c| m | c.bitmask());
+                    (0..=last_cap())
+                        .filter(|i| keep_mask & (1u64 << i) == 0)
+                        .collect()
+                }
+            };
+            let ambient: Vec<u8> = spec.ambient.iter().map(|c| c.index()).collect();
+            let mask = spec.ambient.iter().fold(0u64, |m, c| m | c.bitmask());
+            (drop, ambient, mask)
+        }
+    };
+
+    Ok(Plan {
+        path: cstring(name, "exec", exec0)?,
+        argv: CStringArray::new(argv),
+        envp: CStringArray::new(envp),
+        workdir,
+        oom_path: cstring(name, "path", "/proc/self/oom_score_adj")?,
+        oom_value: unit.oom_score_adjust.map(|v| v.to_string().into_bytes()),
+        limits: unit
+            .limits
+            .iter()
+            .map(|l| (l.resource as i32, l.soft, l.hard))
+            .collect(),
+        identity,
+        drop_bounding,
+        ambient,
+        ambient_mask,
+        no_new_privs: unit.no_new_privileges,
+        ready_target,
+    })
+}
+
+/// Highest capability number the running kernel knows; the bounding set is dropped up to it.
+fn last_cap() -> u8 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u8>().ok())
+        .filter(|&n| n < 64)
+        .unwrap_or_else(|| caps::all().iter().map(|c| c.index()).max().unwrap_or(40))
+}
+
+/// The service's environment: a fixed PATH, the identity variables, NOTIFY_SOCKET, then the
+/// unit's own variables, which replace any of those of the same name.
+fn environment(
+    unit: &Unit,
+    identity: Option<&Identity>,
+    notify_socket: Option<&Path>,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![("PATH".into(), DEFAULT_PATH.into())];
+    if let Some(id) = identity {
+        if let Some(home) = &id.home {
+            env.push(("HOME".into(), home.clone()));
+        }
+        if let Some(name) = &id.name {
+            env.push(("USER".into(), name.clone()));
+            env.push(("LOGNAME".into(), name.clone()));
+        }
+    }
+    if let Some(sock) = notify_socket {
+        env.push(("NOTIFY_SOCKET".into(), sock.to_string_lossy().into_owned()));
+    }
+    for (k, v) in &unit.env {
+        env.retain(|(old, _)| old != k);
+        env.push((k.clone(), v.clone()));
+    }
+    env
+}
+/// Looks up the unit's user and group in `etc_dir`'s passwd and group files. The primary gid
+/// joins the supplementary list, as `initgroups` would do for a login.
+fn resolve_identity(req: &SpawnRequest<'_>) -> Result<Option<Identity>, String> {
+    let unit = req.unit;
+    if unit.user.is_none() && unit.group.is_none() {
+        return Ok(None);
+    }
+    let creds = users::resolve_in(req.etc_dir, unit.user.as_deref(), unit.group.as_deref())
+        .map_err(|e| e.to_string())?;
+    Ok(Some(identity_from(creds)))
+}
+
+fn identity_from(creds: Credentials) -> Identity {
+    let mut groups = vec![creds.gid];
+    groups.extend(creds.supplementary.iter().filter(|&&g| g != creds.gid));
+    Identity {
+        uid: creds.uid,
+        gid: creds.gid,
+        groups,
+        name: creds.name,
+        home: creds.home.map(|h| h.to_string_lossy().into_owned()),
+    }
+}
+
+/// The (uid, gid) a delegated cgroup is handed to: the unit's resolved user and group, or
+/// `None` when the unit runs as root anyway.
+pub fn unit_owner(unit: &Unit, etc_dir: &Path) -> Result<Option<(u32, u32)>, SpawnError> {
+    if unit.user.is_none() && unit.group.is_none() {
+        return Ok(None);
+    }
+    let creds =
+        users::resolve_in(etc_dir, unit.user.as_deref(), unit.group.as_deref()).map_err(|e| {
+            SpawnError::Prepare {
+                unit: unit.name.clone(),
+                message: e.to_string(),
+            }
+        })?;
+    Ok(Some((creds.uid, creds.gid)))
+}
+
+/// A unit with every field at its default, for tests and benchmarks: a daemon ready at exec,
+/// never restarted, stopped with SIGTERM and a 10 s timeout, killed by cgroup, in
+/// `system/<name>`, enabled.
+#[doc(hidden)]
+pub fn test_unit(name: &str, exec: &[&str]) -> Unit {
+    Unit {
+        name: name.to_string(),
+        source: PathBuf::from(format!("/test/{name}.toml")),
+        description: format!("test unit {name}"),
+        exec: exec.iter().map(|s| s.to_string()).collect(),
+        env: Vec::new(),
+        working_dir: None,
+        user: None,
+        group: None,
+        kind: UnitType::Daemon,
+        requires: Vec::new(),
+        wants: Vec::new(),
+        after: Vec::new(),
+        ready: Readiness::Exec,
+        ready_timeout: Duration::from_secs(60),
+        restart: RestartPolicy::No,
+        restart_delay: Duration::from_millis(100),
+        restart_delay_max: Duration::from_secs(30),
+        restart_reset_after: Duration::from_secs(60),
+        stop_signal: Signal::SIGTERM,
+        stop_timeout: Duration::from_secs(10),
+        kill_mode: KillMode::Cgroup,
+        cgroup: CgroupSpec {
+            path: format!("system/{name}"),
+            delegate: false,
+        },
+        oom_score_adjust: None,
+        limits: Vec::new(),
+        capabilities: None,
+        no_new_privileges: false,
+        enabled: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+                          svc:x:1000:1000:Service:/var/lib/svc:/usr/sbin/nologin\n";
+    const GROUP: &str = "root:x:0:\nsvc:x:1000:\ndisk:x:6:svc,other\nkvm:x:36:other\n";
+
+    fn identity(user: Option<&str>, group: Option<&str>) -> Identity {
+        identity_from(users::resolve(user, group, PASSWD, GROUP).unwrap())
+    }
+
+    #[test]
+    fn environment_is_clean_and_unit_wins() {
+        let mut unit = test_unit("t", &["/bin/true"]);
+        unit.env = vec![("PATH".into(), "/opt/bin".into()), ("A".into(), "1".into())];
+        let id = identity(Some("svc"), None);
+        let env = environment(&unit, Some(&id), Some(Path::new("/run/n.sock")));
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("PATH"), Some("/opt/bin"));
+        assert_eq!(env.iter().filter(|(n, _)| n == "PATH").count(), 1);
+        assert_eq!(get("HOME"), Some("/var/lib/svc"));
+        assert_eq!(get("USER"), Some("svc"));
+        assert_eq!(get("LOGNAME"), Some("svc"));
+        assert_eq!(get("NOTIFY_SOCKET"), Some("/run/n.sock"));
+        assert_eq!(get("A"), Some("1"));
+        let bare = environment(&unit, None, None);
+        assert!(bare
+            .iter()
+            .all(|(k, _)| k != "HOME" && k != "NOTIFY_SOCKET"));
+    }
+
+    #[test]
+    fn primary_group_leads_the_group_list() {
+        let id = identity(Some("svc"), None);
+        assert_eq!((id.uid, id.gid, id.groups), (1000, 1000, vec![1000, 6]));
+        let id = identity(Some("svc"), Some("kvm"));
+        assert_eq!((id.gid, id.groups), (36, vec![36, 6]));
+        let id = identity(None, Some("disk"));
+        assert_eq!((id.uid, id.gid, id.groups), (0, 6, vec![6]));
+    }
 }

@@ -2,7 +2,15 @@
 //! it does and documenting the syscall it wraps.
 
 pub mod bootexec;
+pub mod cred;
+pub mod inotify;
 pub mod module;
 pub mod mount;
 pub mod netif;
+pub mod notify_socket;
+pub mod poll;
+pub mod power;
+pub mod process;
 pub mod random;
+pub mod reap;
+pub mod signal;

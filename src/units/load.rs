@@ -1,8 +1,18 @@
-//! Loading unit directories. CONTRACT STUB: the units helper replaces the bodies.
+//! Loading unit directories: which file wins for each name, which markers apply, and every error
+//! of every file collected at once (an image builder fixes them all in one round, and the
+//! supervisor shows a broken unit as failed instead of refusing to boot).
+//!
+//! Precedence: directories are read in the order given (vendor `/usr/lib/lifsea/units`, then admin
+//! `/etc/lifsea/units`); a `<name>.toml` in a later directory replaces the earlier file entirely.
+//! `<name>.disabled` / `<name>.enabled` marker files (written by `initctl disable/enable`) override
+//! the `enabled` key of the winning file when they sit in the same directory or a later one.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
 
+use super::parse::{check_unit_name, parse_unit};
 use super::Unit;
 
 /// One problem in one unit file, with its location; Display is "path:line:col: message".
@@ -41,7 +51,106 @@ pub struct LoadOutcome {
 
 /// Loads `*.toml` from each directory in order; a later directory's file replaces an earlier one of
 /// the same name. A missing directory is not an error.
+///
+/// Deterministic: names are processed in byte order, errors are sorted by path (and by position
+/// inside a file). Files in a directory other than `*.toml` and markers are ignored.
 pub fn load_dirs(dirs: &[PathBuf]) -> LoadOutcome {
-    let _ = dirs;
-    LoadOutcome::default()
+    let mut out = LoadOutcome::default();
+    // name -> (index of the directory holding the winning file, its path)
+    let mut files: BTreeMap<String, (usize, PathBuf)> = BTreeMap::new();
+    // name -> (index of the last directory holding a marker, enabled?)
+    let mut markers: BTreeMap<String, (usize, bool)> = BTreeMap::new();
+    for (index, dir) in dirs.iter().enumerate() {
+        let names = match list_dir(dir) {
+            Ok(names) => names,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                out.errors
+                    .push(file_error(dir, None, format!("cannot read directory: {e}")));
+                continue;
+            }
+        };
+        let mut enabled_here = BTreeSet::new();
+        let mut disabled_here = BTreeSet::new();
+        for os_name in names {
+            let Some(file_name) = os_name.to_str() else {
+                let lossy = os_name.to_string_lossy().into_owned();
+                if lossy.ends_with(".toml") {
+                    out.errors.push(file_error(
+                        &dir.join(&os_name),
+                        None,
+                        format!("invalid unit name {lossy:?}: file name is not UTF-8"),
+                    ));
+                }
+                continue;
+            };
+            if let Some(stem) = file_name.strip_suffix(".toml") {
+                files.insert(stem.to_string(), (index, dir.join(file_name)));
+            } else if let Some(stem) = file_name.strip_suffix(".disabled") {
+                disabled_here.insert(stem.to_string());
+            } else if let Some(stem) = file_name.strip_suffix(".enabled") {
+                enabled_here.insert(stem.to_string());
+            }
+        }
+        for name in enabled_here.iter().chain(disabled_here.iter()) {
+            // Both markers in one directory: disabled wins (the safer reading of a conflict).
+            markers.insert(name.clone(), (index, !disabled_here.contains(name)));
+        }
+    }
+    for (name, (index, path)) in files {
+        if let Err(message) = check_unit_name(&name) {
+            out.errors.push(file_error(&path, None, message));
+            continue;
+        }
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                let err = file_error(&path, Some(&name), format!("cannot read: {e}"));
+                out.broken.insert(name, vec![err.clone()]);
+                out.errors.push(err);
+                continue;
+            }
+        };
+        match parse_unit(&name, &path, &text) {
+            Ok(mut unit) => {
+                if let Some(&(marker_index, enabled)) = markers.get(&name) {
+                    if marker_index >= index {
+                        unit.enabled = enabled;
+                    }
+                }
+                out.units.insert(name, unit);
+            }
+            Err(errors) => {
+                out.errors.extend(errors.iter().cloned());
+                out.broken.insert(name, errors);
+            }
+        }
+    }
+    // Stable: errors of one file keep their in-file order.
+    out.errors.sort_by(|a, b| a.path.cmp(&b.path));
+    out
 }
+
+/// The entry names of `dir`, sorted so that the outcome never depends on readdir order.
+fn list_dir(dir: &Path) -> io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        names.push(entry?.file_name());
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn file_error(path: &Path, unit: Option<&str>, message: String) -> UnitFileError {
+    UnitFileError {
+        path: path.to_path_buf(),
+        line: None,
+        column: None,
+        unit: unit.map(str::to_string),
+        message,
+    }
+}
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;

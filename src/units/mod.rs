@@ -1,9 +1,17 @@
-//! Unit files: the TOML format (schema), loading directories with every error collected (load),
-//! and the dependency graph (graph). See docs/units.md for the format reference.
+//! Unit files: the validated model (schema), reading one file (parse, fields, values), loading
+//! directories with every error collected (load), the dependency graph (graph), user/group
+//! resolution without NSS (users), and the offline `check` command (check, image).
+//! See docs/units.md for the format reference.
 
 pub mod check;
+mod fields;
 pub mod graph;
+pub mod image;
 pub mod load;
+pub mod parse;
 pub mod schema;
+pub mod users;
+pub mod values;
 
 pub use schema::Unit;
+pub use values::valid_unit_name;

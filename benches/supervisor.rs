@@ -1,0 +1,356 @@
+//! Supervisor benchmark (`cargo bench --bench supervisor`): runs the real release binary as PID 1 of a
+//! PID namespace (root, `unshare`) and reports medians over repeated runs, each next to a baseline
+//! measured in the same run on the same machine, because these machines are noisy.
+//!
+//! Measured: stripped binary size; PID 1 RSS with 50 units running; crash-to-restart latency (first
+//! restart, which has no delay) against a bare fork+exec; time to start 1,000 trivial units in a random
+//! DAG and to stop them, against spawning and killing 1,000 processes from a plain loop.
+//! `LIFSEA_BENCH_RUNS` sets the repetitions (default 5).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lifsea-init");
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+/// A small deterministic generator so the DAG is the same on every run.
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+struct Init {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Init {
+    fn start(tag: &str, units: &[(String, String)]) -> Init {
+        let dir = std::env::temp_dir().join(format!("lifsea-bench-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("units")).expect("units dir");
+        fs::create_dir_all(dir.join("run")).expect("run dir");
+        for (name, body) in units {
+            fs::write(dir.join("units").join(format!("{name}.toml")), body).expect("write unit");
+        }
+        let child = Command::new("unshare")
+            .args([
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--kill-child",
+                BIN,
+                "--container",
+                "--units",
+            ])
+            .arg(dir.join("units"))
+            .arg("--run-dir")
+            .arg(dir.join("run"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn unshare");
+        Init { child, dir }
+    }
+
+    /// The init's pid on the host: the only child of `unshare`.
+    fn host_pid(&self) -> Option<u32> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let p = format!("/proc/{0}/task/{0}/children", self.child.id());
+            if let Ok(s) = fs::read_to_string(&p) {
+                if let Some(pid) = s.split_whitespace().next().and_then(|x| x.parse().ok()) {
+                    return Some(pid);
+                }
+            }
+            sleep(Duration::from_millis(2));
+        }
+        None
+    }
+
+    /// Waits for boot-timeline.json; returns (supervise start, boot complete) in microseconds.
+    fn wait_boot(&self, limit: Duration) -> Option<(u64, u64)> {
+        let path = self.dir.join("run/boot-timeline.json");
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(text) = fs::read_to_string(&path) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                    return stamps(&v);
+                }
+            }
+            sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    /// SIGTERM, then the time until the init has exited.
+    fn stop(mut self) -> Duration {
+        let t = Instant::now();
+        if let Some(pid) = self.host_pid() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            sleep(Duration::from_millis(1));
+        }
+        let d = t.elapsed();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+        d
+    }
+}
+
+fn stamps(v: &serde_json::Value) -> Option<(u64, u64)> {
+    let entries = v
+        .get("timeline")
+        .or_else(|| v.get("entries"))
+        .unwrap_or(v)
+        .as_array()?;
+    let mut start = None;
+    let mut done = None;
+    for e in entries {
+        let at = e.get("at_us")?.as_u64()?;
+        match (e.get("kind")?.as_str()?, e.get("event")?.as_str()?) {
+            ("stage", "start") if start.is_none() => start = Some(at),
+            (_, "boot-complete") => done = Some(at),
+            _ => {}
+        }
+    }
+    Some((start?, done?))
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn sleeper(extra: &str) -> String {
+    format!("exec = [\"/bin/sleep\", \"100000\"]\nready = \"exec\"\nrestart = \"no\"\n{extra}")
+}
+
+fn bench_size() {
+    let size = fs::metadata(BIN).map(|m| m.len()).unwrap_or(0);
+    let out = Command::new("file").arg(BIN).output();
+    let kind = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    println!(
+        "binary size: {size} bytes ({:.2} MB; budget 1.5 MB) static={}",
+        size as f64 / 1_048_576.0,
+        kind.contains("static")
+    );
+}
+
+fn bench_rss(runs: usize) {
+    let mut rss = Vec::new();
+    for _ in 0..runs {
+        let units: Vec<_> = (0..50).map(|i| (format!("s{i}"), sleeper(""))).collect();
+        let init = Init::start("rss", &units);
+        if init.wait_boot(Duration::from_secs(30)).is_some() {
+            sleep(Duration::from_millis(200));
+            if let Some(kb) = init.host_pid().and_then(rss_kb) {
+                rss.push(kb as f64);
+            }
+        }
+        init.stop();
+    }
+    // Baseline: a static process doing nothing, to show the floor the kernel charges any process.
+    let mut base = Vec::new();
+    for _ in 0..runs {
+        if let Ok(mut c) = Command::new("/bin/sleep").arg("5").spawn() {
+            sleep(Duration::from_millis(50));
+            if let Some(kb) = rss_kb(c.id()) {
+                base.push(kb as f64);
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    let (m, b) = (median(&mut rss), median(&mut base));
+    println!("PID 1 RSS with 50 units: median {m:.0} kB (target 2048 kB); /bin/sleep baseline {b:.0} kB; ratio {:.1}x", m / b);
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+fn bench_restart(runs: usize) {
+    let body =
+        "exec = [\"/bin/sh\", \"-c\", \"date +%s%N >> \\\"$STAMPS\\\"; exec sleep 100000\"]\n\
+                ready = \"exec\"\nrestart = \"always\"\nrestart-reset-after = \"1s\"\n";
+    let dir = std::env::temp_dir().join(format!("lifsea-bench-stamps-{}", std::process::id()));
+    let _ = fs::create_dir_all(&dir);
+    let stamps_file = dir.join("stamps");
+    let _ = fs::remove_file(&stamps_file);
+    let body = format!("{body}env = {{ STAMPS = \"{}\" }}\n", stamps_file.display());
+    let init = Init::start("restart", &[("crashy".to_string(), body)]);
+    let mut lat = Vec::new();
+    if init.wait_boot(Duration::from_secs(30)).is_some() {
+        for _ in 0..runs {
+            // Let the run count as stable so this crash gets the immediate first restart.
+            sleep(Duration::from_millis(1200));
+            let before = count_lines(&stamps_file);
+            let Some(pid) = main_pid_of(&init) else { break };
+            let t0 = now_ns();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while count_lines(&stamps_file) == before && Instant::now() < deadline {
+                sleep(Duration::from_micros(200));
+            }
+            if let Some(t1) = last_stamp(&stamps_file) {
+                lat.push((t1.saturating_sub(t0)) as f64 / 1e6);
+            }
+        }
+    }
+    init.stop();
+    // Baseline: the same shell command started directly by a fork+exec from here.
+    let mut base = Vec::new();
+    for _ in 0..runs {
+        let t0 = now_ns();
+        let out = Command::new("/bin/sh").args(["-c", "date +%s%N"]).output();
+        if let Ok(o) = out {
+            if let Ok(t1) = String::from_utf8_lossy(&o.stdout).trim().parse::<u128>() {
+                base.push(t1.saturating_sub(t0) as f64 / 1e6);
+            }
+        }
+    }
+    let _ = fs::remove_dir_all(&dir);
+    let (m, b) = (median(&mut lat), median(&mut base));
+    println!("crash-to-restart (SIGKILL to new process running): median {m:.2} ms over {} crashes; fork+exec baseline {b:.2} ms; ratio {:.1}x", lat.len(), m / b);
+}
+
+fn count_lines(p: &Path) -> usize {
+    fs::read_to_string(p)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+fn last_stamp(p: &Path) -> Option<u128> {
+    fs::read_to_string(p)
+        .ok()?
+        .lines()
+        .last()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The `sleep` process (the unit's main process after `exec`) inside the namespace, by host pid.
+fn main_pid_of(init: &Init) -> Option<u32> {
+    let ipid = init.host_pid()?;
+    let children = fs::read_to_string(format!("/proc/{ipid}/task/{ipid}/children")).ok()?;
+    children
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .find(|p: &u32| {
+            fs::read_to_string(format!("/proc/{p}/comm"))
+                .map(|c| c.trim() == "sleep")
+                .unwrap_or(false)
+        })
+}
+
+fn dag_units(n: usize, seed: u64) -> Vec<(String, String)> {
+    let mut rng = XorShift(seed);
+    (0..n)
+        .map(|i| {
+            let mut deps = Vec::new();
+            if i > 0 {
+                for _ in 0..(rng.next() % 3) {
+                    deps.push(format!("\"u{}\"", rng.next() as usize % i));
+                }
+            }
+            deps.sort();
+            deps.dedup();
+            (
+                format!("u{i}"),
+                sleeper(&format!("requires = [{}]\n", deps.join(", "))),
+            )
+        })
+        .collect()
+}
+
+fn bench_dag(runs: usize) {
+    let mut start = Vec::new();
+    let mut stop = Vec::new();
+    for r in 0..runs {
+        let init = Init::start("dag", &dag_units(1000, 0x5eed + r as u64));
+        match init.wait_boot(Duration::from_secs(120)) {
+            Some((s, d)) => start.push((d - s) as f64 / 1000.0),
+            None => eprintln!("dag run {r}: no boot-timeline.json within 120 s"),
+        }
+        stop.push(init.stop().as_secs_f64() * 1000.0);
+    }
+    // Baseline: start 1,000 sleep processes from a loop, then kill and reap them.
+    let mut bstart = Vec::new();
+    let mut bstop = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut kids: Vec<Child> = (0..1000)
+            .filter_map(|_| Command::new("/bin/sleep").arg("100000").spawn().ok())
+            .collect();
+        bstart.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        for k in kids.iter_mut() {
+            let _ = k.kill();
+        }
+        for k in kids.iter_mut() {
+            let _ = k.wait();
+        }
+        bstop.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (a, b, c, d) = (
+        median(&mut start),
+        median(&mut bstart),
+        median(&mut stop),
+        median(&mut bstop),
+    );
+    println!("1,000-unit random DAG: start median {a:.0} ms (target 1000 ms), plain-loop spawn baseline {b:.0} ms, ratio {:.2}x", a / b);
+    println!("1,000-unit stop (SIGTERM to exit): median {c:.0} ms, plain kill+reap baseline {d:.0} ms, ratio {:.2}x", c / d);
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` would pass other flags: only run for bench.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let runs: usize = std::env::var("LIFSEA_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    bench_size();
+    bench_rss(runs);
+    bench_restart(runs.max(5));
+    bench_dag(runs);
+}

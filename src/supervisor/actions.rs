@@ -1,0 +1,164 @@
+//! Carrying out the core's actions: spawning a unit into its cgroup with its pipes, and signalling
+//! a unit (its main process, or its whole group).
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+
+use super::event_loop::{Pipe, Supervisor};
+use super::notify;
+use super::output::{LineBuffer, LINE_CAP};
+use super::readiness;
+use super::spawn::{self, SpawnRequest};
+use super::state::{Event, KillScope};
+use crate::sys::reap as process;
+use crate::unitlog::Stream;
+use crate::units::schema::KillMode;
+use crate::units::Unit;
+
+impl Supervisor {
+    pub(super) fn spawn_unit(&mut self, name: &str) {
+        let Some(unit) = self.units.get(name).cloned() else {
+            self.queue.push_back(Event::SpawnFailed {
+                unit: name.to_string(),
+                message: "unit definition missing".into(),
+            });
+            return;
+        };
+        let cgroup_dir = self.prepare_cgroup(&unit);
+        let req = SpawnRequest {
+            unit: &unit,
+            notify_socket: Some(&self.notify_path),
+            cgroup_dir,
+            etc_dir: &self.cfg.etc_dir,
+        };
+        match spawn::spawn(&req) {
+            Ok(s) => {
+                self.add_pipe(name, Stream::Stdout, s.stdout);
+                self.add_pipe(name, Stream::Stderr, s.stderr);
+                self.ready_fds.remove(name);
+                if let Some(fd) = s.ready_fd {
+                    let _ = crate::sys::poll::set_nonblocking(fd.as_raw_fd());
+                    self.ready_fds.insert(name.to_string(), File::from(fd));
+                }
+                if readiness::is_probe(&unit.ready) {
+                    self.probes.insert(name.to_string(), unit.ready.clone());
+                    self.next_probe = Some(Instant::now());
+                }
+                self.queue.push_back(Event::Spawned {
+                    unit: name.to_string(),
+                    pid: s.pid.as_raw(),
+                });
+            }
+            Err(e) => {
+                log::warn!("{e}");
+                self.queue.push_back(Event::SpawnFailed {
+                    unit: name.to_string(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+
+    /// Creates the unit's cgroup and watches its cgroup.events; `None` without cgroups.
+    pub(super) fn prepare_cgroup(&mut self, unit: &Unit) -> Option<PathBuf> {
+        let cg = self.cgroups.as_ref()?;
+        let rel = self.cgroup_rel(unit);
+        if self.cfg.container {
+            crate::shutdown::note_created_cgroup(&unit.cgroup.path);
+        }
+        // A delegated group belongs to the service's user, so it can manage its own subtree.
+        let owner = if unit.cgroup.delegate {
+            spawn::unit_owner(unit, &self.cfg.etc_dir).unwrap_or_else(|e| {
+                log::warn!("{e}");
+                None
+            })
+        } else {
+            None
+        };
+        let dir = match cg.create(&rel, unit.cgroup.delegate, owner) {
+            Ok(d) => d,
+            Err(e) => {
+                log::warn!("unit {}: {e}; running it without its own cgroup", unit.name);
+                return None;
+            }
+        };
+        if !self.watches.contains_key(&unit.name) {
+            if let Some(w) = &self.watcher {
+                match w.watch_modify(&cg.events_path(&rel)) {
+                    Ok(id) => {
+                        self.watches.insert(unit.name.clone(), id);
+                    }
+                    Err(e) => log::warn!("unit {}: cannot watch cgroup.events: {e}", unit.name),
+                }
+            }
+        }
+        Some(dir)
+    }
+
+    pub(super) fn add_pipe(&mut self, unit: &str, stream: Stream, fd: OwnedFd) {
+        let _ = crate::sys::poll::set_nonblocking(fd.as_raw_fd());
+        self.pipes.push(Pipe {
+            unit: unit.to_string(),
+            stream,
+            file: File::from(fd),
+            lines: LineBuffer::new(LINE_CAP),
+        });
+    }
+
+    pub(super) fn group_populated(&self, unit: &str) -> bool {
+        let (Some(cg), Some(u)) = (&self.cgroups, self.units.get(unit)) else {
+            return false;
+        };
+        // A group that cannot be read (removed, never created) holds no processes.
+        cg.is_populated(&self.cgroup_rel(u)).unwrap_or(false)
+    }
+
+    pub(super) fn kill_unit(&mut self, name: &str, signal: Signal, scope: KillScope) {
+        let pid = self.core.get(name).and_then(|e| e.pid);
+        let Some(unit) = self.units.get(name) else {
+            return;
+        };
+        match (scope, &self.cgroups) {
+            (KillScope::Group, Some(cg)) => {
+                let rel = self.cgroup_rel(unit);
+                let r = if signal == Signal::SIGKILL {
+                    cg.kill(&rel)
+                } else {
+                    cg.signal_all(&rel, signal)
+                        .and_then(|_| cg.signal_all(&rel, Signal::SIGCONT))
+                };
+                if let Err(e) = r {
+                    log::warn!("unit {name}: signalling its cgroup failed: {e}");
+                }
+                // A MAINPID outside the group still gets the signal (once: a second SIGTERM would
+                // run a service's trap twice).
+                if let Some(pid) = pid {
+                    let group = format!("/{rel}");
+                    let inside = notify::cgroup_of(std::path::Path::new("/proc"), pid)
+                        .is_some_and(|cg| notify::cgroup_contains(&group, &cg));
+                    if !inside {
+                        let _ = process::signal_pid(pid, signal);
+                    }
+                }
+            }
+            _ => {
+                let Some(pid) = pid else { return };
+                if let Err(e) = process::signal_pid(pid, signal) {
+                    log::warn!("unit {name}: kill({pid}, {}) failed: {e}", signal.as_str());
+                }
+                // Without cgroups, the process group stands in for the unit's group (spawn makes
+                // every service a session and process group leader).
+                if unit.kill_mode == KillMode::Cgroup && self.cgroups.is_none() {
+                    let _ = process::signal_group(pid, signal);
+                }
+                if signal != Signal::SIGKILL && signal != Signal::SIGCONT {
+                    let _ = process::signal_pid(pid, Signal::SIGCONT);
+                }
+            }
+        }
+    }
+}

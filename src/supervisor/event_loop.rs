@@ -1,0 +1,432 @@
+//! The one event loop of stage 2: poll(2) over the signalfd, the sd_notify socket, cgroup.events
+//! watches, service output and readiness pipes and the control server, with the earliest timer as
+//! the poll timeout. Everything that happens becomes an `Event` for the pure core; the core's
+//! `Action`s are carried out here (spawn, signal, arm a timer, log a transition).
+//!
+//! Single-threaded on purpose: nothing runs concurrently with a fork, and the reaper is the only
+//! caller of waitpid(-1).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::cgroup::CgroupRoot;
+use super::output::LineBuffer;
+use super::state::{Action, Core, Event, ExitStatus, Phase, TimerKind};
+use super::Config;
+use crate::control::ops::ShutdownKind;
+use crate::control::server::ControlServer;
+use crate::sys::inotify::{FileWatcher, WatchId};
+use crate::sys::notify_socket::NotifySocket;
+use crate::sys::poll::{poll_fds, Watch};
+use crate::sys::reap::{self as process, Reaped};
+use crate::timeline::{SubjectKind, Timeline, TimelineEvent};
+use crate::unitlog::{Stream, UnitLogs};
+use crate::units::schema::Readiness;
+use crate::units::Unit;
+
+/// A service output pipe being drained into the unit's log.
+pub(super) struct Pipe {
+    pub(super) unit: String,
+    pub(super) stream: Stream,
+    pub(super) file: File,
+    pub(super) lines: LineBuffer,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct TimerEntry {
+    at: Instant,
+    seq: u64,
+    unit: String,
+    kind: TimerKind,
+    gen: u64,
+}
+
+/// Everything the running supervisor holds. The control API reaches it through `Operations`.
+pub struct Supervisor {
+    pub(super) cfg: Config,
+    pub(super) core: Core,
+    /// Valid units from disk, by name.
+    pub(super) units: BTreeMap<String, Unit>,
+    pub(super) cgroups: Option<CgroupRoot>,
+    /// Relative path under the cgroup root where unit groups live ("" on a machine).
+    pub(super) cgroup_base: String,
+    pub(super) notify_path: PathBuf,
+    pub(super) logs: UnitLogs,
+    pub(super) timeline: Timeline,
+    pub(super) status_text: BTreeMap<String, String>,
+    pub(super) shutdown_kind: Option<ShutdownKind>,
+    pub(super) pipes: Vec<Pipe>,
+    /// s6 readiness pipes of starting units, by unit.
+    pub(super) ready_fds: BTreeMap<String, File>,
+    pub(super) probes: BTreeMap<String, Readiness>,
+    pub(super) next_probe: Option<Instant>,
+    timers: BinaryHeap<Reverse<TimerEntry>>,
+    timer_seq: u64,
+    pub(super) watcher: Option<FileWatcher>,
+    pub(super) watches: BTreeMap<String, WatchId>,
+    pub(super) queue: VecDeque<Event>,
+    pub(super) spawned_at: BTreeMap<String, Instant>,
+    pub(super) boot_done: bool,
+    pub(super) boot_started_us: u64,
+}
+
+impl Supervisor {
+    pub(super) fn new(
+        cfg: Config,
+        timeline: Timeline,
+        cgroups: Option<CgroupRoot>,
+        cgroup_base: String,
+    ) -> Self {
+        let facts: Vec<&str> = crate::units::schema::FACTS.to_vec();
+        let core = Core::new(&facts, &cfg.facts_reached);
+        let notify_path = cfg.run_dir.join("notify.sock");
+        Self {
+            core,
+            units: BTreeMap::new(),
+            cgroups,
+            cgroup_base,
+            notify_path,
+            logs: UnitLogs::default(),
+            timeline,
+            status_text: BTreeMap::new(),
+            shutdown_kind: None,
+            pipes: Vec::new(),
+            ready_fds: BTreeMap::new(),
+            probes: BTreeMap::new(),
+            next_probe: None,
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            watcher: FileWatcher::new().ok(),
+            watches: BTreeMap::new(),
+            queue: VecDeque::new(),
+            spawned_at: BTreeMap::new(),
+            boot_done: false,
+            boot_started_us: crate::timeline::boottime_us(),
+            cfg,
+        }
+    }
+
+    /// Marks a fact (`network-online`, ...) as reached: units waiting for it may start. For stage-1
+    /// code that finishes while the loop runs (the network coming up).
+    pub fn reach_fact(&mut self, fact: &str) {
+        self.dispatch(Event::FactReached(fact.to_string()));
+    }
+
+    /// The unit's cgroup relative to the cgroup root.
+    pub(super) fn cgroup_rel(&self, unit: &Unit) -> String {
+        if self.cgroup_base.is_empty() {
+            unit.cgroup.path.clone()
+        } else {
+            format!("{}/{}", self.cgroup_base, unit.cgroup.path)
+        }
+    }
+
+    /// Feeds an event to the core and carries out every resulting action (which may queue more).
+    pub fn dispatch(&mut self, ev: Event) {
+        self.queue.push_back(ev);
+        while let Some(ev) = self.queue.pop_front() {
+            log::debug!("event {ev:?}");
+            let actions = self.core.step(ev, Instant::now());
+            for a in actions {
+                self.perform(a);
+            }
+        }
+    }
+
+    fn perform(&mut self, a: Action) {
+        match a {
+            Action::Spawn(unit) => self.spawn_unit(&unit),
+            Action::Kill {
+                unit,
+                signal,
+                scope,
+            } => self.kill_unit(&unit, signal, scope),
+            Action::ArmTimer {
+                unit,
+                kind,
+                at,
+                gen,
+            } => {
+                self.timer_seq += 1;
+                self.timers.push(Reverse(TimerEntry {
+                    at,
+                    seq: self.timer_seq,
+                    unit,
+                    kind,
+                    gen,
+                }));
+            }
+            Action::CheckGroup(unit) => {
+                if !self.group_populated(&unit) {
+                    self.queue.push_back(Event::GroupEmpty(unit));
+                }
+            }
+            Action::Transition {
+                subject,
+                name,
+                event,
+                detail,
+            } => self.on_transition(subject, &name, event, &detail),
+        }
+    }
+
+    fn on_transition(
+        &mut self,
+        subject: SubjectKind,
+        name: &str,
+        event: TimelineEvent,
+        detail: &str,
+    ) {
+        self.timeline.mark(subject, name, event);
+        let suffix = if detail.is_empty() {
+            String::new()
+        } else {
+            format!(" ({detail})")
+        };
+        match (subject, event) {
+            (SubjectKind::Fact, _) => log::info!("[  OK  ] reached {name}"),
+            (_, TimelineEvent::Ready) => {
+                let ms = self
+                    .spawned_at
+                    .get(name)
+                    .map(|t| t.elapsed().as_millis())
+                    .unwrap_or(0);
+                let what = if detail.is_empty() { "ready" } else { "done" };
+                log::info!("[  OK  ] {name} {what} ({ms} ms)");
+            }
+            (_, TimelineEvent::Failed) => log::warn!("[FAILED] {name}: {detail}"),
+            (_, TimelineEvent::Start) => {
+                self.spawned_at.insert(name.to_string(), Instant::now());
+                log::debug!("started {name}{suffix}");
+            }
+            (_, TimelineEvent::Stopping) => log::info!("stopping {name}"),
+            (_, TimelineEvent::Stopped) => log::info!("[ STOP ] {name}{suffix}"),
+            (_, TimelineEvent::BootComplete) => {}
+        }
+        if subject == SubjectKind::Unit {
+            let line = format!("{}{suffix}", event_word(event));
+            self.logs.push(name, Stream::Init, line.as_bytes());
+        }
+        if event != TimelineEvent::Start && event != TimelineEvent::Stopping {
+            // Readiness watching ends with the starting phase.
+            if self
+                .core
+                .get(name)
+                .map_or(true, |e| e.phase != Phase::Starting)
+            {
+                self.probes.remove(name);
+                self.ready_fds.remove(name);
+            }
+        }
+    }
+
+    /// Reaps every exited child; matches main pids to units, orphans are reaped silently.
+    fn reap(&mut self) {
+        while let Some(r) = process::reap_one() {
+            let (pid, status) = match r {
+                Reaped::Exited { pid, code } => (pid, ExitStatus::Code(code)),
+                Reaped::Signaled { pid, signal } => (pid, ExitStatus::Signal(signal)),
+            };
+            match self.core.unit_by_pid(pid).map(str::to_string) {
+                Some(unit) => {
+                    log::debug!("unit {unit}: main process {pid} {status}");
+                    self.dispatch(Event::Exited { unit, status });
+                }
+                None => log::trace!("reaped orphan {pid} ({status})"),
+            }
+        }
+    }
+
+    fn on_signal(&mut self, signo: i32) {
+        let kind = match Signal::try_from(signo) {
+            Ok(Signal::SIGCHLD) => return self.reap(),
+            Ok(Signal::SIGHUP) => {
+                log::info!("SIGHUP: reloading unit files");
+                let _ = crate::control::ops::Operations::reload(self);
+                return;
+            }
+            Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => ShutdownKind::Reboot,
+            Ok(Signal::SIGUSR1) => ShutdownKind::Halt,
+            Ok(Signal::SIGUSR2) | Ok(Signal::SIGPWR) => ShutdownKind::Poweroff,
+            _ => return,
+        };
+        log::info!("signal {signo}: shutting down ({kind:?})");
+        self.begin_shutdown(kind);
+    }
+
+    pub(super) fn begin_shutdown(&mut self, kind: ShutdownKind) {
+        if self.shutdown_kind.is_none() {
+            self.shutdown_kind = Some(kind);
+            self.timeline
+                .mark(SubjectKind::Stage, "shutdown", TimelineEvent::Start);
+        }
+        self.dispatch(Event::Shutdown);
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while self.timers.peek().is_some_and(|Reverse(t)| t.at <= now) {
+            if let Some(Reverse(t)) = self.timers.pop() {
+                self.dispatch(Event::Timer {
+                    unit: t.unit,
+                    kind: t.kind,
+                    gen: t.gen,
+                });
+            }
+        }
+    }
+
+    fn check_boot_complete(&mut self) {
+        if self.boot_done || !self.core.boot_settled() {
+            return;
+        }
+        self.boot_done = true;
+        self.timeline
+            .mark(SubjectKind::Stage, "boot", TimelineEvent::BootComplete);
+        // On a machine CLOCK_BOOTTIME counts from the kernel's start, which is what a boot takes; in
+        // a container it counts from the host's boot, so measure from the supervisor's start there.
+        let now_us = crate::timeline::boottime_us();
+        let ms = if self.cfg.container {
+            now_us.saturating_sub(self.boot_started_us)
+        } else {
+            now_us
+        } / 1000;
+        log::info!("boot complete in {ms} ms");
+        if let Err(e) = super::report::write_boot_timeline(&self.cfg.run_dir, self) {
+            log::warn!("{e}");
+        }
+    }
+
+    /// One pass of the loop: wait for something, then handle all of it.
+    fn iterate(&mut self, io: &mut LoopIo) {
+        // Before sleeping: the previous pass (or the boot event) may have settled everything.
+        self.check_boot_complete();
+        self.prune_removed();
+        let now = Instant::now();
+        let mut deadline = self.timers.peek().map(|Reverse(t)| t.at);
+        for d in [
+            io.server.as_ref().and_then(|s| s.next_deadline()),
+            self.next_probe,
+        ] {
+            deadline = match (deadline, d) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(t) => t.saturating_duration_since(now).as_millis().min(60_000) as i32 + 1,
+        };
+
+        let mut watches = vec![
+            Watch::input(io.signals.as_raw_fd()),
+            Watch::input(io.notify.raw_fd()),
+        ];
+        if let Some(w) = &self.watcher {
+            watches.push(Watch::input(w.raw_fd()));
+        }
+        let pipes_at = watches.len();
+        watches.extend(self.pipes.iter().map(|p| Watch::input(p.file.as_raw_fd())));
+        let ready_at = watches.len();
+        watches.extend(self.ready_fds.values().map(|f| Watch::input(f.as_raw_fd())));
+        let server_at = watches.len();
+        if let Some(s) = &io.server {
+            watches.extend(s.poll_fds().into_iter().map(|(fd, ev)| Watch::new(fd, ev)));
+        }
+        if let Err(e) = poll_fds(&mut watches, timeout_ms) {
+            log::warn!("poll failed: {e}");
+            std::thread::sleep(Duration::from_millis(10));
+            return;
+        }
+
+        if watches[0].is_ready() {
+            while let Ok(Some(signo)) = crate::sys::signal::read_signal(&io.signals) {
+                self.on_signal(signo);
+            }
+        }
+        if watches[1].is_ready() {
+            self.on_notify(&io.notify);
+        }
+        if self.watcher.is_some() && watches[2].is_ready() {
+            self.on_cgroup_events();
+        }
+        // Pipes: drain the ready ones, drop the closed ones. Draining dispatches nothing, so the
+        // indices hold; walking backwards keeps them valid across swap_remove.
+        let pipe_ready: Vec<bool> = watches[pipes_at..ready_at]
+            .iter()
+            .map(Watch::is_ready)
+            .collect();
+        for i in (0..pipe_ready.len()).rev() {
+            if pipe_ready[i] && !self.drain_pipe(i) {
+                self.pipes.swap_remove(i);
+            }
+        }
+        // Readiness pipes, by unit name: reading one may dispatch events that drop others.
+        let rfd_ready: Vec<String> = watches[ready_at..server_at]
+            .iter()
+            .zip(self.ready_fds.keys())
+            .filter(|(w, _)| w.is_ready())
+            .map(|(_, u)| u.clone())
+            .collect();
+        for unit in rfd_ready {
+            if !self.read_ready_fd(&unit) {
+                self.ready_fds.remove(&unit);
+            }
+        }
+        let now = Instant::now();
+        // Borrowed, not taken: a panic inside a request handler must not lose the server.
+        if let Some(server) = io.server.as_mut() {
+            for w in &watches[server_at..] {
+                if w.is_ready() {
+                    server.on_ready(w.fd, w.revents, self, now);
+                }
+            }
+            server.tick(self, now);
+        }
+        self.fire_timers(now);
+        self.run_probes(now);
+        // A SIGCHLD may have been coalesced with one already consumed: reaping is cheap, always do it.
+        self.reap();
+        self.check_boot_complete();
+    }
+}
+
+/// The descriptors the loop owns besides the supervisor's own state.
+pub(super) struct LoopIo {
+    pub signals: nix::sys::signalfd::SignalFd,
+    pub notify: NotifySocket,
+    pub server: Option<ControlServer>,
+}
+
+fn event_word(e: TimelineEvent) -> &'static str {
+    match e {
+        TimelineEvent::Start => "started",
+        TimelineEvent::Ready => "ready",
+        TimelineEvent::Failed => "failed",
+        TimelineEvent::Stopping => "stopping",
+        TimelineEvent::Stopped => "stopped",
+        TimelineEvent::BootComplete => "boot complete",
+    }
+}
+
+/// Runs the loop until a shutdown has stopped every unit. A panic inside one iteration is caught,
+/// logged, and the loop goes on: PID 1 must not die.
+pub(super) fn run_loop(sup: &mut Supervisor, io: &mut LoopIo) -> ShutdownKind {
+    loop {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sup.iterate(io)));
+        if r.is_err() {
+            log::error!("supervisor loop iteration panicked; continuing");
+            sup.queue.clear();
+        }
+        if sup.core.shutting_down() && sup.core.all_down() {
+            if let Some(kind) = sup.shutdown_kind {
+                return kind;
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! What services tell the supervisor: sd_notify datagrams (attributed to a unit by the sender's
+//! credentials), output lines, s6 readiness pipes, readiness probes and cgroup.events changes.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Instant;
+
+use super::event_loop::Supervisor;
+use super::notify;
+use super::readiness;
+use super::state::Event;
+use crate::sys::notify_socket::NotifySocket;
+
+/// Bytes read from one pipe per wakeup, so one chatty service cannot starve the loop.
+const READ_BUDGET: usize = 64 * 1024;
+
+impl Supervisor {
+    pub(super) fn on_notify(&mut self, sock: &NotifySocket) {
+        loop {
+            let d = match sock.receive() {
+                Ok(Some(d)) => d,
+                Ok(None) => return,
+                Err(e) => {
+                    log::debug!("notify socket: {e}");
+                    return;
+                }
+            };
+            let Some(pid) = d.pid else { continue };
+            let Some(unit) = self.attribute(pid) else {
+                log::debug!("notify message from pid {pid} belongs to no unit; ignored");
+                continue;
+            };
+            let msg = notify::parse(&d.data);
+            if let Some(mp) = msg.main_pid {
+                self.dispatch(Event::MainPid {
+                    unit: unit.clone(),
+                    pid: mp,
+                });
+            }
+            if let Some(s) = msg.status {
+                self.status_text.insert(unit.clone(), s);
+            }
+            if let Some(e) = msg.errno {
+                log::info!("unit {unit}: reports errno {e}");
+            }
+            if msg.stopping {
+                log::debug!("unit {unit}: stopping");
+            }
+            if msg.ready {
+                self.dispatch(Event::Ready(unit));
+            }
+        }
+    }
+
+    /// Which unit a notify sender belongs to: main pid, cgroup member, or descendant of the main pid.
+    pub(super) fn attribute(&self, pid: i32) -> Option<String> {
+        if let Some(u) = self.core.unit_by_pid(pid) {
+            return Some(u.to_string());
+        }
+        let proc_dir = Path::new("/proc");
+        if self.cgroups.is_some() {
+            if let Some(cg) = notify::cgroup_of(proc_dir, pid) {
+                for (name, unit) in &self.units {
+                    let rel = format!("/{}", self.cgroup_rel(unit));
+                    if notify::cgroup_contains(&rel, &cg)
+                        && self.core.get(name).is_some_and(|e| e.pid.is_some())
+                    {
+                        return Some(name.clone());
+                    }
+                }
+            }
+        }
+        self.core
+            .entries()
+            .find(|(_, e)| {
+                e.pid
+                    .is_some_and(|main| notify::descends_from(proc_dir, pid, main))
+            })
+            .map(|(n, _)| n.clone())
+    }
+
+    pub(super) fn on_cgroup_events(&mut self) {
+        let Some(w) = &self.watcher else { return };
+        let fired = w.fired();
+        for id in fired {
+            let unit = self
+                .watches
+                .iter()
+                .find(|(_, w)| **w == id)
+                .map(|(u, _)| u.clone());
+            if let Some(u) = unit {
+                if !self.group_populated(&u) {
+                    self.dispatch(Event::GroupEmpty(u));
+                }
+            }
+        }
+    }
+
+    /// Drains one output pipe; returns false once it reached end of file.
+    pub(super) fn drain_pipe(&mut self, idx: usize) -> bool {
+        let mut buf = [0u8; 8192];
+        let mut total = 0;
+        let Some(p) = self.pipes.get_mut(idx) else {
+            return false;
+        };
+        loop {
+            match p.file.read(&mut buf) {
+                Ok(0) => {
+                    if let Some(tail) = p.lines.finish() {
+                        log::debug!("{}: {}", p.unit, String::from_utf8_lossy(&tail));
+                        self.logs.push(&p.unit, p.stream, &tail);
+                    }
+                    return false;
+                }
+                Ok(n) => {
+                    for line in p.lines.feed(&buf[..n]) {
+                        log::debug!("{}: {}", p.unit, String::from_utf8_lossy(&line));
+                        self.logs.push(&p.unit, p.stream, &line);
+                    }
+                    total += n;
+                    if total >= READ_BUDGET {
+                        return true;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return e.kind() == std::io::ErrorKind::WouldBlock,
+            }
+        }
+    }
+
+    /// Reads the s6 readiness pipe; a newline means ready. Returns false once it is closed.
+    pub(super) fn read_ready_fd(&mut self, unit: &str) -> bool {
+        let mut buf = [0u8; 512];
+        let Some(f) = self.ready_fds.get_mut(unit) else {
+            return false;
+        };
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    if buf[..n].contains(&b'\n') {
+                        self.dispatch(Event::Ready(unit.to_string()));
+                        return false;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return e.kind() == std::io::ErrorKind::WouldBlock,
+            }
+        }
+    }
+
+    pub(super) fn run_probes(&mut self, now: Instant) {
+        if self.next_probe.map_or(true, |t| t > now) {
+            return;
+        }
+        let ready: Vec<String> = self
+            .probes
+            .iter()
+            .filter(|(_, r)| readiness::probe(r))
+            .map(|(u, _)| u.clone())
+            .collect();
+        for u in ready {
+            self.probes.remove(&u);
+            self.dispatch(Event::Ready(u));
+        }
+        self.next_probe = if self.probes.is_empty() {
+            None
+        } else {
+            Some(now + readiness::PROBE_INTERVAL)
+        };
+    }
+}

@@ -1,0 +1,259 @@
+//! The control API's view of the supervisor: `Operations` implemented on the running `Supervisor`.
+//! Requests become events for the state machine, so the API can never put a unit in a state the
+//! core would not reach by itself.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::event_loop::Supervisor;
+use super::readiness;
+use super::state::{Event, Phase};
+use crate::control::ops::{OpError, Operations, ReloadReport, ShutdownKind, UnitStatus};
+use crate::timeline::Stamp;
+use crate::unitlog::LogLine;
+
+impl Supervisor {
+    fn known(&self, unit: &str) -> Result<(), OpError> {
+        if !crate::units::valid_unit_name(unit) {
+            return Err(OpError::InvalidName(unit.to_string()));
+        }
+        if self.core.get(unit).is_some() {
+            Ok(())
+        } else {
+            Err(OpError::NoSuchUnit(unit.to_string()))
+        }
+    }
+
+    fn unit_status(&self, name: &str) -> Option<UnitStatus> {
+        let e = self.core.get(name)?;
+        let unit = self.units.get(name);
+        let cgroup = match (&self.cgroups, unit) {
+            (Some(cg), Some(u)) => Some(cg.root.join(self.cgroup_rel(u))),
+            _ => None,
+        };
+        let stats = match (&self.cgroups, unit) {
+            (Some(cg), Some(u)) if e.phase != Phase::Inactive => {
+                Some(cg.stats(&self.cgroup_rel(u)))
+            }
+            _ => None,
+        };
+        let state = if e.phase == Phase::Inactive && !e.enabled {
+            "disabled"
+        } else {
+            e.phase.as_str()
+        };
+        let since_us = crate::timeline::boottime_us().saturating_sub(
+            Instant::now()
+                .saturating_duration_since(e.since)
+                .as_micros() as u64,
+        );
+        Some(UnitStatus {
+            name: name.to_string(),
+            description: unit.map(|u| u.description.clone()).unwrap_or_default(),
+            state: state.to_string(),
+            enabled: e.enabled,
+            pid: e.pid,
+            since_us,
+            restarts: e.restarts,
+            last_exit: e.last_exit.map(|s| s.to_string()),
+            failure: e.failure.clone(),
+            readiness: unit
+                .map(|u| readiness::describe(&u.ready))
+                .unwrap_or_default(),
+            status_text: self.status_text.get(name).cloned(),
+            cgroup: cgroup.map(|p| p.display().to_string()),
+            memory_bytes: stats.as_ref().and_then(|s| s.memory_current),
+            cpu_usec: stats.as_ref().and_then(|s| s.cpu_usage_usec),
+            requires: e.spec.requires.clone(),
+            wants: e.spec.wants.clone(),
+            after: e.spec.after.clone(),
+        })
+    }
+}
+
+impl Operations for Supervisor {
+    fn list(&self) -> Vec<UnitStatus> {
+        self.core
+            .entries()
+            .filter_map(|(n, _)| self.unit_status(n))
+            .collect()
+    }
+
+    fn status(&self, unit: &str) -> Result<UnitStatus, OpError> {
+        self.known(unit)?;
+        self.unit_status(unit)
+            .ok_or_else(|| OpError::NoSuchUnit(unit.to_string()))
+    }
+
+    fn start(&mut self, unit: &str) -> Result<(), OpError> {
+        self.known(unit)?;
+        if self.core.shutting_down() {
+            return Err(OpError::Refused("shutting down".into()));
+        }
+        if let Some(reason) = self.core.get(unit).and_then(|e| e.blocked.clone()) {
+            return Err(OpError::Refused(format!(
+                "unit {unit} cannot start: {reason}"
+            )));
+        }
+        self.dispatch(Event::Start(unit.to_string()));
+        Ok(())
+    }
+
+    fn stop(&mut self, unit: &str) -> Result<(), OpError> {
+        self.known(unit)?;
+        self.dispatch(Event::Stop(unit.to_string()));
+        Ok(())
+    }
+
+    fn restart(&mut self, unit: &str) -> Result<(), OpError> {
+        self.known(unit)?;
+        if self.core.shutting_down() {
+            return Err(OpError::Refused("shutting down".into()));
+        }
+        if let Some(reason) = self.core.get(unit).and_then(|e| e.blocked.clone()) {
+            return Err(OpError::Refused(format!(
+                "unit {unit} cannot start: {reason}"
+            )));
+        }
+        self.dispatch(Event::Restart(unit.to_string()));
+        Ok(())
+    }
+
+    fn reload(&mut self) -> Result<ReloadReport, OpError> {
+        if self.core.shutting_down() {
+            return Err(OpError::Refused("shutting down".into()));
+        }
+        Ok(self.reload_units())
+    }
+
+    fn admin_unit_dir(&self) -> PathBuf {
+        self.cfg
+            .unit_dirs
+            .last()
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from(crate::boot::ADMIN_UNIT_DIR))
+    }
+
+    fn logs_tail(&self, unit: &str, n: usize) -> Result<Vec<LogLine>, OpError> {
+        self.known(unit)?;
+        Ok(self.logs.tail(unit, n))
+    }
+
+    fn logs_since(&self, unit: &str, seq: u64) -> Result<Vec<LogLine>, OpError> {
+        self.known(unit)?;
+        Ok(self.logs.since(unit, seq))
+    }
+
+    fn timeline(&self) -> Vec<Stamp> {
+        self.timeline.entries().to_vec()
+    }
+
+    fn shutdown(&mut self, kind: ShutdownKind) {
+        self.begin_shutdown(kind);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::{catalog, Config};
+    use crate::timeline::Timeline;
+
+    fn sup_with(files: &[(&str, &str)]) -> (Supervisor, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "lifsea-ops-{}-{}",
+            std::process::id(),
+            files.len() * 1000 + files.iter().map(|f| f.1.len()).sum::<usize>()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
+        }
+        let cfg = Config {
+            unit_dirs: vec![dir.clone()],
+            run_dir: dir.join("run"),
+            log_dir: None,
+            container: true,
+            cgroup_root: None,
+            cgroup_base: String::new(),
+            etc_dir: PathBuf::from("/etc"),
+            facts_reached: vec![],
+        };
+        let mut sup = Supervisor::new(cfg.clone(), Timeline::new(), None, String::new());
+        sup.install(catalog::load(&cfg.unit_dirs));
+        (sup, dir)
+    }
+
+    #[test]
+    fn status_list_and_errors_without_running_anything() {
+        let (mut sup, dir) = sup_with(&[
+            ("idle", "description = \"an idle unit\"\nexec = [\"/bin/true\"]\nenabled = false\nready = { fd = 3 }\n"),
+            ("bad", "exec = 1\n"),
+        ]);
+        let names: Vec<String> = sup.list().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, vec!["bad", "idle"]);
+        let idle = sup.status("idle").unwrap();
+        assert_eq!(idle.state, "disabled");
+        assert_eq!(idle.description, "an idle unit");
+        assert_eq!(idle.readiness, "fd 3");
+        assert_eq!(idle.pid, None);
+        let bad = sup.status("bad").unwrap();
+        assert_eq!(bad.state, "failed");
+        assert!(bad.failure.unwrap().starts_with("invalid unit file: "));
+        assert_eq!(sup.status("nope"), Err(OpError::NoSuchUnit("nope".into())));
+        assert_eq!(sup.start("../x"), Err(OpError::InvalidName("../x".into())));
+        assert!(matches!(sup.start("bad"), Err(OpError::Refused(_))));
+        assert_eq!(sup.logs_tail("idle", 10), Ok(vec![]));
+        assert_eq!(sup.admin_unit_dir(), dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reload_reports_new_changed_and_removed_units() {
+        let (mut sup, dir) = sup_with(&[
+            ("a", "exec = [\"/bin/true\"]\nenabled = false\n"),
+            ("b", "exec = [\"/bin/true\"]\nenabled = false\n"),
+            ("c", "exec = [\"/bin/true\"]\nenabled = false\n"),
+        ]);
+        std::fs::write(
+            dir.join("b.toml"),
+            "exec = [\"/bin/false\"]\nenabled = false\n",
+        )
+        .unwrap();
+        std::fs::remove_file(dir.join("c.toml")).unwrap();
+        std::fs::write(
+            dir.join("d.toml"),
+            "exec = [\"/bin/true\"]\nenabled = false\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("e.toml"),
+            "exec = [\"/bin/true\"]\nrequires = [\"ghost\"]\nenabled = false\n",
+        )
+        .unwrap();
+        let r = sup.reload().unwrap();
+        assert!(
+            r.started.is_empty(),
+            "d is new but disabled: {:?}",
+            r.started
+        );
+        assert_eq!(r.stopped, vec!["c"]);
+        // b changed but was not running: nothing to restart.
+        assert_eq!(r.unchanged, vec!["a", "b"]);
+        assert!(r.restarted.is_empty());
+        assert!(
+            r.errors.iter().any(|e| e.contains("ghost")),
+            "{:?}",
+            r.errors
+        );
+        assert_eq!(
+            sup.status("c"),
+            Err(OpError::NoSuchUnit("c".into())),
+            "removed units are forgotten"
+        );
+        assert_eq!(sup.status("d").unwrap().state, "disabled");
+        assert_eq!(sup.status("e").unwrap().state, "failed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

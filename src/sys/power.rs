@@ -1,0 +1,64 @@
+//! Machine-wide power and process-tree controls: reboot(2), Ctrl-Alt-Del routing, sync(2), and
+//! the child-subreaper flag that makes orphans come to us.
+
+use nix::sys::reboot::RebootMode;
+
+/// What reboot(2) should do at the very end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerAction {
+    Poweroff,
+    Reboot,
+    Halt,
+}
+
+/// reboot(2) with LINUX_REBOOT_CMD_CAD_OFF: Ctrl-Alt-Del sends SIGINT to PID 1 instead of an
+/// immediate reboot, so it goes through an orderly shutdown.
+pub fn disable_ctrl_alt_del() -> nix::Result<()> {
+    nix::sys::reboot::set_cad_enabled(false)
+}
+
+/// reboot(2) with the matching command; returns only on failure.
+pub fn reboot(action: PowerAction) -> nix::Error {
+    let mode = match action {
+        PowerAction::Poweroff => RebootMode::RB_POWER_OFF,
+        PowerAction::Reboot => RebootMode::RB_AUTOBOOT,
+        PowerAction::Halt => RebootMode::RB_HALT_SYSTEM,
+    };
+    match nix::sys::reboot::reboot(mode) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+/// sync(2): flush every filesystem.
+pub fn sync_all() {
+    nix::unistd::sync();
+}
+
+/// prctl(PR_SET_CHILD_SUBREAPER): orphans of our descendants are reparented to us (when we are not
+/// PID 1 of a namespace, which gets them anyway).
+pub fn become_subreaper() -> nix::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true)
+}
+
+/// umount2(2) of `path`, lazily (MNT_DETACH) when `lazy`.
+pub fn unmount(path: &std::path::Path, lazy: bool) -> nix::Result<()> {
+    let flags = if lazy {
+        nix::mount::MntFlags::MNT_DETACH
+    } else {
+        nix::mount::MntFlags::empty()
+    };
+    nix::mount::umount2(path, flags)
+}
+
+/// mount(2) with MS_REMOUNT|MS_RDONLY: what cannot be unmounted is at least made clean.
+pub fn remount_read_only(path: &std::path::Path) -> nix::Result<()> {
+    use nix::mount::MsFlags;
+    nix::mount::mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+}

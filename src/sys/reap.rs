@@ -1,0 +1,98 @@
+//! The reaper's waitpid(2) and the supervisor's kill(2): how processes end.
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+/// How a reaped child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaped {
+    Exited { pid: i32, code: i32 },
+    Signaled { pid: i32, signal: i32 },
+}
+
+/// waitpid(-1, WNOHANG): one exited child of any kind, or `None` when no child has exited (or
+/// there are no children at all).
+pub fn reap_one() -> Option<Reaped> {
+    loop {
+        match nix::sys::wait::waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => {
+                return Some(Reaped::Exited {
+                    pid: pid.as_raw(),
+                    code,
+                })
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                return Some(Reaped::Signaled {
+                    pid: pid.as_raw(),
+                    signal: sig as i32,
+                })
+            }
+            // Stopped/continued children are still alive: keep looking.
+            Ok(WaitStatus::StillAlive) => return None,
+            Ok(_) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// kill(2) of one process; a process already gone is not an error.
+pub fn signal_pid(pid: i32, sig: Signal) -> nix::Result<()> {
+    match nix::sys::signal::kill(Pid::from_raw(pid), sig) {
+        Err(Errno::ESRCH) => Ok(()),
+        r => r,
+    }
+}
+
+/// kill(2) of a process group (negative pid); a group already gone is not an error.
+pub fn signal_group(pgid: i32, sig: Signal) -> nix::Result<()> {
+    match nix::sys::signal::killpg(Pid::from_raw(pgid), sig) {
+        Err(Errno::ESRCH) => Ok(()),
+        r => r,
+    }
+}
+
+/// kill(-1, sig): every process we may signal except ourselves (only sensible as PID 1 of a
+/// namespace or machine).
+pub fn signal_everyone(sig: Signal) -> nix::Result<()> {
+    match nix::sys::signal::kill(Pid::from_raw(-1), sig) {
+        Err(Errno::ESRCH) => Ok(()),
+        r => r,
+    }
+}
+
+/// What a non-blocking waitpid(-1) found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReapOutcome {
+    Reaped(Reaped),
+    /// Children exist but none has exited.
+    Running,
+    /// ECHILD: there are no children left.
+    NoChildren,
+}
+
+/// waitpid(-1, WNOHANG), telling "no child exited yet" apart from "no children at all".
+pub fn reap_nohang() -> ReapOutcome {
+    loop {
+        match nix::sys::wait::waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => {
+                return ReapOutcome::Reaped(Reaped::Exited {
+                    pid: pid.as_raw(),
+                    code,
+                })
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                return ReapOutcome::Reaped(Reaped::Signaled {
+                    pid: pid.as_raw(),
+                    signal: sig as i32,
+                })
+            }
+            Ok(WaitStatus::StillAlive) => return ReapOutcome::Running,
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => return ReapOutcome::NoChildren,
+            Err(_) => return ReapOutcome::Running,
+        }
+    }
+}
