@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
         --init) init=$2; shift 2 ;;
         --variant) variant=$2; shift 2 ;;
         --modes) modes=$2; shift 2 ;;
-        --microvm) extra+=(--microvm); shift ;;
+        --microvm) extra+=(--microvm); shift ;; # experimental: see qemu/boot.sh --help
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument $1" ;;
     esac
