@@ -439,6 +439,11 @@ impl Core {
         match e.phase {
             Phase::Stopping => {
                 e.stop.main_gone = true;
+                if !e.stop.group_gone {
+                    // The kernel clears `populated` before it reports the exit, so a unit whose
+                    // main process was its last one is done now, without waiting for inotify.
+                    out.push(Action::CheckGroup(n.to_string()));
+                }
                 self.maybe_stopped(n, now, out);
             }
             Phase::Starting | Phase::Running => {

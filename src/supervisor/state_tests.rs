@@ -334,7 +334,8 @@ fn readiness_timeout_kills_and_fails_unit_and_hard_dependents() {
     // `after` only orders: once slow is no longer starting, soft may go.
     assert_eq!(spawns(&acts), vec!["soft"]);
     // Both the main process and the group must be gone.
-    t.exited("slow", ExitStatus::Signal(15));
+    let acts = t.exited("slow", ExitStatus::Signal(15));
+    assert!(acts.contains(&Action::CheckGroup("slow".into())));
     assert_eq!(phase(&t.core, "slow"), Phase::Stopping);
     let acts = t.ev(Event::GroupEmpty("slow".into()));
     assert_eq!(phase(&t.core, "slow"), Phase::Failed);
