@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
         --mode) mode=$2; shift 2 ;;
         --init) init=$2; shift 2 ;;
         --deploys) deploys=$2; shift 2 ;;
-        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//' >&3; exit 0 ;;
         *) die "unknown argument $1" ;;
     esac
 done
