@@ -69,6 +69,8 @@ stage1() {
     mount -t cgroup2 cgroup2 /sys/fs/cgroup
     mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
     : >/run/ostree-booted
+    # lifsea-init coldplugs by modalias; the stand-in just names the one NIC driver the VM needs.
+    modprobe virtio_pci 2>/dev/null; modprobe virtio_net 2>/dev/null
     # An image without busybox (Debian) powers off with the physical root's copy, kept in /run
     # because /sysroot is unmounted on the way down.
     if [ ! -e /usr/bin/busybox ] && [ -e /sysroot/lifsea-standin/busybox ]; then

@@ -25,6 +25,7 @@ const BASE_CHECKS: &[&str] = &[
     "mount:/dev",
     "mount:/run",
     "mount:/sys/fs/cgroup",
+    "netdev-virtio",
     "sysroot-physical",
     "ostree-booted",
     "cmdline-ostree",

@@ -85,6 +85,19 @@ for m in / /usr /var /sysroot /boot /proc /sys /dev /run /sys/fs/cgroup; do
     esac
 done
 
+# The virtio-net NIC works only if its driver was loaded by modalias (a module, not built in).
+nics=
+for d in /sys/class/net/*/device/driver; do
+    [ -e "$d" ] || continue
+    drv=$(basename "$(readlink "$d")")
+    iface=${d#/sys/class/net/}
+    nics="$nics ${iface%%/*}:$drv"
+done
+case $nics in
+    *:virtio_net*) result netdev-virtio PASS "$nics" ;;
+    *) result netdev-virtio FAIL "no virtio_net interface:${nics:- none}" ;;
+esac
+
 # Which deployment is / (the root field of its mount: /ostree/deploy/OS/deploy/CSUM.SERIAL).
 echo "CHECK-INFO deployment=$(awk '$5 == "/" { r = $4 } END { print r }' "$mi")"
 
