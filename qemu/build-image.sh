@@ -9,6 +9,7 @@
 #   --mode direct      no initramfs: the root disk goes on NVMe (built into the cloud kernel) (default)
 #   --mode initramfs   /usr/lib/modules/KVER/initramfs.img in the commit, so deploy writes an initrd line
 #   --init real        lifsea-init from `cargo build --release` is the init (default)
+#   --deploys N        deploy the commit N times (default 1): the newest deployment is the default
 #   --init standin     qemu/standin-init.sh (busybox sh) plays the init: proves the harness on its own;
 #                      boot it with qemu/boot.sh --append init=/lifsea-standin/init in direct mode
 #
@@ -20,13 +21,14 @@ source "$(dirname "$0")/lib.sh"
 # Tools chatter on stdout; only the image directory goes there (fd 3).
 exec 3>&1 1>&2
 
-variant=tiny mode=direct init=real
+variant=tiny mode=direct init=real deploys=1
 while [ $# -gt 0 ]; do
     case $1 in
         --variant) variant=$2; shift 2 ;;
         --mode) mode=$2; shift 2 ;;
         --init) init=$2; shift 2 ;;
-        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        --deploys) deploys=$2; shift 2 ;;
+        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//' >&3; exit 0 ;;
         *) die "unknown argument $1" ;;
     esac
 done
@@ -50,19 +52,21 @@ key=$( {
     cat "$LIFSEA_ROOT"/tests/vm/check.sh "$LIFSEA_ROOT"/tests/vm/units/*.toml
     if [ -d "$LIFSEA_ROOT/units" ]; then cat "$LIFSEA_ROOT"/units/*.toml 2>/dev/null || true; fi
     [ -z "$BIN" ] || sha256sum <"$BIN"
-    echo "$KVER $variant $mode $init $base"
+    echo "$KVER $variant $mode $init $base $deploys"
 } | short_hash)
-out="$LIFSEA_CACHE/images/$variant-$mode-$init-$key"
+kind=$variant-$mode-$init
+[ "$deploys" = 1 ] || kind=$kind-x$deploys
+out="$LIFSEA_CACHE/images/$kind-$key"
 # One builder per kind of image at a time; a second one finds the first one's result.
 mkdir -p "$LIFSEA_CACHE/images"
-exec {lockfd}>"$LIFSEA_CACHE/images/.$variant-$mode-$init.lock"
+exec {lockfd}>"$LIFSEA_CACHE/images/.$kind.lock"
 flock "$lockfd"
 if [ -f "$out/disk.img" ]; then
     echo "$out" >&3
     exit 0
 fi
 
-log "building $variant image ($mode mode, $init init) in $out"
+log "building $variant image ($mode mode, $init init, $deploys deploys) in $out"
 rm_tree "$out.tmp"
 mkdir -p "$out.tmp"
 R="$out.tmp/rootfs"
@@ -82,7 +86,7 @@ if [ "$mode" = initramfs ]; then
     fi
 fi
 finish_ostree_layout "$R"
-make_sysroot "$R" "$S" "$mode"
+make_sysroot "$R" "$S" "$mode" "$deploys"
 if [ "$init" = standin ]; then
     # The kernel execs init= from the physical root in direct mode, where no /bin/sh exists: give
     # the stand-in a busybox of its own there.
@@ -102,7 +106,8 @@ rm_tree "$R"
 rm_tree "$S"
 mv "$out.tmp" "$out"
 # Older builds of the same kind are stale now: keep the cache from growing without bound.
-for old in "$LIFSEA_CACHE/images/$variant-$mode-$init-"*; do
+# (The key is 16 hex digits: the pattern does not reach other kinds such as KIND-x2-KEY.)
+for old in "$LIFSEA_CACHE/images/$kind-"????????????????; do
     [ "$old" = "$out" ] || rm_tree "$old"
 done
 log "image ready: $out/disk.img"

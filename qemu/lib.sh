@@ -243,8 +243,10 @@ finish_ostree_layout() {
 
 # The kernel alone cannot resolve root=LABEL= (only an initramfs can): in direct mode the entry names
 # the NVMe disk, which the kernel has built in; rootwait covers its asynchronous probe.
-make_sysroot() { # ROOTFS SYSROOT MODE
-    local R=$1 S=$2 root=(--karg=root=LABEL=lifsea-root)
+# DEPLOYS > 1 deploys the commit that many times (each deploy flips the boot links and makes the
+# newest deployment the default), tagging each entry with vmtest.deploy=I.
+make_sysroot() { # ROOTFS SYSROOT MODE [DEPLOYS]
+    local R=$1 S=$2 deploys=${4:-1} i root=(--karg=root=LABEL=lifsea-root)
     [ "$3" = initramfs ] || root=(--karg=root=/dev/nvme0n1 --karg=rootwait)
     mkdir -p "$S"
     ostree admin init-fs "$S" >/dev/null
@@ -252,8 +254,10 @@ make_sysroot() { # ROOTFS SYSROOT MODE
     ostree --repo="$S/ostree/repo" config set sysroot.bootloader none
     ostree --repo="$S/ostree/repo" commit --branch="$LIFSEA_REF" --tree=dir="$R" \
         --subject="lifsea test image" >/dev/null
-    ostree admin deploy --sysroot="$S" --os="$LIFSEA_OS" \
-        "${root[@]}" --karg=rw --karg=console=ttyS0 "$LIFSEA_REF" >/dev/null
+    for i in $(seq 1 "$deploys"); do
+        ostree admin deploy --sysroot="$S" --os="$LIFSEA_OS" \
+            "${root[@]}" --karg=rw --karg=console=ttyS0 --karg="vmtest.deploy=$i" "$LIFSEA_REF" >/dev/null
+    done
 }
 
 make_disk() { # SYSROOT IMG SIZE

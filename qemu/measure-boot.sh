@@ -1,5 +1,5 @@
 #!/bin/bash
-# Boots the tiny image N times in each mode, interleaved (direct, initramfs, direct, ...; load on the
+# Boots an image (tiny by default) N times in each mode, interleaved (direct, initramfs, direct, ...; load on the
 # machine shifts every figure, so variants are only compared within one run), and prints per boot
 # and as medians:
 #   kernel->init   guest uptime when the kernel ran init ("Run ... as init process")
@@ -8,18 +8,20 @@
 #   first-unit     guest uptime when the first unit (the checker) started
 #   wall           wall time from QEMU start until the console showed the first unit's line
 #
-#   qemu/measure-boot.sh [-n N] [--init real|standin] [--modes "direct initramfs"] [--microvm]
+#   qemu/measure-boot.sh [-n N] [--variant tiny|debian] [--init real|standin]
+#                        [--modes "direct initramfs"] [--microvm]
 set -euo pipefail
 # shellcheck source=qemu/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-n=3 init=real modes="direct initramfs" extra=()
+n=3 variant=tiny init=real modes="direct initramfs" extra=()
 while [ $# -gt 0 ]; do
     case $1 in
         -n) n=$2; shift 2 ;;
         --init) init=$2; shift 2 ;;
+        --variant) variant=$2; shift 2 ;;
         --modes) modes=$2; shift 2 ;;
-        --microvm) extra+=(--microvm); shift ;;
+        --microvm) extra+=(--microvm); shift ;; # experimental: see qemu/boot.sh --help
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument $1" ;;
     esac
@@ -27,7 +29,7 @@ done
 
 declare -A img
 for mode in $modes; do
-    img[$mode]=$(bash "$LIFSEA_ROOT/qemu/build-image.sh" --variant tiny --mode "$mode" --init "$init")
+    img[$mode]=$(bash "$LIFSEA_ROOT/qemu/build-image.sh" --variant "$variant" --mode "$mode" --init "$init")
 done
 work=$(mktemp -d "${TMPDIR:-/tmp}/lifsea-measure.XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -69,25 +69,28 @@ stage1() {
     mount -t cgroup2 cgroup2 /sys/fs/cgroup
     mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
     : >/run/ostree-booted
+    # lifsea-init coldplugs by modalias; the stand-in just names the one NIC driver the VM needs.
+    modprobe virtio_pci 2>/dev/null; modprobe virtio_net 2>/dev/null
     # An image without busybox (Debian) powers off with the physical root's copy, kept in /run
     # because /sysroot is unmounted on the way down.
     if [ ! -e /usr/bin/busybox ] && [ -e /sysroot/lifsea-standin/busybox ]; then
         cp /sysroot/lifsea-standin/busybox /run/busybox
     fi
     msg "root assembled at $(cut -d' ' -f1 /proc/uptime)"
-    trap 'shutdown' USR2 TERM
+    trap 'shutdown poweroff' USR2
+    trap 'shutdown reboot' TERM
     /usr/lib/lifsea/tests/check.sh &
     while :; do wait; done
 }
 
-shutdown() {
-    msg "poweroff requested"
+shutdown() { # poweroff|reboot
+    msg "$1 requested"
     kill -TERM -1 2>/dev/null; sleep 0.2; kill -KILL -1 2>/dev/null
     sync
     umount /boot /var /sysroot 2>/dev/null
     mount -o remount,ro /sysroot 2>/dev/null; mount -o remount,ro / 2>/dev/null
     sync
-    if [ -x /run/busybox ]; then /run/busybox poweroff -f; else poweroff -f; fi
+    if [ -x /run/busybox ]; then /run/busybox "$1" -f; else "$1" -f; fi
 }
 
 if [ $$ -ne 1 ]; then echo "standin-init: not PID 1" >&2; exit 1; fi

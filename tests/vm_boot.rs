@@ -25,6 +25,7 @@ const BASE_CHECKS: &[&str] = &[
     "mount:/dev",
     "mount:/run",
     "mount:/sys/fs/cgroup",
+    "netdev-virtio",
     "sysroot-physical",
     "ostree-booted",
     "cmdline-ostree",
@@ -88,6 +89,93 @@ fn debian_image_ostree_admin_status_marks_booted_deployment() {
     let mut checks = BASE_CHECKS.to_vec();
     checks.push("ostree-status");
     run.assert_checks_pass(&checks);
+    run.assert_powered_off();
+    assert_fsck_clean(&disk);
+}
+
+/// A reboot asked of PID 1 (SIGTERM) is orderly too: QEMU ends on the kernel's restart (`-no-reboot`),
+/// the filesystem is clean, and the next boot (started by the harness) sees boot 1's /var marker.
+#[test]
+fn reboot_is_orderly_and_next_boot_sees_var() {
+    if skip("reboot_is_orderly_and_next_boot_sees_var") {
+        return;
+    }
+    let image = image("tiny", "direct");
+    let work = WorkDir::new("reboot");
+    let disk = work.copy_disk(&image);
+    let run = boot_disk(
+        &image,
+        &disk,
+        &work.path("console-1.log"),
+        &["--append", "vmtest.reboot"],
+    );
+    run.assert_no_panic();
+    run.assert_checks_pass(BASE_CHECKS);
+    assert!(
+        !run.timed_out(),
+        "QEMU ran into the timeout\n{}",
+        run.tail()
+    );
+    assert!(
+        run.console.contains("reboot: Restarting system"),
+        "no kernel restart message\n{}",
+        run.tail()
+    );
+    assert_fsck_clean(&disk);
+    let run = boot_disk(&image, &disk, &work.path("console-2.log"), &[]);
+    run.assert_checks_pass(&["var-persist"]);
+    assert!(
+        run.console.contains("CHECK-INFO boot=2"),
+        "second boot did not count 2\n{}",
+        run.tail()
+    );
+    run.assert_powered_off();
+    assert_fsck_clean(&disk);
+}
+
+/// The harness plays the bootloader: after a second deploy it boots the newest entry (the one the
+/// second deploy wrote, with the boot links flipped), and the init assembles that deployment.
+#[test]
+fn newest_of_two_deployments_is_booted() {
+    if skip("newest_of_two_deployments_is_booted") {
+        return;
+    }
+    let image = image_with("tiny", "direct", &["--deploys", "2"]);
+    let entry = std::fs::read_to_string(image.dir.join("entry.conf")).expect("read entry.conf");
+    assert!(
+        entry.contains("vmtest.deploy=2"),
+        "the newest entry is not the second deploy's:\n{entry}"
+    );
+    let work = WorkDir::new("two-deploys");
+    let disk = work.copy_disk(&image);
+    let run = boot_disk(&image, &disk, &work.path("console.log"), &[]);
+    run.assert_no_panic();
+    run.assert_checks_pass(BASE_CHECKS);
+    let cmdline = run
+        .console
+        .lines()
+        .find(|l| l.starts_with("CHECK cmdline-ostree:"))
+        .unwrap_or_default();
+    let ostree_arg = entry
+        .split_whitespace()
+        .find(|w| w.starts_with("ostree="))
+        .expect("ostree= in the entry");
+    assert!(
+        cmdline.contains(ostree_arg),
+        "booted with another ostree= than the newest entry's\n{}",
+        run.tail()
+    );
+    // ostree numbers deployments of one commit .0, .1, ...: the second deploy made .1.
+    let deployment = run
+        .console
+        .lines()
+        .find_map(|l| l.strip_prefix("CHECK-INFO deployment="))
+        .unwrap_or_default();
+    assert!(
+        deployment.ends_with(".1"),
+        "/ is {deployment:?}, not the second deployment\n{}",
+        run.tail()
+    );
     run.assert_powered_off();
     assert_fsck_clean(&disk);
 }

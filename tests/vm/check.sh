@@ -1,7 +1,7 @@
 #!/bin/sh
 # Guest-side checker for the VM tests (busybox sh). Runs as a oneshot unit in the booted image,
 # prints one `CHECK name: PASS|FAIL|SKIP detail` line per check on the console, then asks PID 1 for
-# an orderly poweroff (SIGUSR2, the busybox/sysvinit convention) so shutdown is tested too.
+# an orderly poweroff (SIGUSR2, the busybox convention) so shutdown is tested too.
 #
 # The host side (qemu/boot.sh callers) greps these lines; `CHECKS-DONE pass=N fail=M` closes the list.
 
@@ -85,6 +85,22 @@ for m in / /usr /var /sysroot /boot /proc /sys /dev /run /sys/fs/cgroup; do
     esac
 done
 
+# The virtio-net NIC works only if its driver was loaded by modalias (a module, not built in).
+nics=
+for d in /sys/class/net/*/device/driver; do
+    [ -e "$d" ] || continue
+    drv=$(basename "$(readlink "$d")")
+    iface=${d#/sys/class/net/}
+    nics="$nics ${iface%%/*}:$drv"
+done
+case $nics in
+    *:virtio_net*) result netdev-virtio PASS "$nics" ;;
+    *) result netdev-virtio FAIL "no virtio_net interface:${nics:- none}" ;;
+esac
+
+# Which deployment is / (the root field of its mount: /ostree/deploy/OS/deploy/CSUM.SERIAL).
+echo "CHECK-INFO deployment=$(awk '$5 == "/" { r = $4 } END { print r }' "$mi")"
+
 # / must be the deployment itself (bound), /sysroot the physical root: both from the same disk.
 if [ -e /sysroot/ostree/deploy ]; then
     result sysroot-physical PASS "/sysroot/ostree/deploy present"
@@ -119,8 +135,13 @@ fi
 echo "CHECKS-DONE pass=$pass fail=$fail"
 sync
 
-# Ask the init for an orderly poweroff (LIFSEA_CHECK_NO_POWEROFF=1 leaves the machine running).
-if [ "${LIFSEA_CHECK_NO_POWEROFF:-0}" != 1 ] && ! grep -q 'lifsea.test.nopoweroff' /proc/cmdline; then
+# Ask the init for an orderly poweroff (SIGUSR2), or a reboot (SIGTERM) when the command line has
+# vmtest.reboot; vmtest.nopoweroff (or LIFSEA_CHECK_NO_POWEROFF=1) leaves the machine running.
+if [ "${LIFSEA_CHECK_NO_POWEROFF:-0}" = 1 ] || grep -q 'vmtest.nopoweroff' /proc/cmdline; then
+    :
+elif grep -q 'vmtest.reboot' /proc/cmdline; then
+    kill -TERM 1
+else
     kill -USR2 1
 fi
 exit 0

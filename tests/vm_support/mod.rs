@@ -64,6 +64,11 @@ pub struct Image {
 /// Builds (or finds in the cache) an image, once per process and kind; different kinds build in
 /// parallel (build-image.sh itself locks what they share: the kernel, the Debian tree).
 pub fn image(variant: &str, mode: &str) -> Image {
+    image_with(variant, mode, &[])
+}
+
+/// Like `image`, with more build-image.sh arguments (e.g. `--deploys 2`).
+pub fn image_with(variant: &str, mode: &str, extra: &[&str]) -> Image {
     type Slot = Arc<Mutex<Option<PathBuf>>>;
     static BUILT: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
     let slot: Slot = {
@@ -71,7 +76,9 @@ pub fn image(variant: &str, mode: &str) -> Image {
             .get_or_init(|| Mutex::new(HashMap::new()))
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        map.entry(format!("{variant}-{mode}")).or_default().clone()
+        map.entry(format!("{variant}-{mode}-{}", extra.join(" ")))
+            .or_default()
+            .clone()
     };
     let mut built = slot.lock().unwrap_or_else(|p| p.into_inner());
     let dir = match &*built {
@@ -81,6 +88,7 @@ pub fn image(variant: &str, mode: &str) -> Image {
                 Command::new("bash")
                     .arg(repo().join("qemu/build-image.sh"))
                     .args(["--variant", variant, "--mode", mode, "--init", &init_kind()])
+                    .args(extra)
                     .env("LIFSEA_BIN", init_binary()),
                 &format!("build-image {variant} {mode}"),
             );
