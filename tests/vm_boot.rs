@@ -29,6 +29,7 @@ const BASE_CHECKS: &[&str] = &[
     "sysroot-physical",
     "ostree-booted",
     "cmdline-ostree",
+    "control-api",
 ];
 
 /// Two boots of one disk: everything passes both times, the /var marker of boot 1 is seen in
@@ -88,6 +89,7 @@ fn debian_image_ostree_admin_status_marks_booted_deployment() {
     run.assert_no_panic();
     let mut checks = BASE_CHECKS.to_vec();
     checks.push("ostree-status");
+    checks.push("containerd");
     run.assert_checks_pass(&checks);
     run.assert_powered_off();
     assert_fsck_clean(&disk);

@@ -132,6 +132,34 @@ else
     result ostree-status SKIP "no ostree CLI in this image"
 fi
 
+# containerd (Debian image only): the unit is ordered before this checker (wants), so by now it
+# must answer on its socket.
+if [ -x /usr/bin/ctr ]; then
+    if out=$(timeout 20 ctr --address /run/containerd/containerd.sock version 2>&1); then
+        result containerd PASS "$(echo "$out" | grep -m1 'Version' | tr -s ' ')"
+    else
+        result containerd FAIL "$(echo "$out" | tr '\n' '|')"
+    fi
+else
+    result containerd SKIP "no containerd in this image"
+fi
+
+# The control API answers inside the guest, and shows the boot timeline so far.
+if command -v initctl >/dev/null 2>&1; then
+    if out=$(initctl list 2>&1); then
+        result control-api PASS "$(echo "$out" | wc -l) lines from initctl list"
+        echo "---- initctl list ----"
+        echo "$out"
+        echo "---- initctl analyze ----"
+        initctl analyze 2>&1
+        echo "---- end ----"
+    else
+        result control-api FAIL "$(echo "$out" | tr '\n' '|')"
+    fi
+else
+    result control-api SKIP "no initctl in this image"
+fi
+
 echo "CHECKS-DONE pass=$pass fail=$fail"
 sync
 
