@@ -160,6 +160,10 @@ stage_debian_rootfs() {
     rm -rf "$R"/usr/share/doc/* "$R"/usr/share/man/* "$R"/usr/share/locale/* "$R"/usr/share/info/* \
         "$R"/var/cache/apt/* "$R"/var/lib/apt/lists/* "$R"/var/log/* "$R"/lib/modules
     echo lifsea >"$R/etc/hostname"
+    # No kubelet binary is packaged for bookworm or reachable here: ship the vendor unit (checked by
+    # `lifsea-init check`) but disable it in this image, the way an admin would (initctl disable).
+    mkdir -p "$R/etc/lifsea/units"
+    touch "$R/etc/lifsea/units/kubelet.disabled"
     # Every module: containerd wants overlay, br_netfilter, netfilter; depmod indexes them.
     mkdir -p "$R/usr/lib/modules"
     cp -a "$KERNEL_DIR/root/lib/modules/$KVER" "$R/usr/lib/modules/$KVER"

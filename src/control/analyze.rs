@@ -2,7 +2,7 @@
 //! the blame list, and the critical chain, in the manner of systemd-analyze.
 //!
 //! The critical chain answers "what was the last unit waiting for?": starting from the unit that
-//! became ready last, it repeatedly steps to the `after`/`requires` predecessor that became ready
+//! became ready last, it repeatedly steps to the `after`/`requires`/`wants` predecessor (all three order the start) that became ready
 //! last before the unit started, because that predecessor is what held it back.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -109,7 +109,7 @@ pub fn blame(entries: &[Entry]) -> Vec<Entry> {
 }
 
 /// The chain of predecessors that decided when the last unit became ready. `deps` maps a unit to
-/// its `after` and `requires` names (units or facts).
+/// its `after`, `requires` and `wants` names (units or facts).
 pub fn critical_chain(entries: &[Entry], deps: &BTreeMap<String, Vec<String>>) -> Vec<ChainLink> {
     let subjects: BTreeMap<&str, &Entry> = entries
         .iter()
@@ -152,12 +152,18 @@ pub fn critical_chain(entries: &[Entry], deps: &BTreeMap<String, Vec<String>>) -
     chain
 }
 
-/// `after` ∪ `requires` of every unit, from `list`.
+/// `after` ∪ `requires` ∪ `wants` of every unit, from `list`.
 pub fn deps_from_units(units: &[UnitStatus]) -> BTreeMap<String, Vec<String>> {
     units
         .iter()
         .map(|u| {
-            let mut d: Vec<String> = u.after.iter().chain(&u.requires).cloned().collect();
+            let mut d: Vec<String> = u
+                .after
+                .iter()
+                .chain(&u.requires)
+                .chain(&u.wants)
+                .cloned()
+                .collect();
             d.sort();
             d.dedup();
             (u.name.clone(), d)
@@ -318,6 +324,39 @@ mod tests {
         assert_eq!(chain[1].duration_us, Some(600_000));
         assert_eq!(chain[2].kind, SubjectKind::Fact);
         assert_eq!(chain[2].duration_us, None);
+    }
+
+    #[test]
+    fn wants_orders_the_chain_like_after() {
+        let status = |name: &str, wants: &[&str]| UnitStatus {
+            name: name.into(),
+            description: String::new(),
+            state: "ready".into(),
+            enabled: true,
+            pid: None,
+            since_us: 0,
+            restarts: 0,
+            last_exit: None,
+            failure: None,
+            readiness: "exec".into(),
+            status_text: None,
+            cgroup: None,
+            memory_bytes: None,
+            cpu_usec: None,
+            requires: vec![],
+            wants: wants.iter().map(|w| w.to_string()).collect(),
+            after: vec![],
+        };
+        let deps = deps_from_units(&[status("check", &["containerd"]), status("containerd", &[])]);
+        let stamps = vec![
+            st(100, SubjectKind::Unit, "containerd", TimelineEvent::Start),
+            st(2100, SubjectKind::Unit, "containerd", TimelineEvent::Ready),
+            st(2110, SubjectKind::Unit, "check", TimelineEvent::Start),
+            st(2112, SubjectKind::Unit, "check", TimelineEvent::Ready),
+        ];
+        let chain = critical_chain(&entries(&stamps), &deps);
+        let names: Vec<&str> = chain.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["check", "containerd"]);
     }
 
     #[test]
