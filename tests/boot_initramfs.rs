@@ -127,19 +127,23 @@ fn archive_round_trips_through_gnu_cpio() {
     let m = crafted_tree(&d);
     let fake_init = d.join("fake-init");
     std::fs::write(&fake_init, b"#!/bin/sh\necho odd-length-binary\n").unwrap();
+    // The same tree and module list, only the compression differs between the two archives.
+    let build = |compress: &str, out: &Path| {
+        mk(&[
+            "--kernel-modules",
+            m.to_str().unwrap(),
+            "--modules",
+            "blk",
+            "--binary",
+            fake_init.to_str().unwrap(),
+            "--compress",
+            compress,
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
     let img = d.join("initramfs.cpio");
-    let o = mk(&[
-        "--kernel-modules",
-        m.to_str().unwrap(),
-        "--modules",
-        "blk",
-        "--binary",
-        fake_init.to_str().unwrap(),
-        "--compress",
-        "none",
-        "-o",
-        img.to_str().unwrap(),
-    ]);
+    let o = build("none", &img);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let x = d.join("x");
     extract(&img, &x);
@@ -189,18 +193,7 @@ fn archive_round_trips_through_gnu_cpio() {
 
     // gzip: the same member list.
     let gz = d.join("initramfs.gz");
-    let o = mk(&[
-        "--kernel-modules",
-        m.to_str().unwrap(),
-        "--modules",
-        "blk",
-        "--binary",
-        fake_init.to_str().unwrap(),
-        "--compress",
-        "gzip",
-        "-o",
-        gz.to_str().unwrap(),
-    ]);
+    let o = build("gzip", &gz);
     assert!(o.status.success());
     let list = |cmd: &str| -> BTreeSet<String> {
         let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
