@@ -2,6 +2,9 @@
 //! Debian cloud kernel's tree, checked with kmod's own `modprobe --show-depends`), and the archive
 //! round-tripped through GNU cpio (plain and gzip).
 
+mod common;
+
+use common::unshare::{inside, rerun_inside, test_dir, Space};
 use std::collections::BTreeSet;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
@@ -124,19 +127,23 @@ fn archive_round_trips_through_gnu_cpio() {
     let m = crafted_tree(&d);
     let fake_init = d.join("fake-init");
     std::fs::write(&fake_init, b"#!/bin/sh\necho odd-length-binary\n").unwrap();
+    // The same tree and module list, only the compression differs between the two archives.
+    let build = |compress: &str, out: &Path| {
+        mk(&[
+            "--kernel-modules",
+            m.to_str().unwrap(),
+            "--modules",
+            "blk",
+            "--binary",
+            fake_init.to_str().unwrap(),
+            "--compress",
+            compress,
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
     let img = d.join("initramfs.cpio");
-    let o = mk(&[
-        "--kernel-modules",
-        m.to_str().unwrap(),
-        "--modules",
-        "blk",
-        "--binary",
-        fake_init.to_str().unwrap(),
-        "--compress",
-        "none",
-        "-o",
-        img.to_str().unwrap(),
-    ]);
+    let o = build("none", &img);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let x = d.join("x");
     extract(&img, &x);
@@ -186,18 +193,7 @@ fn archive_round_trips_through_gnu_cpio() {
 
     // gzip: the same member list.
     let gz = d.join("initramfs.gz");
-    let o = mk(&[
-        "--kernel-modules",
-        m.to_str().unwrap(),
-        "--modules",
-        "blk",
-        "--binary",
-        fake_init.to_str().unwrap(),
-        "--compress",
-        "gzip",
-        "-o",
-        gz.to_str().unwrap(),
-    ]);
+    let o = build("gzip", &gz);
     assert!(o.status.success());
     let list = |cmd: &str| -> BTreeSet<String> {
         let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
@@ -290,31 +286,13 @@ fn debian_kernel_closure_matches_modprobe() {
 #[test]
 fn freeing_the_initramfs_never_crosses_into_mounts() {
     use std::os::unix::fs::MetadataExt;
-    if std::env::var_os("LIFSEA_IN_MOUNT_NS").is_none() {
-        let dir =
-            std::env::temp_dir().join(format!("lifsea-initramfs-free-{}", std::process::id()));
-        let out = Command::new("timeout")
-            .args(["60", "unshare", "--mount", "--propagation", "private"])
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "freeing_the_initramfs_never_crosses_into_mounts",
-                "--nocapture",
-            ])
-            .env("LIFSEA_IN_MOUNT_NS", "1")
-            .env("LIFSEA_TEST_DIR", &dir)
-            .output()
-            .unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+    if !inside(Space::Mount) {
+        return rerun_inside(
+            Space::Mount,
+            "freeing_the_initramfs_never_crosses_into_mounts",
         );
-        assert!(out.status.success() && text.contains("1 passed"), "{text}");
-        return;
     }
-    let root = PathBuf::from(std::env::var_os("LIFSEA_TEST_DIR").unwrap());
+    let root = test_dir();
     std::fs::create_dir_all(&root).unwrap();
     lifsea_init::sys::mount::mount_fs("tmpfs", &root, "tmpfs", 0, "").unwrap();
     for d in ["lib/modules/x/kernel", "dev", "newroot/usr"] {

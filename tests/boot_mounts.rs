@@ -1,43 +1,21 @@
 //! The early-mounts table applied for real in a private mount namespace (root), skipping what is
 //! mounted already; the cgroup root setup against a cgroup-shaped directory.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::unshare::{inside, rerun_inside, test_dir, Space};
 use lifsea_init::mounts::{
     apply_early_mounts, parse_mountinfo, setup_cgroup_root, MountOutcome, EARLY_MOUNTS,
 };
 
-fn inner() -> bool {
-    std::env::var_os("LIFSEA_IN_MOUNT_NS").is_some()
-}
-
 #[test]
 fn early_mounts_mount_once_then_skip() {
-    if !inner() {
-        let dir = std::env::temp_dir().join(format!("lifsea-mounts-{}", std::process::id()));
-        let out = Command::new("timeout")
-            .args(["60", "unshare", "--mount", "--propagation", "private"])
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "early_mounts_mount_once_then_skip",
-                "--nocapture",
-            ])
-            .env("LIFSEA_IN_MOUNT_NS", "1")
-            .env("LIFSEA_TEST_DIR", &dir)
-            .output()
-            .unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success() && text.contains("1 passed"), "{text}");
-        return;
+    if !inside(Space::Mount) {
+        return rerun_inside(Space::Mount, "early_mounts_mount_once_then_skip");
     }
-    let root = PathBuf::from(std::env::var_os("LIFSEA_TEST_DIR").unwrap());
+    let root = test_dir();
     std::fs::create_dir_all(&root).unwrap();
     // A tmpfs root, so mount points can be created and everything vanishes with the namespace.
     lifsea_init::sys::mount::mount_fs("tmpfs", &root, "tmpfs", 0, "mode=0755").unwrap();

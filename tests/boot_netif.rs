@@ -1,28 +1,15 @@
 //! Stage 1 brings `lo` up itself: checked in a fresh network namespace, where `lo` starts down.
 
+mod common;
+
 use std::process::Command;
+
+use common::unshare::{inside, rerun_inside, Space};
 
 #[test]
 fn brings_loopback_up_in_a_new_network_namespace() {
-    if std::env::var_os("LIFSEA_IN_NET_NS").is_none() {
-        let out = Command::new("timeout")
-            .args(["60", "unshare", "--net"])
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "brings_loopback_up_in_a_new_network_namespace",
-                "--nocapture",
-            ])
-            .env("LIFSEA_IN_NET_NS", "1")
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success() && text.contains("1 passed"), "{text}");
-        return;
+    if !inside(Space::Net) {
+        return rerun_inside(Space::Net, "brings_loopback_up_in_a_new_network_namespace");
     }
     let show = || {
         let o = Command::new("ip")

@@ -1,10 +1,13 @@
 //! `ostree=` resolution against a hand-made symlink layout and against a sysroot made by the real
 //! ostree CLI; root assembly (both modes) in a private mount namespace (`unshare --mount`, root).
 
+mod common;
+
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::unshare::{inside, rerun_inside, Space};
 use lifsea_init::ostree::{
     assemble_at, assemble_direct, mark_booted, resolve_deployment, Deployment, OstreeError,
 };
@@ -159,43 +162,15 @@ fn resolves_a_deployment_made_by_the_ostree_cli() {
     remove(s.parent().unwrap());
 }
 
-/// Runs one test of this file again, alone, inside `unshare --mount` (so its mounts vanish with
-/// it) and asserts it passed.
-fn in_mount_namespace(test: &str) {
-    let exe = std::env::current_exe().unwrap();
-    let dir = std::env::temp_dir().join(format!("lifsea-ostree-ns-{test}-{}", std::process::id()));
-    let out = Command::new("timeout")
-        .args(["60", "unshare", "--mount", "--propagation", "private"])
-        .arg(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env("LIFSEA_IN_MOUNT_NS", "1")
-        .env("LIFSEA_TEST_DIR", &dir)
-        .output()
-        .unwrap();
-    remove(&dir);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "{test} in a mount namespace:\n{text}"
-    );
-}
-
-fn inner() -> bool {
-    std::env::var_os("LIFSEA_IN_MOUNT_NS").is_some()
-}
-
 fn write_err(p: &Path) -> Option<i32> {
     std::fs::write(p, b"x").err().and_then(|e| e.raw_os_error())
 }
 
 #[test]
 fn initramfs_mode_assembles_the_deployment_with_the_physical_root_under_it() {
-    if !inner() {
-        return in_mount_namespace(
+    if !inside(Space::Mount) {
+        return rerun_inside(
+            Space::Mount,
             "initramfs_mode_assembles_the_deployment_with_the_physical_root_under_it",
         );
     }
@@ -233,8 +208,8 @@ fn initramfs_mode_assembles_the_deployment_with_the_physical_root_under_it() {
 
 #[test]
 fn direct_mode_pivots_into_the_deployment() {
-    if !inner() {
-        return in_mount_namespace("direct_mode_pivots_into_the_deployment");
+    if !inside(Space::Mount) {
+        return rerun_inside(Space::Mount, "direct_mode_pivots_into_the_deployment");
     }
     let (s, arg, _) = real_sysroot("direct");
     lifsea_init::sys::mount::bind(&s, &s, false).unwrap();

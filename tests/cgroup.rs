@@ -26,7 +26,7 @@ impl Group {
     fn new(tag: &str) -> Option<Group> {
         static N: AtomicUsize = AtomicUsize::new(0);
         // Grandchildren orphaned by a kill must come back to us to be reaped, not to PID 1.
-        lifsea_init::sys::process::set_child_subreaper().unwrap();
+        lifsea_init::sys::power::become_subreaper().unwrap();
         let root = match CgroupRoot::detect() {
             Ok(r) => r,
             Err(e) => {

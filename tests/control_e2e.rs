@@ -1,18 +1,19 @@
 //! Every initctl verb against a real `lifsea-init --container` (spawned directly, as a subreaper, not
 //! as PID 1), with real unit processes; initctl is the same binary run as `lifsea-init initctl`.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::control::{initctl_as, svg_unit_bars};
+use common::{cgroup2_mount, BIN};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_lifsea-init");
 
 const ALPHA: &str = r#"description = "alpha ticks"
 exec = ["/bin/sh", "-c", "echo alpha starting; while true; do echo tick; sleep 0.1; done"]
@@ -33,15 +34,6 @@ struct Init {
     /// A cgroup of its own: a container-mode init puts its units below its own cgroup, so inits of
     /// parallel tests must not share one (they would stop each other's units).
     cgroup: Option<PathBuf>,
-}
-
-/// Where a cgroup2 hierarchy is mounted on this host, if anywhere.
-fn cgroup2_mount() -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    text.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        (post.split(' ').next()? == "cgroup2").then(|| pre.split(' ').nth(4).map(PathBuf::from))?
-    })
 }
 
 /// Kills whatever is left in a cgroup subtree and removes it bottom-up, for a bounded time.
@@ -116,7 +108,7 @@ impl Init {
     }
 
     fn ctl(&self, args: &[&str]) -> (i32, String, String) {
-        ctl_in(&self.run_dir(), args, None)
+        initctl_as(&self.run_dir(), args, None)
     }
 
     fn status(&self, unit: &str) -> Value {
@@ -179,20 +171,6 @@ impl Drop for Init {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn ctl_in(run_dir: &Path, args: &[&str], uid: Option<u32>) -> (i32, String, String) {
-    let mut c = Command::new(BIN);
-    c.arg("initctl").arg("--run-dir").arg(run_dir).args(args);
-    if let Some(u) = uid {
-        c.uid(u).gid(u);
-    }
-    let out = c.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]
@@ -421,17 +399,7 @@ fn analyze_text_svg_json() {
     let svg = init.dir.join("boot.svg");
     let (code, _, err) = init.ctl(&["analyze", "--svg", svg.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    let text = std::fs::read_to_string(&svg).unwrap();
-    let doc = roxmltree::Document::parse(&text).unwrap();
-    let bars = doc
-        .descendants()
-        .filter(|n| n.tag_name().name() == "rect")
-        .filter(|n| {
-            n.attribute("class")
-                .is_some_and(|c| c.starts_with("bar unit"))
-        })
-        .count();
-    assert_eq!(bars, 2);
+    assert_eq!(svg_unit_bars(&svg), 2);
     let (code, out, _) = init.ctl(&["analyze", "--json"]);
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -472,7 +440,7 @@ fn non_root_is_refused_by_the_real_init() {
     std::fs::set_permissions(init.run_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
     let before = init.pid("beta");
-    let (code, _, err) = ctl_in(&init.run_dir(), &["stop", "beta"], Some(65534));
+    let (code, _, err) = initctl_as(&init.run_dir(), &["stop", "beta"], Some(65534));
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("serves root only (peer uid 65534)"), "{err}");
     std::thread::sleep(Duration::from_millis(300));

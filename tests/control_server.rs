@@ -2,18 +2,20 @@
 //! with a recording `Operations` fake; clients are raw sockets, the library's `Connection`, and the
 //! real `initctl` binary (also run as uid 65534 for the refusal test).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::control::{initctl_as, svg_unit_bars};
 use lifsea_init::control::client::Connection;
 use lifsea_init::control::ops::{OpError, Operations, ReloadReport, ShutdownKind, UnitStatus};
 use lifsea_init::control::protocol::{ErrorCode, Op, Response};
@@ -246,20 +248,6 @@ impl Drop for Harness {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn initctl_as(run_dir: &Path, args: &[&str], uid: Option<u32>) -> (i32, String, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lifsea-init"));
-    c.arg("initctl").arg("--run-dir").arg(run_dir).args(args);
-    if let Some(u) = uid {
-        c.uid(u).gid(u);
-    }
-    let out = c.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn read_response(r: &mut impl BufRead) -> Response {
@@ -632,17 +620,7 @@ fn initctl_renders_and_exits_by_the_documented_codes() {
     let svg = h.dir.join("chart.svg");
     let (code, _, err) = h.initctl(&["analyze", "--svg", svg.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    let text = std::fs::read_to_string(&svg).unwrap();
-    let doc = roxmltree::Document::parse(&text).unwrap();
-    let unit_bars = doc
-        .descendants()
-        .filter(|n| n.tag_name().name() == "rect")
-        .filter(|n| {
-            n.attribute("class")
-                .is_some_and(|c| c.starts_with("bar unit"))
-        })
-        .count();
-    assert_eq!(unit_bars, 3);
+    assert_eq!(svg_unit_bars(&svg), 3);
     // The same binary answers to the name initctl.
     let link = h.dir.join("initctl");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_lifsea-init"), &link).unwrap();

@@ -24,6 +24,21 @@ impl Supervisor {
         }
     }
 
+    /// Start and restart both end in a start: refused for unknown units, during shutdown, and for
+    /// units that can never start (broken file, cycle, missing dependency).
+    fn startable(&self, unit: &str) -> Result<(), OpError> {
+        self.known(unit)?;
+        if self.core.shutting_down() {
+            return Err(OpError::Refused("shutting down".into()));
+        }
+        if let Some(reason) = self.core.get(unit).and_then(|e| e.blocked.clone()) {
+            return Err(OpError::Refused(format!(
+                "unit {unit} cannot start: {reason}"
+            )));
+        }
+        Ok(())
+    }
+
     fn unit_status(&self, name: &str) -> Option<UnitStatus> {
         let e = self.core.get(name)?;
         let unit = self.units.get(name);
@@ -86,15 +101,7 @@ impl Operations for Supervisor {
     }
 
     fn start(&mut self, unit: &str) -> Result<(), OpError> {
-        self.known(unit)?;
-        if self.core.shutting_down() {
-            return Err(OpError::Refused("shutting down".into()));
-        }
-        if let Some(reason) = self.core.get(unit).and_then(|e| e.blocked.clone()) {
-            return Err(OpError::Refused(format!(
-                "unit {unit} cannot start: {reason}"
-            )));
-        }
+        self.startable(unit)?;
         self.dispatch(Event::Start(unit.to_string()));
         Ok(())
     }
@@ -106,15 +113,7 @@ impl Operations for Supervisor {
     }
 
     fn restart(&mut self, unit: &str) -> Result<(), OpError> {
-        self.known(unit)?;
-        if self.core.shutting_down() {
-            return Err(OpError::Refused("shutting down".into()));
-        }
-        if let Some(reason) = self.core.get(unit).and_then(|e| e.blocked.clone()) {
-            return Err(OpError::Refused(format!(
-                "unit {unit} cannot start: {reason}"
-            )));
-        }
+        self.startable(unit)?;
         self.dispatch(Event::Restart(unit.to_string()));
         Ok(())
     }

@@ -36,7 +36,8 @@ pub fn sync_all() {
 }
 
 /// prctl(PR_SET_CHILD_SUBREAPER): orphans of our descendants are reparented to us (when we are not
-/// PID 1 of a namespace, which gets them anyway).
+/// PID 1 of a namespace, which gets them anyway), so a supervisor that is not PID 1 (container
+/// mode, tests) still reaps what its services leave behind.
 pub fn become_subreaper() -> nix::Result<()> {
     nix::sys::prctl::set_child_subreaper(true)
 }

@@ -100,15 +100,6 @@ pub fn ignore_signal(sig: nix::sys::signal::Signal) -> Result<(), Errno> {
     unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) }.map(drop)
 }
 
-/// Makes orphaned descendants reparent to this process instead of PID 1
-/// (prctl(2) PR_SET_CHILD_SUBREAPER): a supervisor that is not PID 1 (container mode, tests)
-/// must still reap what its services leave behind.
-pub fn set_child_subreaper() -> Result<(), Errno> {
-    // SAFETY: integer arguments only.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
-    Errno::result(rc).map(drop)
-}
-
 /// Writes all of `buf` to `fd`, retrying on EINTR and short writes (write(2)).
 pub fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), Errno> {
     while !buf.is_empty() {

@@ -1,3 +1,6 @@
+//! Tests of the dependency graph checks: missing and cyclic dependencies reported once each,
+//! failure propagating to requirers, and start layers that honour every edge kind.
+
 use std::path::Path;
 
 use super::*;

@@ -1,3 +1,6 @@
+//! Tests of loading unit directories: later directories override earlier ones, enable/disable
+//! markers apply, and broken or unreadable files are collected instead of aborting the load.
+
 use std::fs;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

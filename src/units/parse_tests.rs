@@ -1,3 +1,6 @@
+//! Tests of the unit-file parser: documented defaults, every key, and every error a file can hold
+//! reported in order with its position.
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

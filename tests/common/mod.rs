@@ -6,6 +6,9 @@
 //! `boot-timeline.json`. Every wait is bounded; a test that times out kills the whole namespace.
 #![allow(dead_code)]
 
+pub mod control;
+pub mod unshare;
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
