@@ -58,6 +58,7 @@ impl Group {
             unit: &unit,
             notify_socket: None,
             cgroup_dir: Some(self.dir()),
+            clone_into_cgroup: !self.root.was_killed(&self.rel),
             etc_dir: Path::new("/etc"),
         };
         let spawned = spawn(&req).unwrap();
@@ -198,6 +199,7 @@ fn attach_moves_a_process() {
         unit: &unit,
         notify_socket: None,
         cgroup_dir: None,
+        clone_into_cgroup: false,
         etc_dir: Path::new("/etc"),
     };
     let pid = spawn(&req).unwrap().pid;
@@ -232,4 +234,32 @@ fn delegated_group_is_owned_by_the_service_user() {
     // Not delegated: stays root's.
     let meta = std::fs::metadata(g.root.root.join(&g.top)).unwrap();
     assert_eq!(meta.uid(), 0);
+}
+
+/// A child born in its group (clone3 CLONE_INTO_CGROUP) is there from its first instruction; after
+/// the group was killed once, spawning into it again still yields a live member (the supervisor's
+/// restart path), whatever the kernel does with killed groups and CLONE_INTO_CGROUP.
+#[test]
+fn spawn_into_a_killed_group_survives() {
+    let Some(mut g) = Group::new("rekill") else {
+        return;
+    };
+    g.root.create(&g.rel, false, None).unwrap();
+    assert!(!g.root.was_killed(&g.rel));
+    let first = g.start("cat /proc/self/cgroup > /dev/stderr; exec sleep 100");
+    g.wait_populated(true);
+    g.root.kill(&g.rel).unwrap();
+    assert!(g.root.was_killed(&g.rel));
+    assert!(matches!(
+        g.reap(first),
+        WaitStatus::Signaled(_, Signal::SIGKILL, _)
+    ));
+    g.wait_populated(false);
+    let second = g.start("exec sleep 100");
+    std::thread::sleep(Duration::from_millis(200));
+    let procs = std::fs::read_to_string(g.dir().join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().any(|l| l.trim() == second.to_string()),
+        "respawned child {second} is not alive in its group: {procs:?}"
+    );
 }

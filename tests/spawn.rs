@@ -76,6 +76,7 @@ fn start_in(unit: &Unit, notify: Option<&Path>, etc_dir: &Path) -> Result<Child,
         unit,
         notify_socket: notify,
         cgroup_dir: None,
+        clone_into_cgroup: false,
         etc_dir,
     };
     spawn(&req).map(|s| Child {

@@ -29,10 +29,12 @@ impl Supervisor {
             return;
         };
         let cgroup_dir = self.prepare_cgroup(&unit);
+        let rel = self.cgroup_rel(&unit);
         let req = SpawnRequest {
             unit: &unit,
             notify_socket: Some(&self.notify_path),
             cgroup_dir,
+            clone_into_cgroup: self.cgroups.as_ref().is_some_and(|cg| !cg.was_killed(&rel)),
             etc_dir: &self.cfg.etc_dir,
         };
         match spawn::spawn(&req) {
@@ -126,7 +128,13 @@ impl Supervisor {
             (KillScope::Group, Some(cg)) => {
                 let rel = self.cgroup_rel(unit);
                 let r = if signal == Signal::SIGKILL {
-                    cg.kill(&rel)
+                    // An empty group needs no kill; skipping it keeps the group on the fast
+                    // spawn path (see CgroupRoot::was_killed) for the usual restart.
+                    if cg.is_populated(&rel).is_ok_and(|p| !p) {
+                        Ok(())
+                    } else {
+                        cg.kill(&rel)
+                    }
                 } else {
                     cg.signal_all(&rel, signal)
                         .and_then(|_| cg.signal_all(&rel, Signal::SIGCONT))

@@ -47,6 +47,10 @@ const KILL_PASSES: usize = 3;
 #[derive(Debug, Clone)]
 pub struct CgroupRoot {
     pub root: PathBuf,
+    /// Groups this init has written `cgroup.kill` to. Some kernels (seen on 6.18) SIGKILL a child
+    /// born into such a group with clone3(CLONE_INTO_CGROUP) as if it had been forked during the
+    /// kill, so spawns into these groups take the fork + cgroup.procs path.
+    killed: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> CgroupError + 'a {
@@ -118,7 +122,13 @@ impl CgroupRoot {
     pub fn at(root: &Path) -> Self {
         Self {
             root: root.to_path_buf(),
+            killed: Default::default(),
         }
+    }
+
+    /// Whether this init has written `cgroup.kill` for the group (see `killed`).
+    pub fn was_killed(&self, rel: &str) -> bool {
+        self.killed.borrow().contains(rel.trim_matches('/'))
     }
 
     /// Finds a mounted cgroup2 filesystem in /proc/self/mountinfo.
@@ -126,7 +136,10 @@ impl CgroupRoot {
         let path = Path::new("/proc/self/mountinfo");
         let text = read(path, "read mountinfo")?;
         pick_cgroup2(&parse_mountinfo(&text))
-            .map(|root| Self { root })
+            .map(|root| Self {
+                root,
+                killed: Default::default(),
+            })
             .ok_or(CgroupError::NotFound)
     }
 
@@ -228,6 +241,9 @@ impl CgroupRoot {
             return Ok(());
         }
         let path = dir.join("cgroup.kill");
+        self.killed
+            .borrow_mut()
+            .insert(rel.trim_matches('/').to_string());
         match write(&path, "write cgroup.kill", "1") {
             Err(CgroupError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 for _ in 0..KILL_PASSES {

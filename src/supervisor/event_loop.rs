@@ -303,10 +303,11 @@ impl Supervisor {
         } else {
             now_us
         } / 1000;
-        log::info!("boot complete in {ms} ms");
+        // The file first: whoever sees the console line may read the file at once.
         if let Err(e) = super::report::write_boot_timeline(&self.cfg.run_dir, self) {
             log::warn!("{e}");
         }
+        log::info!("boot complete in {ms} ms");
     }
 
     /// One pass of the loop: wait for something, then handle all of it.

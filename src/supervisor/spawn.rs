@@ -10,7 +10,7 @@
 
 use std::ffi::CString;
 use std::fs::OpenOptions;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -48,6 +48,9 @@ pub struct SpawnRequest<'a> {
     pub notify_socket: Option<&'a Path>,
     /// Absolute cgroup directory the child joins before exec (already created by the caller).
     pub cgroup_dir: Option<PathBuf>,
+    /// Let the child be born in `cgroup_dir` (clone3 with CLONE_INTO_CGROUP) instead of joining it
+    /// through cgroup.procs after fork; false for groups the caller has killed (`was_killed`).
+    pub clone_into_cgroup: bool,
     /// Directory holding the `passwd` and `group` files for user lookups (`/etc` on a machine;
     /// tests may point elsewhere).
     pub etc_dir: &'a Path,
@@ -98,6 +101,15 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
         }
         None => None,
     };
+    // The group's directory, for clone3(CLONE_INTO_CGROUP): the child is born in its group.
+    let cgroup_dir: Option<OwnedFd> = match &req.cgroup_dir {
+        Some(dir) => Some(
+            std::fs::File::open(dir)
+                .map_err(|e| fail(&format!("open {}", dir.display()), &e))?
+                .into(),
+        ),
+        None => None,
+    };
 
     let fds = ChildFds {
         stdin: devnull.as_raw_fd(),
@@ -108,7 +120,30 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
         cgroup_procs: cgroup_procs.as_ref().map(|f| f.as_raw_fd()),
     };
 
-    let pid = match process::fork_process() {
+    // Born in the cgroup when the kernel can do it (5.7+, cgroup2); otherwise fork, and the child
+    // joins through cgroup.procs.
+    let direct = match cgroup_dir.as_ref().filter(|_| req.clone_into_cgroup) {
+        Some(dir) => match process::fork_into_cgroup(dir.as_fd()) {
+            Ok(forked) => Some(forked),
+            Err(e) => {
+                log::debug!("clone3 into cgroup unavailable ({e}); forking and joining after");
+                None
+            }
+        },
+        None => None,
+    };
+    let forked = match direct {
+        Some(Forked::Child) => run_child(
+            &plan,
+            &ChildFds {
+                cgroup_procs: None,
+                ..fds
+            },
+        ),
+        Some(parent) => Ok(parent),
+        None => process::fork_process(),
+    };
+    let pid = match forked {
         Ok(Forked::Child) => run_child(&plan, &fds),
         Ok(Forked::Parent(pid)) => pid,
         Err(source) => {
@@ -120,7 +155,7 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
     };
 
     // The child holds its own copies now; ours must go so EOF on the report pipe means exec.
-    drop((devnull, out_w, err_w, report_w, cgroup_procs));
+    drop((devnull, out_w, err_w, report_w, cgroup_procs, cgroup_dir));
     let ready_fd = ready.map(|(r, _w)| r);
 
     match read_report(&report_r) {

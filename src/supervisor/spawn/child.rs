@@ -14,6 +14,7 @@ use crate::sys::cred;
 use crate::sys::process;
 
 /// The child's descriptors, as numbers: the parent keeps the owners alive across fork.
+#[derive(Clone, Copy)]
 pub(super) struct ChildFds {
     pub(super) stdin: RawFd,
     pub(super) stdout: RawFd,
