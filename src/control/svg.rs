@@ -33,13 +33,24 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// A tick step that gives at most about 20 ticks over `span_us`.
+/// A tick label no wider than the space between ticks: "250ms", "1.5s", "12s".
+fn tick_label(t_us: u64, step_us: u64) -> String {
+    if step_us < 1_000_000 && t_us < 1_000_000 {
+        format!("{}ms", t_us / 1000)
+    } else if step_us < 1_000_000 {
+        format!("{:.1}s", t_us as f64 / 1e6)
+    } else {
+        format!("{}s", t_us / 1_000_000)
+    }
+}
+
+/// A tick step that gives at most about 10 ticks over `span_us`.
 fn tick_step_us(span_us: u64) -> u64 {
     let mut base = 1_000u64;
     loop {
         for m in [1, 2, 5] {
             let step = base * m;
-            if span_us / step <= 20 {
+            if span_us / step <= 10 {
                 return step;
             }
         }
@@ -47,15 +58,27 @@ fn tick_step_us(span_us: u64) -> u64 {
     }
 }
 
-fn last_time(a: &Analysis) -> u64 {
+fn stamps(a: &Analysis) -> impl Iterator<Item = u64> + '_ {
     a.entries
         .iter()
         .flat_map(|e| [e.start_us, e.ready_us, e.failed_us])
         .flatten()
         .chain(a.boot_complete_us)
-        .max()
-        .unwrap_or(0)
-        .max(1_000)
+}
+
+/// Stamps later than this after the kernel's start cannot be a machine's boot: the init runs in a
+/// container (CLOCK_BOOTTIME counts the host's uptime), so the axis starts at the first stamp.
+const CONTAINER_ORIGIN_AFTER_US: u64 = 600_000_000;
+
+/// Where the time axis starts: the kernel's start on a machine (kernel time is part of the boot),
+/// the first stamp otherwise.
+fn origin(a: &Analysis) -> u64 {
+    let first = stamps(a).min().unwrap_or(0);
+    if first > CONTAINER_ORIGIN_AFTER_US {
+        first
+    } else {
+        0
+    }
 }
 
 fn kind_class(k: SubjectKind) -> &'static str {
@@ -85,9 +108,10 @@ fn bar(e: &Entry, end_us: u64) -> (u64, u64, &'static str, String) {
 
 /// Renders the chart.
 pub fn render(a: &Analysis) -> String {
-    let end_us = last_time(a);
-    let scale = PLOT_W / end_us as f64;
-    let x = |us: u64| LABEL_W + us as f64 * scale;
+    let origin = origin(a);
+    let end_us = stamps(a).max().unwrap_or(0).max(origin + 1_000);
+    let scale = PLOT_W / (end_us - origin) as f64;
+    let x = |us: u64| LABEL_W + us.saturating_sub(origin) as f64 * scale;
     let height = TOP + ROW_H * a.entries.len() as f64 + 30.0;
     let width = LABEL_W + PLOT_W + 160.0;
     let mut s = String::new();
@@ -108,13 +132,21 @@ pub fn render(a: &Analysis) -> String {
         ),
         None => "lifsea-init boot chart: boot not complete".to_string(),
     };
+    let title = if origin > 0 {
+        format!(
+            "{title} (axis: time since the first stamp at {})",
+            fmt_seconds_us(origin)
+        )
+    } else {
+        title
+    };
     let _ = writeln!(
         s,
         r#"<text x="10" y="18" font-size="14">{}</text>"#,
         escape(&title)
     );
-    let step = tick_step_us(end_us);
-    let mut t = 0;
+    let step = tick_step_us(end_us - origin);
+    let mut t = origin;
     while t <= end_us {
         let _ = writeln!(
             s,
@@ -123,7 +155,7 @@ pub fn render(a: &Analysis) -> String {
             TOP - 8.0,
             height - 25.0,
             TOP - 12.0,
-            escape(&fmt_seconds_us(t))
+            escape(&tick_label(t - origin, step))
         );
         t += step;
     }
@@ -181,8 +213,42 @@ mod tests {
     #[test]
     fn ticks_are_round_and_few() {
         assert_eq!(tick_step_us(1_000), 1_000);
-        assert_eq!(tick_step_us(2_000_000), 100_000);
-        assert_eq!(tick_step_us(9_000_000), 500_000);
-        assert_eq!(tick_step_us(300_000_000), 20_000_000);
+        assert_eq!(tick_step_us(2_000_000), 200_000);
+        assert_eq!(tick_step_us(9_000_000), 1_000_000);
+        assert_eq!(tick_step_us(300_000_000), 50_000_000);
+    }
+
+    #[test]
+    fn tick_labels_fit_their_step() {
+        assert_eq!(tick_label(200_000, 100_000), "200ms");
+        assert_eq!(tick_label(1_500_000, 500_000), "1.5s");
+        assert_eq!(tick_label(20_000_000, 5_000_000), "20s");
+    }
+
+    fn analysis(times_us: &[u64]) -> Analysis {
+        use crate::timeline::{Stamp, TimelineEvent};
+        let stamps: Vec<Stamp> = times_us
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| Stamp {
+                at_us: t,
+                kind: SubjectKind::Unit,
+                name: format!("u{i}"),
+                event: TimelineEvent::Start,
+            })
+            .collect();
+        super::super::analyze::analyze(&stamps, &[])
+    }
+
+    /// A machine's chart starts at the kernel's start; a container's (host uptime in the stamps)
+    /// at its first stamp, so its bars are not squeezed against the right edge.
+    #[test]
+    fn axis_origin_depends_on_where_the_stamps_are() {
+        assert_eq!(origin(&analysis(&[2_300_000, 4_000_000])), 0);
+        let a = analysis(&[17_634_100_000, 17_634_400_000]);
+        assert_eq!(origin(&a), 17_634_100_000);
+        let svg = render(&a);
+        assert!(svg.contains(">0ms</text>"), "{svg}");
+        assert!(svg.contains("time since the first stamp"), "{svg}");
     }
 }

@@ -293,6 +293,9 @@ impl Supervisor {
             return;
         }
         self.boot_done = true;
+        // The supervise stage's job at boot (bringing every enabled unit up) is done now.
+        self.timeline
+            .mark(SubjectKind::Stage, "supervise", TimelineEvent::Ready);
         self.timeline
             .mark(SubjectKind::Stage, "boot", TimelineEvent::BootComplete);
         // On a machine CLOCK_BOOTTIME counts from the kernel's start, which is what a boot takes; in
