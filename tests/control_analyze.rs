@@ -21,22 +21,12 @@ fn st(ms: u64, kind: SubjectKind, name: &str, event: TimelineEvent) -> Stamp {
 fn status(name: &str, after: &[&str], requires: &[&str]) -> UnitStatus {
     UnitStatus {
         name: name.into(),
-        description: String::new(),
         state: "running".into(),
         enabled: true,
-        pid: None,
-        since_us: 0,
-        restarts: 0,
-        last_exit: None,
-        failure: None,
         readiness: "exec".into(),
-        status_text: None,
-        cgroup: None,
-        memory_bytes: None,
-        cpu_usec: None,
         requires: requires.iter().map(|s| s.to_string()).collect(),
-        wants: vec![],
         after: after.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
     }
 }
 

@@ -41,17 +41,10 @@ fn unit(name: &str, state: &str, after: &[&str]) -> UnitStatus {
         enabled: true,
         pid: Some(100),
         since_us: 1_000,
-        restarts: 0,
-        last_exit: None,
-        failure: None,
         readiness: "exec".into(),
-        status_text: None,
-        cgroup: None,
         memory_bytes: Some(2048),
-        cpu_usec: None,
-        requires: vec![],
-        wants: vec![],
         after: after.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
     }
 }
 

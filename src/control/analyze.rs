@@ -330,22 +330,8 @@ mod tests {
     fn wants_orders_the_chain_like_after() {
         let status = |name: &str, wants: &[&str]| UnitStatus {
             name: name.into(),
-            description: String::new(),
-            state: "ready".into(),
-            enabled: true,
-            pid: None,
-            since_us: 0,
-            restarts: 0,
-            last_exit: None,
-            failure: None,
-            readiness: "exec".into(),
-            status_text: None,
-            cgroup: None,
-            memory_bytes: None,
-            cpu_usec: None,
-            requires: vec![],
             wants: wants.iter().map(|w| w.to_string()).collect(),
-            after: vec![],
+            ..Default::default()
         };
         let deps = deps_from_units(&[status("check", &["containerd"]), status("containerd", &[])]);
         let stamps = vec![

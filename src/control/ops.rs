@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::timeline::Stamp;
 use crate::unitlog::LogLine;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct UnitStatus {
     pub name: String,
     pub description: String,
