@@ -90,58 +90,49 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
         None => None,
     };
     let (report_r, report_w) = pipe().map_err(|e| fail("report pipe", &e))?;
-    let cgroup_procs: Option<OwnedFd> = match &req.cgroup_dir {
-        Some(dir) => {
-            let path = dir.join("cgroup.procs");
-            let file = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| fail(&format!("open {}", path.display()), &e))?;
-            Some(file.into())
-        }
-        None => None,
-    };
-    // The group's directory, for clone3(CLONE_INTO_CGROUP): the child is born in its group.
-    let cgroup_dir: Option<OwnedFd> = match &req.cgroup_dir {
-        Some(dir) => Some(
-            std::fs::File::open(dir)
-                .map_err(|e| fail(&format!("open {}", dir.display()), &e))?
-                .into(),
-        ),
-        None => None,
-    };
-
     let fds = ChildFds {
         stdin: devnull.as_raw_fd(),
         stdout: out_w.as_raw_fd(),
         stderr: err_w.as_raw_fd(),
         ready: ready.as_ref().map(|(_, w)| w.as_raw_fd()),
         report: report_w.as_raw_fd(),
-        cgroup_procs: cgroup_procs.as_ref().map(|f| f.as_raw_fd()),
+        cgroup_procs: None,
     };
 
-    // Born in the cgroup when the kernel can do it (5.7+, cgroup2); otherwise fork, and the child
-    // joins through cgroup.procs.
-    let direct = match cgroup_dir.as_ref().filter(|_| req.clone_into_cgroup) {
-        Some(dir) => match process::fork_into_cgroup(dir.as_fd()) {
-            Ok(forked) => Some(forked),
-            Err(e) => {
-                log::debug!("clone3 into cgroup unavailable ({e}); forking and joining after");
-                None
+    // Born in its group when the kernel can do it (clone3 CLONE_INTO_CGROUP: 5.7+, cgroup2).
+    let cgroup_dir: Option<OwnedFd> =
+        match req.cgroup_dir.as_ref().filter(|_| req.clone_into_cgroup) {
+            Some(dir) => Some(
+                std::fs::File::open(dir)
+                    .map_err(|e| fail(&format!("open {}", dir.display()), &e))?
+                    .into(),
+            ),
+            None => None,
+        };
+    let born_in_group = cgroup_dir.as_ref().and_then(|dir| {
+        process::fork_into_cgroup(dir.as_fd())
+            .map_err(|e| log::debug!("clone3 into cgroup unavailable ({e}); forking instead"))
+            .ok()
+    });
+    // Otherwise fork, and the child joins its group through cgroup.procs.
+    let mut cgroup_procs: Option<OwnedFd> = None;
+    let forked = match born_in_group {
+        Some(forked) => Ok(forked),
+        None => {
+            if let Some(dir) = &req.cgroup_dir {
+                let path = dir.join("cgroup.procs");
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| fail(&format!("open {}", path.display()), &e))?;
+                cgroup_procs = Some(file.into());
             }
-        },
-        None => None,
+            process::fork_process()
+        }
     };
-    let forked = match direct {
-        Some(Forked::Child) => run_child(
-            &plan,
-            &ChildFds {
-                cgroup_procs: None,
-                ..fds
-            },
-        ),
-        Some(parent) => Ok(parent),
-        None => process::fork_process(),
+    let fds = ChildFds {
+        cgroup_procs: cgroup_procs.as_ref().map(|f| f.as_raw_fd()),
+        ..fds
     };
     let pid = match forked {
         Ok(Forked::Child) => run_child(&plan, &fds),
