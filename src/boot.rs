@@ -67,7 +67,7 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
         etc_dir: PathBuf::from("/etc"),
         facts_reached: FACTS.iter().map(|f| f.to_string()).collect(),
     };
-    let _kind: ShutdownKind = supervisor::run(cfg, timeline);
+    let _kind: ShutdownKind = supervisor::run(cfg, timeline, Vec::new());
     crate::shutdown::finish_container();
     0
 }
@@ -214,7 +214,7 @@ fn supervise(timeline: Timeline, loopback: bool) -> ShutdownKind {
             .map(str::to_string)
             .collect(),
     };
-    supervisor::run(cfg, timeline)
+    supervisor::run(cfg, timeline, Vec::new())
 }
 
 /// Stamps a stage in the timeline and prints it on the console with the guest uptime, so a

@@ -133,6 +133,14 @@ impl Operations for Fake {
     fn shutdown(&mut self, kind: ShutdownKind) {
         self.rec(format!("shutdown {kind:?}"));
     }
+
+    fn subsystem(&self, name: &str) -> Result<serde_json::Value, OpError> {
+        self.rec(format!("subsystem {name}"));
+        match name {
+            "net" => Ok(serde_json::json!({"links": []})),
+            _ => Err(OpError::Failed(format!("no subsystem {name} is running"))),
+        }
+    }
 }
 
 struct Harness {

@@ -18,6 +18,7 @@ use super::ops::{ReloadReport, ShutdownKind, UnitStatus};
 use super::protocol::Op;
 use super::server::socket_path;
 use super::table::{fmt_bytes, fmt_duration_us, fmt_seconds_us, Table};
+use super::views::{render_subsystem, SUBSYSTEM_VERBS};
 use crate::timeline::{boottime_us, Stamp};
 use crate::unitlog::{format_timestamp, LogLine, Stream};
 
@@ -39,6 +40,8 @@ verbs:
   logs UNIT [-f] [-n N]    last N lines of a unit's output (default 50); -f follows
   analyze [--svg FILE]     boot timeline, critical chain and blame; --svg writes a boot chart
   poweroff|reboot|halt     orderly shutdown
+  net                      links, addresses, routes, DNS and DHCP leases
+  devices                  modules loaded (by whom, how long), device links
   version                  protocol and init versions
   check DIR...             validate unit files offline (needs no running init)
 exit codes: 0 ok, 1 failed, 2 usage, 3 cannot reach the init or refused, 4 no such unit";
@@ -169,6 +172,13 @@ fn run(g: &Global, args: &[String]) -> Result<i32, ClientError> {
         "version" if rest.is_empty() => Op::Version,
         "logs" => parse_logs(rest)?,
         "analyze" => return analyze_verb(g, rest),
+        v if rest.is_empty() && SUBSYSTEM_VERBS.iter().any(|(verb, _)| *verb == v) => {
+            let name = SUBSYSTEM_VERBS
+                .iter()
+                .find(|(verb, _)| *verb == v)
+                .map_or(v, |(_, n)| *n);
+            Op::Subsystem { name: name.into() }
+        }
         "list" | "reload" | "poweroff" | "reboot" | "halt" | "version" => {
             return Err(ClientError::Usage(format!("{verb} takes no arguments")))
         }
@@ -309,6 +319,10 @@ fn render(op: &Op, result: Value) -> Result<i32, ClientError> {
                 "{} requested",
                 super::protocol::op_name(&Op::Shutdown(*kind))
             );
+            Ok(EXIT_OK)
+        }
+        Op::Subsystem { name } => {
+            print!("{}", render_subsystem(name, &result));
             Ok(EXIT_OK)
         }
         Op::Version | Op::Timeline => {

@@ -110,6 +110,10 @@ pub fn dispatch(req: &Request, ops: &mut dyn Operations) -> Outcome {
             }
         }
         Op::Timeline => Response::ok(id, to_value(&ops.timeline())),
+        Op::Subsystem { name } => match ops.subsystem(name) {
+            Ok(v) => Response::ok(id, v),
+            Err(e) => Response::from_op_error(id, &e),
+        },
         Op::Shutdown(kind) => {
             ops.shutdown(*kind);
             Response::ok(id, json!({ "shutdown": kind }))

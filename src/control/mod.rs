@@ -14,3 +14,4 @@ pub mod protocol;
 pub mod server;
 pub mod svg;
 pub mod table;
+pub mod views;

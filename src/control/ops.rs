@@ -84,4 +84,6 @@ pub trait Operations {
     fn timeline(&self) -> Vec<Stamp>;
     /// Begins an orderly shutdown; returns at once.
     fn shutdown(&mut self, kind: ShutdownKind);
+    /// What a subsystem (`net`, `devices`, ...) reports about itself.
+    fn subsystem(&self, name: &str) -> Result<serde_json::Value, OpError>;
 }

@@ -49,6 +49,10 @@ pub enum Op {
     },
     Timeline,
     Shutdown(ShutdownKind),
+    /// What a subsystem (`net`, `devices`) reports about itself.
+    Subsystem {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +120,7 @@ struct RawRequest {
     unit: Option<String>,
     n: Option<u64>,
     follow: Option<bool>,
+    name: Option<String>,
 }
 
 /// Parses one request line (without its newline).
@@ -179,6 +184,12 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
             format!("op {op_name} takes no \"unit\""),
         ));
     }
+    if op_name != "subsystem" && raw.name.is_some() {
+        return Err(err(
+            ErrorCode::BadRequest,
+            format!("op {op_name} takes no \"name\""),
+        ));
+    }
     if op_name != "logs" && (raw.n.is_some() || raw.follow.is_some()) {
         return Err(err(
             ErrorCode::BadRequest,
@@ -210,6 +221,22 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
             }
         }
         "timeline" => Op::Timeline,
+        "subsystem" => {
+            let name = raw
+                .name
+                .clone()
+                .ok_or_else(|| err(ErrorCode::BadRequest, "op subsystem needs \"name\"".into()))?;
+            let valid = !name.is_empty()
+                && name.len() <= 32
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+            if !valid {
+                return Err(err(
+                    ErrorCode::BadRequest,
+                    format!("invalid subsystem name: {name:?}"),
+                ));
+            }
+            Op::Subsystem { name }
+        }
         "poweroff" => Op::Shutdown(ShutdownKind::Poweroff),
         "reboot" => Op::Shutdown(ShutdownKind::Reboot),
         "halt" => Op::Shutdown(ShutdownKind::Halt),
@@ -232,6 +259,7 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::Reload => "reload",
         Op::Logs { .. } => "logs",
         Op::Timeline => "timeline",
+        Op::Subsystem { .. } => "subsystem",
         Op::Shutdown(ShutdownKind::Poweroff) => "poweroff",
         Op::Shutdown(ShutdownKind::Reboot) => "reboot",
         Op::Shutdown(ShutdownKind::Halt) => "halt",
@@ -257,6 +285,9 @@ pub fn encode_request(req: &Request) -> String {
             obj.insert("unit".into(), unit.clone().into());
             obj.insert("n".into(), (*n as u64).into());
             obj.insert("follow".into(), (*follow).into());
+        }
+        Op::Subsystem { name } => {
+            obj.insert("name".into(), name.clone().into());
         }
         _ => {}
     }

@@ -18,6 +18,7 @@ use nix::sys::signal::Signal;
 use super::cgroup::CgroupRoot;
 use super::output::LineBuffer;
 use super::state::{Action, Core, Event, ExitStatus, Phase, TimerKind};
+use super::subsystem::{ChildExit, Notice, Subsystem};
 use super::Config;
 use crate::control::ops::ShutdownKind;
 use crate::control::server::ControlServer;
@@ -74,6 +75,8 @@ pub struct Supervisor {
     pub(super) spawned_at: BTreeMap<String, Instant>,
     pub(super) boot_done: bool,
     pub(super) boot_started_us: u64,
+    /// Networking, hotplug, the power button: polled beside the supervisor's own descriptors.
+    pub(super) subsystems: Vec<Box<dyn Subsystem>>,
 }
 
 impl Supervisor {
@@ -115,6 +118,7 @@ impl Supervisor {
             spawned_at: BTreeMap::new(),
             boot_done: false,
             boot_started_us: crate::timeline::boottime_us(),
+            subsystems: Vec::new(),
             cfg,
         }
     }
@@ -123,6 +127,36 @@ impl Supervisor {
     /// code that finishes while the loop runs (the network coming up).
     pub fn reach_fact(&mut self, fact: &str) {
         self.dispatch(Event::FactReached(fact.to_string()));
+    }
+
+    /// Carries out what subsystems reported.
+    fn apply_notices(&mut self, notices: Vec<Notice>) {
+        for n in notices {
+            match n {
+                Notice::FactReached(f) => self.reach_fact(&f),
+                Notice::FactFailed { fact, reason } => {
+                    self.dispatch(Event::FactFailed { fact, reason })
+                }
+                Notice::Stamp { kind, name, event } => {
+                    self.timeline.mark(kind, &name, event);
+                    log::debug!("timeline: {name} {event:?}");
+                }
+                Notice::Shutdown(kind) => {
+                    if self.shutdown_kind.is_none() {
+                        log::info!("shutdown requested ({kind:?})");
+                        self.begin_shutdown(kind);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Status of the subsystem called `name`, for the control API.
+    pub(super) fn subsystem_status(&self, name: &str) -> Option<serde_json::Value> {
+        self.subsystems
+            .iter()
+            .find(|s| s.name() == name)
+            .map(|s| s.status())
     }
 
     /// The unit's cgroup relative to the cgroup root.
@@ -197,6 +231,9 @@ impl Supervisor {
             format!(" ({detail})")
         };
         match (subject, event) {
+            (SubjectKind::Fact, TimelineEvent::Failed) => {
+                log::warn!("[FAILED] {name} not reached: {detail}")
+            }
             (SubjectKind::Fact, _) => log::info!("[  OK  ] reached {name}"),
             (_, TimelineEvent::Ready) => {
                 let ms = self
@@ -245,7 +282,21 @@ impl Supervisor {
                     log::debug!("unit {unit}: main process {pid} {status}");
                     self.dispatch(Event::Exited { unit, status });
                 }
-                None => log::trace!("reaped orphan {pid} ({status})"),
+                None => {
+                    let exit = match status {
+                        ExitStatus::Code(c) => ChildExit::Code(c),
+                        ExitStatus::Signal(s) => ChildExit::Signal(s),
+                    };
+                    let mut notices = Vec::new();
+                    let claimed = self
+                        .subsystems
+                        .iter_mut()
+                        .any(|s| s.child_exited(pid, exit, &mut notices));
+                    self.apply_notices(notices);
+                    if !claimed {
+                        log::trace!("reaped orphan {pid} ({status})");
+                    }
+                }
             }
         }
     }
@@ -272,6 +323,11 @@ impl Supervisor {
             self.shutdown_kind = Some(kind);
             self.timeline
                 .mark(SubjectKind::Stage, "shutdown", TimelineEvent::Start);
+            let mut notices = Vec::new();
+            for s in &mut self.subsystems {
+                s.begin_shutdown(&mut notices);
+            }
+            self.apply_notices(notices);
         }
         self.dispatch(Event::Shutdown);
     }
@@ -320,9 +376,11 @@ impl Supervisor {
         self.prune_removed();
         let now = Instant::now();
         let mut deadline = self.timers.peek().map(|Reverse(t)| t.at);
+        let sub_deadline = self.subsystems.iter().filter_map(|s| s.deadline()).min();
         for d in [
             io.server.as_ref().and_then(|s| s.next_deadline()),
             self.next_probe,
+            sub_deadline,
         ] {
             deadline = match (deadline, d) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -345,6 +403,15 @@ impl Supervisor {
         watches.extend(self.pipes.iter().map(|p| Watch::input(p.file.as_raw_fd())));
         let ready_at = watches.len();
         watches.extend(self.ready_fds.values().map(|f| Watch::input(f.as_raw_fd())));
+        // Subsystem descriptors, remembered with their owner's index.
+        let subs_at = watches.len();
+        let mut sub_owner = Vec::new();
+        for (i, s) in self.subsystems.iter().enumerate() {
+            for (fd, ev) in s.poll_fds() {
+                watches.push(Watch::new(fd, ev));
+                sub_owner.push(i);
+            }
+        }
         let server_at = watches.len();
         if let Some(s) = &io.server {
             watches.extend(s.poll_fds().into_iter().map(|(fd, ev)| Watch::new(fd, ev)));
@@ -378,7 +445,7 @@ impl Supervisor {
             }
         }
         // Readiness pipes, by unit name: reading one may dispatch events that drop others.
-        let rfd_ready: Vec<String> = watches[ready_at..server_at]
+        let rfd_ready: Vec<String> = watches[ready_at..subs_at]
             .iter()
             .zip(self.ready_fds.keys())
             .filter(|(w, _)| w.is_ready())
@@ -390,6 +457,18 @@ impl Supervisor {
             }
         }
         let now = Instant::now();
+        let mut notices = Vec::new();
+        for (w, &i) in watches[subs_at..server_at].iter().zip(&sub_owner) {
+            if w.is_ready() {
+                if let Some(s) = self.subsystems.get_mut(i) {
+                    s.on_ready(w.fd, w.revents, now, &mut notices);
+                }
+            }
+        }
+        for s in &mut self.subsystems {
+            s.tick(now, &mut notices);
+        }
+        self.apply_notices(notices);
         // Borrowed, not taken: a panic inside a request handler must not lose the server.
         if let Some(server) = io.server.as_mut() {
             for w in &watches[server_at..] {

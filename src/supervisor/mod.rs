@@ -21,6 +21,7 @@ pub mod spawn;
 pub mod state;
 #[cfg(test)]
 mod state_tests;
+pub mod subsystem;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use crate::timeline::Timeline;
 use cgroup::CgroupRoot;
 use event_loop::{LoopIo, Supervisor};
 use state::Event;
+pub use subsystem::{ChildExit, Notice, Subsystem};
 
 /// Everything the supervisor needs to know about where it runs.
 #[derive(Debug, Clone)]
@@ -112,7 +114,7 @@ fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String) {
 /// Runs units until a shutdown is requested and carried out (units stopped in reverse dependency
 /// order); returns what kind of shutdown was asked for. Never panics out: a panic inside one loop
 /// iteration is caught, logged and the loop goes on.
-pub fn run(cfg: Config, timeline: Timeline) -> ShutdownKind {
+pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>) -> ShutdownKind {
     if let Err(e) = crate::sys::signal::block_handled() {
         log::error!("cannot block signals: {e}");
     }
@@ -160,6 +162,7 @@ pub fn run(cfg: Config, timeline: Timeline) -> ShutdownKind {
     let catalog = catalog::load(&cfg.unit_dirs);
     let mut sup = Supervisor::new(cfg, timeline, cgroups, base);
     sup.install(catalog);
+    sup.subsystems = subsystems;
     sup.dispatch(Event::Boot);
     let mut io = LoopIo {
         signals,

@@ -182,6 +182,15 @@ pub(super) struct StopProgress {
     pub(super) then: AfterStop,
 }
 
+/// Where a built-in fact stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactState {
+    Pending,
+    Reached,
+    /// Given up on (a bounded wait expired), with the reason requirers fail with.
+    Failed(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// Starts every enabled unit (and what they require or want).
@@ -190,6 +199,11 @@ pub enum Event {
     Stop(String),
     Restart(String),
     FactReached(String),
+    /// A fact will not be reached: requirers fail with the reason, `after`/`wants` go on.
+    FactFailed {
+        fact: String,
+        reason: String,
+    },
     Spawned {
         unit: String,
         pid: i32,

@@ -150,6 +150,11 @@ impl Operations for Supervisor {
     fn shutdown(&mut self, kind: ShutdownKind) {
         self.begin_shutdown(kind);
     }
+
+    fn subsystem(&self, name: &str) -> Result<serde_json::Value, OpError> {
+        self.subsystem_status(name)
+            .ok_or_else(|| OpError::Failed(format!("no subsystem {name} is running")))
+    }
 }
 
 #[cfg(test)]

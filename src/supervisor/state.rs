@@ -77,7 +77,7 @@ impl Entry {
 #[derive(Debug, Default)]
 pub struct Core {
     units: BTreeMap<String, Entry>,
-    facts: BTreeMap<String, bool>,
+    facts: BTreeMap<String, FactState>,
     /// unit → units naming it in requires, wants or after.
     dependents: BTreeMap<String, BTreeSet<String>>,
     /// unit → units naming it in requires.
@@ -92,7 +92,14 @@ impl Core {
     pub fn new(facts: &[&str], reached: &[String]) -> Self {
         let facts = facts
             .iter()
-            .map(|f| (f.to_string(), reached.iter().any(|r| r == f)))
+            .map(|f| {
+                let state = if reached.iter().any(|r| r == f) {
+                    FactState::Reached
+                } else {
+                    FactState::Pending
+                };
+                (f.to_string(), state)
+            })
             .collect();
         Self {
             facts,
@@ -202,6 +209,10 @@ impl Core {
         self.facts.contains_key(name)
     }
 
+    pub fn fact(&self, name: &str) -> Option<&FactState> {
+        self.facts.get(name)
+    }
+
     pub fn shutting_down(&self) -> bool {
         self.shutting_down
     }
@@ -250,14 +261,28 @@ impl Core {
             Event::Restart(n) => self.restart(&n, now, out),
             Event::FactReached(f) => {
                 if let Some(r) = self.facts.get_mut(&f) {
-                    if !*r {
-                        *r = true;
+                    if *r != FactState::Reached {
+                        *r = FactState::Reached;
                         self.touch_dependents(&f);
                         out.push(Action::Transition {
                             subject: SubjectKind::Fact,
                             name: f,
                             event: TimelineEvent::Ready,
                             detail: String::new(),
+                        });
+                    }
+                }
+            }
+            Event::FactFailed { fact, reason } => {
+                if let Some(r) = self.facts.get_mut(&fact) {
+                    if *r == FactState::Pending {
+                        *r = FactState::Failed(reason.clone());
+                        self.touch_dependents(&fact);
+                        out.push(Action::Transition {
+                            subject: SubjectKind::Fact,
+                            name: fact,
+                            event: TimelineEvent::Failed,
+                            detail: reason,
                         });
                     }
                 }

@@ -6,7 +6,7 @@ use nix::sys::signal::Signal;
 
 use super::backoff::BackoffPolicy;
 use super::state::*;
-use crate::timeline::TimelineEvent;
+use crate::timeline::{SubjectKind, TimelineEvent};
 use crate::units::schema::{KillMode, RestartPolicy, UnitType};
 
 fn spec(kind: UnitType) -> UnitSpec {
@@ -106,7 +106,7 @@ struct T {
 impl T {
     fn new(units: &[(&str, UnitSpec)]) -> Self {
         let now = Instant::now();
-        let mut core = Core::new(&["network"], &[]);
+        let mut core = Core::new(&["network", "network-online"], &[]);
         for (n, s) in units {
             core.upsert(n, s.clone(), true, now);
         }
@@ -191,6 +191,46 @@ fn facts_gate_their_dependents() {
     assert!(t.core.is_fact("network"));
     let acts = t.ev(Event::FactReached("network".into()));
     assert_eq!(spawns(&acts), vec!["net"]);
+}
+
+#[test]
+fn a_failed_fact_fails_its_requirers_and_releases_ordering() {
+    let mut after_only = exec_daemon();
+    after_only.after = vec!["network-online".into()];
+    let mut t = T::new(&[
+        ("kubelet", requiring(exec_daemon(), &["network-online"])),
+        ("top", requiring(exec_daemon(), &["kubelet"])),
+        ("logger", after_only),
+    ]);
+    assert!(spawns(&t.ev(Event::Boot)).is_empty());
+    let acts = t.ev(Event::FactFailed {
+        fact: "network-online".into(),
+        reason: "eth0: no DHCP lease after 60s (selecting)".into(),
+    });
+    assert_eq!(spawns(&acts), vec!["logger"]);
+    assert_eq!(phase(&t.core, "kubelet"), Phase::Failed);
+    assert_eq!(
+        t.core
+            .get("kubelet")
+            .and_then(|e| e.failure.clone())
+            .as_deref(),
+        Some("network-online not reached: eth0: no DHCP lease after 60s (selecting)")
+    );
+    assert_eq!(phase(&t.core, "top"), Phase::Failed);
+    assert!(acts.iter().any(|a| matches!(a, Action::Transition {
+        subject: SubjectKind::Fact, event: TimelineEvent::Failed, name, ..
+    } if name == "network-online")));
+    // A late success still counts: the fact is reached, and a restart of the requirer runs it.
+    t.ev(Event::FactReached("network-online".into()));
+    assert_eq!(t.core.fact("network-online"), Some(&FactState::Reached));
+    let acts = t.ev(Event::Start("kubelet".into()));
+    assert_eq!(spawns(&acts), vec!["kubelet"]);
+    // Failing a reached fact changes nothing.
+    t.ev(Event::FactFailed {
+        fact: "network-online".into(),
+        reason: "late".into(),
+    });
+    assert_eq!(t.core.fact("network-online"), Some(&FactState::Reached));
 }
 
 #[test]

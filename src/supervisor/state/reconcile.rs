@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use super::{Action, AfterStop, Core, Phase, TimerKind};
+use super::{Action, AfterStop, Core, FactState, Phase, TimerKind};
 
 impl Core {
     /// Whether `n` can start now: Ok(true) go, Ok(false) wait, Err(reason) never.
@@ -15,9 +15,14 @@ impl Core {
         };
         let mut ready = true;
         for r in &e.spec.requires {
-            if let Some(&reached) = self.facts.get(r) {
-                ready &= reached;
-                continue;
+            match self.facts.get(r) {
+                Some(FactState::Reached) => continue,
+                Some(FactState::Pending) => {
+                    ready = false;
+                    continue;
+                }
+                Some(FactState::Failed(why)) => return Err(format!("{r} not reached: {why}")),
+                None => {}
             }
             match self.units.get(r) {
                 None => return Err(format!("dependency {r} not found")),
@@ -32,8 +37,9 @@ impl Core {
             }
         }
         for o in e.spec.wants.iter().chain(&e.spec.after) {
-            if let Some(&reached) = self.facts.get(o) {
-                ready &= reached;
+            if let Some(f) = self.facts.get(o) {
+                // Ordering only: a fact given up on no longer holds anything back.
+                ready &= *f != FactState::Pending;
                 continue;
             }
             if let Some(d) = self.units.get(o) {

