@@ -17,7 +17,7 @@ fn main() {
         match args.get(1).map(String::as_str) {
             Some("initctl") => control::client::main(&args[2..]),
             Some("check") => units::check::main(&args[2..]),
-            Some("mkinitramfs") => lifsea_init::initramfs::mkinitramfs_main(&args[2..]),
+            Some("mkinitramfs") => lifsea_init::mkinitramfs::mkinitramfs_main(&args[2..]),
             _ => boot::main(&args[1..]),
         }
     };

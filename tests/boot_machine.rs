@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use lifsea_init::boot::machine::{apply_sysctl, ensure_machine_id, valid_machine_id, MachineError};
 use lifsea_init::devices::coldplug::{collect_modaliases, wanted_modules, SKIPPED_BY_DEFAULT};
 use lifsea_init::devices::modalias::parse_aliases;
-use lifsea_init::machine::{apply_sysctl, ensure_machine_id, valid_machine_id, MachineError};
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("lifsea-machine-{tag}-{}", std::process::id()));

@@ -6,9 +6,10 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::unshare::{inside, rerun_inside, test_dir, Space};
-use lifsea_init::mounts::{
-    apply_early_mounts, parse_mountinfo, setup_cgroup_root, MountOutcome, EARLY_MOUNTS,
+use lifsea_init::boot::mounts::{
+    apply_early_mounts, setup_cgroup_root, MountOutcome, EARLY_MOUNTS,
 };
+use lifsea_init::procfs::parse_mountinfo;
 
 #[test]
 fn early_mounts_mount_once_then_skip() {
@@ -47,7 +48,7 @@ fn early_mounts_mount_once_then_skip() {
     );
     // A failing row is reported and does not stop the rest.
     let bad = [
-        lifsea_init::mounts::EarlyMount {
+        lifsea_init::boot::mounts::EarlyMount {
             source: "x",
             target: "/bogus",
             fstype: "no-such-fs",

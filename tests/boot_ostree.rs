@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::unshare::{inside, rerun_inside, Space};
-use lifsea_init::ostree::{
+use lifsea_init::boot::mount_ops::SysMounts;
+use lifsea_init::boot::ostree::{
     assemble_at, assemble_direct, mark_booted, resolve_deployment, Deployment, OstreeError,
 };
 
@@ -179,7 +180,7 @@ fn initramfs_mode_assembles_the_deployment_with_the_physical_root_under_it() {
     lifsea_init::sys::mount::bind(&s, &s, false).unwrap();
     let d = resolve_deployment(&s, &arg).unwrap();
     let target = s.parent().unwrap().join("newroot");
-    assemble_at(&s, &d, &target, true).unwrap();
+    assemble_at(&mut SysMounts, &s, &d, &target, true).unwrap();
     assert_eq!(
         std::fs::read_to_string(target.join("usr/share/marker")).unwrap(),
         "deployed\n"
@@ -220,7 +221,7 @@ fn direct_mode_pivots_into_the_deployment() {
     // Be PID 1 on the physical root: chroot into it, then assemble with "/" as the sysroot.
     lifsea_init::sys::mount::chroot(&s).unwrap();
     std::env::set_current_dir("/").unwrap();
-    assemble_direct(Path::new("/"), &d, false, true).unwrap();
+    assemble_direct(&mut SysMounts, Path::new("/"), &d, false, true).unwrap();
     assert_eq!(
         std::fs::read_to_string("/usr/share/marker").unwrap(),
         "deployed\n"

@@ -2,13 +2,19 @@
 //! reads the kernel's view of it from /proc/<pid>. Needs root (to change uid, drop capabilities,
 //! lower oom_score_adj). Every child is killed and reaped by a guard, even when an assertion fails.
 
+#[path = "common/fixtures.rs"]
+mod fixtures;
+// fixtures.rs names the library as `crate::units` (it is also compiled inside the library).
+use lifsea_init::units;
+
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use caps::Capability;
-use lifsea_init::supervisor::spawn::{spawn, test_unit, SpawnError, SpawnRequest, Spawned};
+use fixtures::test_unit;
+use lifsea_init::supervisor::spawn::{spawn, SpawnError, SpawnRequest, Spawned};
 use lifsea_init::units::schema::{CapabilitySpec, Limit, Readiness};
 use lifsea_init::units::Unit;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -333,7 +339,9 @@ fn readiness_fd_receives_newline() {
 fn signal_mask_and_dispositions_reset() {
     // Block signals in this thread as the supervisor does for its signalfd; fork copies the
     // calling thread's mask. An ignored signal stays ignored across exec unless reset.
-    lifsea_init::sys::process::ignore_signal(Signal::SIGUSR2).unwrap();
+    // SAFETY: SIG_IGN installs no handler, so no code runs in signal context.
+    unsafe { nix::sys::signal::signal(Signal::SIGUSR2, nix::sys::signal::SigHandler::SigIgn) }
+        .unwrap();
     let mut set = SigSet::empty();
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGUSR1);

@@ -2,8 +2,8 @@
 //! ostree CLI, and judge the boot by what the guest checker (tests/vm/check.sh, run as a unit) prints
 //! on the serial console, plus `e2fsck -fn` on the image after poweroff.
 //!
-//! They take minutes and download a kernel package, so they run only with `LIFSEA_VM_TESTS=1`
-//! (tests/run.sh sets it); otherwise each test says why it skips. `LIFSEA_VM_INIT=standin` boots the
+//! They take minutes and download a kernel package, so they are `#[ignore]`d for a plain
+//! `cargo test` and run by tests/run.sh (`--include-ignored`), which CI calls. `LIFSEA_VM_INIT=standin` boots the
 //! busybox stand-in init instead of lifsea-init, to check the harness itself.
 
 mod vm_support;
@@ -60,28 +60,22 @@ fn boot_twice(image: &Image, name: &str) {
 }
 
 #[test]
+#[ignore = "boots QEMU for minutes: tests/run.sh runs it (--include-ignored)"]
 fn direct_mode_nvme_boots_to_checker_twice() {
-    if skip("direct_mode_nvme_boots_to_checker_twice") {
-        return;
-    }
     boot_twice(&image("tiny", "direct"), "direct");
 }
 
 #[test]
+#[ignore = "boots QEMU for minutes: tests/run.sh runs it (--include-ignored)"]
 fn initramfs_mode_virtio_blk_boots_to_checker_twice() {
-    if skip("initramfs_mode_virtio_blk_boots_to_checker_twice") {
-        return;
-    }
     boot_twice(&image("tiny", "initramfs"), "initramfs");
 }
 
 /// The Debian image (containerd, runc, real ostree CLI): the booted deployment is the one
 /// `ostree admin status` marks, which needs /run/ostree-booted and / being the deployment itself.
 #[test]
+#[ignore = "boots QEMU for minutes: tests/run.sh runs it (--include-ignored)"]
 fn debian_image_ostree_admin_status_marks_booted_deployment() {
-    if skip("debian_image_ostree_admin_status_marks_booted_deployment") {
-        return;
-    }
     let image = image("debian", "direct");
     let work = WorkDir::new("debian");
     let disk = work.copy_disk(&image);
@@ -98,10 +92,8 @@ fn debian_image_ostree_admin_status_marks_booted_deployment() {
 /// A reboot asked of PID 1 (SIGTERM) is orderly too: QEMU ends on the kernel's restart (`-no-reboot`),
 /// the filesystem is clean, and the next boot (started by the harness) sees boot 1's /var marker.
 #[test]
+#[ignore = "boots QEMU for minutes: tests/run.sh runs it (--include-ignored)"]
 fn reboot_is_orderly_and_next_boot_sees_var() {
-    if skip("reboot_is_orderly_and_next_boot_sees_var") {
-        return;
-    }
     let image = image("tiny", "direct");
     let work = WorkDir::new("reboot");
     let disk = work.copy_disk(&image);
@@ -138,10 +130,8 @@ fn reboot_is_orderly_and_next_boot_sees_var() {
 /// The harness plays the bootloader: after a second deploy it boots the newest entry (the one the
 /// second deploy wrote, with the boot links flipped), and the init assembles that deployment.
 #[test]
+#[ignore = "boots QEMU for minutes: tests/run.sh runs it (--include-ignored)"]
 fn newest_of_two_deployments_is_booted() {
-    if skip("newest_of_two_deployments_is_booted") {
-        return;
-    }
     let image = image_with("tiny", "direct", &["--deploys", "2"]);
     let entry = std::fs::read_to_string(image.dir.join("entry.conf")).expect("read entry.conf");
     assert!(
@@ -185,10 +175,8 @@ fn newest_of_two_deployments_is_booted() {
 /// A wrong `ostree=` must be reported on the console (naming the path) within the timeout, without
 /// a kernel panic: no hang, no panic loop.
 #[test]
+#[ignore = "boots QEMU for minutes: tests/run.sh runs it (--include-ignored)"]
 fn wrong_ostree_argument_gives_clear_message_without_hang() {
-    if skip("wrong_ostree_argument_gives_clear_message_without_hang") {
-        return;
-    }
     let bad =
         "/ostree/boot.1/lifsea/0000000000000000000000000000000000000000000000000000000000000000/0";
     for mode in ["direct", "initramfs"] {
@@ -228,10 +216,8 @@ fn wrong_ostree_argument_gives_clear_message_without_hang() {
 /// Initramfs mode without the root disk: stage 0 waits a bounded time and says which root it
 /// waited for.
 #[test]
+#[ignore = "boots QEMU for minutes: tests/run.sh runs it (--include-ignored)"]
 fn missing_root_disk_in_initramfs_mode_gives_clear_message() {
-    if skip("missing_root_disk_in_initramfs_mode_gives_clear_message") {
-        return;
-    }
     let image = image("tiny", "initramfs");
     let work = WorkDir::new("no-disk");
     let disk = work.copy_disk(&image);
@@ -257,14 +243,13 @@ fn missing_root_disk_in_initramfs_mode_gives_clear_message() {
 
 /// `mkinitramfs --list` names exactly the root-disk modules and their modules.dep closure.
 #[test]
+#[ignore = "boots QEMU for minutes: tests/run.sh runs it (--include-ignored)"]
 fn mkinitramfs_list_names_exactly_the_root_disk_modules() {
-    if skip("mkinitramfs_list_names_exactly_the_root_disk_modules") {
-        return;
-    }
-    if init_kind() == "standin" {
-        eprintln!("skipping: mkinitramfs belongs to the real init");
-        return;
-    }
+    assert_ne!(
+        init_kind(),
+        "standin",
+        "mkinitramfs belongs to the real init: run this test without LIFSEA_VM_INIT=standin"
+    );
     let kernel = kernel();
     let listed = mkinitramfs_list(&kernel);
     let mut names: Vec<String> = listed.iter().map(|p| module_name(p)).collect();

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::analyze::{analyze, render_text, Analysis};
-pub use super::connection::{ClientError, Connection};
+pub use super::connection::{
+    ClientError, Connection, EXIT_FAILED, EXIT_NO_SUCH_UNIT, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE,
+};
 use super::dispatch::EnableReport;
 use super::names::valid_unit_name;
 use super::ops::{ReloadReport, ShutdownKind, UnitStatus};
@@ -22,13 +24,7 @@ use super::views::{render_subsystem, SUBSYSTEM_VERBS};
 use crate::timeline::{boottime_us, Stamp};
 use crate::unitlog::{format_timestamp, LogLine, Stream};
 
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_FAILED: i32 = 1;
-pub const EXIT_USAGE: i32 = 2;
-pub const EXIT_UNREACHABLE: i32 = 3;
-pub const EXIT_NO_SUCH_UNIT: i32 = 4;
-
-pub const DEFAULT_RUN_DIR: &str = "/run/lifsea";
+pub const DEFAULT_RUN_DIR: &str = crate::paths::RUN_DIR;
 
 const USAGE: &str = "usage: initctl [--run-dir DIR] [--json] VERB [ARGS]
 verbs:

@@ -10,13 +10,19 @@ use nix::errno::Errno;
 use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 use serde_json::Value;
 
-use super::client::{EXIT_FAILED, EXIT_NO_SUCH_UNIT, EXIT_UNREACHABLE, EXIT_USAGE};
 use super::protocol::{
     encode_request, parse_response, ErrorBody, ErrorCode, Op, Request, Response,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// initctl's exit codes (documented in docs/control-api.md); errors map onto them here.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_UNREACHABLE: i32 = 3;
+pub const EXIT_NO_SUCH_UNIT: i32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

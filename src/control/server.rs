@@ -241,11 +241,6 @@ impl ControlServer {
         &self.path
     }
 
-    /// Connected clients being served.
-    pub fn client_count(&self) -> usize {
-        self.clients.len()
-    }
-
     /// The fds the event loop should poll now, with the events wanted for each.
     pub fn poll_fds(&self) -> Vec<(RawFd, PollFlags)> {
         self.poll_fds_borrowed()

@@ -69,8 +69,8 @@ impl Supervisor {
     pub(super) fn prepare_cgroup(&mut self, unit: &Unit) -> Option<PathBuf> {
         let cg = self.cgroups.as_ref()?;
         let rel = self.cgroup_rel(unit);
-        if self.cfg.container {
-            crate::shutdown::note_created_cgroup(&unit.cgroup.path);
+        if let Some(c) = self.cgroup_cleanup.as_mut() {
+            c.note_created(&unit.cgroup.path);
         }
         // A delegated group belongs to the service's user, so it can manage its own subtree.
         let owner = if unit.cgroup.delegate {

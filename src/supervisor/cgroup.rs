@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::mounts::{parse_mountinfo, MountInfo};
+use crate::procfs::{parse_mountinfo, MountInfo};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -368,6 +368,60 @@ fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
         remove_tree(&child)?;
     }
     std::fs::remove_dir(dir).map_err(io_err(dir, "rmdir"))
+}
+
+/// The cgroups a container-mode init created, removed once everything in them is dead. The
+/// supervisor fills it in as it creates groups and hands it back when it ends; stage 3 removes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupCleanup {
+    pub root: PathBuf,
+    pub base: String,
+    /// The base itself was created by us (not the group we were started in).
+    pub remove_base: bool,
+    /// First components of the groups created under the base (`init`, `system`, ...).
+    pub tops: std::collections::BTreeSet<String>,
+}
+
+impl CgroupCleanup {
+    /// Remember to remove what we create under `root/base` (and `base` itself when `remove_base`).
+    pub fn new(root: PathBuf, base: String, remove_base: bool) -> Self {
+        Self {
+            root,
+            base,
+            remove_base,
+            tops: ["init".to_string()].into_iter().collect(),
+        }
+    }
+
+    /// Records a group path (relative to the base) created for a unit.
+    pub fn note_created(&mut self, rel_to_base: &str) {
+        if let Some(top) = rel_to_base.split('/').next().filter(|t| !t.is_empty()) {
+            self.tops.insert(top.to_string());
+        }
+    }
+
+    /// Leaves `<base>/init` (a group one is in cannot be removed), then removes the groups we made,
+    /// deepest first (rmdir only succeeds on empty groups).
+    pub fn remove(&self) {
+        let base = self.root.join(&self.base);
+        let home = if self.remove_base {
+            self.root.clone()
+        } else {
+            base.clone()
+        };
+        if let Err(e) = std::fs::write(home.join("cgroup.procs"), std::process::id().to_string()) {
+            log::debug!("cannot leave the init cgroup: {e}");
+            return;
+        }
+        for top in &self.tops {
+            if let Err(e) = remove_tree(&base.join(top)) {
+                log::debug!("{e}");
+            }
+        }
+        if self.remove_base {
+            let _ = std::fs::remove_dir(&base);
+        }
+    }
 }
 
 #[cfg(test)]

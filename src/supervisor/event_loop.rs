@@ -77,6 +77,8 @@ pub struct Supervisor {
     pub(super) boot_started_us: u64,
     /// Networking, hotplug, the power button: polled beside the supervisor's own descriptors.
     pub(super) subsystems: Vec<Box<dyn Subsystem>>,
+    /// Container mode: the cgroups created so far, removed by stage 3.
+    pub(super) cgroup_cleanup: Option<super::cgroup::CgroupCleanup>,
 }
 
 impl Supervisor {
@@ -119,6 +121,7 @@ impl Supervisor {
             boot_done: false,
             boot_started_us: crate::timeline::boottime_us(),
             subsystems: Vec::new(),
+            cgroup_cleanup: None,
             cfg,
         }
     }
@@ -363,7 +366,17 @@ impl Supervisor {
             now_us
         } / 1000;
         // The file first: whoever sees the console line may read the file at once.
-        if let Err(e) = super::report::write_boot_timeline(&self.cfg.run_dir, self) {
+        let states: Vec<_> = self
+            .core
+            .entries()
+            .map(|(n, e)| {
+                let state = e.phase.as_str().to_string();
+                (n.clone(), state, e.restarts, e.failure.clone())
+            })
+            .collect();
+        let written =
+            super::report::write_boot_timeline(&self.cfg.run_dir, self.timeline.entries(), &states);
+        if let Err(e) = written {
             log::warn!("{e}");
         }
         log::info!("boot complete in {ms} ms");

@@ -1,9 +1,12 @@
 //! The supervisor: stage 2 of the init. One event loop runs every unit through its state machine.
 //!
-//! Layout: `state` (pure core: states × events → actions), `backoff` (pure restart delays),
-//! `event_loop` (poll over signals, notify socket, pipes, cgroup watches, control server),
-//! `notify`/`readiness`/`output` (the protocols services speak), `catalog` (loading and reload),
-//! `ops_impl` (the control API's `Operations`), `report` (boot-timeline.json), `spawn`/`cgroup`.
+//! Layout: `model` (phases, events, actions) and `state` (the pure core: phase × event → actions,
+//! its table in docs/supervisor.md) with `backoff` (pure restart delays); `event_loop` (poll over
+//! signals, notify socket, pipes, cgroup watches, the control server and the subsystems), `actions`
+//! (carrying out the core's actions), `inputs` (what arrives on descriptors); `subsystem` (the seam
+//! for networking, devices and the power button); `notify`/`readiness`/`output` (the protocols
+//! services speak); `catalog` (loading and reload); `ops_impl` (the control API's `Operations`);
+//! `report` (boot-timeline.json); `spawn`/`cgroup` (processes and their groups).
 
 pub mod actions;
 pub mod backoff;
@@ -30,7 +33,7 @@ use crate::control::ops::ShutdownKind;
 use crate::control::server::ControlServer;
 use crate::sys::notify_socket::NotifySocket;
 use crate::timeline::Timeline;
-use cgroup::CgroupRoot;
+use cgroup::{CgroupCleanup, CgroupRoot};
 use event_loop::{LoopIo, Supervisor};
 use state::Event;
 pub use subsystem::{ChildExit, Notice, Subsystem};
@@ -61,22 +64,23 @@ pub struct Config {
 fn own_cgroup() -> String {
     std::fs::read_to_string("/proc/self/cgroup")
         .ok()
-        .and_then(|t| notify::parse_proc_cgroup(&t))
+        .and_then(|t| crate::procfs::parse_proc_cgroup(&t))
         .map(|p| p.trim_matches('/').to_string())
         .unwrap_or_default()
 }
 
 /// Finds the cgroup2 hierarchy and the base for unit groups; moves the init into `<base>/init` so
 /// that `<base>` holds no processes itself (cgroup v2's rule for enabling controllers below it).
-fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String) {
+fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String, Option<CgroupCleanup>) {
     let root = match &cfg.cgroup_root {
         Some(p) => Some(CgroupRoot::at(p)),
         None => CgroupRoot::detect().ok(),
     };
     let Some(root) = root else {
         log::info!("no cgroup2 filesystem: units share the init's cgroup; stops signal each unit's main pid and its process group");
-        return (None, String::new());
+        return (None, String::new(), None);
     };
+    let mut cleanup = None;
     let base = if cfg.cgroup_base.is_empty() && cfg.container {
         let own = own_cgroup();
         // Started from a host's root cgroup: make a group of our own rather than spreading `init`
@@ -89,7 +93,11 @@ fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String) {
         } else {
             (own, false)
         };
-        crate::shutdown::register_cgroup_cleanup(root.root.clone(), base.clone(), own_group);
+        cleanup = Some(CgroupCleanup::new(
+            root.root.clone(),
+            base.clone(),
+            own_group,
+        ));
         base
     } else {
         cfg.cgroup_base.trim_matches('/').to_string()
@@ -108,13 +116,21 @@ fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String) {
         Err(e) => log::warn!("{e}"),
     }
     log::debug!("unit cgroups under {}/{base}", root.root.display());
-    (Some(root), base)
+    (Some(root), base, cleanup)
+}
+
+/// What the supervisor hands to stage 3 when every unit is down.
+#[derive(Debug)]
+pub struct Finished {
+    pub kind: ShutdownKind,
+    /// Container mode: the cgroups it created, to remove once everything is dead.
+    pub cgroup_cleanup: Option<CgroupCleanup>,
 }
 
 /// Runs units until a shutdown is requested and carried out (units stopped in reverse dependency
-/// order); returns what kind of shutdown was asked for. Never panics out: a panic inside one loop
+/// order); returns what kind of shutdown was asked for and what stage 3 must clean up. Never panics out: a panic inside one loop
 /// iteration is caught, logged and the loop goes on.
-pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>) -> ShutdownKind {
+pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>) -> Finished {
     if let Err(e) = crate::sys::signal::block_handled() {
         log::error!("cannot block signals: {e}");
     }
@@ -123,7 +139,10 @@ pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>)
         Err(e) => {
             // Without a signalfd we can neither reap nor hear shutdown requests: give up cleanly.
             log::error!("cannot create signalfd: {e}; shutting down");
-            return ShutdownKind::Reboot;
+            return Finished {
+                kind: ShutdownKind::Reboot,
+                cgroup_cleanup: None,
+            };
         }
     };
     if std::process::id() != 1 {
@@ -158,16 +177,21 @@ pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>)
             None
         }
     };
-    let (cgroups, base) = setup_cgroups(&cfg);
+    let (cgroups, base, cgroup_cleanup) = setup_cgroups(&cfg);
     let catalog = catalog::load(&cfg.unit_dirs);
     let mut sup = Supervisor::new(cfg, timeline, cgroups, base);
     sup.install(catalog);
     sup.subsystems = subsystems;
+    sup.cgroup_cleanup = cgroup_cleanup;
     sup.dispatch(Event::Boot);
     let mut io = LoopIo {
         signals,
         notify,
         server,
     };
-    event_loop::run_loop(&mut sup, &mut io)
+    let kind = event_loop::run_loop(&mut sup, &mut io);
+    Finished {
+        kind,
+        cgroup_cleanup: sup.cgroup_cleanup.take(),
+    }
 }

@@ -94,7 +94,7 @@ pub enum Phase {
     Starting,
     /// A daemon that is ready.
     Running,
-    /// A oneshot that exited 0, or a daemon with restart = "no" that exited 0.
+    /// A oneshot that exited 0, or a daemon that exited 0 under `restart = "no"` or `"on-failure"`.
     Exited,
     /// Waiting out the restart delay.
     Backoff,

@@ -37,13 +37,6 @@ pub fn parse(data: &[u8]) -> NotifyMessage {
     m
 }
 
-/// The cgroup v2 path from the text of /proc/PID/cgroup (the `0::` line).
-pub fn parse_proc_cgroup(text: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(|p| p.trim().to_string())
-}
-
 /// Whether cgroup path `member` is `group` or below it.
 pub fn cgroup_contains(group: &str, member: &str) -> bool {
     let g = group.trim_end_matches('/');
@@ -53,7 +46,7 @@ pub fn cgroup_contains(group: &str, member: &str) -> bool {
 /// The cgroup of a live process, read from `<proc>/PID/cgroup`.
 pub fn cgroup_of(proc_dir: &Path, pid: i32) -> Option<String> {
     let text = std::fs::read_to_string(proc_dir.join(pid.to_string()).join("cgroup")).ok()?;
-    parse_proc_cgroup(&text)
+    crate::procfs::parse_proc_cgroup(&text)
 }
 
 /// Whether `pid` descends from `ancestor`, walking parent links in `<proc>/PID/stat`.
@@ -66,7 +59,7 @@ pub fn descends_from(proc_dir: &Path, pid: i32, ancestor: i32) -> bool {
         let Ok(stat) = std::fs::read_to_string(proc_dir.join(cur.to_string()).join("stat")) else {
             return false;
         };
-        match crate::shutdown::parse_stat_ppid(&stat) {
+        match crate::procfs::parse_stat_ppid(&stat) {
             Some(pp) if pp > 1 => cur = pp,
             _ => return false,
         }
@@ -93,11 +86,6 @@ mod tests {
 
     #[test]
     fn cgroup_membership() {
-        assert_eq!(
-            parse_proc_cgroup("1:name=systemd:/\n0::/a/system/x\n").as_deref(),
-            Some("/a/system/x")
-        );
-        assert_eq!(parse_proc_cgroup("1:cpu:/\n"), None);
         assert!(cgroup_contains("/a/system/x", "/a/system/x"));
         assert!(cgroup_contains("/a/system/x", "/a/system/x/sub"));
         assert!(!cgroup_contains("/a/system/x", "/a/system/xy"));

@@ -130,7 +130,7 @@ impl Operations for Supervisor {
             .unit_dirs
             .last()
             .cloned()
-            .unwrap_or_else(|| PathBuf::from(crate::boot::ADMIN_UNIT_DIR))
+            .unwrap_or_else(|| PathBuf::from(crate::paths::ADMIN_UNIT_DIR))
     }
 
     fn logs_tail(&self, unit: &str, n: usize) -> Result<Vec<LogLine>, OpError> {

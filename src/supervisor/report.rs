@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::event_loop::Supervisor;
 use crate::timeline::{Stamp, TimelineEvent};
 
 #[derive(Debug, thiserror::Error)]
@@ -69,20 +68,12 @@ pub fn summarize<'a>(
 }
 
 /// Writes `<run_dir>/boot-timeline.json` (via a temporary file and rename, so readers never see half).
-pub fn write_boot_timeline(run_dir: &Path, sup: &Supervisor) -> Result<(), ReportError> {
-    let states: Vec<_> = sup
-        .core
-        .entries()
-        .map(|(n, e)| {
-            (
-                n.clone(),
-                e.phase.as_str().to_string(),
-                e.restarts,
-                e.failure.clone(),
-            )
-        })
-        .collect();
-    let report = summarize(sup.timeline.entries(), &states);
+pub fn write_boot_timeline(
+    run_dir: &Path,
+    entries: &[Stamp],
+    states: &[(String, String, u32, Option<String>)],
+) -> Result<(), ReportError> {
+    let report = summarize(entries, states);
     let json = serde_json::to_vec_pretty(&report).map_err(ReportError::Encode)?;
     let path = run_dir.join("boot-timeline.json");
     let tmp = run_dir.join(".boot-timeline.json.tmp");

@@ -12,7 +12,6 @@ use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -20,7 +19,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::sys::process::{self, CStringArray, Forked};
-use crate::units::schema::{CgroupSpec, KillMode, Readiness, RestartPolicy, UnitType};
+use crate::units::schema::Readiness;
 use crate::units::users::{self, Credentials};
 use crate::units::Unit;
 
@@ -158,13 +157,13 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
         }),
         Ok(Some(report)) => {
             // Reap here: the event loop's reaper would see an exit for a pid it never learnt of.
-            let _ = process::reap(pid);
+            let _ = crate::sys::reap::reap(pid);
             Err(report.into_error(unit, &plan))
         }
         Err(e) => {
             // Cannot tell what happened; do not leave a half-started child behind.
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            let _ = process::reap(pid);
+            let _ = crate::sys::reap::reap(pid);
             Err(fail("read spawn report", &e))
         }
     }
@@ -372,47 +371,13 @@ pub fn unit_owner(unit: &Unit, etc_dir: &Path) -> Result<Option<(u32, u32)>, Spa
     Ok(Some((creds.uid, creds.gid)))
 }
 
-/// A unit with every field at its default, for tests and benchmarks: a daemon ready at exec,
-/// never restarted, stopped with SIGTERM and a 10 s timeout, killed by cgroup, in
-/// `system/<name>`, enabled.
-#[doc(hidden)]
-pub fn test_unit(name: &str, exec: &[&str]) -> Unit {
-    Unit {
-        name: name.to_string(),
-        source: PathBuf::from(format!("/test/{name}.toml")),
-        description: format!("test unit {name}"),
-        exec: exec.iter().map(|s| s.to_string()).collect(),
-        env: Vec::new(),
-        working_dir: None,
-        user: None,
-        group: None,
-        kind: UnitType::Daemon,
-        requires: Vec::new(),
-        wants: Vec::new(),
-        after: Vec::new(),
-        ready: Readiness::Exec,
-        ready_timeout: Duration::from_secs(60),
-        restart: RestartPolicy::No,
-        restart_delay: Duration::from_millis(100),
-        restart_delay_max: Duration::from_secs(30),
-        restart_reset_after: Duration::from_secs(60),
-        stop_signal: Signal::SIGTERM,
-        stop_timeout: Duration::from_secs(10),
-        kill_mode: KillMode::Cgroup,
-        cgroup: CgroupSpec {
-            path: format!("system/{name}"),
-            delegate: false,
-        },
-        oom_score_adjust: None,
-        limits: Vec::new(),
-        capabilities: None,
-        no_new_privileges: false,
-        enabled: true,
-    }
-}
+#[cfg(test)]
+#[path = "../../tests/common/fixtures.rs"]
+mod fixtures;
 
 #[cfg(test)]
 mod tests {
+    use super::fixtures::test_unit;
     use super::*;
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\

@@ -1,7 +1,7 @@
-//! What the boot path needs beyond mounts, in one place: execv(2) into the next init, sethostname(2),
-//! reboot(2) after a fatal boot error, getpid(2). (Named apart from the supervisor's `process`.)
+//! What the boot path needs beyond mounts and power: execv(2) into the next init (or a rescue
+//! shell) and sethostname(2). (Named apart from the supervisor's `process`, whose exec runs in a
+//! forked child with prepared arguments.)
 
-use std::convert::Infallible;
 use std::ffi::CString;
 
 /// Replaces the process image (`execv(2)`); returns only on failure.
@@ -25,15 +25,4 @@ pub fn exec(path: &str, args: &[String]) -> nix::Error {
 /// `sethostname(2)`.
 pub fn set_hostname(name: &str) -> nix::Result<()> {
     nix::unistd::sethostname(name)
-}
-
-/// `sync(2)` then `reboot(2)` with `RB_AUTOBOOT`, after a fatal boot error.
-pub fn reboot_now() -> nix::Result<Infallible> {
-    nix::unistd::sync();
-    nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT)
-}
-
-/// The caller's process id (`getpid(2)`).
-pub fn pid() -> u32 {
-    std::process::id()
 }

@@ -1,6 +1,8 @@
 //! The only place with `unsafe` and raw syscalls: one function per intention, each named after what
 //! it does and documenting the syscall it wraps.
 
+#![allow(unsafe_code)]
+
 pub mod bootexec;
 pub mod cred;
 pub mod inotify;

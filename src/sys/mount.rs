@@ -73,9 +73,25 @@ pub fn move_mount(src: &Path, dst: &Path) -> nix::Result<()> {
     mount(Some(src), dst, None::<&str>, MsFlags::MS_MOVE, None::<&str>)
 }
 
-/// Detaches a mount (`umount2(MNT_DETACH)`).
-pub fn unmount_detach(target: &Path) -> nix::Result<()> {
-    umount2(target, MntFlags::MNT_DETACH)
+/// umount2(2) of `path`, lazily (MNT_DETACH) when `lazy`.
+pub fn unmount(path: &Path, lazy: bool) -> nix::Result<()> {
+    let flags = if lazy {
+        MntFlags::MNT_DETACH
+    } else {
+        MntFlags::empty()
+    };
+    umount2(path, flags)
+}
+
+/// mount(2) with MS_REMOUNT|MS_RDONLY: what cannot be unmounted is at least made clean.
+pub fn remount_read_only(path: &Path) -> nix::Result<()> {
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
 }
 
 /// `pivot_root(new_root, put_old)`.

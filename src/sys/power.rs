@@ -1,5 +1,5 @@
-//! Machine-wide power and process-tree controls: reboot(2), Ctrl-Alt-Del routing, sync(2), and
-//! the child-subreaper flag that makes orphans come to us.
+//! Machine-wide power and process-tree controls: reboot(2) (the only caller of it), Ctrl-Alt-Del
+//! routing, sync(2), and the child-subreaper flag that makes orphans come to us.
 
 use nix::sys::reboot::RebootMode;
 
@@ -40,26 +40,4 @@ pub fn sync_all() {
 /// mode, tests) still reaps what its services leave behind.
 pub fn become_subreaper() -> nix::Result<()> {
     nix::sys::prctl::set_child_subreaper(true)
-}
-
-/// umount2(2) of `path`, lazily (MNT_DETACH) when `lazy`.
-pub fn unmount(path: &std::path::Path, lazy: bool) -> nix::Result<()> {
-    let flags = if lazy {
-        nix::mount::MntFlags::MNT_DETACH
-    } else {
-        nix::mount::MntFlags::empty()
-    };
-    nix::mount::umount2(path, flags)
-}
-
-/// mount(2) with MS_REMOUNT|MS_RDONLY: what cannot be unmounted is at least made clean.
-pub fn remount_read_only(path: &std::path::Path) -> nix::Result<()> {
-    use nix::mount::MsFlags;
-    nix::mount::mount(
-        None::<&str>,
-        path,
-        None::<&str>,
-        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-        None::<&str>,
-    )
 }

@@ -147,13 +147,6 @@ fn set_default_action(sig: i32) -> Result<(), Errno> {
     Errno::result(rc).map(drop)
 }
 
-/// Sets a signal's disposition to ignored (sigaction(2) with SIG_IGN), e.g. SIGPIPE in a daemon
-/// that writes to sockets whose peers may vanish.
-pub fn ignore_signal(sig: nix::sys::signal::Signal) -> Result<(), Errno> {
-    // SAFETY: SIG_IGN installs no handler, so no code runs in signal context.
-    unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) }.map(drop)
-}
-
 /// Writes all of `buf` to `fd`, retrying on EINTR and short writes (write(2)).
 pub fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), Errno> {
     while !buf.is_empty() {
@@ -320,15 +313,4 @@ pub fn exec(path: &CStr, argv: &CStringArray, envp: &CStringArray) -> Errno {
     // arrays end with NULL.
     unsafe { libc::execve(path.as_ptr(), argv.ptrs.as_ptr(), envp.ptrs.as_ptr()) };
     Errno::last()
-}
-
-/// Waits for one specific child to end and reaps it (waitpid(2)), retrying on EINTR. Used only
-/// when a spawn failed before exec, so the child is known to be exiting.
-pub fn reap(pid: Pid) -> Result<nix::sys::wait::WaitStatus, Errno> {
-    loop {
-        match nix::sys::wait::waitpid(pid, None) {
-            Err(Errno::EINTR) => {}
-            other => return other,
-        }
-    }
 }

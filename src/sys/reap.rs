@@ -1,4 +1,5 @@
-//! The reaper's waitpid(2) and the supervisor's kill(2): how processes end.
+//! How processes end: the reaper's one non-blocking waitpid(2) loop, the blocking wait for a
+//! child that failed before exec, and the supervisor's kill(2).
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
@@ -15,26 +16,9 @@ pub enum Reaped {
 /// waitpid(-1, WNOHANG): one exited child of any kind, or `None` when no child has exited (or
 /// there are no children at all).
 pub fn reap_one() -> Option<Reaped> {
-    loop {
-        match nix::sys::wait::waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => {
-                return Some(Reaped::Exited {
-                    pid: pid.as_raw(),
-                    code,
-                })
-            }
-            Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                return Some(Reaped::Signaled {
-                    pid: pid.as_raw(),
-                    signal: sig as i32,
-                })
-            }
-            // Stopped/continued children are still alive: keep looking.
-            Ok(WaitStatus::StillAlive) => return None,
-            Ok(_) => continue,
-            Err(Errno::EINTR) => continue,
-            Err(_) => return None,
-        }
+    match reap_nohang() {
+        ReapOutcome::Reaped(r) => Some(r),
+        ReapOutcome::Running | ReapOutcome::NoChildren => None,
     }
 }
 
@@ -93,6 +77,17 @@ pub fn reap_nohang() -> ReapOutcome {
             Ok(_) | Err(Errno::EINTR) => continue,
             Err(Errno::ECHILD) => return ReapOutcome::NoChildren,
             Err(_) => return ReapOutcome::Running,
+        }
+    }
+}
+
+/// Waits for one specific child to end and reaps it (waitpid(2)), retrying on EINTR. Used only
+/// when a spawn failed before exec, so the child is known to be exiting.
+pub fn reap(pid: Pid) -> Result<WaitStatus, Errno> {
+    loop {
+        match nix::sys::wait::waitpid(pid, None) {
+            Err(Errno::EINTR) => {}
+            other => return other,
         }
     }
 }

@@ -202,26 +202,6 @@ pub fn transitive_requirers(
     }
 }
 
-/// Topological layers: layer 0 depends on no unit (facts are ignored), layer k only on earlier
-/// layers. Units in a cycle, or depending on one, appear in no layer. Each layer is sorted.
-pub fn start_layers(units: &BTreeMap<String, Unit>) -> Vec<Vec<String>> {
-    let graph = edges(units);
-    let mut placed: BTreeSet<&str> = BTreeSet::new();
-    let mut layers = Vec::new();
-    loop {
-        let layer: Vec<&str> = graph
-            .iter()
-            .filter(|(n, deps)| !placed.contains(*n) && deps.iter().all(|d| placed.contains(d)))
-            .map(|(n, _)| *n)
-            .collect();
-        if layer.is_empty() {
-            return layers;
-        }
-        placed.extend(layer.iter().copied());
-        layers.push(layer.into_iter().map(str::to_string).collect());
-    }
-}
-
 #[cfg(test)]
 #[path = "graph_tests.rs"]
 mod tests;

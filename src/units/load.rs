@@ -12,32 +12,8 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::parse::{check_unit_name, parse_unit};
+use super::parse::{check_unit_name, parse_unit, UnitFileError};
 use super::Unit;
-
-/// One problem in one unit file, with its location; Display is "path:line:col: message".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnitFileError {
-    pub path: PathBuf,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    /// The unit this error belongs to (derived from the file name), when the name itself was valid.
-    pub unit: Option<String>,
-    pub message: String,
-}
-
-impl std::fmt::Display for UnitFileError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.path.display())?;
-        if let Some(l) = self.line {
-            write!(f, ":{l}")?;
-            if let Some(c) = self.column {
-                write!(f, ":{c}")?;
-            }
-        }
-        write!(f, ": {}", self.message)
-    }
-}
 
 #[derive(Debug, Default)]
 pub struct LoadOutcome {

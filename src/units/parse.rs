@@ -5,7 +5,7 @@
 //! one bad key then does not hide the next one, and every message carries a line and column.
 //! Nothing downstream of this file ever interprets a string of the unit file again.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -16,7 +16,6 @@ use super::fields::{
     absolute_path, account, boolean, capabilities, cgroup, choice, duration, env, exec, limits,
     names, readiness, span, string, Errors, RawCapabilities, RawCgroup, Sp, SpArray, SpTable,
 };
-use super::load::UnitFileError;
 use super::schema::{KillMode, Readiness, RestartPolicy, Unit, UnitType};
 use super::values::{format_duration, is_fact, parse_signal, valid_unit_name, MAX_UNIT_NAME};
 
@@ -114,6 +113,30 @@ pub fn check_unit_name(name: &str) -> Result<(), String> {
         ))
     } else {
         Ok(())
+    }
+}
+
+/// One problem in one unit file, with its location; Display is "path:line:col: message".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitFileError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// The unit this error belongs to (derived from the file name), when the name itself was valid.
+    pub unit: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for UnitFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
     }
 }
 

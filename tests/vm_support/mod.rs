@@ -17,15 +17,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// True (after saying why) when VM tests are not enabled.
-pub fn skip(test: &str) -> bool {
-    if std::env::var("LIFSEA_VM_TESTS").as_deref() == Ok("1") {
-        return false;
-    }
-    eprintln!("skipping {test}: VM tests run only with LIFSEA_VM_TESTS=1 (tests/run.sh sets it)");
-    true
-}
-
 /// "real" (lifsea-init, the default) or "standin" (qemu/standin-init.sh).
 pub fn init_kind() -> String {
     std::env::var("LIFSEA_VM_INIT").unwrap_or_else(|_| "real".to_string())

@@ -7,8 +7,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_HOSTNAME: &str = "lifsea";
-pub const VENDOR_SYSCTL_DIR: &str = "/usr/lib/lifsea/sysctl.d";
-pub const ADMIN_SYSCTL_DIR: &str = "/etc/lifsea/sysctl.d";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MachineError {

@@ -24,7 +24,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::sys::mount as sm;
+use super::mount_ops::MountOps;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OstreeError {
@@ -160,6 +160,7 @@ fn mnt<'a>(what: &'static str, target: &'a Path) -> impl FnOnce(nix::Error) -> O
 /// Mounts the deployment's `/usr` (read-only), `/var` and `/boot` under `deploy_mnt`, which is
 /// already a mount of the deployment directory.
 pub fn mount_deployment_parts(
+    m: &mut dyn MountOps,
     sysroot: &Path,
     deployment: &Deployment,
     deploy_mnt: &Path,
@@ -167,46 +168,52 @@ pub fn mount_deployment_parts(
     let boot = sysroot.join("boot");
     let dboot = deploy_mnt.join("boot");
     if boot.join("loader").exists() && dboot.is_dir() {
-        sm::bind(&boot, &dboot, false).map_err(mnt("/boot", &dboot))?;
+        m.bind(&boot, &dboot).map_err(mnt("/boot", &dboot))?;
     }
     let var = sysroot
         .join("ostree/deploy")
         .join(&deployment.stateroot)
         .join("var");
     let dvar = deploy_mnt.join("var");
-    sm::bind(&var, &dvar, false).map_err(mnt("/var", &dvar))?;
+    m.bind(&var, &dvar).map_err(mnt("/var", &dvar))?;
     let usr = deploy_mnt.join("usr");
-    sm::bind(&usr, &usr, false).map_err(mnt("/usr", &usr))?;
-    sm::remount_bind_readonly(&usr).map_err(mnt("/usr read-only", &usr))?;
+    m.bind(&usr, &usr).map_err(mnt("/usr", &usr))?;
+    m.remount_bind_readonly(&usr)
+        .map_err(mnt("/usr read-only", &usr))?;
     Ok(())
 }
 
 /// Direct (PID 1, no initramfs) assembly: `sysroot` is the current root (`/`). After return the
 /// process runs inside the deployment with the physical root at `/sysroot`.
 pub fn assemble_direct(
+    m: &mut dyn MountOps,
     sysroot: &Path,
     deployment: &Deployment,
     root_is_readonly: bool,
     sysroot_readonly: bool,
 ) -> Result<(), OstreeError> {
-    sm::make_rprivate(sysroot).map_err(mnt("private", sysroot))?;
+    m.make_rprivate(sysroot).map_err(mnt("private", sysroot))?;
     // The kernel mounts the root read-only unless told `rw`; /etc and /var need a writable superblock.
     if root_is_readonly {
-        sm::remount_superblock_rw(sysroot).map_err(mnt("read-write", sysroot))?;
+        m.remount_superblock_rw(sysroot)
+            .map_err(mnt("read-write", sysroot))?;
     }
     let deploy = sysroot.join(&deployment.path);
-    sm::bind(&deploy, &deploy, false).map_err(mnt("deployment", &deploy))?;
-    mount_deployment_parts(sysroot, deployment, &deploy)?;
-    std::env::set_current_dir(&deploy).map_err(|e| OstreeError::Create {
+    m.bind(&deploy, &deploy)
+        .map_err(mnt("deployment", &deploy))?;
+    mount_deployment_parts(m, sysroot, deployment, &deploy)?;
+    m.chdir(&deploy).map_err(|e| OstreeError::Create {
         path: deploy.clone(),
         source: e,
     })?;
-    sm::pivot_root(Path::new("."), Path::new("sysroot")).map_err(mnt("pivot_root", &deploy))?;
-    sm::chroot(Path::new(".")).map_err(mnt("chroot", &deploy))?;
-    let _ = std::env::set_current_dir("/");
+    m.pivot_root(Path::new("."), Path::new("sysroot"))
+        .map_err(mnt("pivot_root", &deploy))?;
+    m.chroot(Path::new(".")).map_err(mnt("chroot", &deploy))?;
+    let _ = m.chdir(Path::new("/"));
     if sysroot_readonly {
         let s = Path::new("/sysroot");
-        sm::remount_bind_readonly(s).map_err(mnt("/sysroot read-only", s))?;
+        m.remount_bind_readonly(s)
+            .map_err(mnt("/sysroot read-only", s))?;
     }
     Ok(())
 }
@@ -215,6 +222,7 @@ pub fn assemble_direct(
 /// the deployment is bound at `target` (an empty directory) with the physical root moved to
 /// `target/sysroot`. Stage 0 then switches root into `target`.
 pub fn assemble_at(
+    m: &mut dyn MountOps,
     sysroot: &Path,
     deployment: &Deployment,
     target: &Path,
@@ -225,12 +233,14 @@ pub fn assemble_at(
         source: e,
     })?;
     let deploy = sysroot.join(&deployment.path);
-    sm::bind(&deploy, target, false).map_err(mnt("deployment", target))?;
-    mount_deployment_parts(sysroot, deployment, target)?;
+    m.bind(&deploy, target).map_err(mnt("deployment", target))?;
+    mount_deployment_parts(m, sysroot, deployment, target)?;
     let inner = target.join("sysroot");
-    sm::move_mount(sysroot, &inner).map_err(mnt("physical root", &inner))?;
+    m.move_mount(sysroot, &inner)
+        .map_err(mnt("physical root", &inner))?;
     if sysroot_readonly {
-        sm::remount_bind_readonly(&inner).map_err(mnt("/sysroot read-only", &inner))?;
+        m.remount_bind_readonly(&inner)
+            .map_err(mnt("/sysroot read-only", &inner))?;
     }
     Ok(())
 }

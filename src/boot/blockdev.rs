@@ -7,7 +7,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::cmdline::RootSpec;
+use crate::boot::cmdline::RootSpec;
 
 /// ext4's superblock sits 1024 bytes into the device.
 pub const EXT_SUPERBLOCK_OFFSET: usize = 1024;

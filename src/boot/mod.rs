@@ -5,21 +5,40 @@
 //! (stage 0, then exec of the deployment's init), `/sbin/init`, or ostree's
 //! `/usr/lib/ostree/ostree-prepare-root` path (direct mode: we assemble the deployment ourselves
 //! and keep running; see `ostree` for why there is no re-exec).
+//!
+//! Where each step lives: `stage0` (the initramfs, then exec), `cmdline` (the kernel command
+//! line), `blockdev` (`root=` by label/UUID), `ostree` (resolving and assembling the deployment
+//! through the `mount_ops` seam), `mounts` (the early-mounts table, cgroup root), `machine`
+//! (hostname, machine-id, sysctl), stage 2 in `crate::supervisor`, `shutdown` (stage 3), and
+//! `fatal` (a boot that cannot continue).
 
 use std::path::{Path, PathBuf};
+
+pub mod blockdev;
+pub mod cmdline;
+mod fatal;
+pub mod machine;
+pub mod mount_ops;
+pub mod mounts;
+pub mod ostree;
+pub mod shutdown;
+pub mod stage0;
+
+pub use fatal::fatal;
 
 use crate::cli;
 use crate::control::ops::ShutdownKind;
 use crate::devices::coldplug::Coldplug;
+use crate::paths::{
+    ADMIN_SYSCTL_DIR, ADMIN_UNIT_DIR, CGROUP_ROOT, LOG_DIR, MOUNTINFO, RUN_DIR, VENDOR_SYSCTL_DIR,
+    VENDOR_UNIT_DIR,
+};
+use crate::procfs;
 use crate::supervisor;
+use crate::sys;
 use crate::timeline::{SubjectKind, Timeline, TimelineEvent};
 use crate::units::schema::FACTS;
-use crate::{cmdline, initramfs, machine, mounts, ostree, sys};
-
-pub const VENDOR_UNIT_DIR: &str = "/usr/lib/lifsea/units";
-pub const ADMIN_UNIT_DIR: &str = "/etc/lifsea/units";
-pub const RUN_DIR: &str = "/run/lifsea";
-pub const LOG_DIR: &str = "/var/log/lifsea";
+use mount_ops::SysMounts;
 
 /// Runs the init with its own arguments (after argv[0]); returns an exit code only in container mode
 /// or when the arguments are wrong and we are not PID 1.
@@ -67,24 +86,24 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
         etc_dir: PathBuf::from("/etc"),
         facts_reached: FACTS.iter().map(|f| f.to_string()).collect(),
     };
-    let _kind: ShutdownKind = supervisor::run(cfg, timeline, Vec::new());
-    crate::shutdown::finish_container();
+    let finished = supervisor::run(cfg, timeline, Vec::new());
+    shutdown::finish_container(finished.cgroup_cleanup.as_ref());
     0
 }
 
 fn run_machine(opts: &cli::InitOptions) -> i32 {
     let _ = opts;
-    if sys::bootexec::pid() != 1 {
+    if std::process::id() != 1 {
         eprintln!("lifsea-init: machine mode runs only as PID 1 (use --container otherwise)");
         return 2;
     }
     let argv0 = std::env::args().next().unwrap_or_default();
     let mut timeline = Timeline::new();
-    if initramfs::in_initramfs(&argv0) {
-        initramfs::stage0(&mut timeline)
+    if stage0::in_initramfs(&argv0) {
+        stage0::stage0(&mut timeline)
     }
     let kind = stage1(&mut timeline);
-    crate::shutdown::finish_machine(kind)
+    shutdown::finish_machine(kind)
 }
 
 /// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts and
@@ -128,7 +147,7 @@ fn read_cmdline() -> cmdline::BootParams {
 /// The early-mounts table, the cgroup root, and `/run/ostree-booted` once /run is a tmpfs.
 fn early_mounts(ostree_booted: bool) {
     mounts::apply_early_mounts(mounts::EARLY_MOUNTS, Path::new("/"), Path::new(MOUNTINFO));
-    let controllers = mounts::setup_cgroup_root(Path::new(CGROUP_ROOT), sys::bootexec::pid());
+    let controllers = mounts::setup_cgroup_root(Path::new(CGROUP_ROOT), std::process::id());
     log::debug!("cgroup controllers enabled: {}", controllers.join(" "));
     if ostree_booted {
         if let Err(e) = ostree::mark_booted(Path::new("/run")) {
@@ -174,8 +193,8 @@ fn machine_identity() {
         Err(e) => log::warn!("{e}"),
     }
     let sysctl_dirs = [
-        PathBuf::from(machine::VENDOR_SYSCTL_DIR),
-        PathBuf::from(machine::ADMIN_SYSCTL_DIR),
+        PathBuf::from(VENDOR_SYSCTL_DIR),
+        PathBuf::from(ADMIN_SYSCTL_DIR),
     ];
     let (_, errors) = machine::apply_sysctl(&sysctl_dirs, Path::new("/proc/sys"));
     for e in errors {
@@ -214,7 +233,7 @@ fn supervise(timeline: Timeline, loopback: bool) -> ShutdownKind {
             .map(str::to_string)
             .collect(),
     };
-    supervisor::run(cfg, timeline, Vec::new())
+    supervisor::run(cfg, timeline, Vec::new()).kind
 }
 
 /// Stamps a stage in the timeline and prints it on the console with the guest uptime, so a
@@ -229,16 +248,13 @@ fn milestone(timeline: &mut Timeline, kind: SubjectKind, name: &str, event: Time
     );
 }
 
-const MOUNTINFO: &str = "/proc/self/mountinfo";
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
 /// Stage 0's stamps, carried across its exec in an environment variable (removed so units do
 /// not inherit it).
 fn restore_stage0_stamps(timeline: &mut Timeline) {
-    let Ok(json) = std::env::var(initramfs::TIMELINE_ENV) else {
+    let Ok(json) = std::env::var(stage0::TIMELINE_ENV) else {
         return;
     };
-    std::env::remove_var(initramfs::TIMELINE_ENV);
+    std::env::remove_var(stage0::TIMELINE_ENV);
     if let Ok(stamps) = serde_json::from_str::<Vec<crate::timeline::Stamp>>(&json) {
         for s in stamps {
             timeline.mark_at(s.at_us, s.kind, &s.name, s.event);
@@ -255,11 +271,11 @@ fn ostree_root(params: &cmdline::BootParams) -> bool {
         return false;
     };
     let info = std::fs::read_to_string(MOUNTINFO).unwrap_or_default();
-    if mounts::is_mounted(&info, "/sysroot") {
+    if procfs::is_mounted(&info, "/sysroot") {
         return true;
     }
     let root = Path::new("/");
-    let root_ro = mounts::parse_mountinfo(&info)
+    let root_ro = procfs::parse_mountinfo(&info)
         .iter()
         .rev()
         .find(|m| m.mount_point == "/")
@@ -270,7 +286,7 @@ fn ostree_root(params: &cmdline::BootParams) -> bool {
             d.path.display(),
             d.stateroot
         );
-        ostree::assemble_direct(root, &d, root_ro, !params.sysroot_rw)
+        ostree::assemble_direct(&mut SysMounts, root, &d, root_ro, !params.sysroot_rw)
     });
     if let Err(e) = assembled {
         fatal(params, &e.to_string());
@@ -280,7 +296,7 @@ fn ostree_root(params: &cmdline::BootParams) -> bool {
     let info = std::fs::read_to_string(MOUNTINFO).unwrap_or_default();
     for api in ["dev", "proc", "sys", "run"] {
         let old = Path::new("/sysroot").join(api);
-        if mounts::is_mounted(&info, &old.to_string_lossy()) {
+        if procfs::is_mounted(&info, &old.to_string_lossy()) {
             if let Err(e) = sys::mount::move_mount(&old, &Path::new("/").join(api)) {
                 log::warn!("move {} into the deployment: {e}", old.display());
             }
@@ -289,34 +305,5 @@ fn ostree_root(params: &cmdline::BootParams) -> bool {
     true
 }
 
-/// A boot that cannot continue: say why on the console, then exec a shell when
-/// `lifsea.break=shell` asks for one and the image has one; otherwise wait 10 s and reboot(2).
-/// Rebooting (rather than sleeping forever) lets a cloud machine retry a transient failure such
-/// as a slow disk attach, and lets a harness running QEMU with `-no-reboot` finish at once;
-/// the wait keeps the message on screen and bounds a reboot loop's rate.
-pub fn fatal(params: &cmdline::BootParams, msg: &str) -> ! {
-    log::error!("{msg}");
-    eprintln!("lifsea-init: {msg}");
-    if params.break_to_shell {
-        for sh in ["/bin/sh", "/usr/bin/sh", "/bin/busybox"] {
-            if Path::new(sh).exists() {
-                eprintln!("lifsea-init: lifsea.break=shell: starting {sh}");
-                let argv = if sh.ends_with("busybox") {
-                    vec!["sh".to_string()]
-                } else {
-                    vec![sh.to_string()]
-                };
-                let e = sys::bootexec::exec(sh, &argv);
-                eprintln!("lifsea-init: exec {sh}: {e}");
-            }
-        }
-        eprintln!("lifsea-init: lifsea.break=shell: no shell in this image");
-    }
-    eprintln!("lifsea-init: rebooting in 10 s");
-    std::thread::sleep(std::time::Duration::from_secs(10));
-    let Err(e) = sys::bootexec::reboot_now();
-    eprintln!("lifsea-init: reboot: {e}");
-    loop {
-        std::thread::sleep(std::time::Duration::from_secs(3600));
-    }
-}
+#[cfg(test)]
+mod mount_order_tests;

@@ -1,0 +1,20 @@
+//! Where things live on a node: the on-disk layout documented in the README, in one place so the
+//! boot stages, the supervisor, the control API and initctl cannot disagree about it.
+
+/// Vendor unit files, part of the read-only ostree commit.
+pub const VENDOR_UNIT_DIR: &str = "/usr/lib/lifsea/units";
+/// Admin unit files; a same-named file replaces the vendor one; enable/disable marker files.
+pub const ADMIN_UNIT_DIR: &str = "/etc/lifsea/units";
+/// Runtime state: control and notify sockets, boot-timeline.json.
+pub const RUN_DIR: &str = "/run/lifsea";
+/// Service output, rotated by size.
+pub const LOG_DIR: &str = "/var/log/lifsea";
+/// Persistent state the init keeps across boots (DHCP leases, ...).
+pub const STATE_DIR: &str = "/var/lib/lifsea";
+/// sysctl settings (`key = value`), vendor then admin.
+pub const VENDOR_SYSCTL_DIR: &str = "/usr/lib/lifsea/sysctl.d";
+pub const ADMIN_SYSCTL_DIR: &str = "/etc/lifsea/sysctl.d";
+/// The cgroup2 mount on a machine.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// The init's own mount table.
+pub const MOUNTINFO: &str = "/proc/self/mountinfo";
