@@ -8,7 +8,7 @@
 //! and failures of hard dependencies travel to their requirers with the reason.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
@@ -515,7 +515,7 @@ impl Core {
                     self.set_phase(n, Phase::Waiting, now);
                 } else {
                     self.set_phase(n, Phase::Backoff, now);
-                    self.arm(n, TimerKind::BackoffElapsed, now + delay, out);
+                    self.arm(n, TimerKind::BackoffElapsed, now, delay, out);
                 }
             }
             _ => {}
@@ -533,7 +533,12 @@ impl Core {
         }
     }
 
-    fn arm(&self, n: &str, kind: TimerKind, at: Instant, out: &mut Vec<Action>) {
+    /// Asks for a timer `after` from `now`. A deadline the clock cannot represent arms nothing: the
+    /// unit waits for as long as it takes, which is what such a duration means.
+    fn arm(&self, n: &str, kind: TimerKind, now: Instant, after: Duration, out: &mut Vec<Action>) {
+        let Some(at) = now.checked_add(after) else {
+            return;
+        };
         if let Some(e) = self.units.get(n) {
             out.push(Action::ArmTimer {
                 unit: n.to_string(),
@@ -586,7 +591,7 @@ impl Core {
                         signal: Signal::SIGKILL,
                         scope,
                     });
-                    self.arm(n, TimerKind::StopTimeout, now + KILL_GRACE, out);
+                    self.arm(n, TimerKind::StopTimeout, now, KILL_GRACE, out);
                 }
             }
             _ => {}
@@ -636,7 +641,7 @@ impl Core {
         if group {
             out.push(Action::CheckGroup(n.to_string()));
         }
-        self.arm(n, TimerKind::StopTimeout, now + timeout, out);
+        self.arm(n, TimerKind::StopTimeout, now, timeout, out);
     }
 
     fn maybe_stopped(&mut self, n: &str, now: Instant, out: &mut Vec<Action>) {

@@ -646,3 +646,43 @@ fn changing_a_spec_updates_the_dependency_index() {
     t.exited("base", ExitStatus::Signal(15));
     assert_eq!(phase(&t.core, "base"), Phase::Inactive);
 }
+
+/// Finding 2 of issue 12: `now + timeout` overflowed for huge durations (a kernel panic when the
+/// unit file came from /etc). A deadline past the end of time means no timer at all.
+#[test]
+fn durations_past_the_end_of_time_arm_no_timer_and_do_not_panic() {
+    let mut s = daemon();
+    s.ready_timeout = Duration::MAX;
+    s.stop_timeout = Duration::MAX;
+    s.restart = RestartPolicy::Always;
+    s.backoff = BackoffPolicy {
+        delay: Duration::MAX,
+        delay_max: Duration::MAX,
+        reset_after: Duration::MAX,
+    };
+    let mut t = T::new(&[("huge", s)]);
+    let acts = t.ev(Event::Boot);
+    assert_eq!(spawns(&acts), vec!["huge"]);
+    assert_eq!(timer(&acts, TimerKind::ReadyTimeout), None);
+    t.spawned("huge", 10);
+    t.ev(Event::Ready("huge".into()));
+    assert_eq!(phase(&t.core, "huge"), Phase::Running);
+    // First crash restarts at once, the second backs off by "forever": no timer, stays in backoff.
+    t.exited("huge", ExitStatus::Code(1));
+    t.spawned("huge", 11);
+    t.ev(Event::Ready("huge".into()));
+    let acts = t.exited("huge", ExitStatus::Code(1));
+    assert_eq!(phase(&t.core, "huge"), Phase::Backoff);
+    assert_eq!(timer(&acts, TimerKind::BackoffElapsed), None);
+    // An explicit restart still works, and a stop with an endless stop-timeout arms nothing.
+    let acts = t.ev(Event::Restart("huge".into()));
+    assert_eq!(spawns(&acts), vec!["huge"]);
+    t.spawned("huge", 12);
+    let acts = t.ev(Event::Stop("huge".into()));
+    assert_eq!(
+        kills(&acts),
+        vec![("huge".into(), Signal::SIGTERM, KillScope::Main)]
+    );
+    assert_eq!(timer(&acts, TimerKind::StopTimeout), None);
+    assert_eq!(phase(&t.core, "huge"), Phase::Stopping);
+}

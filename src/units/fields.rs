@@ -15,8 +15,8 @@ use toml::{Spanned, Value};
 
 use super::schema::{CapabilitySpec, CgroupSpec, Limit, Readiness};
 use super::values::{
-    check_limit_order, parse_capability, parse_duration, parse_limit, resource_by_name,
-    valid_account_name, valid_env_name, valid_unit_name, RESOURCES,
+    check_duration_secs, check_limit_order, parse_capability, parse_duration, parse_limit,
+    resource_by_name, valid_account_name, valid_env_name, valid_unit_name, RESOURCES,
 };
 
 pub(super) type Sp = Spanned<Value>;
@@ -114,7 +114,7 @@ pub(super) fn duration(
     let Some(v) = v else { return default };
     let parsed = match v.get_ref() {
         Value::Integer(n) if *n < 0 => Err(format!("must not be negative, got {n}")),
-        Value::Integer(n) => Ok(Duration::from_secs(n.unsigned_abs())),
+        Value::Integer(n) => check_duration_secs(n.unsigned_abs()),
         Value::String(s) => parse_duration(s),
         other => Err(format!(
             "expected a duration like \"10s\" or a number of seconds, found {}",

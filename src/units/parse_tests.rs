@@ -260,6 +260,28 @@ fn durations_in_files() {
     );
 }
 
+/// Finding 2 of issue 12: a duration too large for `Instant + Duration` passed `check` and then
+/// panicked PID 1 at every boot. Durations are bounded at one year, as strings and as integers.
+#[test]
+fn durations_longer_than_a_year_are_refused() {
+    let e = |v: &str| errs(&format!("exec = [\"/x\"]\nready-timeout = {v}\n"));
+    assert_eq!(
+        e("\"9999999999999999999\""),
+        vec!["/u/svc.toml:2:17: ready-timeout: invalid duration \"9999999999999999999\": longer than the maximum of 1 year (8760h)"]
+    );
+    assert_eq!(
+        e("\"8761h\""),
+        vec!["/u/svc.toml:2:17: ready-timeout: invalid duration \"8761h\": longer than the maximum of 1 year (8760h)"]
+    );
+    assert_eq!(
+        e("31536001"),
+        vec!["/u/svc.toml:2:17: ready-timeout: 31536001 seconds is longer than the maximum of 1 year (8760h)"]
+    );
+    let d = |v: &str| ok(&format!("exec = [\"/x\"]\nready-timeout = {v}\n")).ready_timeout;
+    assert_eq!(d("\"8760h\""), Duration::from_secs(31_536_000));
+    assert_eq!(d("31536000"), Duration::from_secs(31_536_000));
+}
+
 #[test]
 fn every_error_of_a_file_is_reported_in_order() {
     let text = r#"description = 3
