@@ -77,6 +77,8 @@ pub struct Supervisor {
     pub(super) boot_started_us: u64,
     /// Networking, hotplug, the power button: polled beside the supervisor's own descriptors.
     pub(super) subsystems: Vec<Box<dyn Subsystem>>,
+    /// A panic cut a pass short: rebuild what it lost before the next one (see `recovery`).
+    pub(super) needs_recovery: bool,
 }
 
 impl Supervisor {
@@ -119,6 +121,7 @@ impl Supervisor {
             boot_done: false,
             boot_started_us: crate::timeline::boottime_us(),
             subsystems: Vec::new(),
+            needs_recovery: false,
             cfg,
         }
     }
@@ -171,16 +174,27 @@ impl Supervisor {
     /// Feeds an event to the core and carries out every resulting action (which may queue more).
     pub fn dispatch(&mut self, ev: Event) {
         self.queue.push_back(ev);
+        self.drain_queue();
+    }
+
+    /// Steps the core through every queued event. A panic leaves the rest queued for recovery.
+    pub(super) fn drain_queue(&mut self) {
         while let Some(ev) = self.queue.pop_front() {
             log::debug!("event {ev:?}");
+            #[cfg(feature = "fault-injection")]
+            super::fault::point(super::fault::When::Before, &ev);
+            #[cfg(feature = "fault-injection")]
+            let seen = ev.clone();
             let actions = self.core.step(ev, Instant::now());
+            #[cfg(feature = "fault-injection")]
+            super::fault::point(super::fault::When::After, &seen);
             for a in actions {
                 self.perform(a);
             }
         }
     }
 
-    fn perform(&mut self, a: Action) {
+    pub(super) fn perform(&mut self, a: Action) {
         match a {
             Action::Spawn(unit) => self.spawn_unit(&unit),
             Action::Kill {
@@ -273,9 +287,13 @@ impl Supervisor {
     /// Reaps every exited child; matches main pids to units, orphans are reaped silently.
     fn reap(&mut self) {
         while let Some(r) = process::reap_one() {
-            let (pid, status) = match r {
-                Reaped::Exited { pid, code } => (pid, ExitStatus::Code(code)),
-                Reaped::Signaled { pid, signal } => (pid, ExitStatus::Signal(signal)),
+            let (pid, status, exit) = match r {
+                Reaped::Exited { pid, code } => {
+                    (pid, ExitStatus::Code(code), ChildExit::Code(code))
+                }
+                Reaped::Signaled { pid, signal } => {
+                    (pid, ExitStatus::Signal(signal), ChildExit::Signal(signal))
+                }
             };
             match self.core.unit_by_pid(pid).map(str::to_string) {
                 Some(unit) => {
@@ -283,10 +301,6 @@ impl Supervisor {
                     self.dispatch(Event::Exited { unit, status });
                 }
                 None => {
-                    let exit = match status {
-                        ExitStatus::Code(c) => ChildExit::Code(c),
-                        ExitStatus::Signal(s) => ChildExit::Signal(s),
-                    };
                     let mut notices = Vec::new();
                     let claimed = self
                         .subsystems
@@ -342,6 +356,13 @@ impl Supervisor {
                 });
             }
         }
+    }
+
+    /// Whether a timer for this unit, kind and generation is armed.
+    pub(super) fn holds_timer(&self, unit: &str, kind: TimerKind, gen: u64) -> bool {
+        self.timers
+            .iter()
+            .any(|Reverse(t)| t.unit == unit && t.kind == kind && t.gen == gen)
     }
 
     fn check_boot_complete(&mut self) {
@@ -505,13 +526,14 @@ fn event_word(e: TimelineEvent) -> &'static str {
 }
 
 /// Runs the loop until a shutdown has stopped every unit. A panic inside one iteration is caught,
-/// logged, and the loop goes on: PID 1 must not die.
+/// logged, and what it cut short is rebuilt before the next pass: PID 1 must not die.
 pub(super) fn run_loop(sup: &mut Supervisor, io: &mut LoopIo) -> ShutdownKind {
     loop {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sup.iterate(io)));
-        if r.is_err() {
-            log::error!("supervisor loop iteration panicked; continuing");
-            sup.queue.clear();
+        if sup.needs_recovery {
+            super::recovery::guarded("recovery after a panic", || sup.recover_after_panic());
+        }
+        if super::recovery::guarded("a loop iteration", || sup.iterate(io)).is_none() {
+            sup.needs_recovery = true;
         }
         if sup.core.shutting_down() && sup.core.all_down() {
             if let Some(kind) = sup.shutdown_kind {

@@ -10,12 +10,15 @@ pub mod backoff;
 pub mod catalog;
 pub mod cgroup;
 pub mod event_loop;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod inputs;
 pub mod model;
 pub mod notify;
 pub mod ops_impl;
 pub mod output;
 pub mod readiness;
+mod recovery;
 pub mod report;
 pub mod spawn;
 pub mod state;
@@ -158,12 +161,26 @@ pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>)
             None
         }
     };
-    let (cgroups, base) = setup_cgroups(&cfg);
-    let catalog = catalog::load(&cfg.unit_dirs);
+    // Setup and the boot dispatch run under the same guard as the loop: a panic here would
+    // otherwise end PID 1 before the loop that catches them ever ran.
+    let (cgroups, base) =
+        recovery::guarded("cgroup setup", || setup_cgroups(&cfg)).unwrap_or((None, String::new()));
+    let dirs = cfg.unit_dirs.clone();
+    let catalog = recovery::guarded("loading units", || catalog::load(&dirs));
     let mut sup = Supervisor::new(cfg, timeline, cgroups, base);
-    sup.install(catalog);
     sup.subsystems = subsystems;
-    sup.dispatch(Event::Boot);
+    if let Some(catalog) = catalog {
+        if recovery::guarded("installing units", || sup.install(catalog)).is_none() {
+            sup.needs_recovery = true;
+        }
+    }
+    if recovery::guarded("the boot dispatch", || sup.dispatch(Event::Boot)).is_none() {
+        sup.needs_recovery = true;
+        if !sup.core.booted() {
+            // Lost before the core saw it: once more (a second panic on it is logged and dropped).
+            sup.queue.push_front(Event::Boot);
+        }
+    }
     let mut io = LoopIo {
         signals,
         notify,

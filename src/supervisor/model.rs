@@ -132,6 +132,8 @@ impl Phase {
 pub enum ExitStatus {
     Code(i32),
     Signal(i32),
+    /// The process is gone but its status was lost (a panic swallowed the reaped exit).
+    Lost,
 }
 
 impl ExitStatus {
@@ -144,6 +146,7 @@ impl std::fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
             ExitStatus::Code(c) => write!(f, "exited {c}"),
+            ExitStatus::Lost => write!(f, "exited (status lost)"),
             ExitStatus::Signal(s) => match Signal::try_from(s) {
                 Ok(sig) => write!(f, "killed by {}", sig.as_str()),
                 Err(_) => write!(f, "killed by signal {s}"),

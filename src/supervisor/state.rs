@@ -18,6 +18,7 @@ use crate::timeline::{SubjectKind, TimelineEvent};
 use crate::units::schema::{RestartPolicy, UnitType};
 
 mod reconcile;
+mod recover;
 
 /// One unit's state.
 #[derive(Debug, Clone)]
@@ -83,6 +84,8 @@ pub struct Core {
     /// unit → units naming it in requires.
     requirers: BTreeMap<String, BTreeSet<String>>,
     shutting_down: bool,
+    /// The boot event was applied.
+    booted: bool,
     seed: u64,
     /// Units to re-evaluate in the next `reconcile`.
     dirty: BTreeSet<String>,
@@ -245,6 +248,7 @@ impl Core {
     fn apply(&mut self, event: Event, now: Instant, out: &mut Vec<Action>) {
         match event {
             Event::Boot => {
+                self.booted = true;
                 self.touch_all();
                 let enabled: Vec<String> = self
                     .units
