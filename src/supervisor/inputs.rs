@@ -32,10 +32,14 @@ impl Supervisor {
             };
             let msg = notify::parse(&d.data);
             if let Some(mp) = msg.main_pid {
-                self.dispatch(Event::MainPid {
-                    unit: unit.clone(),
-                    pid: mp,
-                });
+                if self.owns_pid(&unit, mp) {
+                    self.dispatch(Event::MainPid {
+                        unit: unit.clone(),
+                        pid: mp,
+                    });
+                } else {
+                    log::warn!("unit {unit}: refused MAINPID={mp}: not a process of this unit");
+                }
             }
             if let Some(s) = msg.status {
                 self.status_text.insert(unit.clone(), s);
@@ -77,6 +81,30 @@ impl Supervisor {
                     .is_some_and(|main| notify::descends_from(proc_dir, pid, main))
             })
             .map(|(n, _)| n.clone())
+    }
+
+    /// Whether `pid` may become `unit`'s main process: a live process of the unit's own, never
+    /// the init itself. With cgroups: inside the unit's group; without: the main process or a
+    /// descendant of it. Otherwise a stop would signal whatever the service named (`MAINPID=1`
+    /// would reboot the machine, another unit's pid would kill that unit).
+    pub(super) fn owns_pid(&self, unit: &str, pid: i32) -> bool {
+        if pid <= 1 || pid as u32 == std::process::id() {
+            return false;
+        }
+        let proc_dir = Path::new("/proc");
+        match (&self.cgroups, self.units.get(unit)) {
+            (Some(_), Some(u)) => {
+                let rel = format!("/{}", self.cgroup_rel(u));
+                notify::cgroup_of(proc_dir, pid)
+                    .is_some_and(|cg| notify::cgroup_contains(&rel, &cg))
+            }
+            (Some(_), None) => false,
+            (None, _) => self
+                .core
+                .get(unit)
+                .and_then(|e| e.pid)
+                .is_some_and(|main| main == pid || notify::descends_from(proc_dir, pid, main)),
+        }
     }
 
     pub(super) fn on_cgroup_events(&mut self) {
