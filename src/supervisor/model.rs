@@ -237,6 +237,27 @@ pub enum Event {
     Shutdown,
 }
 
+impl Event {
+    /// The unit the event is about; `None` for events about the whole graph or a fact.
+    pub fn unit(&self) -> Option<&str> {
+        match self {
+            Event::Boot | Event::FactReached(_) | Event::FactFailed { .. } | Event::Shutdown => {
+                None
+            }
+            Event::Start(u)
+            | Event::Stop(u)
+            | Event::Restart(u)
+            | Event::Ready(u)
+            | Event::GroupEmpty(u)
+            | Event::Spawned { unit: u, .. }
+            | Event::SpawnFailed { unit: u, .. }
+            | Event::MainPid { unit: u, .. }
+            | Event::Exited { unit: u, .. }
+            | Event::Timer { unit: u, .. } => Some(u),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Spawn(String),
