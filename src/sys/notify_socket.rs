@@ -25,7 +25,11 @@ pub struct Datagram {
 }
 
 impl NotifySocket {
-    /// socket(AF_UNIX, SOCK_DGRAM) + bind(2) at `path` (a stale file is replaced) + SO_PASSCRED.
+    /// socket(AF_UNIX, SOCK_DGRAM) + bind(2) at `path` (a stale file is replaced) + SO_PASSCRED,
+    /// then mode 0666: units running as other users must be able to send (connecting to a Unix
+    /// socket needs write permission on its file). That is safe because no message is taken on
+    /// its word: with SO_PASSCRED the kernel attaches the sender's real pid (only a privileged
+    /// sender can name another), and a message counts only for the unit that pid belongs to.
     pub fn bind(path: &Path) -> nix::Result<Self> {
         let fd = socket(
             AddressFamily::Unix,
@@ -36,6 +40,12 @@ impl NotifySocket {
         let _ = std::fs::remove_file(path);
         bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
         setsockopt(&fd, sockopt::PassCred, &true)?;
+        nix::sys::stat::fchmodat(
+            None,
+            path,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )?;
         Ok(Self { fd })
     }
 

@@ -1,7 +1,6 @@
-//! `MAINPID=` is believed only for a pid of the unit's own (issue 12, finding 4): inside its
-//! cgroup, or without cgroups a descendant of its main process. Before, `MAINPID=1` made a stop of
-//! the unit signal PID 1 (a reboot) and another unit's pid made us kill that unit. Uses Debian's
-//! real `systemd-notify`. Needs root (unshare).
+//! The sd_notify socket against Debian's real `systemd-notify` (issue 12): `MAINPID=` is believed
+//! only for a pid of the unit's own (finding 4) and a unit running as a non-root user can notify
+//! (finding 5). Needs root (unshare).
 
 mod common;
 
@@ -83,5 +82,32 @@ exec = ["/bin/sh", "-c", "sleep 7777.@P@ & echo $! > @OUT@/honest.child; systemd
     )
     .unwrap();
     assert!(ns.wait_log(T, "honest (killed by SIGKILL"), "{}", ns.log());
+    ns.stop(T);
+}
+
+/// Finding 5: the socket was 0755 (owner root), so a unit with `user = "nobody"` could not send
+/// READY=1 and always hit its ready-timeout.
+#[test]
+fn ns_non_root_unit_can_notify() {
+    let mut ns = Ns::new("notify-user");
+    ns.unit(
+        "unprivileged",
+        r#"ready = "notify"
+ready-timeout = "5s"
+user = "nobody"
+exec = ["/bin/sh", "-c", "systemd-notify --ready --status=serving-as-$(id -un); exec sleep 100"]
+"#,
+    );
+    ns.start();
+    assert!(
+        ns.wait_log(T, "[  OK  ] unprivileged ready"),
+        "{}",
+        ns.log()
+    );
+    let (code, out, err) = initctl_as(&ns.run, &["--json", "status", "unprivileged"], None);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["state"], "running", "{v}");
+    assert_eq!(v["status_text"], "serving-as-nobody", "{v}");
     ns.stop(T);
 }
