@@ -398,10 +398,12 @@ impl Supervisor {
         let now = Instant::now();
         let mut deadline = self.timers.peek().map(|Reverse(t)| t.at);
         let sub_deadline = self.subsystems.iter().filter_map(|s| s.deadline()).min();
+        io.retry_notify(now);
         for d in [
             io.server.as_ref().and_then(|s| s.next_deadline()),
             self.next_probe,
             sub_deadline,
+            io.notify_retry_at,
         ] {
             deadline = match (deadline, d) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -415,7 +417,8 @@ impl Supervisor {
 
         let mut watches = vec![
             Watch::input(io.signals.as_raw_fd()),
-            Watch::input(io.notify.raw_fd()),
+            // poll(2) skips a negative fd: the slot stays, so the indices below hold.
+            Watch::input(io.notify.as_ref().map_or(-1, NotifySocket::raw_fd)),
         ];
         if let Some(w) = &self.watcher {
             watches.push(Watch::input(w.raw_fd()));
@@ -448,8 +451,8 @@ impl Supervisor {
                 self.on_signal(signo);
             }
         }
-        if watches[1].is_ready() {
-            self.on_notify(&io.notify);
+        if let Some(notify) = io.notify.as_ref().filter(|_| watches[1].is_ready()) {
+            self.on_notify(notify);
         }
         if self.watcher.is_some() && watches[2].is_ready() {
             self.on_cgroup_events();
@@ -510,8 +513,35 @@ impl Supervisor {
 /// The descriptors the loop owns besides the supervisor's own state.
 pub(super) struct LoopIo {
     pub signals: nix::sys::signalfd::SignalFd,
-    pub notify: NotifySocket,
+    /// `None` while the socket cannot be bound (a run dir path too long, /run not writable): the
+    /// loop runs degraded, still reaping and obeying signals, and retries now and then.
+    pub notify: Option<NotifySocket>,
+    pub notify_path: PathBuf,
+    pub notify_retry_at: Option<Instant>,
     pub server: Option<ControlServer>,
+}
+
+/// How often a notify socket that could not be bound is tried again.
+pub(super) const NOTIFY_RETRY: Duration = Duration::from_secs(5);
+
+impl LoopIo {
+    /// Binds the notify socket again if it is missing and a retry is due.
+    fn retry_notify(&mut self, now: Instant) {
+        if self.notify.is_some() || self.notify_retry_at.map_or(true, |t| t > now) {
+            return;
+        }
+        match NotifySocket::bind(&self.notify_path) {
+            Ok(n) => {
+                log::info!("bound {} at last", self.notify_path.display());
+                self.notify = Some(n);
+                self.notify_retry_at = None;
+            }
+            Err(e) => {
+                log::debug!("cannot bind {}: {e}", self.notify_path.display());
+                self.notify_retry_at = now.checked_add(NOTIFY_RETRY);
+            }
+        }
+    }
 }
 
 fn event_word(e: TimelineEvent) -> &'static str {

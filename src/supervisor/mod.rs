@@ -145,13 +145,20 @@ pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>)
         log::error!("cannot create {}: {e}", cfg.run_dir.display());
     }
     let notify_path = cfg.run_dir.join("notify.sock");
-    let notify = loop {
-        match NotifySocket::bind(&notify_path) {
-            Ok(n) => break n,
-            Err(e) => {
-                log::error!("cannot bind {}: {e}; retrying", notify_path.display());
-                std::thread::sleep(std::time::Duration::from_secs(1));
-            }
+    // Never wait for it here: signals are blocked and nothing is reaped until the loop runs.
+    let (notify, notify_retry_at) = match NotifySocket::bind(&notify_path) {
+        Ok(n) => (Some(n), None),
+        Err(e) => {
+            log::error!(
+                "cannot bind {}: {e}; running without sd_notify (units with ready = \"notify\" \
+                 time out), retrying every {} s",
+                notify_path.display(),
+                event_loop::NOTIFY_RETRY.as_secs()
+            );
+            (
+                None,
+                std::time::Instant::now().checked_add(event_loop::NOTIFY_RETRY),
+            )
         }
     };
     let server = match ControlServer::bind(&cfg.run_dir.join("control.sock")) {
@@ -184,6 +191,8 @@ pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>)
     let mut io = LoopIo {
         signals,
         notify,
+        notify_path,
+        notify_retry_at,
         server,
     };
     event_loop::run_loop(&mut sup, &mut io)
