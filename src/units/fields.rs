@@ -311,9 +311,19 @@ pub(super) fn cgroup(
     spec
 }
 
-/// A cgroup path is joined below the cgroup2 root: it must stay below it.
+/// A cgroup path is joined below the cgroup2 root (or the container-mode base): it must stay below
+/// it, and must not overlap the groups the init itself uses: stopping a unit signals or
+/// `cgroup.kill`s its whole group, so `init` would hit PID 1 and `system` every default unit.
 pub fn check_cgroup_path(p: &str) -> Result<(), String> {
-    if p.starts_with('/') {
+    if p == "init" || p.starts_with("init/") {
+        Err(format!(
+            "must not be the init's own group \"init\" or below it, got {p:?}"
+        ))
+    } else if p == "system" {
+        Err(format!(
+            "must not be \"system\", the parent of every default unit group (use system/<name>), got {p:?}"
+        ))
+    } else if p.starts_with('/') {
         Err(format!(
             "must be relative to the cgroup root (no leading /), got {p:?}"
         ))

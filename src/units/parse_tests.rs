@@ -373,6 +373,36 @@ fn toml_syntax_and_unknown_keys_have_positions() {
     );
 }
 
+/// Finding 7 of issue 12: a unit's group overlapping the init's own (`init`) or the parent of the
+/// default unit groups (`system`) made stopping it signal PID 1 or every default unit.
+#[test]
+fn cgroup_paths_overlapping_the_init_or_system_are_refused() {
+    for (path, why) in [
+        ("init", "must not be the init's own group \"init\" or below it, got \"init\""),
+        (
+            "init/x",
+            "must not be the init's own group \"init\" or below it, got \"init/x\"",
+        ),
+        (
+            "system",
+            "must not be \"system\", the parent of every default unit group (use system/<name>), got \"system\"",
+        ),
+    ] {
+        assert_eq!(
+            errs(&format!(
+                "exec = [\"/x\"]\ncgroup = {{ path = {path:?} }}\n"
+            )),
+            vec![format!("/u/svc.toml:2:19: cgroup.path: {why}")]
+        );
+    }
+    for path in ["system/other", "initial", "podruntime/init", "systemd"] {
+        let u = ok(&format!(
+            "exec = [\"/x\"]\ncgroup = {{ path = {path:?} }}\n"
+        ));
+        assert_eq!(u.cgroup.path, path);
+    }
+}
+
 #[test]
 fn accounts_cgroups_and_names() {
     let u = ok("exec = [\"/x\"]\nuser = \"1000\"\ngroup = \"docker\"\n");
