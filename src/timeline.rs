@@ -46,9 +46,19 @@ pub struct Stamp {
     pub event: TimelineEvent,
 }
 
+/// The most stamps kept: a few hundred kilobytes in `initctl analyze`'s reply, far below its limit.
+pub const MAX_STAMPS: usize = 4096;
+
+/// Stamps always kept from the start when the boot never completes (its stages, first units).
+const HEAD_STAMPS: usize = MAX_STAMPS / 4;
+
+/// Every stamp of the boot, then a window of the newest later ones: a node that restarts units
+/// for months must not grow PID 1's memory or `initctl analyze`'s reply without bound.
 #[derive(Debug, Default, Clone)]
 pub struct Timeline {
     entries: Vec<Stamp>,
+    /// How many leading stamps belong to the boot (set when the boot completes).
+    boot_len: Option<usize>,
 }
 
 impl Timeline {
@@ -69,9 +79,63 @@ impl Timeline {
             name: name.to_string(),
             event,
         });
+        if event == TimelineEvent::BootComplete && self.boot_len.is_none() {
+            self.boot_len = Some(self.entries.len());
+        }
+        if self.entries.len() > MAX_STAMPS {
+            // A quarter at a time, so the cost of the move is spread over many stamps.
+            let head = self.boot_len.unwrap_or(HEAD_STAMPS).min(MAX_STAMPS / 2);
+            let end = (head + MAX_STAMPS / 4).min(self.entries.len());
+            self.entries.drain(head..end);
+        }
     }
 
     pub fn entries(&self) -> &[Stamp] {
         &self.entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Finding 8 of issue 12: every transition added a stamp forever, so after ~20 k restarts
+    /// `initctl analyze` exceeded the reply limit for good. The timeline is bounded: the boot's
+    /// stamps stay, the oldest later ones go.
+    #[test]
+    fn timeline_is_bounded_and_keeps_the_boot() {
+        let mut t = Timeline::new();
+        t.mark_at(1, SubjectKind::Stage, "boot", TimelineEvent::Start);
+        t.mark_at(2, SubjectKind::Unit, "containerd", TimelineEvent::Ready);
+        t.mark_at(3, SubjectKind::Stage, "boot", TimelineEvent::BootComplete);
+        for i in 0..100_000u64 {
+            t.mark_at(10 + i, SubjectKind::Unit, "crashy", TimelineEvent::Stopped);
+        }
+        assert!(t.entries().len() <= MAX_STAMPS, "{}", t.entries().len());
+        assert_eq!(t.entries()[0].name, "boot");
+        assert_eq!(t.entries()[1].name, "containerd");
+        assert_eq!(t.entries()[2].event, TimelineEvent::BootComplete);
+        assert_eq!(t.entries().last().map(|s| s.at_us), Some(10 + 99_999));
+        // What is kept after the boot is the newest, in order.
+        let later: Vec<u64> = t.entries()[3..].iter().map(|s| s.at_us).collect();
+        assert!(
+            later.windows(2).all(|w| w[1] == w[0] + 1),
+            "a gap inside the kept tail"
+        );
+        assert!(later.len() >= MAX_STAMPS / 2, "{}", later.len());
+    }
+
+    /// A boot that never completes (a unit crash-looping during it) is bounded too, and keeps
+    /// its first stamps.
+    #[test]
+    fn timeline_without_boot_complete_is_bounded_too() {
+        let mut t = Timeline::new();
+        t.mark_at(1, SubjectKind::Stage, "mounts", TimelineEvent::Start);
+        for i in 0..50_000u64 {
+            t.mark_at(10 + i, SubjectKind::Unit, "crashy", TimelineEvent::Start);
+        }
+        assert!(t.entries().len() <= MAX_STAMPS);
+        assert_eq!(t.entries()[0].name, "mounts");
+        assert_eq!(t.entries().last().map(|s| s.at_us), Some(10 + 49_999));
     }
 }

@@ -247,6 +247,12 @@ impl UnitLogs {
         }
     }
 
+    /// Frees a unit's ring and closes its log file (the unit was removed; its files stay on disk).
+    pub fn forget(&mut self, unit: &str) {
+        self.per_unit.remove(unit);
+        self.open.remove(unit);
+    }
+
     /// The last `n` lines of a unit, oldest first.
     pub fn tail(&self, unit: &str, n: usize) -> Vec<LogLine> {
         match self.per_unit.get(unit) {

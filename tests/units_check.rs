@@ -290,3 +290,32 @@ fn root_option_checks_programs_in_the_image() {
     assert_eq!(code, 2);
     assert!(err.starts_with("check: --root needs a directory"), "{err}");
 }
+
+/// Issue 12, findings 2 and 7: what would have panicked PID 1 at boot (a duration past the end
+/// of its clock) or made a stop signal PID 1 (a group overlapping the init's) fails `check`.
+#[test]
+fn check_refuses_huge_durations_and_groups_overlapping_the_init() {
+    let t = TempDir::new("reliability");
+    let d = t.0.as_path();
+    write(
+        d,
+        "huge.toml",
+        "exec = [\"/bin/x\"]\nready-timeout = \"9999999999999999999\"\n",
+    );
+    write(
+        d,
+        "inside.toml",
+        "exec = [\"/bin/x\"]\ncgroup = { path = \"init\" }\n",
+    );
+    let (code, out, err) = check(&[d.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    let p = |n: &str| d.join(n).display().to_string();
+    assert!(
+        out.contains(&format!("{}:2:17: ready-timeout: invalid duration \"9999999999999999999\": longer than the maximum of 1 year (8760h)", p("huge.toml"))),
+        "{out}{err}"
+    );
+    assert!(
+        out.contains(&format!("{}:2:19: cgroup.path: must not be the init's own group \"init\" or below it, got \"init\"", p("inside.toml"))),
+        "{out}{err}"
+    );
+}

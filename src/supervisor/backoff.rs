@@ -83,13 +83,15 @@ impl Backoff {
 
     /// `d` ± up to 10 %.
     fn jitter(&mut self, d: Duration) -> Duration {
-        let tenth = d.as_micros() as u64 / 10;
+        // In u128 micros: a delay near Duration::MAX must neither wrap nor overflow.
+        let micros = d.as_micros();
+        let tenth = micros / 10;
         if tenth == 0 {
             return d;
         }
-        let offset = self.rng.next_u64() % (2 * tenth + 1);
-        let micros = d.as_micros() as u64 - tenth + offset;
-        Duration::from_micros(micros)
+        let offset = u128::from(self.rng.next_u64()) % (2 * tenth + 1);
+        let jittered = micros - tenth + offset;
+        u64::try_from(jittered).map_or(Duration::MAX, Duration::from_micros)
     }
 }
 
@@ -166,5 +168,20 @@ mod tests {
         assert!(within(b.next_delay(&p, Duration::ZERO), 2000));
         let mut x = XorShift::new(0);
         assert_ne!(x.next_u64(), 0);
+    }
+
+    #[test]
+    fn huge_delays_saturate_instead_of_overflowing() {
+        let p = BackoffPolicy {
+            delay: Duration::MAX,
+            delay_max: Duration::MAX,
+            reset_after: Duration::MAX,
+        };
+        let mut b = Backoff::new(7);
+        assert_eq!(b.next_delay(&p, Duration::ZERO), Duration::ZERO);
+        for _ in 0..5 {
+            let d = b.next_delay(&p, Duration::ZERO);
+            assert!(d >= Duration::MAX / 10 * 9, "{d:?}");
+        }
     }
 }

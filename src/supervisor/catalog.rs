@@ -195,6 +195,7 @@ impl Supervisor {
             self.units.remove(&n);
             self.status_text.remove(&n);
             self.spawned_at.remove(&n);
+            self.logs.forget(&n);
         }
     }
 }

@@ -79,6 +79,8 @@ pub struct Supervisor {
     pub(super) subsystems: Vec<Box<dyn Subsystem>>,
     /// Container mode: the cgroups created so far, removed by stage 3.
     pub(super) cgroup_cleanup: Option<super::cgroup::CgroupCleanup>,
+    /// A panic cut a pass short: rebuild what it lost before the next one (see `recovery`).
+    pub(super) needs_recovery: bool,
 }
 
 impl Supervisor {
@@ -122,6 +124,7 @@ impl Supervisor {
             boot_started_us: crate::timeline::boottime_us(),
             subsystems: Vec::new(),
             cgroup_cleanup: None,
+            needs_recovery: false,
             cfg,
         }
     }
@@ -174,16 +177,27 @@ impl Supervisor {
     /// Feeds an event to the core and carries out every resulting action (which may queue more).
     pub fn dispatch(&mut self, ev: Event) {
         self.queue.push_back(ev);
+        self.drain_queue();
+    }
+
+    /// Steps the core through every queued event. A panic leaves the rest queued for recovery.
+    pub(super) fn drain_queue(&mut self) {
         while let Some(ev) = self.queue.pop_front() {
             log::debug!("event {ev:?}");
+            #[cfg(feature = "fault-injection")]
+            super::fault::point(super::fault::When::Before, &ev);
+            #[cfg(feature = "fault-injection")]
+            let seen = ev.clone();
             let actions = self.core.step(ev, Instant::now());
+            #[cfg(feature = "fault-injection")]
+            super::fault::point(super::fault::When::After, &seen);
             for a in actions {
                 self.perform(a);
             }
         }
     }
 
-    fn perform(&mut self, a: Action) {
+    pub(super) fn perform(&mut self, a: Action) {
         match a {
             Action::Spawn(unit) => self.spawn_unit(&unit),
             Action::Kill {
@@ -276,9 +290,13 @@ impl Supervisor {
     /// Reaps every exited child; matches main pids to units, orphans are reaped silently.
     fn reap(&mut self) {
         while let Some(r) = process::reap_one() {
-            let (pid, status) = match r {
-                Reaped::Exited { pid, code } => (pid, ExitStatus::Code(code)),
-                Reaped::Signaled { pid, signal } => (pid, ExitStatus::Signal(signal)),
+            let (pid, status, exit) = match r {
+                Reaped::Exited { pid, code } => {
+                    (pid, ExitStatus::Code(code), ChildExit::Code(code))
+                }
+                Reaped::Signaled { pid, signal } => {
+                    (pid, ExitStatus::Signal(signal), ChildExit::Signal(signal))
+                }
             };
             match self.core.unit_by_pid(pid).map(str::to_string) {
                 Some(unit) => {
@@ -286,10 +304,6 @@ impl Supervisor {
                     self.dispatch(Event::Exited { unit, status });
                 }
                 None => {
-                    let exit = match status {
-                        ExitStatus::Code(c) => ChildExit::Code(c),
-                        ExitStatus::Signal(s) => ChildExit::Signal(s),
-                    };
                     let mut notices = Vec::new();
                     let claimed = self
                         .subsystems
@@ -347,6 +361,13 @@ impl Supervisor {
         }
     }
 
+    /// Whether a timer for this unit, kind and generation is armed.
+    pub(super) fn holds_timer(&self, unit: &str, kind: TimerKind, gen: u64) -> bool {
+        self.timers
+            .iter()
+            .any(|Reverse(t)| t.unit == unit && t.kind == kind && t.gen == gen)
+    }
+
     fn check_boot_complete(&mut self) {
         if self.boot_done || !self.core.boot_settled() {
             return;
@@ -390,10 +411,12 @@ impl Supervisor {
         let now = Instant::now();
         let mut deadline = self.timers.peek().map(|Reverse(t)| t.at);
         let sub_deadline = self.subsystems.iter().filter_map(|s| s.deadline()).min();
+        io.retry_notify(now);
         for d in [
             io.server.as_ref().and_then(|s| s.next_deadline()),
             self.next_probe,
             sub_deadline,
+            io.notify_retry_at,
         ] {
             deadline = match (deadline, d) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -407,7 +430,8 @@ impl Supervisor {
 
         let mut watches = vec![
             Watch::input(io.signals.as_raw_fd()),
-            Watch::input(io.notify.raw_fd()),
+            // poll(2) skips a negative fd: the slot stays, so the indices below hold.
+            Watch::input(io.notify.as_ref().map_or(-1, NotifySocket::raw_fd)),
         ];
         if let Some(w) = &self.watcher {
             watches.push(Watch::input(w.raw_fd()));
@@ -440,8 +464,8 @@ impl Supervisor {
                 self.on_signal(signo);
             }
         }
-        if watches[1].is_ready() {
-            self.on_notify(&io.notify);
+        if let Some(notify) = io.notify.as_ref().filter(|_| watches[1].is_ready()) {
+            self.on_notify(notify);
         }
         if self.watcher.is_some() && watches[2].is_ready() {
             self.on_cgroup_events();
@@ -502,8 +526,35 @@ impl Supervisor {
 /// The descriptors the loop owns besides the supervisor's own state.
 pub(super) struct LoopIo {
     pub signals: nix::sys::signalfd::SignalFd,
-    pub notify: NotifySocket,
+    /// `None` while the socket cannot be bound (a run dir path too long, /run not writable): the
+    /// loop runs degraded, still reaping and obeying signals, and retries now and then.
+    pub notify: Option<NotifySocket>,
+    pub notify_path: PathBuf,
+    pub notify_retry_at: Option<Instant>,
     pub server: Option<ControlServer>,
+}
+
+/// How often a notify socket that could not be bound is tried again.
+pub(super) const NOTIFY_RETRY: Duration = Duration::from_secs(5);
+
+impl LoopIo {
+    /// Binds the notify socket again if it is missing and a retry is due.
+    fn retry_notify(&mut self, now: Instant) {
+        if self.notify.is_some() || self.notify_retry_at.map_or(true, |t| t > now) {
+            return;
+        }
+        match NotifySocket::bind(&self.notify_path) {
+            Ok(n) => {
+                log::info!("bound {} at last", self.notify_path.display());
+                self.notify = Some(n);
+                self.notify_retry_at = None;
+            }
+            Err(e) => {
+                log::debug!("cannot bind {}: {e}", self.notify_path.display());
+                self.notify_retry_at = now.checked_add(NOTIFY_RETRY);
+            }
+        }
+    }
 }
 
 fn event_word(e: TimelineEvent) -> &'static str {
@@ -518,13 +569,14 @@ fn event_word(e: TimelineEvent) -> &'static str {
 }
 
 /// Runs the loop until a shutdown has stopped every unit. A panic inside one iteration is caught,
-/// logged, and the loop goes on: PID 1 must not die.
+/// logged, and what it cut short is rebuilt before the next pass: PID 1 must not die.
 pub(super) fn run_loop(sup: &mut Supervisor, io: &mut LoopIo) -> ShutdownKind {
     loop {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sup.iterate(io)));
-        if r.is_err() {
-            log::error!("supervisor loop iteration panicked; continuing");
-            sup.queue.clear();
+        if sup.needs_recovery {
+            super::recovery::guarded("recovery after a panic", || sup.recover_after_panic());
+        }
+        if super::recovery::guarded("a loop iteration", || sup.iterate(io)).is_none() {
+            sup.needs_recovery = true;
         }
         if sup.core.shutting_down() && sup.core.all_down() {
             if let Some(kind) = sup.shutdown_kind {

@@ -9,17 +9,24 @@ use super::event_loop::Supervisor;
 use super::notify;
 use super::readiness;
 use super::state::Event;
-use crate::sys::notify_socket::NotifySocket;
+use crate::sys::notify_socket::{NotifySocket, MAX_MESSAGE};
 
 /// Bytes read from one pipe per wakeup, so one chatty service cannot starve the loop.
 const READ_BUDGET: usize = 64 * 1024;
+/// Notify datagrams read per wakeup, for the same reason (the kernel queues only
+/// net.unix.max_dgram_qlen of them, 10 by default, so more would rarely be waiting anyway).
+const NOTIFY_BUDGET: usize = 8;
 
 impl Supervisor {
     pub(super) fn on_notify(&mut self, sock: &NotifySocket) {
-        loop {
+        for _ in 0..NOTIFY_BUDGET {
             let d = match sock.receive() {
                 Ok(Some(d)) => d,
                 Ok(None) => return,
+                Err(nix::errno::Errno::EMSGSIZE) => {
+                    log::debug!("notify socket: dropped a datagram over {MAX_MESSAGE} bytes");
+                    continue;
+                }
                 Err(e) => {
                     log::debug!("notify socket: {e}");
                     return;
@@ -32,10 +39,14 @@ impl Supervisor {
             };
             let msg = notify::parse(&d.data);
             if let Some(mp) = msg.main_pid {
-                self.dispatch(Event::MainPid {
-                    unit: unit.clone(),
-                    pid: mp,
-                });
+                if self.owns_pid(&unit, mp) {
+                    self.dispatch(Event::MainPid {
+                        unit: unit.clone(),
+                        pid: mp,
+                    });
+                } else {
+                    log::warn!("unit {unit}: refused MAINPID={mp}: not a process of this unit");
+                }
             }
             if let Some(s) = msg.status {
                 self.status_text.insert(unit.clone(), s);
@@ -77,6 +88,30 @@ impl Supervisor {
                     .is_some_and(|main| notify::descends_from(proc_dir, pid, main))
             })
             .map(|(n, _)| n.clone())
+    }
+
+    /// Whether `pid` may become `unit`'s main process: a live process of the unit's own, never
+    /// the init itself. With cgroups: inside the unit's group; without: the main process or a
+    /// descendant of it. Otherwise a stop would signal whatever the service named (`MAINPID=1`
+    /// would reboot the machine, another unit's pid would kill that unit).
+    pub(super) fn owns_pid(&self, unit: &str, pid: i32) -> bool {
+        if pid <= 1 || pid as u32 == std::process::id() {
+            return false;
+        }
+        let proc_dir = Path::new("/proc");
+        match (&self.cgroups, self.units.get(unit)) {
+            (Some(_), Some(u)) => {
+                let rel = format!("/{}", self.cgroup_rel(u));
+                notify::cgroup_of(proc_dir, pid)
+                    .is_some_and(|cg| notify::cgroup_contains(&rel, &cg))
+            }
+            (Some(_), None) => false,
+            (None, _) => self
+                .core
+                .get(unit)
+                .and_then(|e| e.pid)
+                .is_some_and(|main| main == pid || notify::descends_from(proc_dir, pid, main)),
+        }
     }
 
     pub(super) fn on_cgroup_events(&mut self) {
@@ -168,5 +203,56 @@ impl Supervisor {
         } else {
             Some(now + readiness::PROBE_INTERVAL)
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixDatagram;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::supervisor::Config;
+    use crate::timeline::Timeline;
+
+    /// Finding 9 of issue 12: the notify socket was drained until empty in one wakeup, so a
+    /// flood of datagrams (senders refilling the queue) could hold the loop. Now a budget per
+    /// wakeup; poll(2) is level-triggered, so the rest is read on the next pass.
+    #[test]
+    fn notify_wakeup_reads_at_most_its_budget() {
+        let dir = std::env::temp_dir().join(format!("lifsea-notify-budget-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = Config {
+            unit_dirs: vec![],
+            run_dir: dir.clone(),
+            log_dir: None,
+            container: true,
+            cgroup_root: None,
+            cgroup_base: String::new(),
+            etc_dir: PathBuf::from("/etc"),
+            facts_reached: vec![],
+        };
+        let mut sup = Supervisor::new(cfg, Timeline::new(), None, String::new());
+        let path = dir.join("n.sock");
+        let sock = NotifySocket::bind(&path).unwrap();
+        let tx = UnixDatagram::unbound().unwrap();
+        tx.set_nonblocking(true).unwrap();
+        // As many as the kernel queues (net.unix.max_dgram_qlen, 10 by default).
+        let mut sent = 0;
+        while sent < 200 && tx.send_to(b"STATUS=flood", &path).is_ok() {
+            sent += 1;
+        }
+        assert!(
+            sent > NOTIFY_BUDGET,
+            "precondition: only {sent} datagrams queued"
+        );
+        sup.on_notify(&sock);
+        let mut left = 0;
+        while let Ok(Some(_)) = sock.receive() {
+            left += 1;
+        }
+        assert_eq!(left, sent - NOTIFY_BUDGET);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

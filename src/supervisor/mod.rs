@@ -13,12 +13,15 @@ pub mod backoff;
 pub mod catalog;
 pub mod cgroup;
 pub mod event_loop;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod inputs;
 pub mod model;
 pub mod notify;
 pub mod ops_impl;
 pub mod output;
 pub mod readiness;
+mod recovery;
 pub mod report;
 pub mod spawn;
 pub mod state;
@@ -161,13 +164,20 @@ pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>)
         log::error!("cannot create {}: {e}", cfg.run_dir.display());
     }
     let notify_path = cfg.run_dir.join("notify.sock");
-    let notify = loop {
-        match NotifySocket::bind(&notify_path) {
-            Ok(n) => break n,
-            Err(e) => {
-                log::error!("cannot bind {}: {e}; retrying", notify_path.display());
-                std::thread::sleep(std::time::Duration::from_secs(1));
-            }
+    // Never wait for it here: signals are blocked and nothing is reaped until the loop runs.
+    let (notify, notify_retry_at) = match NotifySocket::bind(&notify_path) {
+        Ok(n) => (Some(n), None),
+        Err(e) => {
+            log::error!(
+                "cannot bind {}: {e}; running without sd_notify (units with ready = \"notify\" \
+                 time out), retrying every {} s",
+                notify_path.display(),
+                event_loop::NOTIFY_RETRY.as_secs()
+            );
+            (
+                None,
+                std::time::Instant::now().checked_add(event_loop::NOTIFY_RETRY),
+            )
         }
     };
     let server = match ControlServer::bind(&cfg.run_dir.join("control.sock")) {
@@ -177,16 +187,32 @@ pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>)
             None
         }
     };
-    let (cgroups, base, cgroup_cleanup) = setup_cgroups(&cfg);
-    let catalog = catalog::load(&cfg.unit_dirs);
+    // Setup and the boot dispatch run under the same guard as the loop: a panic here would
+    // otherwise end PID 1 before the loop that catches them ever ran.
+    let (cgroups, base, cgroup_cleanup) = recovery::guarded("cgroup setup", || setup_cgroups(&cfg))
+        .unwrap_or((None, String::new(), None));
+    let dirs = cfg.unit_dirs.clone();
+    let catalog = recovery::guarded("loading units", || catalog::load(&dirs));
     let mut sup = Supervisor::new(cfg, timeline, cgroups, base);
-    sup.install(catalog);
     sup.subsystems = subsystems;
     sup.cgroup_cleanup = cgroup_cleanup;
-    sup.dispatch(Event::Boot);
+    if let Some(catalog) = catalog {
+        if recovery::guarded("installing units", || sup.install(catalog)).is_none() {
+            sup.needs_recovery = true;
+        }
+    }
+    if recovery::guarded("the boot dispatch", || sup.dispatch(Event::Boot)).is_none() {
+        sup.needs_recovery = true;
+        if !sup.core.booted() {
+            // Lost before the core saw it: once more (a second panic on it is logged and dropped).
+            sup.queue.push_front(Event::Boot);
+        }
+    }
     let mut io = LoopIo {
         signals,
         notify,
+        notify_path,
+        notify_retry_at,
         server,
     };
     let kind = event_loop::run_loop(&mut sup, &mut io);

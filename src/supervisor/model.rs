@@ -132,6 +132,8 @@ impl Phase {
 pub enum ExitStatus {
     Code(i32),
     Signal(i32),
+    /// The process is gone but its status was lost (a panic swallowed the reaped exit).
+    Lost,
 }
 
 impl ExitStatus {
@@ -144,6 +146,7 @@ impl std::fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
             ExitStatus::Code(c) => write!(f, "exited {c}"),
+            ExitStatus::Lost => write!(f, "exited (status lost)"),
             ExitStatus::Signal(s) => match Signal::try_from(s) {
                 Ok(sig) => write!(f, "killed by {}", sig.as_str()),
                 Err(_) => write!(f, "killed by signal {s}"),
@@ -232,6 +235,27 @@ pub enum Event {
     /// The unit's cgroup has no processes left.
     GroupEmpty(String),
     Shutdown,
+}
+
+impl Event {
+    /// The unit the event is about; `None` for events about the whole graph or a fact.
+    pub fn unit(&self) -> Option<&str> {
+        match self {
+            Event::Boot | Event::FactReached(_) | Event::FactFailed { .. } | Event::Shutdown => {
+                None
+            }
+            Event::Start(u)
+            | Event::Stop(u)
+            | Event::Restart(u)
+            | Event::Ready(u)
+            | Event::GroupEmpty(u)
+            | Event::Spawned { unit: u, .. }
+            | Event::SpawnFailed { unit: u, .. }
+            | Event::MainPid { unit: u, .. }
+            | Event::Exited { unit: u, .. }
+            | Event::Timer { unit: u, .. } => Some(u),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

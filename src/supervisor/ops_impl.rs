@@ -260,4 +260,27 @@ mod tests {
         assert_eq!(sup.status("e").unwrap().state, "failed");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// Finding 8 of issue 12: the log ring (and open log file) of a unit removed by a reload was
+    /// never freed.
+    #[test]
+    fn reload_frees_the_logs_of_a_removed_unit() {
+        let (mut sup, dir) = sup_with(&[
+            ("keep", "exec = [\"/bin/true\"]\nenabled = false\n"),
+            (
+                "gone",
+                "exec = [\"/bin/true\"]\nenabled = false\ndescription = \"x\"\n",
+            ),
+        ]);
+        sup.logs
+            .push("keep", crate::unitlog::Stream::Init, b"kept line");
+        sup.logs
+            .push("gone", crate::unitlog::Stream::Init, b"old line");
+        std::fs::remove_file(dir.join("gone.toml")).unwrap();
+        let r = sup.reload().unwrap();
+        assert_eq!(r.stopped, vec!["gone"]);
+        assert_eq!(sup.logs.tail("gone", 10), vec![]);
+        assert_eq!(sup.logs.tail("keep", 10).len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -3,8 +3,12 @@
 //! unit is starting; the unit's ready-timeout bounds the total.
 
 use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
+use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 
 use crate::units::schema::Readiness;
 
@@ -26,9 +30,34 @@ pub fn is_probe(r: &Readiness) -> bool {
 pub fn probe(r: &Readiness) -> bool {
     match r {
         Readiness::Path(p) => p.exists(),
-        Readiness::Unix(p) => UnixStream::connect(p).is_ok(),
+        Readiness::Unix(p) => unix_accepts(p),
         Readiness::Tcp(addr) => TcpStream::connect_timeout(addr, TCP_CONNECT_TIMEOUT).is_ok(),
         Readiness::Exec | Readiness::Notify | Readiness::Fd(_) => false,
+    }
+}
+
+/// Whether a Unix stream socket at `path` takes a connection. The connect is non-blocking: a
+/// blocking one sleeps for as long as the service's listen backlog stays full, and this runs on
+/// PID 1's only thread. A full backlog (EAGAIN) or a connect still in progress counts as "not yet".
+fn unix_accepts(path: &Path) -> bool {
+    let Ok(addr) = UnixAddr::new(path) else {
+        return false;
+    };
+    let Ok(fd) = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return false;
+    };
+    loop {
+        match connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => return true,
+            Err(Errno::EINTR) => continue,
+            // EAGAIN: backlog full; EINPROGRESS: not established yet; anything else: not listening.
+            Err(_) => return false,
+        }
     }
 }
 
@@ -68,6 +97,60 @@ mod tests {
         drop(l);
         assert!(!probe(&Readiness::Tcp(addr)));
         assert_eq!(describe(&Readiness::Fd(3)), "fd 3");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Finding 1 of issue 12: a Unix listener whose backlog is full (it never accepts) made the
+    /// blocking connect sleep forever, freezing PID 1. The probe must answer promptly, "not yet".
+    #[test]
+    fn unix_probe_returns_promptly_when_backlog_is_full() {
+        use nix::sys::socket::{
+            bind, connect, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+        };
+        use std::os::fd::AsRawFd;
+        let dir = std::env::temp_dir().join(format!("lifsea-probe-full-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("full.sock");
+        let _ = std::fs::remove_file(&path);
+        let addr = UnixAddr::new(&path).unwrap();
+        let listener = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        bind(listener.as_raw_fd(), &addr).unwrap();
+        listen(&listener, Backlog::new(0).unwrap()).unwrap();
+        // Fill the backlog with connections nobody accepts, until the kernel refuses one more.
+        let mut held = Vec::new();
+        let full = loop {
+            let c = socket(
+                AddressFamily::Unix,
+                SockType::Stream,
+                SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .unwrap();
+            match connect(c.as_raw_fd(), &addr) {
+                Ok(()) => held.push(c),
+                Err(nix::errno::Errno::EAGAIN) => break true,
+                Err(e) => panic!("filling the backlog: {e}"),
+            }
+            if held.len() > 64 {
+                break false;
+            }
+        };
+        assert!(full, "precondition: the listen backlog never filled");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let probed = path.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(probe(&Readiness::Unix(probed)));
+        });
+        let answer = rx.recv_timeout(Duration::from_secs(2));
+        assert_eq!(answer, Ok(false), "the probe blocked on a full backlog");
+        drop(held);
+        drop(listener);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

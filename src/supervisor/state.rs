@@ -8,16 +8,17 @@
 //! and failures of hard dependencies travel to their requirers with the reason.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use super::backoff::Backoff;
 pub use super::model::*;
 use crate::timeline::{SubjectKind, TimelineEvent};
-use crate::units::schema::{RestartPolicy, UnitType};
 
 mod reconcile;
+mod recover;
+mod transitions;
 
 /// One unit's state.
 #[derive(Debug, Clone)]
@@ -83,6 +84,8 @@ pub struct Core {
     /// unit → units naming it in requires.
     requirers: BTreeMap<String, BTreeSet<String>>,
     shutting_down: bool,
+    /// The boot event was applied.
+    booted: bool,
     seed: u64,
     /// Units to re-evaluate in the next `reconcile`.
     dirty: BTreeSet<String>,
@@ -133,9 +136,9 @@ impl Core {
         self.upsert(name, spec, true, now);
         if let Some(e) = self.units.get_mut(name) {
             e.blocked = Some(reason.to_string());
-            e.phase = Phase::Failed;
             e.failure = Some(reason.to_string());
         }
+        self.set_phase(name, Phase::Failed, now);
     }
 
     /// Marks a unit as deleted from disk: it is forgotten once it is down.
@@ -242,9 +245,16 @@ impl Core {
         out
     }
 
+    /// The states × events table (copied into docs/supervisor.md). Events about no unit come
+    /// first; every other event is decided by the pair (the unit's phase, the event), and the pairs
+    /// that change nothing are written out with the reason, so a new phase or event cannot be
+    /// added without deciding each of its pairs. Phases change only through `set_phase`.
     fn apply(&mut self, event: Event, now: Instant, out: &mut Vec<Action>) {
-        match event {
-            Event::Boot => {
+        use Phase::{Backoff, Exited, Failed, Inactive, Running, Starting, Stopping, Waiting};
+        let phase = event.unit().and_then(|u| self.phase(u));
+        match (phase, event) {
+            (_, Event::Boot) => {
+                self.booted = true;
                 self.touch_all();
                 let enabled: Vec<String> = self
                     .units
@@ -256,10 +266,7 @@ impl Core {
                     self.pull_in(&n);
                 }
             }
-            Event::Start(n) => self.start(&n),
-            Event::Stop(n) => self.stop_with_requirers(&n),
-            Event::Restart(n) => self.restart(&n, now, out),
-            Event::FactReached(f) => {
+            (_, Event::FactReached(f)) => {
                 if let Some(r) = self.facts.get_mut(&f) {
                     if *r != FactState::Reached {
                         *r = FactState::Reached;
@@ -273,7 +280,7 @@ impl Core {
                     }
                 }
             }
-            Event::FactFailed { fact, reason } => {
+            (_, Event::FactFailed { fact, reason }) => {
                 if let Some(r) = self.facts.get_mut(&fact) {
                     if *r == FactState::Pending {
                         *r = FactState::Failed(reason.clone());
@@ -287,89 +294,169 @@ impl Core {
                     }
                 }
             }
-            Event::Spawned { unit, pid } => self.on_spawned(&unit, pid, now, out),
-            Event::SpawnFailed { unit, message } => {
-                if self.phase(&unit) == Some(Phase::Starting) {
-                    self.fail(&unit, &format!("spawn failed: {message}"), now, out);
-                }
-            }
-            Event::Ready(unit) => self.on_ready(&unit, now, out),
-            Event::MainPid { unit, pid } => {
-                if let Some(e) = self.units.get_mut(&unit) {
-                    if matches!(e.phase, Phase::Starting | Phase::Running | Phase::Stopping)
-                        && pid > 0
-                    {
-                        e.pid = Some(pid);
-                    }
-                }
-            }
-            Event::Exited { unit, status } => self.on_exit(&unit, status, now, out),
-            Event::Timer { unit, kind, gen } => self.on_timer(&unit, kind, gen, now, out),
-            Event::GroupEmpty(unit) => {
-                if let Some(e) = self.units.get_mut(&unit) {
-                    if e.phase == Phase::Stopping {
-                        e.stop.group_gone = true;
-                    }
-                }
-                self.maybe_stopped(&unit, now, out);
-            }
-            Event::Shutdown => {
+            (_, Event::Shutdown) => {
                 self.shutting_down = true;
                 for e in self.units.values_mut() {
                     e.want_up = false;
                 }
                 self.touch_all();
             }
+            // A unit the core does not know (removed by a reload meanwhile): nothing to move.
+            (None, _) => {}
+
+            // Start: want it up, with what it requires (and wants, if enabled).
+            (Some(_), Event::Start(_) | Event::Restart(_)) if self.shutting_down => {}
+            (Some(_), Event::Start(n) | Event::Restart(n)) if self.is_blocked(&n) => {}
+            (Some(Failed), Event::Start(n)) => {
+                self.clear_failure(&n, now);
+                self.pull_in(&n);
+            }
+            (
+                Some(Inactive | Waiting | Starting | Running | Exited | Backoff | Stopping),
+                Event::Start(n),
+            ) => {
+                self.forget_pending_failure(&n);
+                self.pull_in(&n);
+            }
+
+            // Stop: the unit and, transitively, its requirers are no longer wanted; reconcile
+            // stops them dependents first. The same in every phase.
+            (Some(_), Event::Stop(n)) => self.stop_with_requirers(&n),
+
+            // Restart: a fresh backoff, then whatever brings it back up from where it is.
+            (Some(Starting | Running | Exited), Event::Restart(n)) => {
+                self.want_restart(&n);
+                self.begin_stop(&n, AfterStop::Restart, now, out);
+            }
+            (Some(Backoff), Event::Restart(n)) => {
+                self.want_restart(&n);
+                self.set_phase(&n, Phase::Waiting, now);
+            }
+            (Some(Stopping), Event::Restart(n)) => {
+                self.want_restart(&n);
+                self.restart_after_stop(&n);
+            }
+            (Some(Failed), Event::Restart(n)) => {
+                self.want_restart(&n);
+                self.clear_failure(&n, now);
+                self.pull_in(&n);
+            }
+            (Some(Inactive | Waiting), Event::Restart(n)) => {
+                self.want_restart(&n);
+                self.pull_in(&n);
+            }
+
+            // Spawn reports: only a start in progress takes them.
+            (Some(Starting), Event::Spawned { unit, pid }) => self.on_spawned(&unit, pid, now, out),
+            (Some(Starting), Event::SpawnFailed { unit, message }) => {
+                self.fail(&unit, &format!("spawn failed: {message}"), now, out)
+            }
+            // The start was given up on before the report came (a stop, a failed dependency).
+            (
+                Some(Inactive | Waiting | Running | Exited | Backoff | Stopping | Failed),
+                Event::Spawned { .. } | Event::SpawnFailed { .. },
+            ) => {}
+
+            // Readiness: a starting daemon becomes running.
+            (Some(Starting), Event::Ready(n)) if self.is_daemon(&n) => {
+                self.become_ready(&n, Phase::Running, String::new(), now, out)
+            }
+            // A oneshot is ready when it exits 0, not when it says so.
+            (Some(Starting), Event::Ready(_)) => {}
+            // Late or repeated: already ready, or no longer starting.
+            (
+                Some(Inactive | Waiting | Running | Exited | Backoff | Stopping | Failed),
+                Event::Ready(_),
+            ) => {}
+
+            // MAINPID=: while the unit has processes (the loop vetted the pid as the unit's own).
+            (Some(Starting | Running | Stopping), Event::MainPid { unit, pid }) if pid > 0 => {
+                self.set_main_pid(&unit, pid)
+            }
+            (Some(Starting | Running | Stopping), Event::MainPid { .. }) => {} // not a pid
+            // No process to track: a late message from a process on its way out.
+            (Some(Inactive | Waiting | Exited | Backoff | Failed), Event::MainPid { .. }) => {}
+
+            // The main process ended.
+            (Some(Stopping), Event::Exited { unit, status }) => {
+                self.record_exit(&unit, status);
+                self.main_gone_while_stopping(&unit, now, out);
+            }
+            (Some(Starting | Running), Event::Exited { unit, status }) => {
+                self.record_exit(&unit, status);
+                self.main_exited(&unit, status, now, out);
+            }
+            // No phase waits for it (a leftover of kill = "main"): recorded, nothing moves.
+            (
+                Some(Inactive | Waiting | Exited | Backoff | Failed),
+                Event::Exited { unit, status },
+            ) => self.record_exit(&unit, status),
+
+            // Timers: one of an earlier phase (older generation) is stale.
+            (Some(_), Event::Timer { unit, gen, .. }) if !self.is_current(&unit, gen) => {}
+            (
+                Some(Starting),
+                Event::Timer {
+                    unit,
+                    kind: TimerKind::ReadyTimeout,
+                    ..
+                },
+            ) => self.ready_timed_out(&unit, now, out),
+            (
+                Some(Backoff),
+                Event::Timer {
+                    unit,
+                    kind: TimerKind::BackoffElapsed,
+                    ..
+                },
+            ) => self.set_phase(&unit, Phase::Waiting, now),
+            (
+                Some(Stopping),
+                Event::Timer {
+                    unit,
+                    kind: TimerKind::StopTimeout,
+                    ..
+                },
+            ) => self.stop_timed_out(&unit, now, out),
+            // Every phase change bumps the generation, so a current timer always belongs to its
+            // own phase: these pairs cannot happen.
+            (
+                Some(Inactive | Waiting | Running | Exited | Backoff | Stopping | Failed),
+                Event::Timer {
+                    kind: TimerKind::ReadyTimeout,
+                    ..
+                },
+            ) => {}
+            (
+                Some(Inactive | Waiting | Starting | Running | Exited | Stopping | Failed),
+                Event::Timer {
+                    kind: TimerKind::BackoffElapsed,
+                    ..
+                },
+            ) => {}
+            (
+                Some(Inactive | Waiting | Starting | Running | Exited | Backoff | Failed),
+                Event::Timer {
+                    kind: TimerKind::StopTimeout,
+                    ..
+                },
+            ) => {}
+
+            // The cgroup emptied: only a stop waits for that.
+            (Some(Stopping), Event::GroupEmpty(unit)) => {
+                self.group_gone(&unit);
+                self.maybe_stopped(&unit, now, out);
+            }
+            // inotify reports every change of cgroup.events; outside a stop none matters.
+            (
+                Some(Inactive | Waiting | Starting | Running | Exited | Backoff | Failed),
+                Event::GroupEmpty(_),
+            ) => {}
         }
     }
 
     fn phase(&self, n: &str) -> Option<Phase> {
         self.units.get(n).map(|e| e.phase)
-    }
-
-    fn start(&mut self, n: &str) {
-        if self.shutting_down {
-            return;
-        }
-        if let Some(e) = self.units.get_mut(n) {
-            if e.blocked.is_some() {
-                return;
-            }
-            if e.phase == Phase::Failed {
-                e.phase = Phase::Inactive;
-                e.failure = None;
-            }
-            e.pending_failure = None;
-        }
-        self.pull_in(n);
-    }
-
-    fn restart(&mut self, n: &str, now: Instant, out: &mut Vec<Action>) {
-        if self.shutting_down {
-            return;
-        }
-        let Some(e) = self.units.get_mut(n) else {
-            return;
-        };
-        if e.blocked.is_some() {
-            return;
-        }
-        e.want_up = true;
-        e.pending_failure = None;
-        e.backoff = Backoff::new(e.backoff.attempts() as u64 ^ 0xabcd);
-        match e.phase {
-            Phase::Starting | Phase::Running | Phase::Exited => {
-                self.begin_stop(n, AfterStop::Restart, now, out)
-            }
-            Phase::Backoff => self.set_phase(n, Phase::Waiting, now),
-            Phase::Stopping => e.stop.then = AfterStop::Restart,
-            Phase::Failed => {
-                e.phase = Phase::Inactive;
-                e.failure = None;
-                self.pull_in(n);
-            }
-            Phase::Inactive | Phase::Waiting => self.pull_in(n),
-        }
     }
 
     /// Changes a unit's phase and marks it and its neighbours (what it depends on, what depends on
@@ -408,26 +495,6 @@ impl Core {
         self.dirty.extend(self.units.keys().cloned());
     }
 
-    fn on_spawned(&mut self, n: &str, pid: i32, now: Instant, out: &mut Vec<Action>) {
-        let Some(e) = self.units.get_mut(n) else {
-            return;
-        };
-        if e.phase != Phase::Starting {
-            return;
-        }
-        e.pid = Some(pid);
-        e.started_at = Some(now);
-        out.push(Action::Transition {
-            subject: SubjectKind::Unit,
-            name: n.to_string(),
-            event: TimelineEvent::Start,
-            detail: format!("pid {pid}"),
-        });
-        if e.spec.ready_on_spawn {
-            self.become_ready(n, Phase::Running, String::new(), now, out);
-        }
-    }
-
     fn become_ready(
         &mut self,
         n: &str,
@@ -448,80 +515,6 @@ impl Core {
         });
     }
 
-    fn on_ready(&mut self, n: &str, now: Instant, out: &mut Vec<Action>) {
-        let Some(e) = self.units.get(n) else { return };
-        if e.phase == Phase::Starting && e.spec.kind == UnitType::Daemon {
-            self.become_ready(n, Phase::Running, String::new(), now, out);
-        }
-    }
-
-    fn on_exit(&mut self, n: &str, status: ExitStatus, now: Instant, out: &mut Vec<Action>) {
-        let Some(e) = self.units.get_mut(n) else {
-            return;
-        };
-        e.pid = None;
-        e.last_exit = Some(status);
-        match e.phase {
-            Phase::Stopping => {
-                e.stop.main_gone = true;
-                if !e.stop.group_gone {
-                    // The kernel clears `populated` before it reports the exit, so a unit whose
-                    // main process was its last one is done now, without waiting for inotify.
-                    out.push(Action::CheckGroup(n.to_string()));
-                }
-                self.maybe_stopped(n, now, out);
-            }
-            Phase::Starting | Phase::Running => {
-                let ran_for = e
-                    .started_at
-                    .map(|s| now.saturating_duration_since(s))
-                    .unwrap_or_default();
-                let oneshot = e.spec.kind == UnitType::Oneshot;
-                if status.success() && (oneshot || e.spec.restart != RestartPolicy::Always) {
-                    let starting = e.phase == Phase::Starting;
-                    if oneshot && starting {
-                        self.become_ready(n, Phase::Exited, status.to_string(), now, out);
-                    } else {
-                        self.set_phase(n, Phase::Exited, now);
-                        out.push(Action::Transition {
-                            subject: SubjectKind::Unit,
-                            name: n.to_string(),
-                            event: TimelineEvent::Stopped,
-                            detail: status.to_string(),
-                        });
-                    }
-                    return;
-                }
-                let restart = match e.spec.restart {
-                    RestartPolicy::Always | RestartPolicy::OnFailure => !self.shutting_down,
-                    RestartPolicy::No => false,
-                };
-                if !restart {
-                    self.kill_leftovers(n, out);
-                    self.fail(n, &status.to_string(), now, out);
-                    return;
-                }
-                let policy = e.spec.backoff;
-                let delay = e.backoff.next_delay(&policy, ran_for);
-                e.restarts = e.restarts.saturating_add(1);
-                out.push(Action::Transition {
-                    subject: SubjectKind::Unit,
-                    name: n.to_string(),
-                    event: TimelineEvent::Stopped,
-                    detail: format!("{status}, restarting in {} ms", delay.as_millis()),
-                });
-                self.kill_leftovers(n, out);
-                if delay.is_zero() {
-                    self.set_phase(n, Phase::Waiting, now);
-                } else {
-                    self.set_phase(n, Phase::Backoff, now);
-                    self.arm(n, TimerKind::BackoffElapsed, now + delay, out);
-                }
-            }
-            _ => {}
-        }
-    }
-
     /// After the main process of a cgroup-killed unit died on its own, its stragglers go too.
     fn kill_leftovers(&self, n: &str, out: &mut Vec<Action>) {
         if self.units.get(n).is_some_and(|e| e.spec.group_kill()) {
@@ -533,7 +526,12 @@ impl Core {
         }
     }
 
-    fn arm(&self, n: &str, kind: TimerKind, at: Instant, out: &mut Vec<Action>) {
+    /// Asks for a timer `after` from `now`. A deadline the clock cannot represent arms nothing: the
+    /// unit waits for as long as it takes, which is what such a duration means.
+    fn arm(&self, n: &str, kind: TimerKind, now: Instant, after: Duration, out: &mut Vec<Action>) {
+        let Some(at) = now.checked_add(after) else {
+            return;
+        };
         if let Some(e) = self.units.get(n) {
             out.push(Action::ArmTimer {
                 unit: n.to_string(),
@@ -541,55 +539,6 @@ impl Core {
                 at,
                 gen: e.gen,
             });
-        }
-    }
-
-    fn on_timer(
-        &mut self,
-        n: &str,
-        kind: TimerKind,
-        gen: u64,
-        now: Instant,
-        out: &mut Vec<Action>,
-    ) {
-        let Some(e) = self.units.get_mut(n) else {
-            return;
-        };
-        if e.gen != gen {
-            return;
-        }
-        match (kind, e.phase) {
-            (TimerKind::ReadyTimeout, Phase::Starting) => {
-                let reason = format!("not ready within {}", fmt_duration(e.spec.ready_timeout));
-                e.want_up = false;
-                e.pending_failure = Some(reason.clone());
-                self.fail_requirers(n, &reason);
-                self.begin_stop(n, AfterStop::Inactive, now, out);
-            }
-            (TimerKind::BackoffElapsed, Phase::Backoff) => self.set_phase(n, Phase::Waiting, now),
-            (TimerKind::StopTimeout, Phase::Stopping) => {
-                if e.stop.killed {
-                    // SIGKILL did not finish it within the grace period: give up waiting.
-                    e.stop.main_gone = true;
-                    e.stop.group_gone = true;
-                    e.pid = None;
-                    self.maybe_stopped(n, now, out);
-                } else {
-                    e.stop.killed = true;
-                    let scope = if e.spec.group_kill() {
-                        KillScope::Group
-                    } else {
-                        KillScope::Main
-                    };
-                    out.push(Action::Kill {
-                        unit: n.to_string(),
-                        signal: Signal::SIGKILL,
-                        scope,
-                    });
-                    self.arm(n, TimerKind::StopTimeout, now + KILL_GRACE, out);
-                }
-            }
-            _ => {}
         }
     }
 
@@ -636,7 +585,7 @@ impl Core {
         if group {
             out.push(Action::CheckGroup(n.to_string()));
         }
-        self.arm(n, TimerKind::StopTimeout, now + timeout, out);
+        self.arm(n, TimerKind::StopTimeout, now, timeout, out);
     }
 
     fn maybe_stopped(&mut self, n: &str, now: Instant, out: &mut Vec<Action>) {

@@ -646,3 +646,88 @@ fn changing_a_spec_updates_the_dependency_index() {
     t.exited("base", ExitStatus::Signal(15));
     assert_eq!(phase(&t.core, "base"), Phase::Inactive);
 }
+
+/// Finding 2 of issue 12: `now + timeout` overflowed for huge durations (a kernel panic when the
+/// unit file came from /etc). A deadline past the end of time means no timer at all.
+#[test]
+fn durations_past_the_end_of_time_arm_no_timer_and_do_not_panic() {
+    let mut s = daemon();
+    s.ready_timeout = Duration::MAX;
+    s.stop_timeout = Duration::MAX;
+    s.restart = RestartPolicy::Always;
+    s.backoff = BackoffPolicy {
+        delay: Duration::MAX,
+        delay_max: Duration::MAX,
+        reset_after: Duration::MAX,
+    };
+    let mut t = T::new(&[("huge", s)]);
+    let acts = t.ev(Event::Boot);
+    assert_eq!(spawns(&acts), vec!["huge"]);
+    assert_eq!(timer(&acts, TimerKind::ReadyTimeout), None);
+    t.spawned("huge", 10);
+    t.ev(Event::Ready("huge".into()));
+    assert_eq!(phase(&t.core, "huge"), Phase::Running);
+    // First crash restarts at once, the second backs off by "forever": no timer, stays in backoff.
+    t.exited("huge", ExitStatus::Code(1));
+    t.spawned("huge", 11);
+    t.ev(Event::Ready("huge".into()));
+    let acts = t.exited("huge", ExitStatus::Code(1));
+    assert_eq!(phase(&t.core, "huge"), Phase::Backoff);
+    assert_eq!(timer(&acts, TimerKind::BackoffElapsed), None);
+    // An explicit restart still works, and a stop with an endless stop-timeout arms nothing.
+    let acts = t.ev(Event::Restart("huge".into()));
+    assert_eq!(spawns(&acts), vec!["huge"]);
+    t.spawned("huge", 12);
+    let acts = t.ev(Event::Stop("huge".into()));
+    assert_eq!(
+        kills(&acts),
+        vec![("huge".into(), Signal::SIGTERM, KillScope::Main)]
+    );
+    assert_eq!(timer(&acts, TimerKind::StopTimeout), None);
+    assert_eq!(phase(&t.core, "huge"), Phase::Stopping);
+}
+
+/// Finding 3 of issue 12: the actions of a step can be lost to a panic. `recover` relaunches a
+/// start whose spawn never happened and re-asks for the timers of every phase that needs one,
+/// with the same deadline and generation (so the loop can tell which it already holds).
+#[test]
+fn recover_relaunches_lost_spawns_and_rearms_phase_timers() {
+    let mut t = T::new(&[("a", daemon()), ("b", daemon())]);
+    let boot = t.ev(Event::Boot);
+    assert_eq!(spawns(&boot), vec!["a", "b"]);
+    let (_, a_deadline, _) = timer(&boot, TimerKind::ReadyTimeout).unwrap();
+    // "a" was spawned, "b"'s spawn was lost.
+    t.spawned("a", 10);
+    let acts = t.core.recover(t.now);
+    assert_eq!(spawns(&acts), vec!["b"]);
+    let timers: Vec<(String, Instant)> = acts
+        .iter()
+        .filter_map(|a| match a {
+            Action::ArmTimer { unit, kind, at, .. } if *kind == TimerKind::ReadyTimeout => {
+                Some((unit.clone(), *at))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        timers.contains(&("a".to_string(), a_deadline)),
+        "{timers:?}"
+    );
+    assert!(timers.iter().any(|(u, _)| u == "b"), "{timers:?}");
+    t.spawned("b", 11);
+    t.ev(Event::Ready("a".into()));
+    // A stop whose timer was lost gets it back, deadline counted from the stop's start.
+    let stop = t.ev(Event::Stop("a".into()));
+    let (_, at, gen) = timer(&stop, TimerKind::StopTimeout).unwrap();
+    t.advance(Duration::from_millis(500));
+    let acts = t.core.recover(t.now);
+    assert_eq!(
+        timer(&acts, TimerKind::StopTimeout),
+        Some(("a".to_string(), at, gen))
+    );
+    assert!(spawns(&acts).is_empty());
+    // Nothing else is disturbed: a second recover asks for the same and spawns nothing.
+    let again = t.core.recover(t.now);
+    assert!(spawns(&again).is_empty());
+    assert_eq!(phase(&t.core, "b"), Phase::Starting);
+}

@@ -30,6 +30,17 @@ pub fn signal_pid(pid: i32, sig: Signal) -> nix::Result<()> {
     }
 }
 
+/// kill(pid, 0): whether a process with this pid exists (a zombie not yet reaped counts). Lets the
+/// supervisor find main processes whose reaped exit a panic swallowed, without calling waitpid
+/// outside the reaper.
+pub fn process_exists(pid: i32) -> bool {
+    pid > 0
+        && !matches!(
+            nix::sys::signal::kill(Pid::from_raw(pid), None),
+            Err(Errno::ESRCH)
+        )
+}
+
 /// kill(2) of a process group (negative pid); a group already gone is not an error.
 pub fn signal_group(pgid: i32, sig: Signal) -> nix::Result<()> {
     match nix::sys::signal::killpg(Pid::from_raw(pgid), sig) {

@@ -15,8 +15,8 @@ use toml::{Spanned, Value};
 
 use super::schema::{CapabilitySpec, CgroupSpec, Limit, Readiness};
 use super::values::{
-    check_limit_order, parse_capability, parse_duration, parse_limit, resource_by_name,
-    valid_account_name, valid_env_name, valid_unit_name, RESOURCES,
+    check_duration_secs, check_limit_order, parse_capability, parse_duration, parse_limit,
+    resource_by_name, valid_account_name, valid_env_name, valid_unit_name, RESOURCES,
 };
 
 pub(super) type Sp = Spanned<Value>;
@@ -114,7 +114,7 @@ pub(super) fn duration(
     let Some(v) = v else { return default };
     let parsed = match v.get_ref() {
         Value::Integer(n) if *n < 0 => Err(format!("must not be negative, got {n}")),
-        Value::Integer(n) => Ok(Duration::from_secs(n.unsigned_abs())),
+        Value::Integer(n) => check_duration_secs(n.unsigned_abs()),
         Value::String(s) => parse_duration(s),
         other => Err(format!(
             "expected a duration like \"10s\" or a number of seconds, found {}",
@@ -311,9 +311,19 @@ pub(super) fn cgroup(
     spec
 }
 
-/// A cgroup path is joined below the cgroup2 root: it must stay below it.
+/// A cgroup path is joined below the cgroup2 root (or the container-mode base): it must stay below
+/// it, and must not overlap the groups the init itself uses: stopping a unit signals or
+/// `cgroup.kill`s its whole group, so `init` would hit PID 1 and `system` every default unit.
 pub fn check_cgroup_path(p: &str) -> Result<(), String> {
-    if p.starts_with('/') {
+    if p == "init" || p.starts_with("init/") {
+        Err(format!(
+            "must not be the init's own group \"init\" or below it, got {p:?}"
+        ))
+    } else if p == "system" {
+        Err(format!(
+            "must not be \"system\", the parent of every default unit group (use system/<name>), got {p:?}"
+        ))
+    } else if p.starts_with('/') {
         Err(format!(
             "must be relative to the cgroup root (no leading /), got {p:?}"
         ))

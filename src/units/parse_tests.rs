@@ -260,6 +260,28 @@ fn durations_in_files() {
     );
 }
 
+/// Finding 2 of issue 12: a duration too large for `Instant + Duration` passed `check` and then
+/// panicked PID 1 at every boot. Durations are bounded at one year, as strings and as integers.
+#[test]
+fn durations_longer_than_a_year_are_refused() {
+    let e = |v: &str| errs(&format!("exec = [\"/x\"]\nready-timeout = {v}\n"));
+    assert_eq!(
+        e("\"9999999999999999999\""),
+        vec!["/u/svc.toml:2:17: ready-timeout: invalid duration \"9999999999999999999\": longer than the maximum of 1 year (8760h)"]
+    );
+    assert_eq!(
+        e("\"8761h\""),
+        vec!["/u/svc.toml:2:17: ready-timeout: invalid duration \"8761h\": longer than the maximum of 1 year (8760h)"]
+    );
+    assert_eq!(
+        e("31536001"),
+        vec!["/u/svc.toml:2:17: ready-timeout: 31536001 seconds is longer than the maximum of 1 year (8760h)"]
+    );
+    let d = |v: &str| ok(&format!("exec = [\"/x\"]\nready-timeout = {v}\n")).ready_timeout;
+    assert_eq!(d("\"8760h\""), Duration::from_secs(31_536_000));
+    assert_eq!(d("31536000"), Duration::from_secs(31_536_000));
+}
+
 #[test]
 fn every_error_of_a_file_is_reported_in_order() {
     let text = r#"description = 3
@@ -349,6 +371,36 @@ fn toml_syntax_and_unknown_keys_have_positions() {
         errs("exec = [\"/x\"]\ncapabilities = \"all\"\n"),
         vec!["/u/svc.toml:2:16: capabilities: invalid type: string \"all\", expected a table"]
     );
+}
+
+/// Finding 7 of issue 12: a unit's group overlapping the init's own (`init`) or the parent of the
+/// default unit groups (`system`) made stopping it signal PID 1 or every default unit.
+#[test]
+fn cgroup_paths_overlapping_the_init_or_system_are_refused() {
+    for (path, why) in [
+        ("init", "must not be the init's own group \"init\" or below it, got \"init\""),
+        (
+            "init/x",
+            "must not be the init's own group \"init\" or below it, got \"init/x\"",
+        ),
+        (
+            "system",
+            "must not be \"system\", the parent of every default unit group (use system/<name>), got \"system\"",
+        ),
+    ] {
+        assert_eq!(
+            errs(&format!(
+                "exec = [\"/x\"]\ncgroup = {{ path = {path:?} }}\n"
+            )),
+            vec![format!("/u/svc.toml:2:19: cgroup.path: {why}")]
+        );
+    }
+    for path in ["system/other", "initial", "podruntime/init", "systemd"] {
+        let u = ok(&format!(
+            "exec = [\"/x\"]\ncgroup = {{ path = {path:?} }}\n"
+        ));
+        assert_eq!(u.cgroup.path, path);
+    }
 }
 
 #[test]

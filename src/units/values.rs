@@ -55,9 +55,37 @@ pub fn valid_account_name(name: &str) -> bool {
             .all(|c| !c.is_whitespace() && !c.is_control() && c != ':' && c != ',' && c != '/')
 }
 
+/// The longest duration a unit may name: one year. Every timeout and delay becomes a deadline
+/// (`Instant + Duration`) in PID 1; nothing longer has a use, and the bound keeps that sum far from
+/// overflowing (which would panic the init on every boot while the file stays in /etc).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// What follows "is longer than" in the error for a duration over `MAX_DURATION`.
+const MAX_DURATION_WORDS: &str = "the maximum of 1 year (8760h)";
+
+/// The error for an integer number of seconds, when it exceeds `MAX_DURATION`.
+pub fn check_duration_secs(secs: u64) -> Result<Duration, String> {
+    if secs > MAX_DURATION.as_secs() {
+        return Err(format!(
+            "{secs} seconds is longer than {MAX_DURATION_WORDS}"
+        ));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
 /// Parses a duration string: one or more `<digits><unit>` segments with unit `ms`, `s`, `m` or `h`
-/// (`"500ms"`, `"10s"`, `"1m30s"`); a string of digits alone means seconds.
+/// (`"500ms"`, `"10s"`, `"1m30s"`); a string of digits alone means seconds. At most `MAX_DURATION`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration_unbounded(text)?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "invalid duration {text:?}: longer than {MAX_DURATION_WORDS}"
+        ));
+    }
+    Ok(d)
+}
+
+fn parse_duration_unbounded(text: &str) -> Result<Duration, String> {
     let bad = |why: &str| format!("invalid duration {text:?}: {why}");
     let s = text.trim();
     if s.is_empty() {

@@ -54,6 +54,8 @@ pub struct Ns {
     exited: Option<std::process::ExitStatus>,
     /// Started without a PID namespace: the init is not PID 1.
     plain: bool,
+    /// Extra environment for the init.
+    env: Vec<(String, String)>,
 }
 
 impl Ns {
@@ -85,6 +87,7 @@ impl Ns {
             child: None,
             exited: None,
             plain: false,
+            env: Vec::new(),
         }
     }
 
@@ -95,6 +98,11 @@ impl Ns {
             .replace("@OUT@", &self.out.display().to_string())
             .replace("@P@", &std::process::id().to_string());
         std::fs::write(self.units.join(format!("{name}.toml")), text).unwrap();
+    }
+
+    /// Sets an environment variable for the init (before `start`).
+    pub fn env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
     }
 
     /// Starts the init in container mode without a PID namespace (so it is not PID 1).
@@ -124,6 +132,7 @@ impl Ns {
             .arg("-c")
             .arg(script)
             .env("LIFSEA_DEBUG", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -112,7 +112,7 @@ impl Core {
         let (timed, timeout) = (!e.spec.ready_on_spawn, e.spec.ready_timeout);
         out.push(Action::Spawn(n.to_string()));
         if timed && !timeout.is_zero() {
-            self.arm(n, TimerKind::ReadyTimeout, now + timeout, out);
+            self.arm(n, TimerKind::ReadyTimeout, now, timeout, out);
         }
     }
 
