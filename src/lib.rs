@@ -15,6 +15,7 @@ pub mod initramfs;
 pub mod klog;
 pub mod machine;
 pub mod mounts;
+pub mod net;
 pub mod ostree;
 pub mod shutdown;
 pub mod supervisor;
