@@ -87,10 +87,13 @@ impl LinkMatch {
     }
 
     pub fn matches(&self, name: &str, mac: Option<[u8; 6]>, driver: Option<&str>) -> bool {
-        let name_ok = self.name.as_deref().map_or(true, |p| match p.strip_suffix('*') {
-            Some(prefix) => name.starts_with(prefix),
-            None => p == name,
-        });
+        let name_ok = self
+            .name
+            .as_deref()
+            .map_or(true, |p| match p.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => p == name,
+            });
         let mac_ok = self.mac.map_or(true, |m| Some(m) == mac);
         let driver_ok = self.driver.as_deref().map_or(true, |d| Some(d) == driver);
         name_ok && mac_ok && driver_ok
@@ -194,7 +197,11 @@ pub fn parse(path: &Path, text: &str) -> Result<NetworkConfig, Vec<ConfigError>>
     let raw: RawConfig = match toml::from_str(text) {
         Ok(r) => r,
         Err(e) => {
-            let msg = e.message().trim().replace("struct Raw", "table ").replace('\n', ": ");
+            let msg = e
+                .message()
+                .trim()
+                .replace("struct Raw", "table ")
+                .replace('\n', ": ");
             errs.at(e.span().map(|s| s.start), msg);
             return Err(errs.list);
         }
@@ -242,7 +249,10 @@ fn link(errs: &mut Errs, sl: &S<RawLink>) -> LinkConfig {
             Some(mac) => matcher.mac = Some(mac),
             None => errs.at(
                 Some(m.span().start),
-                format!("mac: {:?} is not a MAC address like 52:54:00:12:34:56", m.get_ref()),
+                format!(
+                    "mac: {:?} is not a MAC address like 52:54:00:12:34:56",
+                    m.get_ref()
+                ),
             ),
         }
     }
@@ -263,7 +273,10 @@ fn link(errs: &mut Errs, sl: &S<RawLink>) -> LinkConfig {
             None => {
                 errs.at(
                     Some(a.span().start),
-                    format!("addresses: {:?} is not an IPv4 address with a prefix like 10.0.0.5/24", a.get_ref()),
+                    format!(
+                        "addresses: {:?} is not an IPv4 address with a prefix like 10.0.0.5/24",
+                        a.get_ref()
+                    ),
                 );
                 None
             }
@@ -283,7 +296,10 @@ fn link(errs: &mut Errs, sl: &S<RawLink>) -> LinkConfig {
             let Some((destination, prefix)) = dest else {
                 errs.at(
                     Some(r.to.span().start),
-                    format!("routes: to {:?} is not \"default\" or a prefix like 192.168.0.0/16", r.to.get_ref()),
+                    format!(
+                        "routes: to {:?} is not \"default\" or a prefix like 192.168.0.0/16",
+                        r.to.get_ref()
+                    ),
                 );
                 return None;
             };
@@ -316,9 +332,13 @@ fn link(errs: &mut Errs, sl: &S<RawLink>) -> LinkConfig {
             let v = s.get_ref();
             let ok = !v.is_empty()
                 && v.len() <= 253
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
             if !ok {
-                errs.at(Some(s.span().start), format!("search: {v:?} is not a domain name"));
+                errs.at(
+                    Some(s.span().start),
+                    format!("search: {v:?} is not a domain name"),
+                );
             }
             ok.then(|| v.clone())
         })
@@ -328,7 +348,10 @@ fn link(errs: &mut Errs, sl: &S<RawLink>) -> LinkConfig {
         if (68..=65535).contains(&v) {
             Some(v)
         } else {
-            errs.at(Some(m.span().start), format!("mtu: {v} is outside 68..65535"));
+            errs.at(
+                Some(m.span().start),
+                format!("mtu: {v} is outside 68..65535"),
+            );
             None
         }
     });

@@ -39,8 +39,14 @@ release = true
     let l = &c.links[1];
     assert!(l.dhcp && !l.required && l.release);
     assert_eq!(l.matcher.mac, Some([0x52, 0x54, 0, 0xab, 0xcd, 1]));
-    assert!(l.matcher.matches("ens3", Some([0x52, 0x54, 0, 0xab, 0xcd, 1]), Some("virtio_net")));
-    assert!(!l.matcher.matches("ens3", Some([0x52, 0x54, 0, 0xab, 0xcd, 1]), Some("e1000")));
+    assert!(l.matcher.matches(
+        "ens3",
+        Some([0x52, 0x54, 0, 0xab, 0xcd, 1]),
+        Some("virtio_net")
+    ));
+    assert!(!l
+        .matcher
+        .matches("ens3", Some([0x52, 0x54, 0, 0xab, 0xcd, 1]), Some("e1000")));
 }
 
 #[test]
@@ -82,15 +88,22 @@ fn exact_errors_with_line_and_column() {
     );
     let e = p("[[link]]\nname = \"eth0\"\nspeed = 10\n").unwrap_err();
     assert_eq!(e.len(), 1);
-    assert!(e[0].starts_with("network.toml:3:1: unknown field `speed`"), "{e:?}");
+    assert!(
+        e[0].starts_with("network.toml:3:1: unknown field `speed`"),
+        "{e:?}"
+    );
     let e = p("[[link]]\nname = \"eth0\"\nmtu = \"big\"\n").unwrap_err();
-    assert!(e[0].starts_with("network.toml:3:7: invalid type: string \"big\""), "{e:?}");
+    assert!(
+        e[0].starts_with("network.toml:3:7: invalid type: string \"big\""),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn plan_from_ip_words() {
-    let s = crate::net::ipconfig::parse("10.0.2.15::10.0.2.2:255.255.255.0:node1:eth0:none:10.0.2.3")
-        .unwrap();
+    let s =
+        crate::net::ipconfig::parse("10.0.2.15::10.0.2.2:255.255.255.0:node1:eth0:none:10.0.2.3")
+            .unwrap();
     let c = plan(None, &[s], Some(Duration::from_secs(5)));
     assert_eq!(c.online_timeout, Duration::from_secs(5));
     let l = &c.links[0];

@@ -18,7 +18,9 @@ pub enum IpConfig {
     /// `ip=off` / `ip=none`: no automatic configuration at all.
     Off,
     /// DHCP on `device`, or on every physical link when `None`.
-    Dhcp { device: Option<String> },
+    Dhcp {
+        device: Option<String>,
+    },
     Static(StaticIp),
 }
 
@@ -82,11 +84,13 @@ pub fn parse(value: &str) -> Result<IpConfig, IpConfigError> {
         if text.is_empty() {
             return Ok(None);
         }
-        text.parse().map(Some).map_err(|_| IpConfigError::BadAddress {
-            value: v(),
-            field: name,
-            text: text.to_string(),
-        })
+        text.parse()
+            .map(Some)
+            .map_err(|_| IpConfigError::BadAddress {
+                value: v(),
+                field: name,
+                text: text.to_string(),
+            })
     };
     let client = addr(0, "client address")?;
     addr(1, "server address")?;
@@ -96,7 +100,8 @@ pub fn parse(value: &str) -> Result<IpConfig, IpConfigError> {
     if let Some(h) = &hostname {
         let ok = h.len() <= 64
             && !h.starts_with('-')
-            && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
         if !ok {
             return Err(IpConfigError::BadHostname {
                 value: v(),
@@ -154,9 +159,7 @@ pub fn parse(value: &str) -> Result<IpConfig, IpConfigError> {
 
 /// Every `ip=` word of a kernel command line (in order) and `lifsea.net.timeout=`; a bad word is
 /// reported and skipped.
-pub fn from_cmdline(
-    words: &[String],
-) -> (Vec<IpConfig>, Option<Duration>, Vec<IpConfigError>) {
+pub fn from_cmdline(words: &[String]) -> (Vec<IpConfig>, Option<Duration>, Vec<IpConfigError>) {
     let (mut configs, mut timeout, mut errors) = (Vec::new(), None, Vec::new());
     for w in words {
         if let Some(value) = w.strip_prefix("ip=") {
@@ -182,7 +185,9 @@ pub fn valid_ifname(name: &str) -> bool {
         && name.len() < 16
         && name != "."
         && name != ".."
-        && !name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
 }
 
 fn classful(a: Ipv4Addr) -> u8 {
@@ -289,10 +294,16 @@ mod tests {
 
     #[test]
     fn cmdline_words() {
-        let words: Vec<String> = ["quiet", "ip=dhcp", "ip=bogus:", "lifsea.net.timeout=5", "ip=off"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let words: Vec<String> = [
+            "quiet",
+            "ip=dhcp",
+            "ip=bogus:",
+            "lifsea.net.timeout=5",
+            "ip=off",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let (c, t, e) = from_cmdline(&words);
         assert_eq!(c, vec![IpConfig::Dhcp { device: None }, IpConfig::Off]);
         assert_eq!(t, Some(Duration::from_secs(5)));

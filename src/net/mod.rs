@@ -9,4 +9,10 @@
 pub mod config;
 pub mod dhcp;
 pub mod ipconfig;
+pub mod link;
+pub mod manager;
 pub mod resolv;
+pub mod view;
+
+pub use manager::{NetManager, NetOptions};
+pub mod boot;

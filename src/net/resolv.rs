@@ -66,7 +66,10 @@ pub fn render(servers: &[IpAddr], search: &[String]) -> String {
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
     {
         let mut f = std::fs::File::create(&tmp)?;
@@ -126,7 +129,13 @@ mod tests {
     fn renders_deduplicated_and_capped() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let text = render(
-            &[ip("10.0.2.3"), ip("10.0.2.3"), ip("1.1.1.1"), ip("fd00::1"), ip("8.8.8.8")],
+            &[
+                ip("10.0.2.3"),
+                ip("10.0.2.3"),
+                ip("1.1.1.1"),
+                ip("fd00::1"),
+                ip("8.8.8.8"),
+            ],
             &["a.example".into(), "b.example".into(), "a.example".into()],
         );
         assert_eq!(
@@ -142,11 +151,23 @@ mod tests {
         let d = tmpdir("link");
         let run = d.join("run/resolv.conf");
         let etc = d.join("resolv.conf");
-        assert_eq!(install("nameserver 10.0.0.1\n", &run, &etc).unwrap(), EtcResolv::Created);
+        assert_eq!(
+            install("nameserver 10.0.0.1\n", &run, &etc).unwrap(),
+            EtcResolv::Created
+        );
         assert_eq!(std::fs::read_link(&etc).unwrap(), run);
-        assert_eq!(std::fs::read_to_string(&etc).unwrap(), "nameserver 10.0.0.1\n");
-        assert_eq!(install("nameserver 10.0.0.2\n", &run, &etc).unwrap(), EtcResolv::Linked);
-        assert_eq!(std::fs::read_to_string(&etc).unwrap(), "nameserver 10.0.0.2\n");
+        assert_eq!(
+            std::fs::read_to_string(&etc).unwrap(),
+            "nameserver 10.0.0.1\n"
+        );
+        assert_eq!(
+            install("nameserver 10.0.0.2\n", &run, &etc).unwrap(),
+            EtcResolv::Linked
+        );
+        assert_eq!(
+            std::fs::read_to_string(&etc).unwrap(),
+            "nameserver 10.0.0.2\n"
+        );
         // A foreign symlink is replaced; a regular file is the administrator's.
         std::fs::remove_file(&etc).unwrap();
         std::os::unix::fs::symlink("/nonexistent", &etc).unwrap();
@@ -154,7 +175,10 @@ mod tests {
         std::fs::remove_file(&etc).unwrap();
         std::fs::write(&etc, "nameserver 9.9.9.9\n").unwrap();
         assert_eq!(install("x\n", &run, &etc).unwrap(), EtcResolv::AdminFile);
-        assert_eq!(std::fs::read_to_string(&etc).unwrap(), "nameserver 9.9.9.9\n");
+        assert_eq!(
+            std::fs::read_to_string(&etc).unwrap(),
+            "nameserver 9.9.9.9\n"
+        );
         assert!(!d.join(".resolv.conf.tmp").exists() && !d.join("run/.resolv.conf.tmp").exists());
         std::fs::remove_dir_all(&d).unwrap();
     }

@@ -420,8 +420,7 @@ impl Client {
         self.remembered = None;
         self.naks = 0;
         self.bound_at = Some(now);
-        self.next =
-            (!l.infinite()).then(|| now + Duration::from_secs(u64::from(l.t1)));
+        self.next = (!l.infinite()).then(|| now + Duration::from_secs(u64::from(l.t1)));
         self.lease = Some(l.clone());
         out.push(Action::Apply { lease: l, renewed });
     }

@@ -48,9 +48,15 @@ pub enum PacketError {
 /// A reply that passed every check, reduced to what the state machine needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    Offer { server: Ipv4Addr, address: Ipv4Addr },
+    Offer {
+        server: Ipv4Addr,
+        address: Ipv4Addr,
+    },
     Ack(Lease),
-    Nak { server: Ipv4Addr, message: Option<String> },
+    Nak {
+        server: Ipv4Addr,
+        message: Option<String>,
+    },
 }
 
 /// What a request carries besides its type.
@@ -215,7 +221,11 @@ fn lease_from(m: &Message, server: Ipv4Addr) -> Result<Lease, PacketError> {
         Some(DhcpOption::Renewal(t)) | Some(DhcpOption::Rebinding(t)) => Some(*t),
         _ => None,
     };
-    let (t1, t2) = timers(lease_time, secs(OptionCode::Renewal), secs(OptionCode::Rebinding));
+    let (t1, t2) = timers(
+        lease_time,
+        secs(OptionCode::Renewal),
+        secs(OptionCode::Rebinding),
+    );
     let routers: Vec<Ipv4Addr> = match o.get(OptionCode::Router) {
         Some(DhcpOption::Router(r)) => r.iter().copied().filter(|a| unicast(*a)).collect(),
         _ => Vec::new(),

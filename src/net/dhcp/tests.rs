@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use dhcproto::v4::{DhcpOption, MessageType, OptionCode};
 
 use super::client::{Action, Client, Dest, Input, State};
-use super::packet::{self, decode_request, server_reply, PacketError, Reply, MAX_MESSAGE};
 use super::lease::{Lease, Route};
+use super::packet::{self, decode_request, server_reply, PacketError, Reply, MAX_MESSAGE};
 
 const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
@@ -61,7 +61,10 @@ fn bound(t0: Instant, lease: u32) -> Client {
     c.step(Input::Start, t0);
     c.step(Input::Packet(&offer(&c)), t0);
     let a = c.step(Input::Packet(&ack(&c, lease)), t0);
-    assert!(matches!(a.as_slice(), [Action::Apply { renewed: false, .. }]));
+    assert!(matches!(
+        a.as_slice(),
+        [Action::Apply { renewed: false, .. }]
+    ));
     assert_eq!(c.state(), State::Bound);
     c
 }
@@ -76,7 +79,10 @@ fn discover_offer_request_ack() {
         panic!()
     };
     let m = decode_request(packet).unwrap();
-    assert!(m.flags().broadcast(), "BROADCAST flag set before we have an address");
+    assert!(
+        m.flags().broadcast(),
+        "BROADCAST flag set before we have an address"
+    );
     assert_eq!(&m.chaddr()[..6], &MAC);
     assert_eq!(m.xid(), c.xid());
     assert_eq!(c.state(), State::Selecting);
@@ -213,7 +219,10 @@ fn renew_at_t1_unicast_then_ack() {
     // Retransmit at half the time left until T2 (1350 s / 2).
     assert_eq!(c.deadline(), Some(t0 + secs(1800 + 675)));
     let a = c.step(Input::Packet(&ack(&c, 3600)), t0 + secs(1801));
-    assert!(matches!(a.as_slice(), [Action::Apply { renewed: true, .. }]));
+    assert!(matches!(
+        a.as_slice(),
+        [Action::Apply { renewed: true, .. }]
+    ));
     assert_eq!(c.state(), State::Bound);
     assert_eq!(c.deadline(), Some(t0 + secs(1801 + 1800)));
 }
@@ -243,9 +252,9 @@ fn rebind_at_t2_broadcast_then_expiry_removes_address() {
         let a = c.step(Input::Timer, now);
         log.push((now - t0, c.state(), sent(&a)));
         if a.iter().any(|x| matches!(x, Action::Remove { .. })) {
-            assert!(a.iter().any(
-                |x| matches!(x, Action::Remove { reason, .. } if *reason == "lease expired")
-            ));
+            assert!(a
+                .iter()
+                .any(|x| matches!(x, Action::Remove { reason, .. } if *reason == "lease expired")));
             break;
         }
     }
@@ -273,7 +282,10 @@ fn ack_in_rebinding_rebinds() {
     c.step(Input::Timer, t0 + secs(875));
     assert_eq!(c.state(), State::Rebinding);
     let a = c.step(Input::Packet(&ack(&c, 1000)), t0 + secs(900));
-    assert!(matches!(a.as_slice(), [Action::Apply { renewed: true, .. }]));
+    assert!(matches!(
+        a.as_slice(),
+        [Action::Apply { renewed: true, .. }]
+    ));
     assert_eq!(c.state(), State::Bound);
 }
 
@@ -359,7 +371,10 @@ fn option_121_overrides_option_3() {
     let mut opts = base_opts(3600);
     opts.push(DhcpOption::ClasslessStaticRoute(vec![
         ("0.0.0.0/0".parse().unwrap(), Ipv4Addr::new(10, 0, 2, 1)),
-        ("192.168.7.0/24".parse().unwrap(), Ipv4Addr::new(10, 0, 2, 254)),
+        (
+            "192.168.7.0/24".parse().unwrap(),
+            Ipv4Addr::new(10, 0, 2, 254),
+        ),
         ("169.254.169.254/32".parse().unwrap(), Ipv4Addr::UNSPECIFIED),
     ]));
     let a = c.step(
@@ -440,7 +455,10 @@ fn wrong_xid_or_mac_is_dropped() {
     mac[5] ^= 0xff;
     let other = server_reply(MessageType::Offer, c.xid(), mac, ADDR, base_opts(60));
     let a = c.step(Input::Packet(&other), t0);
-    assert_eq!(a, vec![Action::Dropped("hardware address is not ours".into())]);
+    assert_eq!(
+        a,
+        vec![Action::Dropped("hardware address is not ours".into())]
+    );
     assert_eq!(c.state(), State::Selecting);
 }
 
@@ -515,7 +533,10 @@ fn malformed_truncated_oversized_and_hostile_packets_are_dropped() {
 
 #[test]
 fn mask_prefix_rejects_holes() {
-    assert_eq!(packet::mask_prefix(Ipv4Addr::new(255, 255, 255, 0)), Some(24));
+    assert_eq!(
+        packet::mask_prefix(Ipv4Addr::new(255, 255, 255, 0)),
+        Some(24)
+    );
     assert_eq!(packet::mask_prefix(Ipv4Addr::new(0, 0, 0, 0)), Some(0));
     assert_eq!(packet::mask_prefix(Ipv4Addr::BROADCAST), Some(32));
     assert_eq!(packet::mask_prefix(Ipv4Addr::new(255, 0, 255, 0)), None);
