@@ -54,6 +54,10 @@ pub struct Ns {
     exited: Option<std::process::ExitStatus>,
     /// Started without a PID namespace: the init is not PID 1.
     plain: bool,
+    /// Put before the command (e.g. `ip netns exec NS `, to run the init in a network namespace).
+    pub prefix: String,
+    /// Appended to the init's arguments (e.g. `--net FILE`).
+    pub extra_args: String,
 }
 
 impl Ns {
@@ -85,6 +89,8 @@ impl Ns {
             child: None,
             exited: None,
             plain: false,
+            prefix: String::new(),
+            extra_args: String::new(),
         }
     }
 
@@ -115,9 +121,11 @@ impl Ns {
             "unshare --pid --fork --mount-proc "
         };
         let script = format!(
-            "echo $$ > {procs}; exec {wrapper}{BIN} --container --units {} --run-dir {}",
+            "echo $$ > {procs}; exec {}{wrapper}{BIN} --container --units {} --run-dir {} {}",
+            self.prefix,
             self.units.display(),
-            self.run.display()
+            self.run.display(),
+            self.extra_args,
         );
         let stderr = std::fs::File::create(&self.stderr).unwrap();
         let child = Command::new("sh")
