@@ -1,4 +1,7 @@
-//! The init's own command line (not the kernel's): `--container`, `--units DIR`, `--run-dir DIR`.
+//! The init's own command line (not the kernel's): `--container`, `--units DIR`, `--run-dir DIR`,
+//! `--log-dir DIR`, and `--net FILE` (container mode: run the network subsystem with this
+//! network.toml instead of marking `network`/`network-online` reached; used by the namespace
+//! tests, see docs/network.md).
 
 use std::path::PathBuf;
 
@@ -11,6 +14,8 @@ pub struct InitOptions {
     pub run_dir: Option<PathBuf>,
     /// Where unit logs are written (`--log-dir`); default `/var/log/lifsea` on a machine.
     pub log_dir: Option<PathBuf>,
+    /// Container mode: manage the network with this network.toml (`--net`).
+    pub net_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +45,7 @@ pub fn parse(args: &[String], container_env: Option<&str>) -> Result<InitOptions
             "--units" => o.unit_dirs.push(value("--units")?),
             "--run-dir" => o.run_dir = Some(value("--run-dir")?),
             "--log-dir" => o.log_dir = Some(value("--log-dir")?),
+            "--net" => o.net_config = Some(value("--net")?),
             // The kernel passes unrecognised command-line words to init as arguments: ignore
             // those instead of refusing to boot.
             other if !other.starts_with("--") => {}

@@ -11,6 +11,7 @@ pub mod control;
 pub mod devices;
 pub mod klog;
 pub mod mkinitramfs;
+pub mod net;
 pub mod paths;
 pub mod procfs;
 pub mod supervisor;

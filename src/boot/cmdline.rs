@@ -250,6 +250,8 @@ pub fn parse(text: &str) -> BootParams {
                     .warnings
                     .push(format!("{word}: expected a number of seconds")),
             },
+            // Read by the network subsystem (`net::ipconfig::from_cmdline`), like `ip=`.
+            "lifsea.net.timeout" => {}
             k if k.starts_with("lifsea.") => p.warnings.push(format!("{word}: unknown option")),
             _ => {}
         }

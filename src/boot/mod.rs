@@ -84,9 +84,23 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
         cgroup_root: None,
         cgroup_base: String::new(),
         etc_dir: PathBuf::from("/etc"),
-        facts_reached: FACTS.iter().map(|f| f.to_string()).collect(),
+        facts_reached: FACTS
+            .iter()
+            .filter(|f| opts.net_config.is_none() || !f.starts_with("network"))
+            .map(|f| f.to_string())
+            .collect(),
     };
-    let finished = supervisor::run(cfg, timeline, Vec::new());
+    let subsystems = match &opts.net_config {
+        Some(path) => match crate::net::boot::container(path, &cfg.run_dir) {
+            Ok(net) => net,
+            Err(e) => {
+                eprintln!("lifsea-init: --net: {e}");
+                return 2;
+            }
+        },
+        None => Vec::new(),
+    };
+    let finished = supervisor::run(cfg, timeline, subsystems);
     shutdown::finish_container(finished.cgroup_cleanup.as_ref());
     0
 }
@@ -107,7 +121,7 @@ fn run_machine(opts: &cli::InitOptions) -> i32 {
 }
 
 /// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts and
-/// cgroups → devices coldplug → hostname, machine-id, sysctl → loopback → supervise. Each step logs
+/// cgroups → devices coldplug → hostname, machine-id, sysctl → network (async) → supervise. Each step logs
 /// and degrades on failure; only an unusable root (bad `ostree=`) is fatal.
 fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     use SubjectKind::{Fact, Stage};
@@ -123,10 +137,10 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     coldplug(&params);
     milestone(timeline, Fact, "devices", Ready);
     machine_identity();
-    let loopback = bring_up_loopback();
+    let net = crate::net::boot::machine();
     milestone(timeline, Stage, "machine-setup", Ready);
     timeline.mark(Stage, "supervise", Start);
-    supervise(std::mem::take(timeline), loopback)
+    supervise(std::mem::take(timeline), net)
 }
 
 /// Mounts /proc (the command line and mountinfo live there; the rest of the table waits until
@@ -202,20 +216,11 @@ fn machine_identity() {
     }
 }
 
-/// Loopback only: real links, addresses and DHCP are the network stage's (a later issue), which
-/// will own the "network" fact. With `lo` up, local clients (containerd's, kubelet's) work.
-fn bring_up_loopback() -> bool {
-    match sys::netif::set_link_up("lo") {
-        Ok(()) => true,
-        Err(e) => {
-            log::warn!("bring up lo: {e}");
-            false
-        }
-    }
-}
-
 /// Stage 2: the supervisor with the machine's directories and the facts reached so far.
-fn supervise(timeline: Timeline, loopback: bool) -> ShutdownKind {
+fn supervise(
+    timeline: Timeline,
+    net: Vec<Box<dyn supervisor::subsystem::Subsystem>>,
+) -> ShutdownKind {
     let cfg = supervisor::Config {
         unit_dirs: vec![
             PathBuf::from(VENDOR_UNIT_DIR),
@@ -229,11 +234,10 @@ fn supervise(timeline: Timeline, loopback: bool) -> ShutdownKind {
         etc_dir: PathBuf::from("/etc"),
         facts_reached: ["mounts", "devices"]
             .into_iter()
-            .chain(loopback.then_some("network"))
             .map(str::to_string)
             .collect(),
     };
-    supervisor::run(cfg, timeline, Vec::new()).kind
+    supervisor::run(cfg, timeline, net).kind
 }
 
 /// Stamps a stage in the timeline and prints it on the console with the guest uptime, so a

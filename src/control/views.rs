@@ -8,8 +8,11 @@ use serde_json::Value;
 pub const SUBSYSTEM_VERBS: &[(&str, &str)] = &[("net", "net"), ("devices", "devices")];
 
 /// Text for a subsystem's report.
-pub fn render_subsystem(_name: &str, report: &Value) -> String {
-    pretty(report)
+pub fn render_subsystem(name: &str, report: &Value) -> String {
+    match name {
+        "net" => crate::net::view::render(report).unwrap_or_else(|| pretty(report)),
+        _ => pretty(report),
+    }
 }
 
 fn pretty(v: &Value) -> String {

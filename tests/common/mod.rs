@@ -56,6 +56,10 @@ pub struct Ns {
     plain: bool,
     /// Extra environment for the init.
     env: Vec<(String, String)>,
+    /// Put before the command (e.g. `ip netns exec NS `, to run the init in a network namespace).
+    pub prefix: String,
+    /// Appended to the init's arguments (e.g. `--net FILE`).
+    pub extra_args: String,
 }
 
 impl Ns {
@@ -88,6 +92,8 @@ impl Ns {
             exited: None,
             plain: false,
             env: Vec::new(),
+            prefix: String::new(),
+            extra_args: String::new(),
         }
     }
 
@@ -123,9 +129,11 @@ impl Ns {
             "unshare --pid --fork --mount-proc "
         };
         let script = format!(
-            "echo $$ > {procs}; exec {wrapper}{BIN} --container --units {} --run-dir {}",
+            "echo $$ > {procs}; exec {}{wrapper}{BIN} --container --units {} --run-dir {} {}",
+            self.prefix,
             self.units.display(),
-            self.run.display()
+            self.run.display(),
+            self.extra_args,
         );
         let stderr = std::fs::File::create(&self.stderr).unwrap();
         let child = Command::new("sh")

@@ -1,0 +1,784 @@
+//! `NetManager`, the "net" subsystem: follows the kernel's links through rtnetlink, brings the
+//! configured ones up, runs a DHCP client or applies static addresses on each, writes
+//! resolv.conf, and reports the facts `network` (configured links up) and `network-online`
+//! (every required link has an address and there is a default route) — or, when the bounded
+//! wait expires, `FactFailed` with the link and DHCP state to blame, on one console line.
+//!
+//! Everything runs on the event loop's thread through `Subsystem`: readiness of the rtnetlink
+//! socket and of each link's DHCP socket, and `tick` for DHCP timers and the online deadline.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::config::{LinkConfig, NetworkConfig};
+use super::dhcp::client::{Action, Client, Input};
+use super::dhcp::lease::{self, Lease};
+use super::dhcp::packet::MAX_MESSAGE;
+use super::dhcp::socket::DhcpSocket;
+use super::dhcp::Route;
+use super::link::{LinkState, Rtnl, RtnlEvent};
+use super::resolv;
+use crate::supervisor::subsystem::{Notice, PollFlags, Subsystem};
+use crate::timeline::{SubjectKind, TimelineEvent};
+
+/// Where things go; machine mode uses the defaults, container mode (tests) its run directory.
+#[derive(Debug, Clone)]
+pub struct NetOptions {
+    pub config: NetworkConfig,
+    /// The default plan configures physical links only (those with a device in sysfs), not
+    /// bridges or veths that containers create later.
+    pub physical_only: bool,
+    /// `/run/lifsea/resolv.conf`.
+    pub resolv_file: PathBuf,
+    /// `/etc/resolv.conf`, made a symlink to `resolv_file`; `None` leaves it alone.
+    pub etc_resolv: Option<PathBuf>,
+    /// Where leases are remembered (`/var/lib/lifsea`).
+    pub lease_dir: PathBuf,
+    /// `/sys/class/net`, for drivers and physical-ness.
+    pub sys_class_net: PathBuf,
+    /// Set the hostname from DHCP when the machine has none.
+    pub set_hostname: bool,
+}
+
+struct Dhcp {
+    client: Client,
+    socket: DhcpSocket,
+}
+
+struct Managed {
+    kernel: LinkState,
+    /// Index of the config entry that matched, `None` for a link we leave alone.
+    cfg: Option<usize>,
+    dhcp: Option<Dhcp>,
+    static_done: bool,
+    up_at: Option<Instant>,
+    obtained: Option<SystemTime>,
+    up_stamped: bool,
+    bound_stamped: bool,
+}
+
+pub struct NetManager {
+    opts: NetOptions,
+    rtnl: Option<Rtnl>,
+    online_deadline: Instant,
+    links: BTreeMap<u32, Managed>,
+    addresses: Vec<(u32, Ipv4Addr, u8)>,
+    routes: Vec<(Option<u32>, Route)>,
+    pending: BTreeMap<u32, String>,
+    network_reached: bool,
+    online_reached: bool,
+    online_failed: bool,
+    /// Link dump seen (DONE of the first dump): before that, "every configured link" is unknown.
+    links_known: bool,
+    resolv_text: String,
+    seed: u64,
+}
+
+impl NetManager {
+    pub fn new(opts: NetOptions, now: Instant) -> Self {
+        let rtnl = match Rtnl::open() {
+            Ok(mut r) => {
+                if let Err(e) = r.dump_all() {
+                    log::warn!("net: {e}");
+                }
+                Some(r)
+            }
+            Err(e) => {
+                log::warn!("net: {e}; networking disabled");
+                None
+            }
+        };
+        let mut seed = [0u8; 8];
+        let _ = crate::sys::random::fill_insecure(&mut seed);
+        NetManager {
+            online_deadline: now + opts.config.online_timeout,
+            opts,
+            rtnl,
+            links: BTreeMap::new(),
+            addresses: Vec::new(),
+            routes: Vec::new(),
+            pending: BTreeMap::new(),
+            network_reached: false,
+            online_reached: false,
+            online_failed: false,
+            links_known: false,
+            resolv_text: String::new(),
+            seed: u64::from_ne_bytes(seed) ^ u64::from(std::process::id()),
+        }
+    }
+
+    fn request(&mut self, what: String, r: Result<u32, super::link::LinkError>) {
+        match r {
+            Ok(seq) => {
+                self.pending.insert(seq, what);
+            }
+            Err(e) => log::warn!("net: {what}: {e}"),
+        }
+    }
+
+    fn on_link(&mut self, st: LinkState, now: Instant, out: &mut Vec<Notice>) {
+        let index = st.index;
+        if !self.links.contains_key(&index) {
+            let cfg = if st.loopback {
+                None
+            } else {
+                self.match_config(&st)
+            };
+            if st.loopback && !st.up {
+                if let Some(r) = self.rtnl.as_mut() {
+                    let res = r.set_link(index, None);
+                    self.request(format!("set {} up", st.name), res);
+                }
+            }
+            if let Some(i) = cfg {
+                let mtu = self.opts.config.links.get(i).and_then(|c| c.mtu);
+                log::info!("net: configuring {} (config entry {})", st.name, i + 1);
+                if let Some(r) = self.rtnl.as_mut() {
+                    let res = r.set_link(index, mtu);
+                    self.request(format!("set {} up", st.name), res);
+                }
+            }
+            self.links.insert(
+                index,
+                Managed {
+                    kernel: st.clone(),
+                    cfg,
+                    dhcp: None,
+                    static_done: false,
+                    up_at: None,
+                    obtained: None,
+                    up_stamped: false,
+                    bound_stamped: false,
+                },
+            );
+        }
+        let Some(m) = self.links.get_mut(&index) else {
+            return;
+        };
+        let was = m.kernel.clone();
+        m.kernel = st.clone();
+        let Some(ci) = m.cfg else {
+            return;
+        };
+        let Some(cfg) = self.opts.config.links.get(ci).cloned() else {
+            return;
+        };
+        let first_up = st.up && !m.up_stamped;
+        if first_up {
+            m.up_stamped = true;
+            m.up_at = Some(now);
+        }
+        let do_static = st.up && !m.static_done;
+        if do_static {
+            m.static_done = true;
+        }
+        let carrier_was = was.up && was.carrier && m.dhcp.is_some();
+        if first_up {
+            out.push(stamp(&format!("link {} up", st.name)));
+            log::info!("net: link {} up", st.name);
+        }
+        if do_static {
+            self.apply_static(index, &cfg);
+        }
+        let carrier_now = st.up && st.carrier;
+        if cfg.dhcp && carrier_now && !carrier_was {
+            self.start_or_resume_dhcp(index, now);
+        } else if cfg.dhcp && !carrier_now && carrier_was {
+            log::info!("net: {} lost carrier", st.name);
+            self.dhcp_input(index, Input::CarrierDown, now, out);
+        }
+    }
+
+    fn match_config(&self, st: &LinkState) -> Option<usize> {
+        let dev = self.opts.sys_class_net.join(&st.name).join("device");
+        if self.opts.physical_only && !dev.exists() {
+            return None;
+        }
+        let driver = std::fs::read_link(dev.join("driver"))
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+        self.opts
+            .config
+            .links
+            .iter()
+            .position(|c| c.matcher.matches(&st.name, st.mac, driver.as_deref()))
+    }
+
+    fn start_or_resume_dhcp(&mut self, index: u32, now: Instant) {
+        let mut out = Vec::new();
+        let Some(m) = self.links.get_mut(&index) else {
+            return;
+        };
+        let name = m.kernel.name.clone();
+        if m.dhcp.is_some() {
+            log::info!("net: {name} carrier regained: re-checking the lease");
+            self.dhcp_input(index, Input::CarrierUp, now, &mut out);
+            return;
+        }
+        let Some(mac) = m.kernel.mac else {
+            log::warn!("net: {name} has no MAC address: no DHCP");
+            return;
+        };
+        let socket = match DhcpSocket::open(&name) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("net: {e}");
+                return;
+            }
+        };
+        let unix = unix_now();
+        let remembered = lease::load(&lease::lease_path(&self.opts.lease_dir, &name), unix);
+        self.seed = self
+            .seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(u64::from(index));
+        m.dhcp = Some(Dhcp {
+            client: Client::new(mac, self.seed, remembered),
+            socket,
+        });
+        self.dhcp_input(index, Input::Start, now, &mut out);
+    }
+
+    fn dhcp_input(&mut self, index: u32, input: Input<'_>, now: Instant, out: &mut Vec<Notice>) {
+        let Some(d) = self.links.get_mut(&index).and_then(|m| m.dhcp.as_mut()) else {
+            return;
+        };
+        let actions = d.client.step(input, now);
+        self.perform(index, actions, out);
+    }
+
+    fn perform(&mut self, index: u32, actions: Vec<Action>, out: &mut Vec<Notice>) {
+        let Some(m) = self.links.get(&index) else {
+            return;
+        };
+        let name = m.kernel.name.clone();
+        let state = m
+            .dhcp
+            .as_ref()
+            .map(|d| d.client.state().word())
+            .unwrap_or("");
+        for a in actions {
+            match a {
+                Action::Send { dest, kind, packet } => {
+                    if let Some(d) = self.links.get(&index).and_then(|m| m.dhcp.as_ref()) {
+                        log::debug!("net: {name}: send {kind:?} to {dest:?}");
+                        if let Err(e) = d.socket.send(dest, &packet) {
+                            log::debug!("net: {e}");
+                        }
+                    }
+                }
+                Action::Apply { lease, renewed } => {
+                    self.apply_lease(index, &name, &lease, renewed, out)
+                }
+                Action::Remove { lease, reason } => {
+                    log::warn!(
+                        "net: {name}: {reason}: removing {}/{}",
+                        lease.address,
+                        lease.prefix
+                    );
+                    self.remove_lease(index, &lease);
+                    if let Some(m) = self.links.get_mut(&index) {
+                        m.obtained = None;
+                    }
+                    self.update_resolv();
+                }
+                Action::Dropped(why) => log::debug!("net: {name} ({state}): dropped: {why}"),
+            }
+        }
+    }
+
+    fn apply_lease(
+        &mut self,
+        index: u32,
+        name: &str,
+        l: &Lease,
+        renewed: bool,
+        out: &mut Vec<Notice>,
+    ) {
+        if renewed {
+            log::info!(
+                "net: {name}: lease {} renewed ({}s)",
+                l.address,
+                l.lease_time
+            );
+        } else {
+            log::info!(
+                "net: {name}: lease {}/{} from {} ({}s), routes {}, dns {:?}",
+                l.address,
+                l.prefix,
+                l.server,
+                l.lease_time,
+                l.routes.len(),
+                l.dns
+            );
+        }
+        if let Some(r) = self.rtnl.as_mut() {
+            let res = r.add_address(index, l.address, l.prefix, Some(l.broadcast_address()));
+            self.request(format!("add {}/{} to {name}", l.address, l.prefix), res);
+            if let Some(mtu) = l.mtu {
+                let res = self
+                    .rtnl
+                    .as_mut()
+                    .map(|r| r.set_link(index, Some(u32::from(mtu))));
+                if let Some(res) = res {
+                    self.request(format!("set {name} mtu {mtu}"), res);
+                }
+            }
+            // On-link routes first: a gateway must be reachable before a route through it.
+            let mut routes = l.routes.clone();
+            routes.sort_by_key(|r| r.gateway.is_some());
+            for rt in routes {
+                let res = self.rtnl.as_mut().map(|r| r.add_route(index, &rt, true));
+                if let Some(res) = res {
+                    self.request(format!("add route {} on {name}", show_route(&rt)), res);
+                }
+            }
+        }
+        let unix = unix_now();
+        if let Err(e) = lease::save(&lease::lease_path(&self.opts.lease_dir, name), l, unix) {
+            log::warn!("net: {e}");
+        }
+        if let Some(m) = self.links.get_mut(&index) {
+            m.obtained = Some(SystemTime::now());
+            if !m.bound_stamped {
+                m.bound_stamped = true;
+                out.push(stamp(&format!("lease {name} bound")));
+                if let Some(at) = m.up_at {
+                    log::info!(
+                        "net: {name}: link up to lease bound in {} ms",
+                        at.elapsed().as_millis()
+                    );
+                }
+            }
+        }
+        if self.opts.set_hostname {
+            if let Some(h) = &l.hostname {
+                let current = nix::unistd::gethostname().unwrap_or_default();
+                let current = current.to_string_lossy();
+                if current.is_empty() || current == "(none)" || current == "localhost" {
+                    match nix::unistd::sethostname(h) {
+                        Ok(()) => log::info!("net: hostname {h} (from DHCP)"),
+                        Err(e) => log::warn!("net: set hostname {h}: {e}"),
+                    }
+                }
+            }
+        }
+        self.update_resolv();
+    }
+
+    fn remove_lease(&mut self, index: u32, l: &Lease) {
+        let Some(r) = self.rtnl.as_mut() else {
+            return;
+        };
+        for rt in &l.routes {
+            let res = r.del_route(index, rt);
+            if let Ok(seq) = res {
+                self.pending
+                    .insert(seq, format!("delete route {}", show_route(rt)));
+            }
+        }
+        if let Some(r) = self.rtnl.as_mut() {
+            let res = r.del_address(index, l.address, l.prefix);
+            self.request(format!("delete {}/{}", l.address, l.prefix), res);
+        }
+    }
+
+    fn apply_static(&mut self, index: u32, cfg: &LinkConfig) {
+        let Some(r) = self.rtnl.as_mut() else {
+            return;
+        };
+        let mut reqs = Vec::new();
+        for (a, p) in &cfg.addresses {
+            let l = Lease {
+                address: *a,
+                prefix: *p,
+                broadcast: None,
+                server: Ipv4Addr::UNSPECIFIED,
+                routes: vec![],
+                dns: vec![],
+                search: vec![],
+                hostname: None,
+                mtu: None,
+                lease_time: u32::MAX,
+                t1: 0,
+                t2: 0,
+            };
+            reqs.push((
+                format!("add {a}/{p}"),
+                r.add_address(index, *a, *p, Some(l.broadcast_address())),
+            ));
+        }
+        let mut routes = cfg.routes.clone();
+        if let Some(gw) = cfg.gateway {
+            routes.push(Route {
+                destination: Ipv4Addr::UNSPECIFIED,
+                prefix: 0,
+                gateway: Some(gw),
+            });
+        }
+        routes.sort_by_key(|r| r.gateway.is_some());
+        for rt in routes {
+            reqs.push((
+                format!("add route {}", show_route(&rt)),
+                r.add_route(index, &rt, false),
+            ));
+        }
+        for (what, res) in reqs {
+            self.request(what, res);
+        }
+        if let Some(h) = cfg.hostname.as_deref().filter(|_| self.opts.set_hostname) {
+            if let Err(e) = nix::unistd::sethostname(h) {
+                log::warn!("net: set hostname {h}: {e}");
+            }
+        }
+        self.update_resolv();
+    }
+
+    fn update_resolv(&mut self) {
+        let mut servers: Vec<IpAddr> = Vec::new();
+        let mut search: Vec<String> = Vec::new();
+        for m in self.links.values() {
+            if let Some(c) = m.cfg.and_then(|i| self.opts.config.links.get(i)) {
+                servers.extend(&c.dns);
+                search.extend(c.search.iter().cloned());
+            }
+            if let Some(l) = m.dhcp.as_ref().and_then(|d| d.client.lease()) {
+                servers.extend(l.dns.iter().map(|a| IpAddr::V4(*a)));
+                search.extend(l.search.iter().cloned());
+            }
+        }
+        if servers.is_empty() && search.is_empty() && self.resolv_text.is_empty() {
+            return;
+        }
+        let text = resolv::render(&servers, &search);
+        if text == self.resolv_text {
+            return;
+        }
+        let res = match &self.opts.etc_resolv {
+            Some(etc) => resolv::install(&text, &self.opts.resolv_file, etc),
+            None => resolv::write_atomic(&self.opts.resolv_file, text.as_bytes())
+                .map(|_| resolv::EtcResolv::Linked)
+                .map_err(|source| resolv::ResolvError::Write {
+                    path: self.opts.resolv_file.clone(),
+                    source,
+                }),
+        };
+        match res {
+            Ok(resolv::EtcResolv::AdminFile) => {
+                log::info!(
+                    "net: /etc/resolv.conf is a regular file: left as the administrator wrote it"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("net: {e}"),
+        }
+        self.resolv_text = text;
+    }
+
+    fn check_facts(&mut self, now: Instant, out: &mut Vec<Notice>) {
+        if !self.links_known {
+            return;
+        }
+        let managed: Vec<&Managed> = self.links.values().filter(|m| m.cfg.is_some()).collect();
+        if !self.network_reached && managed.iter().all(|m| m.kernel.up) {
+            self.network_reached = true;
+            out.push(Notice::FactReached("network".into()));
+        }
+        if self.online_reached {
+            return;
+        }
+        match self.online_blocker(now) {
+            None => {
+                self.online_reached = true;
+                log::info!("net: network-online");
+                out.push(Notice::FactReached("network-online".into()));
+            }
+            Some(reason) if now >= self.online_deadline && !self.online_failed => {
+                self.online_failed = true;
+                eprintln!("lifsea-init: network-online not reached: {reason}");
+                log::error!("net: network-online not reached: {reason}");
+                out.push(Notice::FactFailed {
+                    fact: "network-online".into(),
+                    reason,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Why the node is not online yet, naming the first link to blame; `None` when it is.
+    fn online_blocker(&self, now: Instant) -> Option<String> {
+        let waited = now
+            .saturating_duration_since(self.online_deadline - self.opts.config.online_timeout)
+            .as_secs();
+        let has_addr = |i: u32| self.addresses.iter().any(|a| a.0 == i);
+        let describe = |m: &Managed| match &m.dhcp {
+            Some(d) => format!(
+                "{}: no lease after {waited}s (state {})",
+                m.kernel.name,
+                d.client.state().word()
+            ),
+            None if !m.kernel.up => format!("{}: link not up after {waited}s", m.kernel.name),
+            None if m.kernel.carrier => format!("{}: no address after {waited}s", m.kernel.name),
+            None => format!("{}: no carrier after {waited}s", m.kernel.name),
+        };
+        let cfgs = &self.opts.config.links;
+        let any_required = cfgs.iter().any(|c| c.required);
+        if any_required {
+            for (i, c) in cfgs.iter().enumerate().filter(|(_, c)| c.required) {
+                let matched: Vec<&Managed> =
+                    self.links.values().filter(|m| m.cfg == Some(i)).collect();
+                if matched.is_empty() {
+                    return Some(format!(
+                        "no link matches required entry {} ({})",
+                        i + 1,
+                        describe_match(c)
+                    ));
+                }
+                if let Some(m) = matched.iter().find(|m| !has_addr(m.kernel.index)) {
+                    return Some(describe(m));
+                }
+            }
+        } else {
+            let managed: Vec<&Managed> = self.links.values().filter(|m| m.cfg.is_some()).collect();
+            if !managed.iter().any(|m| has_addr(m.kernel.index)) {
+                return Some(match managed.first() {
+                    Some(m) => describe(m),
+                    None => format!("no link to configure after {waited}s"),
+                });
+            }
+        }
+        if !self.routes.iter().any(|(_, r)| r.prefix == 0) {
+            return Some(format!("no default route after {waited}s"));
+        }
+        None
+    }
+
+    fn on_rtnl(&mut self, now: Instant, out: &mut Vec<Notice>) {
+        let Some(r) = self.rtnl.as_mut() else {
+            return;
+        };
+        let events = r.read();
+        let dumps_done = !r.dumping();
+        for ev in events {
+            match ev {
+                RtnlEvent::Link(st) => self.on_link(st, now, out),
+                RtnlEvent::LinkGone(i) => {
+                    if let Some(m) = self.links.remove(&i) {
+                        log::info!("net: link {} gone", m.kernel.name);
+                    }
+                    self.addresses.retain(|a| a.0 != i);
+                    self.routes.retain(|r| r.0 != Some(i));
+                }
+                RtnlEvent::Address {
+                    index,
+                    address,
+                    prefix,
+                    added,
+                } => {
+                    self.addresses.retain(|a| *a != (index, address, prefix));
+                    if added {
+                        self.addresses.push((index, address, prefix));
+                    }
+                }
+                RtnlEvent::Route {
+                    index,
+                    route,
+                    added,
+                } => {
+                    self.routes.retain(|r| *r != (index, route));
+                    if added {
+                        self.routes.push((index, route));
+                    }
+                }
+                RtnlEvent::Ack { seq, errno } => {
+                    let what = self.pending.remove(&seq);
+                    if let (Some(e), Some(w)) = (errno, what) {
+                        if e != libc::EEXIST && !(w.starts_with("delete") && e == libc::ESRCH) {
+                            log::warn!("net: {w}: {}", std::io::Error::from_raw_os_error(e));
+                        }
+                    }
+                }
+                RtnlEvent::Overrun => log::warn!("net: rtnetlink overrun; dumping again"),
+            }
+        }
+        if dumps_done {
+            self.links_known = true;
+        }
+    }
+}
+
+fn describe_match(c: &LinkConfig) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = &c.matcher.name {
+        parts.push(format!("name {n}"));
+    }
+    if let Some(m) = c.matcher.mac {
+        parts.push(format!("mac {}", mac_text(m)));
+    }
+    if let Some(d) = &c.matcher.driver {
+        parts.push(format!("driver {d}"));
+    }
+    parts.join(", ")
+}
+
+fn stamp(name: &str) -> Notice {
+    Notice::Stamp {
+        kind: SubjectKind::Stage,
+        name: name.to_string(),
+        event: TimelineEvent::Ready,
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn mac_text(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+pub fn show_route(r: &Route) -> String {
+    let dest = if r.prefix == 0 {
+        "default".to_string()
+    } else {
+        format!("{}/{}", r.destination, r.prefix)
+    };
+    match r.gateway {
+        Some(g) => format!("{dest} via {g}"),
+        None => format!("{dest} on-link"),
+    }
+}
+
+impl Subsystem for NetManager {
+    fn name(&self) -> &'static str {
+        "net"
+    }
+
+    fn poll_fds(&self) -> Vec<(RawFd, PollFlags)> {
+        let mut v: Vec<(RawFd, PollFlags)> = self
+            .rtnl
+            .iter()
+            .map(|r| (r.fd(), PollFlags::POLLIN))
+            .collect();
+        for m in self.links.values() {
+            if let Some(d) = &m.dhcp {
+                v.push((d.socket.fd(), PollFlags::POLLIN));
+            }
+        }
+        v
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let online = (!self.online_reached && !self.online_failed).then_some(self.online_deadline);
+        self.links
+            .values()
+            .filter_map(|m| m.dhcp.as_ref().and_then(|d| d.client.deadline()))
+            .chain(online)
+            .min()
+    }
+
+    fn on_ready(&mut self, fd: RawFd, _revents: PollFlags, now: Instant, out: &mut Vec<Notice>) {
+        if self.rtnl.as_ref().is_some_and(|r| r.fd() == fd) {
+            self.on_rtnl(now, out);
+        } else {
+            let found = self
+                .links
+                .iter()
+                .find(|(_, m)| m.dhcp.as_ref().is_some_and(|d| d.socket.fd() == fd))
+                .map(|(i, m)| (*i, m.dhcp.as_ref().map(|d| d.socket.recv_all(MAX_MESSAGE))));
+            if let Some((index, Some(packets))) = found {
+                for p in packets {
+                    self.dhcp_input(index, Input::Packet(&p), now, out);
+                }
+            }
+        }
+        self.check_facts(now, out);
+    }
+
+    fn tick(&mut self, now: Instant, out: &mut Vec<Notice>) {
+        let due: Vec<u32> = self
+            .links
+            .iter()
+            .filter(|(_, m)| {
+                m.dhcp
+                    .as_ref()
+                    .and_then(|d| d.client.deadline())
+                    .is_some_and(|t| t <= now)
+            })
+            .map(|(i, _)| *i)
+            .collect();
+        for i in due {
+            self.dhcp_input(i, Input::Timer, now, out);
+        }
+        self.check_facts(now, out);
+    }
+
+    fn begin_shutdown(&mut self, out: &mut Vec<Notice>) {
+        let now = Instant::now();
+        let releasing: Vec<u32> = self
+            .links
+            .iter()
+            .filter(|(_, m)| {
+                m.cfg
+                    .and_then(|i| self.opts.config.links.get(i))
+                    .is_some_and(|c| c.release)
+            })
+            .map(|(i, _)| *i)
+            .collect();
+        for i in releasing {
+            self.dhcp_input(i, Input::Release, now, out);
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        super::view::status(self)
+    }
+}
+
+/// Read-only access for the status view.
+impl NetManager {
+    pub(super) fn view_links(&self) -> impl Iterator<Item = ViewLink<'_>> {
+        self.links.values().map(|m| ViewLink {
+            kernel: &m.kernel,
+            managed: m.cfg.is_some(),
+            client: m.dhcp.as_ref().map(|d| &d.client),
+            obtained: m.obtained,
+        })
+    }
+    pub(super) fn view_addresses(&self) -> &[(u32, Ipv4Addr, u8)] {
+        &self.addresses
+    }
+    pub(super) fn view_routes(&self) -> &[(Option<u32>, Route)] {
+        &self.routes
+    }
+    pub(super) fn view_resolv(&self) -> &str {
+        &self.resolv_text
+    }
+    pub(super) fn view_facts(&self) -> (bool, bool, bool) {
+        (
+            self.network_reached,
+            self.online_reached,
+            self.online_failed,
+        )
+    }
+    pub(super) fn lease_dir(&self) -> &Path {
+        &self.opts.lease_dir
+    }
+}
+
+pub(super) struct ViewLink<'a> {
+    pub kernel: &'a LinkState,
+    pub managed: bool,
+    pub client: Option<&'a Client>,
+    pub obtained: Option<SystemTime>,
+}
