@@ -1,6 +1,13 @@
 //! Devices without udev: modalias coldplug (`coldplug`), kernel module loading (`kmod`) and the
-//! pure modules.alias / modules.dep logic they share with `mkinitramfs` (`modalias`).
+//! pure modules.alias / modules.dep logic they share with `mkinitramfs` (`modalias`); modprobe's
+//! decisions (`index`, `modprobe_d`); kernel uevents (`uevent`); `/dev/disk` links (`links`) and
+//! node ownership (`rules`).
 
 pub mod coldplug;
+pub mod index;
 pub mod kmod;
+pub mod links;
 pub mod modalias;
+pub mod modprobe_d;
+pub mod rules;
+pub mod uevent;
