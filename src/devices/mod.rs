@@ -11,5 +11,7 @@ pub mod loader;
 pub mod modalias;
 pub mod modprobe;
 pub mod modprobe_d;
+pub mod power;
 pub mod rules;
+pub mod subsystem;
 pub mod uevent;
