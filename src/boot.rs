@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use crate::cli;
 use crate::control::ops::ShutdownKind;
-use crate::devices::coldplug::Coldplug;
 use crate::supervisor;
 use crate::timeline::{SubjectKind, Timeline, TimelineEvent};
 use crate::units::schema::FACTS;
@@ -88,7 +87,8 @@ fn run_machine(opts: &cli::InitOptions) -> i32 {
 }
 
 /// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts and
-/// cgroups → devices coldplug → hostname, machine-id, sysctl → loopback → supervise. Each step logs
+/// cgroups → hostname, machine-id, sysctl → loopback → supervise (with the devices subsystem,
+/// whose coldplug runs beside the units). Each step logs
 /// and degrades on failure; only an unusable root (bad `ostree=`) is fatal.
 fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     use SubjectKind::{Fact, Stage};
@@ -101,13 +101,13 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     milestone(timeline, Stage, "root", Ready);
     early_mounts(ostree_booted);
     milestone(timeline, Fact, "mounts", Ready);
-    coldplug(&params);
-    milestone(timeline, Fact, "devices", Ready);
     machine_identity();
     let loopback = bring_up_loopback();
+    // Coldplug runs beside the supervisor and reaches `devices` itself (devices::subsystem).
+    let devices = crate::devices::subsystem::Devices::machine(params.coldplug_all);
     milestone(timeline, Stage, "machine-setup", Ready);
     timeline.mark(Stage, "supervise", Start);
-    supervise(std::mem::take(timeline), loopback)
+    supervise(std::mem::take(timeline), loopback, vec![Box::new(devices)])
 }
 
 /// Mounts /proc (the command line and mountinfo live there; the rest of the table waits until
@@ -134,30 +134,6 @@ fn early_mounts(ostree_booted: bool) {
         if let Err(e) = ostree::mark_booted(Path::new("/run")) {
             log::warn!("{e}");
         }
-    }
-}
-
-/// Loads the modules of the devices present (modalias coldplug) from the running kernel's tree.
-fn coldplug(params: &cmdline::BootParams) {
-    let kver = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let module_dir = ["/lib/modules", "/usr/lib/modules"]
-        .iter()
-        .map(|d| Path::new(d).join(kver.trim()))
-        .find(|d| d.join("modules.dep").exists());
-    match module_dir {
-        Some(dir) => {
-            let mut cp = Coldplug::new(
-                &dir,
-                Path::new("/proc/modules"),
-                params.module_blacklist.clone(),
-                params.coldplug_all,
-            );
-            cp.run(Path::new("/sys"), 5);
-        }
-        None => log::warn!(
-            "no modules.dep for kernel {}; skipping coldplug",
-            kver.trim()
-        ),
     }
 }
 
@@ -196,7 +172,11 @@ fn bring_up_loopback() -> bool {
 }
 
 /// Stage 2: the supervisor with the machine's directories and the facts reached so far.
-fn supervise(timeline: Timeline, loopback: bool) -> ShutdownKind {
+fn supervise(
+    timeline: Timeline,
+    loopback: bool,
+    subsystems: Vec<Box<dyn supervisor::Subsystem>>,
+) -> ShutdownKind {
     let cfg = supervisor::Config {
         unit_dirs: vec![
             PathBuf::from(VENDOR_UNIT_DIR),
@@ -208,13 +188,13 @@ fn supervise(timeline: Timeline, loopback: bool) -> ShutdownKind {
         cgroup_root: Some(PathBuf::from(CGROUP_ROOT)),
         cgroup_base: String::new(),
         etc_dir: PathBuf::from("/etc"),
-        facts_reached: ["mounts", "devices"]
+        facts_reached: ["mounts"]
             .into_iter()
             .chain(loopback.then_some("network"))
             .map(str::to_string)
             .collect(),
     };
-    supervisor::run(cfg, timeline, Vec::new())
+    supervisor::run(cfg, timeline, subsystems)
 }
 
 /// Stamps a stage in the timeline and prints it on the console with the guest uptime, so a

@@ -8,8 +8,9 @@
 //! after it, since coldplug's later rounds would load most of them anyway. Links are made here
 //! (a superblock read of a few kilobytes per disk) so their table has one owner.
 //!
-//! Facts: `devices` when coldplug settles; `device:/dev/NAME` for each block device and
-//! `device:/dev/disk/by-*/NAME` for each link, when they appear (at start, then from uevents).
+//! Facts: `devices` when coldplug settles; a `device:/dev/PATH` fact that a unit names (the
+//! supervisor offers them through `facts_wanted`) when PATH exists, checked on every loop pass,
+//! or failed after `device_timeout` (units that require it fail, units ordered after it go on).
 
 use std::collections::BTreeMap;
 use std::os::fd::RawFd;
@@ -40,6 +41,8 @@ pub struct DevicesConfig {
     pub helper: Option<PathBuf>,
     /// Also coldplug `cpu:` modaliases (`lifsea.coldplug=all`).
     pub coldplug_all: bool,
+    /// How long a `device:` fact may stay unreached before it fails.
+    pub device_timeout: Duration,
     /// Rules files, vendor then admin.
     pub rules_files: Vec<PathBuf>,
     /// Where passwd and group are read for the rules.
@@ -55,6 +58,7 @@ impl DevicesConfig {
             run_dir: PathBuf::from(crate::boot::RUN_DIR),
             helper: Some(PathBuf::from("/proc/self/exe")),
             coldplug_all,
+            device_timeout: DEVICE_TIMEOUT,
             rules_files: vec![
                 PathBuf::from(rules::VENDOR_RULES),
                 PathBuf::from(rules::ADMIN_RULES),
@@ -63,6 +67,9 @@ impl DevicesConfig {
         }
     }
 }
+
+/// How long units wait for a `device:` fact by default (systemd's device timeout).
+pub const DEVICE_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Coldplug {
@@ -95,6 +102,8 @@ pub struct Devices {
     counters: Counters,
     /// Last few dropped messages' reasons, for `initctl devices`.
     last_errors: Vec<String>,
+    /// `device:` facts units wait for, with the time they fail at.
+    wanted: BTreeMap<String, Instant>,
 }
 
 const MAX_ERRORS_KEPT: usize = 8;
@@ -118,6 +127,7 @@ impl Devices {
             shutting_down: false,
             counters: Counters::default(),
             last_errors: Vec::new(),
+            wanted: BTreeMap::new(),
         }
     }
 
@@ -135,6 +145,10 @@ impl Devices {
         for e in errors {
             log::warn!("modprobe.d: {e}");
         }
+        if let Some(p) = set_kernel_modprobe(Path::new(KERNEL_MODPROBE), KERNEL_MODPROBE_CANDIDATES)
+        {
+            log::info!("devices: kernel module requests go to {}", p.display());
+        }
         Devices::new(DevicesConfig::machine(coldplug_all), socket)
     }
 
@@ -148,7 +162,7 @@ impl Devices {
         for e in errors {
             log::warn!("devices: {e}");
         }
-        self.scan_block_devices(out);
+        self.scan_block_devices();
         self.scan_power_buttons();
         let mut args = vec!["--coldplug".to_string()];
         if self.cfg.coldplug_all {
@@ -170,7 +184,7 @@ impl Devices {
         log::info!("devices: coldplug done in {} ms", took.as_millis());
         // Drivers loaded by coldplug made new disks and input devices: their uevents come too,
         // but a scan now does not depend on that.
-        self.scan_block_devices(out);
+        self.scan_block_devices();
         self.scan_power_buttons();
         out.push(stamp("coldplug", TimelineEvent::Ready));
         out.push(Notice::FactReached("devices".into()));
@@ -214,14 +228,14 @@ impl Devices {
         }
     }
 
-    fn scan_block_devices(&mut self, out: &mut Vec<Notice>) {
+    fn scan_block_devices(&mut self) {
         let class = self.cfg.sys_root.join("class/block");
         for name in crate::blockdev::list_block_devices(&class) {
-            self.update_links(&name, out);
+            self.update_links(&name);
         }
     }
 
-    fn update_links(&mut self, devname: &str, out: &mut Vec<Notice>) {
+    fn update_links(&mut self, devname: &str) {
         let class = self.cfg.sys_root.join("class/block");
         let info = links::probe(devname, &class, &self.cfg.dev_root);
         let names = links::link_names(&info);
@@ -229,11 +243,37 @@ impl Devices {
         for e in errors {
             log::warn!("devices: {e}");
         }
-        out.push(Notice::FactReached(format!("device:/dev/{devname}")));
         for l in created {
             log::debug!("devices: link /dev/{l} -> {devname}");
-            out.push(Notice::FactReached(format!("device:/dev/{l}")));
         }
+    }
+
+    /// Reaches the wanted device facts whose path exists now, fails those past their deadline.
+    fn check_wanted(&mut self, now: Instant, out: &mut Vec<Notice>) {
+        if self.wanted.is_empty() {
+            return;
+        }
+        let dev_root = &self.cfg.dev_root;
+        let timeout = self.cfg.device_timeout;
+        self.wanted.retain(|fact, deadline| {
+            let rel = fact.strip_prefix("device:/dev/").unwrap_or("");
+            // Exists and resolves: a link to a node that is gone does not count.
+            if dev_root.join(rel).exists() {
+                out.push(Notice::FactReached(fact.clone()));
+                false
+            } else if now >= *deadline {
+                out.push(Notice::FactFailed {
+                    fact: fact.clone(),
+                    reason: format!(
+                        "/dev/{rel} did not appear within {} s",
+                        timeout.as_secs_f32()
+                    ),
+                });
+                false
+            } else {
+                true
+            }
+        });
     }
 
     fn scan_power_buttons(&mut self) {
@@ -269,8 +309,9 @@ impl Devices {
             Ok(ev) => {
                 self.counters.uevents += 1;
                 let mut modaliases = Vec::new();
-                self.handle(&ev, &mut modaliases, out);
+                self.handle(&ev, &mut modaliases);
                 self.request_drivers(modaliases);
+                self.check_wanted(Instant::now(), out);
             }
             Err(e) => self.drop_message(&e),
         }
@@ -286,7 +327,7 @@ impl Devices {
         }
     }
 
-    fn handle(&mut self, ev: &Uevent, modaliases: &mut Vec<String>, out: &mut Vec<Notice>) {
+    fn handle(&mut self, ev: &Uevent, modaliases: &mut Vec<String>) {
         log::debug!("devices: uevent {:?} {}", ev.action, ev.devpath);
         if ev.action == Action::Add {
             if let Some(m) = ev.modalias() {
@@ -307,9 +348,7 @@ impl Devices {
                     }
                 }
                 if block {
-                    self.update_links(devname, out);
-                } else if ev.action == Action::Add {
-                    out.push(Notice::FactReached(format!("device:/dev/{devname}")));
+                    self.update_links(devname);
                 }
                 if ev.subsystem() == Some("input") && ev.action == Action::Add {
                     if let Some(event) = devname.strip_prefix("input/") {
@@ -378,6 +417,25 @@ impl Devices {
     }
 }
 
+/// The kernel's module-request helper setting.
+pub const KERNEL_MODPROBE: &str = "/proc/sys/kernel/modprobe";
+
+/// Where an image ships this binary as `modprobe` (a link to it): the first one present is given
+/// to the kernel. `/sbin/modprobe`, the kernel's default, needs no setting.
+pub const KERNEL_MODPROBE_CANDIDATES: &[&str] = &["/usr/lib/lifsea/modprobe"];
+
+/// Points the kernel's module requests at the first candidate that exists; returns it.
+pub fn set_kernel_modprobe(setting: &Path, candidates: &[&str]) -> Option<PathBuf> {
+    let found = candidates.iter().map(PathBuf::from).find(|p| p.exists())?;
+    match std::fs::write(setting, found.as_os_str().as_encoded_bytes()) {
+        Ok(()) => Some(found),
+        Err(e) => {
+            log::warn!("devices: write {}: {e}", setting.display());
+            None
+        }
+    }
+}
+
 fn stamp(name: &str, event: TimelineEvent) -> Notice {
     Notice::Stamp {
         kind: SubjectKind::Stage,
@@ -408,7 +466,10 @@ impl Subsystem for Devices {
 
     fn deadline(&self) -> Option<Instant> {
         // Coldplug starts on the first pass of the loop.
-        (self.coldplug == Coldplug::NotStarted).then(Instant::now)
+        if self.coldplug == Coldplug::NotStarted {
+            return Some(Instant::now());
+        }
+        self.wanted.values().min().copied()
     }
 
     fn on_ready(&mut self, fd: RawFd, _revents: PollFlags, _now: Instant, out: &mut Vec<Notice>) {
@@ -425,10 +486,20 @@ impl Subsystem for Devices {
         }
     }
 
-    fn tick(&mut self, _now: Instant, out: &mut Vec<Notice>) {
+    fn tick(&mut self, now: Instant, out: &mut Vec<Notice>) {
         if self.coldplug == Coldplug::NotStarted {
             self.start(out);
         }
+        self.check_wanted(now, out);
+    }
+
+    fn facts_wanted(&mut self, facts: &[String], now: Instant, out: &mut Vec<Notice>) {
+        for f in facts {
+            if crate::units::values::is_device_fact(f) && !self.wanted.contains_key(f) {
+                self.wanted.insert(f.clone(), now + self.cfg.device_timeout);
+            }
+        }
+        self.check_wanted(now, out);
     }
 
     fn child_exited(&mut self, pid: i32, status: ChildExit, out: &mut Vec<Notice>) -> bool {
@@ -486,6 +557,7 @@ impl Subsystem for Devices {
             },
             "helpers": { "started": self.counters.helpers, "running": self.helpers.len() },
             "rules": self.rules.len(),
+            "waiting_for": self.wanted.keys().collect::<Vec<_>>(),
         })
     }
 }

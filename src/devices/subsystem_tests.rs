@@ -39,6 +39,7 @@ fn config(t: &Path, helper: Option<PathBuf>) -> DevicesConfig {
         run_dir: t.join("run"),
         helper,
         coldplug_all: false,
+        device_timeout: Duration::from_secs(5),
         rules_files: vec![t.join("etc/devices.rules")],
         etc_dir: t.join("etc"),
     }
@@ -128,12 +129,6 @@ fn hotplugged_disk_gets_links_facts_and_loses_them_on_remove() {
     let link = t.0.join("dev/disk/by-label/data");
     assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("../../vdb"));
     assert!(t.0.join("dev/disk/by-id/virtio-vol1").is_symlink());
-    let f = facts(&out);
-    assert!(f.contains(&"device:/dev/vdb".to_string()), "{f:?}");
-    assert!(
-        f.contains(&"device:/dev/disk/by-label/data".to_string()),
-        "{f:?}"
-    );
     let mode = std::fs::metadata(t.0.join("dev/vdb"))
         .unwrap()
         .permissions()
@@ -308,4 +303,62 @@ fn power_button_found_on_hotplug_and_a_second_press_is_ignored() {
     );
     pump(&mut d, &mut out);
     assert!(d.power_buttons().is_empty());
+}
+
+#[test]
+fn device_facts_are_reached_when_the_path_appears_or_fail_after_the_timeout() {
+    let t = tree("facts");
+    let (sock, peer) = pair();
+    let mut d = Devices::new(config(&t.0, None), Some(sock));
+    let mut out = Vec::new();
+    let t0 = Instant::now();
+    d.tick(t0, &mut out);
+    out.clear();
+    std::fs::write(t.0.join("dev/kvm"), "").unwrap();
+    let wanted = vec![
+        "devices".to_string(),
+        "device:/dev/kvm".to_string(),
+        "device:/dev/disk/by-label/data".to_string(),
+        "device:/dev/disk/by-label/never".to_string(),
+    ];
+    d.facts_wanted(&wanted, t0, &mut out);
+    assert_eq!(
+        facts(&out),
+        vec!["device:/dev/kvm"],
+        "present at once; others wait"
+    );
+    assert_eq!(d.deadline(), Some(t0 + Duration::from_secs(5)));
+    out.clear();
+    std::fs::create_dir_all(t.0.join("sys/class/block/vdb")).unwrap();
+    std::fs::write(t.0.join("dev/vdb"), ext4("data")).unwrap();
+    send(
+        &peer,
+        &encode(
+            "add",
+            "/devices/v/block/vdb",
+            &[("SUBSYSTEM", "block"), ("DEVNAME", "vdb")],
+        ),
+    );
+    pump(&mut d, &mut out);
+    d.tick(t0 + Duration::from_secs(1), &mut out);
+    assert_eq!(facts(&out), vec!["device:/dev/disk/by-label/data"]);
+    out.clear();
+    d.tick(t0 + Duration::from_secs(5), &mut out);
+    assert_eq!(
+        out,
+        vec![Notice::FactFailed {
+            fact: "device:/dev/disk/by-label/never".into(),
+            reason: "/dev/disk/by-label/never did not appear within 5 s".into()
+        }]
+    );
+    assert_eq!(d.deadline(), None);
+    // Offered again later (a reload added a unit that wants it): watched with a fresh timeout.
+    out.clear();
+    d.facts_wanted(
+        &["device:/dev/disk/by-label/never".to_string()],
+        t0 + Duration::from_secs(6),
+        &mut out,
+    );
+    assert!(out.is_empty());
+    assert_eq!(d.deadline(), Some(t0 + Duration::from_secs(11)));
 }

@@ -77,6 +77,8 @@ pub struct Supervisor {
     pub(super) boot_started_us: u64,
     /// Networking, hotplug, the power button: polled beside the supervisor's own descriptors.
     pub(super) subsystems: Vec<Box<dyn Subsystem>>,
+    /// The core's facts generation last offered to the subsystems.
+    facts_gen_offered: u64,
 }
 
 impl Supervisor {
@@ -119,6 +121,7 @@ impl Supervisor {
             boot_done: false,
             boot_started_us: crate::timeline::boottime_us(),
             subsystems: Vec::new(),
+            facts_gen_offered: 0,
             cfg,
         }
     }
@@ -149,6 +152,21 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Tells subsystems which facts units wait for, when that set has grown (device facts).
+    fn offer_wanted_facts(&mut self, now: Instant) {
+        let gen = self.core.facts_generation();
+        if gen == self.facts_gen_offered {
+            return;
+        }
+        self.facts_gen_offered = gen;
+        let pending = self.core.pending_facts();
+        let mut notices = Vec::new();
+        for s in &mut self.subsystems {
+            s.facts_wanted(&pending, now, &mut notices);
+        }
+        self.apply_notices(notices);
     }
 
     /// Status of the subsystem called `name`, for the control API.
@@ -375,6 +393,7 @@ impl Supervisor {
         self.check_boot_complete();
         self.prune_removed();
         let now = Instant::now();
+        self.offer_wanted_facts(now);
         let mut deadline = self.timers.peek().map(|Reverse(t)| t.at);
         let sub_deadline = self.subsystems.iter().filter_map(|s| s.deadline()).min();
         for d in [
