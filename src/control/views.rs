@@ -8,8 +8,12 @@ use serde_json::Value;
 pub const SUBSYSTEM_VERBS: &[(&str, &str)] = &[("net", "net"), ("devices", "devices")];
 
 /// Text for a subsystem's report.
-pub fn render_subsystem(_name: &str, report: &Value) -> String {
-    pretty(report)
+pub fn render_subsystem(name: &str, report: &Value) -> String {
+    let text = match name {
+        "devices" => crate::devices::view::render(report),
+        _ => None,
+    };
+    text.unwrap_or_else(|| pretty(report))
 }
 
 fn pretty(v: &Value) -> String {

@@ -15,3 +15,4 @@ pub mod power;
 pub mod rules;
 pub mod subsystem;
 pub mod uevent;
+pub mod view;
