@@ -4,11 +4,11 @@
 //! modules.dep dependency comes before its user and `post:` modules after it. Pure: the module
 //! tree's files are passed in as text.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::modalias::{glob_match, modules_for, normalize, parse_aliases, Alias, DepTable};
-use super::modprobe_d::ModprobeConfig;
+use super::modprobe_d::{ModprobeConfig, Softdep};
 
 /// The depmod files of one kernel.
 #[derive(Debug, Clone, Default)]
@@ -17,6 +17,9 @@ pub struct ModuleIndex {
     pub dep: DepTable,
     /// Names from modules.builtin: requests for them succeed without loading anything.
     pub builtin: BTreeSet<String>,
+    /// Softdeps the modules declare themselves (depmod's modules.softdep); a modprobe.d
+    /// `softdep` for the same module replaces them, as with kmod.
+    pub softdeps: BTreeMap<String, Softdep>,
 }
 
 /// How a request resolved.
@@ -44,7 +47,22 @@ pub struct LoadStep {
 
 impl ModuleIndex {
     pub fn parse(alias_text: &str, dep_text: &str, builtin_text: &str) -> ModuleIndex {
+        ModuleIndex::parse_with_softdeps(alias_text, dep_text, builtin_text, "")
+    }
+
+    /// `parse`, plus modules.softdep text. Its lines that are not `softdep M pre: ... post: ...`
+    /// (depmod copies some modules' free-form declarations, such as `softdep cifs gcm`) are
+    /// skipped, as kmod does.
+    pub fn parse_with_softdeps(
+        alias_text: &str,
+        dep_text: &str,
+        builtin_text: &str,
+        softdep_text: &str,
+    ) -> ModuleIndex {
+        let mut sd = ModprobeConfig::default();
+        let _ = sd.parse_file("modules.softdep", softdep_text);
         ModuleIndex {
+            softdeps: sd.softdeps,
             aliases: parse_aliases(alias_text),
             dep: DepTable::parse(dep_text),
             builtin: builtin_text
@@ -59,10 +77,11 @@ impl ModuleIndex {
     /// as empty; the caller checks modules.dep exists).
     pub fn read(module_dir: &Path) -> ModuleIndex {
         let read = |f: &str| std::fs::read_to_string(module_dir.join(f)).unwrap_or_default();
-        ModuleIndex::parse(
+        ModuleIndex::parse_with_softdeps(
             &read("modules.alias"),
             &read("modules.dep"),
             &read("modules.builtin"),
+            &read("modules.softdep"),
         )
     }
 
@@ -127,10 +146,12 @@ impl ModuleIndex {
         if depth > 16 || w.seen.contains(name) || !w.visiting.insert(name.to_string()) {
             return;
         }
-        let softdep = cfg.softdeps.get(name);
+        let softdep = cfg.softdeps.get(name).or_else(|| self.softdeps.get(name));
         if let Some(sd) = softdep {
             for p in &sd.pre {
-                self.plan_one(cfg, p, true, w, depth + 1);
+                for m in self.softdep_targets(cfg, p) {
+                    self.plan_one(cfg, &m, true, w, depth + 1);
+                }
             }
         }
         let (order, _) = self.dep.load_order(&[name.to_string()]);
@@ -150,7 +171,9 @@ impl ModuleIndex {
         }
         if let Some(sd) = softdep {
             for p in &sd.post {
-                self.plan_one(cfg, p, true, w, depth + 1);
+                for m in self.softdep_targets(cfg, p) {
+                    self.plan_one(cfg, &m, true, w, depth + 1);
+                }
             }
         }
     }
@@ -163,6 +186,16 @@ struct Walk<'a> {
     /// Modules whose softdeps are being walked (cycle guard).
     visiting: &'a mut BTreeSet<String>,
     out: &'a mut Vec<LoadStep>,
+}
+
+impl ModuleIndex {
+    /// A softdep names a module or an alias (`crypto-md5`); what it resolves to now.
+    fn softdep_targets(&self, cfg: &ModprobeConfig, name: &str) -> Vec<String> {
+        match self.resolve(cfg, name) {
+            Resolved::Modules(m) => m,
+            Resolved::Builtin | Resolved::Unknown => Vec::new(),
+        }
+    }
 }
 
 fn dedup(v: Vec<String>) -> Vec<String> {
@@ -179,32 +212,14 @@ fn dedup(v: Vec<String>) -> Vec<String> {
 mod tests {
     use super::*;
 
-    /// Lines taken from the Debian cloud kernel's (6.1, amd64) depmod output.
-    const ALIAS: &str = "alias fs-overlay overlay
-alias virtio:d00000001v* virtio_net
-alias virtio:d00000002v* virtio_blk
-alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci
-alias acpi*:PNP0C0C:* button
-alias acpi*:LNXPWRBN:* button
-alias input:b*v*p*e*-e*k*r*a*m*l*s*f*w* evdev
-alias net-pf-10 ipv6
-";
-    const DEP: &str = "kernel/fs/overlayfs/overlay.ko:
-kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko
-kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
-kernel/net/core/failover.ko:
-kernel/drivers/block/virtio_blk.ko:
-kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_modern_dev.ko kernel/drivers/virtio/virtio_pci_legacy_dev.ko
-kernel/drivers/virtio/virtio_pci_modern_dev.ko:
-kernel/drivers/virtio/virtio_pci_legacy_dev.ko:
-kernel/drivers/acpi/button.ko:
-kernel/drivers/input/evdev.ko:
-kernel/drivers/char/hw_random/virtio-rng.ko:
-";
-    const BUILTIN: &str = "kernel/fs/ext4/ext4.ko\nkernel/drivers/nvme/host/nvme.ko\n";
+    /// Excerpts of the Debian cloud kernel's depmod output (6.1.0-57-cloud-amd64).
+    const ALIAS: &str = include_str!("fixtures/debian-6.1.0-57-cloud-amd64.alias");
+    const DEP: &str = include_str!("fixtures/debian-6.1.0-57-cloud-amd64.dep");
+    const BUILTIN: &str = include_str!("fixtures/debian-6.1.0-57-cloud-amd64.builtin");
+    const SOFTDEP: &str = include_str!("fixtures/debian-6.1.0-57-cloud-amd64.softdep");
 
     fn index() -> ModuleIndex {
-        ModuleIndex::parse(ALIAS, DEP, BUILTIN)
+        ModuleIndex::parse_with_softdeps(ALIAS, DEP, BUILTIN, SOFTDEP)
     }
 
     #[test]
@@ -214,7 +229,9 @@ kernel/drivers/char/hw_random/virtio-rng.ko:
         let m = |v: &[&str]| Resolved::Modules(v.iter().map(|s| s.to_string()).collect());
         assert_eq!(ix.resolve(&cfg, "overlay"), m(&["overlay"]));
         assert_eq!(ix.resolve(&cfg, "fs-overlay"), m(&["overlay"]));
-        assert_eq!(ix.resolve(&cfg, "virtio-rng"), m(&["virtio_rng"]));
+        assert_eq!(ix.resolve(&cfg, "qemu-fw-cfg"), m(&["qemu_fw_cfg"]));
+        assert_eq!(ix.resolve(&cfg, "acpi:QEMU0002:"), m(&["qemu_fw_cfg"]));
+        assert_eq!(ix.resolve(&cfg, "nf_conntrack-10"), m(&["nf_conntrack"]));
         assert_eq!(
             ix.resolve(&cfg, "virtio:d00000002v00001AF4"),
             m(&["virtio_blk"])
@@ -249,20 +266,23 @@ kernel/drivers/char/hw_random/virtio-rng.ko:
         let mut cfg = ModprobeConfig::default();
         cfg.parse_file(
             "t",
-            "softdep virtio_net pre: virtio_pci missing_mod post: virtio-rng\noptions virtio_net napi_tx=0\n",
+            "softdep virtio_net pre: virtio_pci missing_mod post: qemu-fw-cfg fs-overlay\noptions virtio_net napi_tx=0\n",
         );
         let plan = ix.plan(&cfg, &["virtio_net".into(), "failover".into()]);
         let names: Vec<&str> = plan.iter().map(|s| s.module.as_str()).collect();
         assert_eq!(
             names,
             vec![
-                "virtio_pci_modern_dev",
                 "virtio_pci_legacy_dev",
+                "virtio_pci_modern_dev",
+                "virtio_ring",
+                "virtio",
                 "virtio_pci",
                 "failover",
                 "net_failover",
                 "virtio_net",
-                "virtio_rng"
+                "qemu_fw_cfg",
+                "overlay"
             ]
         );
         let net = plan.iter().find(|s| s.module == "virtio_net").unwrap();
@@ -277,7 +297,7 @@ kernel/drivers/char/hw_random/virtio-rng.ko:
         );
         assert!(
             plan.iter()
-                .find(|s| s.module == "virtio_rng")
+                .find(|s| s.module == "qemu_fw_cfg")
                 .unwrap()
                 .optional
         );
@@ -288,6 +308,29 @@ kernel/drivers/char/hw_random/virtio-rng.ko:
                 .unwrap()
                 .optional
         );
+    }
+
+    #[test]
+    fn module_softdeps_from_depmod_are_read_leniently() {
+        let ix = index();
+        assert_eq!(ix.softdeps["nfsd"].pre, vec!["crypto-md5"]);
+        assert!(
+            !ix.softdeps.contains_key("cifs"),
+            "free-form lines are skipped"
+        );
+        // modprobe.d replaces a module's own softdep.
+        let mut cfg = ModprobeConfig::default();
+        cfg.parse_file("t", "softdep nfsd post: evdev\n");
+        let mut ix = ix;
+        ix.dep
+            .modules
+            .insert("nfsd".into(), ("kernel/fs/nfsd/nfsd.ko".into(), vec![]));
+        let names: Vec<String> = ix
+            .plan(&cfg, &["nfsd".into()])
+            .into_iter()
+            .map(|s| s.module)
+            .collect();
+        assert_eq!(names, vec!["nfsd", "evdev"]);
     }
 
     #[test]

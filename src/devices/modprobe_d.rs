@@ -200,7 +200,8 @@ fn parse_softdep(args: &[&str]) -> Result<(String, Softdep), String> {
             "pre:" => target = Some(&mut sd.pre),
             "post:" => target = Some(&mut sd.post),
             name => match target.as_mut() {
-                Some(t) => t.push(normalize(name)),
+                // Module names or aliases (`crypto-md5`): resolved when a plan is made.
+                Some(t) => t.push(name.to_string()),
                 None => return Err(format!("softdep: '{name}' is not after pre: or post:")),
             },
         }
@@ -279,7 +280,7 @@ mod tests {
             c.softdeps["virtio_net"],
             Softdep {
                 pre: vec!["failover".into()],
-                post: vec!["virtio_rng".into()]
+                post: vec!["virtio-rng".into()]
             }
         );
         assert_eq!(
