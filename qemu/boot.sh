@@ -17,7 +17,7 @@
 #                      unstable" (no PIT/HPET reference); no test uses it
 #   --show             copy the console to stdout as well
 #   --monitor SOCKET   QEMU monitor on a unix socket (server, no wait), and a free PCIe root port
-#                      `hotplug` for device_add ...,bus=hotplug
+#                      `hotport` for device_add ...,bus=hotport
 #   --until REGEX      end QEMU as soon as a console line printed after the kernel started init
 #                      matches REGEX (extended regex; the kernel's own command-line echo is earlier)
 #
@@ -94,7 +94,7 @@ fi
 net_args=(-netdev 'user,id=n0,restrict=on' -device "virtio-net-$dev_suffix,netdev=n0")
 monitor_args=(-monitor none)
 if [ -n "$monitor" ]; then
-    monitor_args=(-monitor "unix:$monitor,server=on,wait=off" -device 'pcie-root-port,id=hotplug,chassis=9,slot=9')
+    monitor_args=(-monitor "unix:$monitor,server=on,wait=off" -device 'pcie-root-port,id=hotport,chassis=9,slot=9')
 fi
 
 # panic=-1 with -no-reboot turns a kernel panic into a QEMU exit instead of a hang until the timeout.

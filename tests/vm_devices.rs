@@ -91,7 +91,7 @@ fn hotplug_links_blacklist_kernel_modprobe_and_power_button() {
     assert!(st.success(), "mkfs.ext4 failed");
     let log = work.path("console.log");
     let sock = work.path("monitor.sock");
-    let mut qemu = Command::new("bash")
+    let qemu = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/qemu/boot.sh"))
         .args(["--timeout", &boot_timeout(), "--log"])
         .arg(&log)
@@ -116,7 +116,7 @@ fn hotplug_links_blacklist_kernel_modprobe_and_power_button() {
     assert!(r.contains("OK"), "drive_add: {r}");
     let r = monitor(
         &sock,
-        "device_add virtio-blk-pci,drive=hot0,id=hot0,bus=hotplug",
+        "device_add virtio-blk-pci,drive=hot0,id=hot0,bus=hotport",
     );
     assert!(!r.contains("Error"), "device_add: {r}");
 

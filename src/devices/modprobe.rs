@@ -11,8 +11,8 @@
 //!
 //! `-n` prints the plan (`insmod PATH PARAMS` lines) without loading; `-b` applies the blacklist
 //! to names too; `-a` treats every argument as a module; `-d` prefixes every path (tests);
-//! `--origin` names who asked in the record (default: `kernel` when the parent is kthreadd,
-//! else `command`). `--coldplug` loads the modules of every device present, in rounds until one
+//! `--origin` names who asked in the record (default: `coldplug` with `--coldplug`, `kernel`
+//! when the parent is a kernel thread, else `command`). `--coldplug` loads the modules of every device present, in rounds until one
 //! loads nothing (a bus driver creates new devices), skipping `cpu:` modaliases unless `--all`.
 //! Exit status: 0 when every required module is loaded (or built in), 1 otherwise.
 
@@ -87,9 +87,12 @@ pub fn parse_args(args: &[String]) -> Result<Args, String> {
 }
 
 fn origin_default() -> String {
-    // The kernel's usermode helpers are started with CLONE_PARENT from a kworker: their parent
-    // is kthreadd, pid 2.
-    if nix::unistd::getppid().as_raw() == 2 {
+    // The kernel's module requests run as children of a kernel thread (kthreadd, or the kworker
+    // that waits for them), and kernel threads have an empty command line.
+    let ppid = nix::unistd::getppid().as_raw();
+    let kernel_parent =
+        ppid == 2 || std::fs::read(format!("/proc/{ppid}/cmdline")).is_ok_and(|c| c.is_empty());
+    if kernel_parent {
         "kernel".into()
     } else {
         "command".into()
@@ -132,7 +135,11 @@ pub fn main(args: &[String]) -> i32 {
     }
     let run_dir = root.join(crate::boot::RUN_DIR.trim_start_matches('/'));
     let record = run_dir.is_dir().then(|| run_dir.join(RECORD_FILE));
-    let origin = a.origin.clone().unwrap_or_else(origin_default);
+    let origin = match (&a.origin, a.coldplug) {
+        (Some(o), _) => o.clone(),
+        (None, true) => "coldplug".into(),
+        (None, false) => origin_default(),
+    };
     let mut loader = Loader::new(&dir, cfg, &root.join("proc/modules"), &origin, record);
     loader.dry_run = a.dry_run;
     if a.coldplug {
