@@ -1,8 +1,8 @@
 //! The kernel's uevent multicast socket (NETLINK_KOBJECT_UEVENT, group 1): what udevd listens to.
 //!
-//! Any process in the network namespace with CAP_NET_ADMIN... or none at all on older kernels
-//! could send to the group, so messages whose sender port id is not the kernel's (0) are dropped
-//! here. Tests feed the same reader from one end of a socketpair, where there is no sender to check.
+//! Other processes may send to the group too, so messages whose sender port id is not the kernel's
+//! (0) are reported as foreign and dropped. Tests feed the same reader from one end of a
+//! socketpair, where there is no sender to check. nix wraps every call: no unsafe here.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
