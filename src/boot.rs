@@ -88,8 +88,8 @@ fn run_machine(opts: &cli::InitOptions) -> i32 {
 
 /// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts and
 /// cgroups → hostname, machine-id, sysctl → loopback → supervise (with the devices subsystem,
-/// whose coldplug runs beside the units). Each step logs
-/// and degrades on failure; only an unusable root (bad `ostree=`) is fatal.
+/// whose coldplug runs beside the units). Each step logs and degrades on failure; only an
+/// unusable root (bad `ostree=`) is fatal.
 fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     use SubjectKind::{Fact, Stage};
     use TimelineEvent::{Ready, Start};
