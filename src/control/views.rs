@@ -5,7 +5,11 @@
 use serde_json::Value;
 
 /// initctl verbs that ask a subsystem for its report, and the subsystem each one names.
-pub const SUBSYSTEM_VERBS: &[(&str, &str)] = &[("net", "net"), ("devices", "devices")];
+pub const SUBSYSTEM_VERBS: &[(&str, &str)] = &[
+    ("net", "net"),
+    ("devices", "devices"),
+    ("modules", "devices"),
+];
 
 /// Text for a subsystem's report.
 pub fn render_subsystem(name: &str, report: &Value) -> String {
