@@ -16,6 +16,8 @@
 #                      the Debian cloud kernel under TCG it currently stalls after "tsc: Marking TSC
 #                      unstable" (no PIT/HPET reference); no test uses it
 #   --show             copy the console to stdout as well
+#   --monitor SOCKET   QEMU monitor on a unix socket (server, no wait), and a free PCIe root port
+#                      `hotport` for device_add ...,bus=hotport
 #   --until REGEX      end QEMU as soon as a console line printed after the kernel started init
 #                      matches REGEX (extended regex; the kernel's own command-line echo is earlier)
 #
@@ -25,7 +27,7 @@ set -euo pipefail
 # shellcheck source=qemu/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-log_file='' timeout_s=120 append='' ostree_arg='' bus='' no_disk=0 microvm=0 show=0 until_re=''
+log_file='' timeout_s=120 append='' ostree_arg='' bus='' no_disk=0 microvm=0 show=0 until_re='' monitor=''
 while [ $# -gt 0 ]; do
     case $1 in
         --log) log_file=$2; shift 2 ;;
@@ -37,6 +39,7 @@ while [ $# -gt 0 ]; do
         --microvm) microvm=1; shift ;;
         --show) show=1; shift ;;
         --until) until_re=$2; shift 2 ;;
+        --monitor) monitor=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         -*) die "unknown option $1" ;;
         *) break ;;
@@ -89,6 +92,10 @@ if [ "$no_disk" = 0 ]; then
     esac
 fi
 net_args=(-netdev 'user,id=n0,restrict=on' -device "virtio-net-$dev_suffix,netdev=n0")
+monitor_args=(-monitor none)
+if [ -n "$monitor" ]; then
+    monitor_args=(-monitor "unix:$monitor,server=on,wait=off" -device 'pcie-root-port,id=hotport,chassis=9,slot=9')
+fi
 
 # panic=-1 with -no-reboot turns a kernel panic into a QEMU exit instead of a hang until the timeout.
 cmdline="$options panic=-1$append"
@@ -97,7 +104,7 @@ echo "[lifsea-qemu] kernel ${linux##*/} ${initrd:+initrd ${initrd##*/} }bus ${bu
 start_ns=$(date +%s%N)
 set +e
 qemu=(timeout --kill-after=5 "$timeout_s" qemu-system-x86_64 -accel tcg "${machine[@]}" -m 1024 -smp 2
-    -nographic -no-reboot -serial "file:$log_file" -monitor none -display none
+    -nographic -no-reboot -serial "file:$log_file" "${monitor_args[@]}" -display none
     -kernel "$work/vmlinuz" "${initrd_args[@]}" -append "$cmdline" "${disk_args[@]}" "${net_args[@]}")
 "${qemu[@]}" </dev/null >/dev/null 2>"$work/qemu.err" &
 qpid=$!

@@ -148,8 +148,9 @@ stage_tiny_rootfs() {
     printf 'root:x:0:\n' >"$R/etc/group"
     echo lifsea >"$R/etc/hostname"
     # Only what the tiny image's hardware needs: virtio-net (coldplugged by modalias), virtio-blk,
-    # the ACPI power button. depmod then indexes just these.
-    local kmods="virtio_net virtio_pci virtio_blk button"
+    # the ACPI power button and evdev (its /dev/input node). depmod then indexes just these. Plus
+    # overlay (the kernel's module request in check.sh) and qemu_fw_cfg (blacklisted below).
+    local kmods="virtio_net virtio_pci virtio_blk button evdev overlay qemu_fw_cfg"
     install_modules "$KERNEL_DIR/root/lib/modules/$KVER" "$R/usr/lib/modules/$KVER" "$kmods"
 }
 
@@ -210,7 +211,12 @@ stage_common() { # R BIN VARIANT
         rm -f "$R/usr/sbin/init"
         ln -s ../lib/lifsea/lifsea-init "$R/usr/sbin/init"
         ln -sf ../lib/lifsea/lifsea-init "$R/usr/sbin/initctl"
+        # The kernel's module requests go to the init's modprobe (docs/devices.md).
+        ln -sf lifsea-init "$R/usr/lib/lifsea/modprobe"
     fi
+    # A coldplug candidate (QEMU's fw_cfg device matches it) that must stay unloaded.
+    mkdir -p "$R/etc/modprobe.d"
+    printf '# lifsea VM test: coldplug must not load this\nblacklist qemu_fw_cfg\n' >"$R/etc/modprobe.d/lifsea-test.conf"
     install -m 755 "$LIFSEA_ROOT/qemu/standin-init.sh" "$R/usr/lib/lifsea/standin-init"
     install -m 755 "$LIFSEA_ROOT/tests/vm/check.sh" "$R/usr/lib/lifsea/tests/check.sh"
     install -m 644 "$LIFSEA_ROOT"/tests/vm/units/*.toml "$R/usr/lib/lifsea/units/"

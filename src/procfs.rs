@@ -1,5 +1,5 @@
-//! Pure parsers for the /proc files several stages read: mountinfo (boot, shutdown, the cgroup
-//! finder), /proc/PID/stat (the process tree for shutdown and sd_notify's sender check) and
+//! Pure parsers for the /proc files several stages read: the kernel command line's words (boot,
+//! network, devices), mountinfo (boot, shutdown, the cgroup finder), /proc/PID/stat (the process tree for shutdown and sd_notify's sender check) and
 //! /proc/PID/cgroup. They take text and return data; the one walker here takes its /proc path as a
 //! parameter so tests can hand it a fake tree.
 
@@ -111,6 +111,41 @@ pub fn descendants(proc_dir: &Path, root_pid: i32) -> Vec<i32> {
             false
         })
         .collect()
+}
+
+/// Splits /proc/cmdline into words the way the kernel does: whitespace separates words except
+/// inside double quotes, and the quotes themselves are dropped (`a="b c"` → `a=b c`). Words after
+/// a bare `--` belong to init's argv and are not kernel parameters.
+pub fn cmdline_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    if cur == "--" {
+                        return words;
+                    }
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word && cur != "--" {
+        words.push(cur);
+    }
+    words
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lifsea_init::boot::blockdev::{find_root, read_ext4, read_gpt, scan_once, BlockError};
+use lifsea_init::devices::blockdev::{find_root, read_ext4, read_gpt, scan_once, BlockError};
 use lifsea_init::boot::cmdline::RootSpec;
 
 fn tmpdir(tag: &str) -> PathBuf {

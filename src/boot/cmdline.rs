@@ -144,41 +144,6 @@ impl Default for BootParams {
     }
 }
 
-/// Splits the command line into words the way the kernel does: whitespace separates words except
-/// inside double quotes, and the quotes themselves are dropped (`a="b c"` → `a=b c`). Words after
-/// a bare `--` belong to init's argv and are not kernel parameters.
-pub fn split_words(text: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quoted = false;
-    for c in text.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                in_word = true;
-            }
-            c if c.is_whitespace() && !quoted => {
-                if in_word {
-                    if cur == "--" {
-                        return words;
-                    }
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word && cur != "--" {
-        words.push(cur);
-    }
-    words
-}
-
 fn parse_bool(v: Option<&str>) -> Option<bool> {
     match v {
         None | Some("1" | "yes" | "true" | "on") => Some(true),
@@ -190,7 +155,7 @@ fn parse_bool(v: Option<&str>) -> Option<bool> {
 /// Parses /proc/cmdline text.
 pub fn parse(text: &str) -> BootParams {
     let mut p = BootParams::default();
-    for word in split_words(text) {
+    for word in crate::procfs::cmdline_words(text) {
         let (key, value) = match word.split_once('=') {
             Some((k, v)) => (k, Some(v)),
             None => (word.as_str(), None),
@@ -266,11 +231,11 @@ mod tests {
     #[test]
     fn splits_with_quotes_and_double_dash() {
         assert_eq!(
-            split_words("a=1  b=\"x y\" \"c=d e\" -- single"),
+            crate::procfs::cmdline_words("a=1  b=\"x y\" \"c=d e\" -- single"),
             vec!["a=1", "b=x y", "c=d e"]
         );
-        assert_eq!(split_words("  \n"), Vec::<String>::new());
-        assert_eq!(split_words("x=\"\""), vec!["x="]);
+        assert_eq!(crate::procfs::cmdline_words("  \n"), Vec::<String>::new());
+        assert_eq!(crate::procfs::cmdline_words("x=\"\""), vec!["x="]);
     }
 
     #[test]

@@ -7,14 +7,13 @@
 //! and keep running; see `ostree` for why there is no re-exec).
 //!
 //! Where each step lives: `stage0` (the initramfs, then exec), `cmdline` (the kernel command
-//! line), `blockdev` (`root=` by label/UUID), `ostree` (resolving and assembling the deployment
+//! line), `ostree` (resolving and assembling the deployment
 //! through the `mount_ops` seam), `mounts` (the early-mounts table, cgroup root), `machine`
 //! (hostname, machine-id, sysctl), stage 2 in `crate::supervisor`, `shutdown` (stage 3), and
 //! `fatal` (a boot that cannot continue).
 
 use std::path::{Path, PathBuf};
 
-pub mod blockdev;
 pub mod cmdline;
 mod fatal;
 pub mod machine;
@@ -28,7 +27,6 @@ pub use fatal::fatal;
 
 use crate::cli;
 use crate::control::ops::ShutdownKind;
-use crate::devices::coldplug::Coldplug;
 use crate::paths::{
     ADMIN_SYSCTL_DIR, ADMIN_UNIT_DIR, CGROUP_ROOT, LOG_DIR, MOUNTINFO, RUN_DIR, VENDOR_SYSCTL_DIR,
     VENDOR_UNIT_DIR,
@@ -121,8 +119,10 @@ fn run_machine(opts: &cli::InitOptions) -> i32 {
 }
 
 /// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts and
-/// cgroups → devices coldplug → hostname, machine-id, sysctl → network (async) → supervise. Each step logs
-/// and degrades on failure; only an unusable root (bad `ostree=`) is fatal.
+/// cgroups → hostname, machine-id, sysctl → supervise, with the subsystems that run beside the
+/// units: devices (coldplug, hotplug, the power button; it reaches `devices` itself) and the
+/// network (links, DHCP; it reaches `network` and `network-online`). Each step logs and degrades
+/// on failure; only an unusable root (bad `ostree=`) is fatal.
 fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     use SubjectKind::{Fact, Stage};
     use TimelineEvent::{Ready, Start};
@@ -134,13 +134,14 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     milestone(timeline, Stage, "root", Ready);
     early_mounts(ostree_booted);
     milestone(timeline, Fact, "mounts", Ready);
-    coldplug(&params);
-    milestone(timeline, Fact, "devices", Ready);
     machine_identity();
-    let net = crate::net::boot::machine();
+    // Coldplug runs beside the supervisor and reaches `devices` itself (devices::subsystem).
+    let devices = crate::devices::subsystem::Devices::machine(params.coldplug_all);
+    let mut subsystems = crate::net::boot::machine();
+    subsystems.push(Box::new(devices));
     milestone(timeline, Stage, "machine-setup", Ready);
     timeline.mark(Stage, "supervise", Start);
-    supervise(std::mem::take(timeline), net)
+    supervise(std::mem::take(timeline), subsystems)
 }
 
 /// Mounts /proc (the command line and mountinfo live there; the rest of the table waits until
@@ -170,30 +171,6 @@ fn early_mounts(ostree_booted: bool) {
     }
 }
 
-/// Loads the modules of the devices present (modalias coldplug) from the running kernel's tree.
-fn coldplug(params: &cmdline::BootParams) {
-    let kver = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let module_dir = ["/lib/modules", "/usr/lib/modules"]
-        .iter()
-        .map(|d| Path::new(d).join(kver.trim()))
-        .find(|d| d.join("modules.dep").exists());
-    match module_dir {
-        Some(dir) => {
-            let mut cp = Coldplug::new(
-                &dir,
-                Path::new("/proc/modules"),
-                params.module_blacklist.clone(),
-                params.coldplug_all,
-            );
-            cp.run(Path::new("/sys"), 5);
-        }
-        None => log::warn!(
-            "no modules.dep for kernel {}; skipping coldplug",
-            kver.trim()
-        ),
-    }
-}
-
 /// Hostname, machine-id (generated on first boot) and sysctl.d settings.
 fn machine_identity() {
     let etc = Path::new("/etc");
@@ -219,7 +196,7 @@ fn machine_identity() {
 /// Stage 2: the supervisor with the machine's directories and the facts reached so far.
 fn supervise(
     timeline: Timeline,
-    net: Vec<Box<dyn supervisor::subsystem::Subsystem>>,
+    subsystems: Vec<Box<dyn supervisor::Subsystem>>,
 ) -> ShutdownKind {
     let cfg = supervisor::Config {
         unit_dirs: vec![
@@ -232,12 +209,12 @@ fn supervise(
         cgroup_root: Some(PathBuf::from(CGROUP_ROOT)),
         cgroup_base: String::new(),
         etc_dir: PathBuf::from("/etc"),
-        facts_reached: ["mounts", "devices"]
+        facts_reached: ["mounts"]
             .into_iter()
             .map(str::to_string)
             .collect(),
     };
-    supervisor::run(cfg, timeline, net).kind
+    supervisor::run(cfg, timeline, subsystems).kind
 }
 
 /// Stamps a stage in the timeline and prints it on the console with the guest uptime, so a

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use super::cmdline::{self, BootParams};
 use super::mount_ops::{MountOps, SysMounts};
-use super::{blockdev, ostree};
+use super::ostree;
+use crate::devices::blockdev;
 use crate::devices::coldplug::Coldplug;
 use crate::sys;
 use crate::timeline::{SubjectKind, Timeline, TimelineEvent};

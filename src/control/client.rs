@@ -38,6 +38,7 @@ verbs:
   poweroff|reboot|halt     orderly shutdown
   net                      links, addresses, routes, DNS and DHCP leases
   devices                  modules loaded (by whom, how long), device links
+  modules                  the same as devices
   version                  protocol and init versions
   check DIR...             validate unit files offline (needs no running init)
 exit codes: 0 ok, 1 failed, 2 usage, 3 cannot reach the init or refused, 4 no such unit";

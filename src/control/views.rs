@@ -5,14 +5,20 @@
 use serde_json::Value;
 
 /// initctl verbs that ask a subsystem for its report, and the subsystem each one names.
-pub const SUBSYSTEM_VERBS: &[(&str, &str)] = &[("net", "net"), ("devices", "devices")];
+pub const SUBSYSTEM_VERBS: &[(&str, &str)] = &[
+    ("net", "net"),
+    ("devices", "devices"),
+    ("modules", "devices"),
+];
 
 /// Text for a subsystem's report.
 pub fn render_subsystem(name: &str, report: &Value) -> String {
-    match name {
-        "net" => crate::net::view::render(report).unwrap_or_else(|| pretty(report)),
-        _ => pretty(report),
-    }
+    let text = match name {
+        "net" => crate::net::view::render(report),
+        "devices" => crate::devices::view::render(report),
+        _ => None,
+    };
+    text.unwrap_or_else(|| pretty(report))
 }
 
 fn pretty(v: &Value) -> String {

@@ -2,6 +2,10 @@
 //! load the matching modules in dependency order. Repeated until a round loads nothing, because
 //! loading a bus driver (virtio_pci) makes new devices (virtio0, ...) with their own modaliases.
 //!
+//! `Coldplug` runs in-process in stage 0 (the initramfs, before the supervisor exists); on the
+//! running machine the devices subsystem runs `lifsea-init modprobe --coldplug` (`modprobe.rs`)
+//! instead, which shares `collect_modaliases` and honours modprobe.d.
+//!
 //! `cpu:` modaliases are skipped unless asked (`lifsea.coldplug=all`): they select CPU-feature
 //! modules (kvm, cpufreq drivers, crypto acceleration) that a container node either does not need
 //! or that the kernel loads itself on first use (the crypto API calls request_module). On the

@@ -61,7 +61,7 @@ pub fn machine() -> Vec<Box<dyn Subsystem>> {
         log::warn!("bring up lo: {e}");
     }
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let (ip, timeout, errors) = ipconfig::from_cmdline(&crate::boot::cmdline::split_words(&cmdline));
+    let (ip, timeout, errors) = ipconfig::from_cmdline(&crate::procfs::cmdline_words(&cmdline));
     for e in errors {
         log::warn!("kernel command line: {e}");
     }

@@ -81,6 +81,8 @@ pub struct Supervisor {
     pub(super) cgroup_cleanup: Option<super::cgroup::CgroupCleanup>,
     /// A panic cut a pass short: rebuild what it lost before the next one (see `recovery`).
     pub(super) needs_recovery: bool,
+    /// The core's facts generation last offered to the subsystems.
+    facts_gen_offered: u64,
 }
 
 impl Supervisor {
@@ -125,6 +127,7 @@ impl Supervisor {
             subsystems: Vec::new(),
             cgroup_cleanup: None,
             needs_recovery: false,
+            facts_gen_offered: 0,
             cfg,
         }
     }
@@ -155,6 +158,21 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Tells subsystems which facts units wait for, when that set has grown (device facts).
+    fn offer_wanted_facts(&mut self, now: Instant) {
+        let gen = self.core.facts_generation();
+        if gen == self.facts_gen_offered {
+            return;
+        }
+        self.facts_gen_offered = gen;
+        let pending = self.core.pending_facts();
+        let mut notices = Vec::new();
+        for s in &mut self.subsystems {
+            s.facts_wanted(&pending, now, &mut notices);
+        }
+        self.apply_notices(notices);
     }
 
     /// Status of the subsystem called `name`, for the control API.
@@ -409,6 +427,7 @@ impl Supervisor {
         self.check_boot_complete();
         self.prune_removed();
         let now = Instant::now();
+        self.offer_wanted_facts(now);
         let mut deadline = self.timers.peek().map(|Reverse(t)| t.at);
         let sub_deadline = self.subsystems.iter().filter_map(|s| s.deadline()).min();
         io.retry_notify(now);

@@ -89,6 +89,8 @@ pub struct Core {
     seed: u64,
     /// Units to re-evaluate in the next `reconcile`.
     dirty: BTreeSet<String>,
+    /// Bumped whenever a device fact is added, so the loop tells subsystems what is wanted.
+    facts_gen: u64,
 }
 
 impl Core {
@@ -166,6 +168,11 @@ impl Core {
                 .entry(d.clone())
                 .or_default()
                 .insert(name.to_string());
+            // Device facts exist as soon as a unit names one (`device:/dev/...`).
+            if crate::units::values::is_device_fact(d) && !self.facts.contains_key(d) {
+                self.facts.insert(d.clone(), FactState::Pending);
+                self.facts_gen += 1;
+            }
         }
         for d in &s.requires {
             self.requirers
@@ -214,6 +221,20 @@ impl Core {
 
     pub fn fact(&self, name: &str) -> Option<&FactState> {
         self.facts.get(name)
+    }
+
+    /// Changes whenever a device fact is added (see `pending_facts`).
+    pub fn facts_generation(&self) -> u64 {
+        self.facts_gen
+    }
+
+    /// Facts not reached or failed yet, for the subsystems that reach them.
+    pub fn pending_facts(&self) -> Vec<String> {
+        self.facts
+            .iter()
+            .filter(|(_, s)| **s == FactState::Pending)
+            .map(|(f, _)| f.clone())
+            .collect()
     }
 
     pub fn shutting_down(&self) -> bool {

@@ -194,6 +194,51 @@ fn facts_gate_their_dependents() {
 }
 
 #[test]
+fn device_facts_exist_once_a_unit_names_them() {
+    let mut after_only = exec_daemon();
+    after_only.after = vec!["device:/dev/disk/by-label/data".into()];
+    let mut t = T::new(&[
+        (
+            "mounter",
+            requiring(exec_daemon(), &["device:/dev/disk/by-label/data"]),
+        ),
+        ("logger", after_only),
+        ("other", requiring(exec_daemon(), &["device:/dev/kvm"])),
+        ("free", exec_daemon()),
+    ]);
+    assert!(t.core.is_fact("device:/dev/disk/by-label/data"));
+    assert!(
+        !t.core.is_fact("device:/dev/sda"),
+        "only named device facts exist"
+    );
+    assert_eq!(
+        t.core.pending_facts(),
+        vec![
+            "device:/dev/disk/by-label/data",
+            "device:/dev/kvm",
+            "network",
+            "network-online"
+        ]
+    );
+    assert!(t.core.facts_generation() > 0);
+    let gen = t.core.facts_generation();
+    assert_eq!(spawns(&t.ev(Event::Boot)), vec!["free"]);
+    // A fact nobody named is ignored; the generation does not move on events.
+    assert!(spawns(&t.ev(Event::FactReached("device:/dev/sda".into()))).is_empty());
+    assert_eq!(t.core.facts_generation(), gen);
+    let acts = t.ev(Event::FactFailed {
+        fact: "device:/dev/disk/by-label/data".into(),
+        reason: "/dev/disk/by-label/data did not appear within 90 s".into(),
+    });
+    // The timeout fails only the unit that requires the device; ordering is released.
+    assert_eq!(spawns(&acts), vec!["logger"]);
+    assert_eq!(phase(&t.core, "mounter"), Phase::Failed);
+    assert_eq!(phase(&t.core, "other"), Phase::Waiting);
+    let acts = t.ev(Event::FactReached("device:/dev/kvm".into()));
+    assert_eq!(spawns(&acts), vec!["other"]);
+}
+
+#[test]
 fn a_failed_fact_fails_its_requirers_and_releases_ordering() {
     let mut after_only = exec_daemon();
     after_only.after = vec!["network-online".into()];

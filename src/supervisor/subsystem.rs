@@ -57,6 +57,10 @@ pub trait Subsystem {
     fn child_exited(&mut self, _pid: i32, _status: ChildExit, _out: &mut Vec<Notice>) -> bool {
         false
     }
+    /// The facts units wait for that are not reached yet, given whenever that set grows (a unit
+    /// naming `device:/dev/...` was loaded). A subsystem that can reach some of them watches for
+    /// them; the others it ignores.
+    fn facts_wanted(&mut self, _facts: &[String], _now: Instant, _out: &mut Vec<Notice>) {}
     /// An orderly shutdown has begun (DHCP RELEASE, closing devices). Non-blocking.
     fn begin_shutdown(&mut self, _out: &mut Vec<Notice>) {}
     /// What the control API shows for this subsystem (`initctl net`, `initctl devices`).

@@ -16,3 +16,4 @@ pub mod process;
 pub mod random;
 pub mod reap;
 pub mod signal;
+pub mod uevent_socket;

@@ -12,6 +12,13 @@ const MODULE_INIT_COMPRESSED_FILE: libc::c_int = 4;
 /// with `O_CLOEXEC` so a concurrent fork never inherits it). Compressed modules are passed with
 /// `MODULE_INIT_COMPRESSED_FILE`.
 pub fn finit_module(path: &Path) -> std::io::Result<()> {
+    finit_module_with(path, "")
+}
+
+/// Like `finit_module`, with a parameter string (`a=1 b=2`, from modprobe.d `options`).
+pub fn finit_module_with(path: &Path, params: &str) -> std::io::Result<()> {
+    let params = std::ffi::CString::new(params)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     let file = File::open(path)?; // std opens with O_CLOEXEC
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let flags = if name.ends_with(".ko") {
@@ -19,9 +26,8 @@ pub fn finit_module(path: &Path) -> std::io::Result<()> {
     } else {
         MODULE_INIT_COMPRESSED_FILE
     };
-    let params = c"";
     // SAFETY: the fd is open for the duration of the call, `params` is a valid NUL-terminated
-    // string with static lifetime, and finit_module does not retain either pointer.
+    // string that outlives it, and finit_module does not retain either pointer.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_finit_module,

@@ -188,11 +188,16 @@ pub(super) fn strings(errs: &mut Errors, key: &str, arr: &SpArray) -> Vec<(Strin
         .collect()
 }
 
-/// A list of dependencies: each a valid unit name or a fact; duplicates dropped.
+/// A list of dependencies: each a valid unit name, a fact or a device fact; duplicates dropped.
 pub(super) fn names(errs: &mut Errors, key: &str, arr: Option<&SpArray>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (s, sp) in arr.map(|a| strings(errs, key, a)).unwrap_or_default() {
-        if !valid_unit_name(&s) {
+        if s.starts_with("device:") && !super::values::is_device_fact(&s) {
+            errs.at(
+                sp,
+                format!("{key}: invalid device fact {s:?}: use device:/dev/PATH without '.', '..' or empty components"),
+            );
+        } else if !valid_unit_name(&s) && !super::values::is_device_fact(&s) {
             errs.at(sp, format!("{key}: invalid unit name {s:?}"));
         } else if !out.contains(&s) {
             out.push(s);

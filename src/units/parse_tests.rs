@@ -478,3 +478,17 @@ fn line_col_counts_characters() {
     assert_eq!(line_col("ab\ncdé f", 8), (2, 5));
     assert_eq!(line_col("ab", 99), (1, 3));
 }
+
+#[test]
+fn device_facts_are_dependencies_and_bad_ones_are_errors() {
+    let u = ok("exec = [\"/bin/true\"]\nrequires = [\"device:/dev/disk/by-label/data\"]\nafter = [\"device:/dev/kvm\", \"device:/dev/kvm\"]\n");
+    assert_eq!(u.requires, vec!["device:/dev/disk/by-label/data"]);
+    assert_eq!(u.after, vec!["device:/dev/kvm"]);
+    assert_eq!(
+        errs("exec = [\"/bin/true\"]\nafter = [\"device:/dev/../etc\", \"device:/etc/x\"]\n"),
+        vec![
+            "/u/svc.toml:2:10: after: invalid device fact \"device:/dev/../etc\": use device:/dev/PATH without '.', '..' or empty components",
+            "/u/svc.toml:2:32: after: invalid device fact \"device:/etc/x\": use device:/dev/PATH without '.', '..' or empty components",
+        ]
+    );
+}

@@ -31,9 +31,22 @@ pub fn valid_unit_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '@' | '-'))
 }
 
-/// Whether `name` is one of the init's built-in facts.
+/// Whether `name` is one of the init's built-in facts, or a device fact (`is_device_fact`).
 pub fn is_fact(name: &str) -> bool {
-    FACTS.contains(&name)
+    FACTS.contains(&name) || is_device_fact(name)
+}
+
+/// Whether `name` is a device fact: `device:` and an absolute path under /dev without `.`, `..`
+/// or empty components (`device:/dev/disk/by-label/data`). The devices subsystem reaches it when
+/// the path exists, or fails it after its timeout.
+pub fn is_device_fact(name: &str) -> bool {
+    name.strip_prefix("device:/dev/").is_some_and(|rest| {
+        !rest.is_empty()
+            && name.len() <= 4096
+            && rest
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..")
+    })
 }
 
 /// Whether `name` may be used as an environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -269,6 +282,17 @@ mod tests {
             assert!(!valid_unit_name(bad), "{bad}");
         }
         assert!(is_fact("network-online") && !is_fact("containerd"));
+        assert!(is_fact("device:/dev/disk/by-label/data") && is_fact("device:/dev/kvm"));
+        for bad in [
+            "device:",
+            "device:/dev/",
+            "device:/etc/passwd",
+            "device:/dev/../etc",
+            "device:/dev/a//b",
+            "device:dev/kvm",
+        ] {
+            assert!(!is_fact(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -167,8 +167,134 @@ else
     result control-api SKIP "no initctl in this image"
 fi
 
+# Devices without udev (docs/devices.md). Only lifsea-init does these (not the stand-in init).
+if [ -S /run/lifsea/control.sock ]; then
+    if command -v initctl >/dev/null 2>&1; then
+        # Coldplug runs beside the units: wait for it (bounded) before judging.
+        devs=$(initctl devices 2>&1)
+        i=0
+        while ! echo "$devs" | grep -q '^coldplug: done' && [ $i -lt 100 ]; do
+            sleep 0.1
+            i=$((i + 1))
+            devs=$(initctl devices 2>&1)
+        done
+        echo "---- initctl devices ----"
+        echo "$devs"
+        echo "---- end ----"
+        if echo "$devs" | grep -q '^coldplug: done'; then
+            result devices-fact PASS "$(echo "$devs" | head -1)"
+        else
+            result devices-fact FAIL "$(echo "$devs" | head -1)"
+        fi
+        if echo "$devs" | grep -q '^power button: /dev/input/event'; then
+            result power-button PASS "$(echo "$devs" | grep '^power button')"
+        else
+            result power-button FAIL "$(echo "$devs" | grep '^power button')"
+        fi
+    else
+        result devices-fact SKIP "no initctl in this image"
+        result power-button SKIP "no initctl in this image"
+    fi
+    if [ -b /dev/disk/by-label/lifsea-root ]; then
+        result dev-disk-by-label PASS "/dev/disk/by-label/lifsea-root -> $(readlink /dev/disk/by-label/lifsea-root)"
+    else
+        result dev-disk-by-label FAIL "$(ls -lR /dev/disk 2>&1 | tr '\n' '|')"
+    fi
+    # The image blacklists qemu_fw_cfg in /etc/modprobe.d: QEMU's fw_cfg device (ACPI QEMU0002) would
+    # make coldplug load it otherwise.
+    if [ -f /etc/modprobe.d/lifsea-test.conf ]; then
+        bl=$(awk '$1 == "blacklist" { print $2 }' /etc/modprobe.d/lifsea-test.conf)
+        loaded=
+        for m in $bl; do
+            if grep -q "^$m " /proc/modules; then loaded="$loaded $m"; fi
+        done
+        if [ -n "$loaded" ]; then
+            result modprobe-blacklist FAIL "loaded although blacklisted:$loaded"
+        elif ls /sys/bus/acpi/devices/ 2>/dev/null | grep -q '^QEMU0002'; then
+            result modprobe-blacklist PASS "not loaded: $bl (device QEMU0002 present)"
+        else
+            result modprobe-blacklist FAIL "no QEMU0002 device: the blacklist proves nothing"
+        fi
+    else
+        result modprobe-blacklist SKIP "no /etc/modprobe.d/lifsea-test.conf"
+    fi
+    # The kernel's own module request (mounting overlay) is answered by the init's modprobe.
+    kmp=$(cat /proc/sys/kernel/modprobe 2>/dev/null)
+    if [ "$kmp" != /usr/lib/lifsea/modprobe ]; then
+        result kernel-modprobe FAIL "/proc/sys/kernel/modprobe is '$kmp'"
+    elif grep -q '^overlay ' /proc/modules; then
+        result kernel-modprobe SKIP "overlay already loaded"
+    else
+        o=/run/lifsea-ovl
+        mkdir -p $o/l $o/u $o/w $o/m
+        if out=$(mount -t overlay overlay -o lowerdir=$o/l,upperdir=$o/u,workdir=$o/w $o/m 2>&1); then
+            umount $o/m
+            if grep -q "^kernel	overlay	" /run/lifsea/modules.log 2>/dev/null; then
+                result kernel-modprobe PASS "$(grep "^kernel	overlay	" /run/lifsea/modules.log | tr '\t' ' ')"
+            else
+                result kernel-modprobe FAIL "overlay mounted but no kernel record: $(tr '\n\t' '| ' </run/lifsea/modules.log 2>&1)"
+            fi
+        else
+            result kernel-modprobe FAIL "mount -t overlay: $out"
+        fi
+    fi
+else
+    for c in dev-disk-by-label devices-fact power-button modprobe-blacklist kernel-modprobe; do
+        result $c SKIP "not lifsea-init"
+    done
+fi
+
 echo "CHECKS-DONE pass=$pass fail=$fail"
 sync
+
+# vmtest.hotplug: the host adds a virtio-blk disk labelled lifsea-hot through the QEMU monitor once
+# it sees HOTPLUG-WAIT, removes it after HOTPLUG-REMOVE-WAIT, and presses the power button after
+# POWERDOWN-WAIT (this checker does not power off then).
+now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
+if grep -q 'vmtest.hotplug' /proc/cmdline; then
+    npci=$(ls /sys/bus/pci/devices | wc -l)
+    echo "HOTPLUG-WAIT"
+    # Three moments: the PCI device appears (the kernel's hotplug), the disk appears (virtio_blk,
+    # loaded by the init's hotplug helper, probed it), the by-label link appears (the init read
+    # the superblock). The init's own latency is disk -> link; PCI -> link adds the kernel's
+    # module load and probe, which doubles on a loaded host.
+    t_dev= t_blk= t_link= i=0
+    while [ $i -lt 6000 ]; do
+        if [ -z "$t_dev" ] && [ "$(ls /sys/bus/pci/devices | wc -l)" -gt "$npci" ]; then t_dev=$(now_ms); fi
+        if [ -z "$t_blk" ] && ls /sys/class/block/ | grep -q '^vd'; then t_blk=$(now_ms); fi
+        if [ -e /dev/disk/by-label/lifsea-hot ]; then t_link=$(now_ms); break; fi
+        sleep 0.01
+        i=$((i + 1))
+    done
+    if [ -z "$t_link" ]; then
+        echo "CHECK hotplug-link: FAIL no /dev/disk/by-label/lifsea-hot within 60 s"
+    else
+        total=$((t_link - ${t_dev:-$t_link}))
+        ms=$((t_link - ${t_blk:-$t_link}))
+        rec=$(grep "^hotplug	virtio_blk	" /run/lifsea/modules.log | tr '\t' ' ')
+        if [ "$ms" -le 1000 ] && [ "$total" -le 5000 ] && [ -n "$rec" ]; then
+            echo "CHECK hotplug-link: PASS link ${ms} ms after the disk, ${total} ms after the PCI device; $rec"
+        else
+            echo "CHECK hotplug-link: FAIL link ${ms} ms after the disk, ${total} ms after the PCI device; record: '$rec'"
+        fi
+        echo "CHECK-INFO hotplug-link-ms=$ms hotplug-total-ms=$total"
+    fi
+    echo "HOTPLUG-REMOVE-WAIT"
+    i=0
+    while [ -e /dev/disk/by-label/lifsea-hot ] && [ $i -lt 3000 ]; do
+        sleep 0.01
+        i=$((i + 1))
+    done
+    if [ -e /dev/disk/by-label/lifsea-hot ]; then
+        echo "CHECK hotplug-remove: FAIL link still there 30 s after device_del"
+    else
+        echo "CHECK hotplug-remove: PASS link gone"
+    fi
+    initctl devices 2>&1 | sed -n '/^modules loaded/,/^$/p'
+    echo "POWERDOWN-WAIT"
+    sync
+    exit 0
+fi
 
 # Ask the init for an orderly poweroff (SIGUSR2), or a reboot (SIGTERM) when the command line has
 # vmtest.reboot; vmtest.nopoweroff (or LIFSEA_CHECK_NO_POWEROFF=1) leaves the machine running.
