@@ -10,6 +10,7 @@
 #   --mode initramfs   /usr/lib/modules/KVER/initramfs.img in the commit, so deploy writes an initrd line
 #   --init real        lifsea-init from `cargo build --release` is the init (default)
 #   --deploys N        deploy the commit N times (default 1): the newest deployment is the default
+#   --bench            the boot benchmark's marker unit (qemu/bench-guest/) replaces the VM checker
 #   --init standin     qemu/standin-init.sh (busybox sh) plays the init: proves the harness on its own;
 #                      boot it with qemu/boot.sh --append init=/lifsea-standin/init in direct mode
 #
@@ -21,13 +22,14 @@ source "$(dirname "$0")/lib.sh"
 # Tools chatter on stdout; only the image directory goes there (fd 3).
 exec 3>&1 1>&2
 
-variant=tiny mode=direct init=real deploys=1
+variant=tiny mode=direct init=real deploys=1 bench=0
 while [ $# -gt 0 ]; do
     case $1 in
         --variant) variant=$2; shift 2 ;;
         --mode) mode=$2; shift 2 ;;
         --init) init=$2; shift 2 ;;
         --deploys) deploys=$2; shift 2 ;;
+        --bench) bench=1; shift ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//' >&3; exit 0 ;;
         *) die "unknown argument $1" ;;
     esac
@@ -53,8 +55,10 @@ key=$( {
     if [ -d "$LIFSEA_ROOT/units" ]; then cat "$LIFSEA_ROOT"/units/*.toml 2>/dev/null || true; fi
     [ -z "$BIN" ] || sha256sum <"$BIN"
     echo "$KVER $variant $mode $init $base $deploys"
+    if [ "$bench" = 1 ]; then cat "$LIFSEA_ROOT"/qemu/bench-lib.sh "$LIFSEA_ROOT"/qemu/bench-guest/*; fi
 } | short_hash)
 kind=$variant-$mode-$init
+[ "$bench" = 0 ] || kind=$kind-bench
 [ "$deploys" = 1 ] || kind=$kind-x$deploys
 out="$LIFSEA_CACHE/images/$kind-$key"
 # One builder per kind of image at a time; a second one finds the first one's result.
@@ -78,6 +82,11 @@ else
     stage_debian_rootfs "$R" "$base"
 fi
 stage_common "$R" "$BIN" "$variant"
+if [ "$bench" = 1 ]; then
+    # shellcheck source=qemu/bench-lib.sh
+    source "$LIFSEA_ROOT/qemu/bench-lib.sh"
+    stage_bench_marker "$R"
+fi
 if [ "$mode" = initramfs ]; then
     if [ "$init" = real ]; then
         make_real_initramfs "$BIN" "$R/usr/lib/modules/$KVER/initramfs.img"
