@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lifsea_init::devices::blockdev::{find_root, read_ext4, read_gpt, scan_once, BlockError};
 use lifsea_init::boot::cmdline::RootSpec;
+use lifsea_init::devices::blockdev::{find_root, read_ext4, read_gpt, scan_once, BlockError};
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("lifsea-bd-{tag}-{}", std::process::id()));

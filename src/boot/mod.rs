@@ -194,10 +194,7 @@ fn machine_identity() {
 }
 
 /// Stage 2: the supervisor with the machine's directories and the facts reached so far.
-fn supervise(
-    timeline: Timeline,
-    subsystems: Vec<Box<dyn supervisor::Subsystem>>,
-) -> ShutdownKind {
+fn supervise(timeline: Timeline, subsystems: Vec<Box<dyn supervisor::Subsystem>>) -> ShutdownKind {
     let cfg = supervisor::Config {
         unit_dirs: vec![
             PathBuf::from(VENDOR_UNIT_DIR),
@@ -209,10 +206,7 @@ fn supervise(
         cgroup_root: Some(PathBuf::from(CGROUP_ROOT)),
         cgroup_base: String::new(),
         etc_dir: PathBuf::from("/etc"),
-        facts_reached: ["mounts"]
-            .into_iter()
-            .map(str::to_string)
-            .collect(),
+        facts_reached: ["mounts"].into_iter().map(str::to_string).collect(),
     };
     supervisor::run(cfg, timeline, subsystems).kind
 }
