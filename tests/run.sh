@@ -13,7 +13,10 @@ bash -c '. qemu/lib.sh && ensure_kernel'
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 rc=0
-cargo test --release -- --include-ignored --test-threads=2 2>&1 | tee "$log" || rc=$?
+cargo test --release --no-fail-fast -- --include-ignored --test-threads=2 2>&1 | tee "$log" || rc=$?
+# Panics injected at named points need the test-only feature (never in a production build).
+cargo test --release --features fault-injection --test ns_faults -- --test-threads=2 2>&1 \
+    | tee -a "$log" || rc=$?
 awk '/^test result:/ {
         for (i = 1; i <= NF; i++) {
             if ($(i+1) ~ /^passed/) p += $i

@@ -237,6 +237,12 @@ fn prepare(req: &SpawnRequest<'_>) -> Result<Plan, SpawnError> {
         .map(|a| cstring(name, "exec", a))
         .collect::<Result<Vec<_>, _>>()?;
 
+    let privileged = caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap_or(true);
     let identity = resolve_identity(req).map_err(prep)?;
     let env = environment(unit, identity.as_ref(), req.notify_socket);
     let envp = env
@@ -281,12 +287,8 @@ fn prepare(req: &SpawnRequest<'_>) -> Result<Plan, SpawnError> {
         envp: CStringArray::new(envp),
         workdir,
         oom_path: cstring(name, "path", "/proc/self/oom_score_adj")?,
-        oom_value: unit.oom_score_adjust.map(|v| v.to_string().into_bytes()),
-        limits: unit
-            .limits
-            .iter()
-            .map(|l| (l.resource as i32, l.soft, l.hard))
-            .collect(),
+        oom_value: grantable_oom(unit, privileged).map(|v| v.to_string().into_bytes()),
+        limits: grantable_limits(unit, privileged),
         identity,
         drop_bounding,
         ambient,
@@ -294,6 +296,54 @@ fn prepare(req: &SpawnRequest<'_>) -> Result<Plan, SpawnError> {
         no_new_privs: unit.no_new_privileges,
         ready_target,
     })
+}
+
+/// The oom_score_adj the service may get. Without CAP_SYS_RESOURCE (the init inside a container
+/// that withholds it) the kernel refuses to go below the init's own floor; rather than failing
+/// every unit that asks for that protection, the unit keeps the init's value and a warning says so.
+/// As PID 1 of a machine the init holds every capability and nothing changes.
+fn grantable_oom(unit: &Unit, privileged: bool) -> Option<i32> {
+    let want = unit.oom_score_adjust?;
+    if privileged {
+        return Some(want);
+    }
+    let own = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .unwrap_or(0);
+    if want >= own {
+        return Some(want);
+    }
+    log::warn!(
+        "unit {}: oom-score-adjust {want} not applied: the init lacks CAP_SYS_RESOURCE (keeping {own})",
+        unit.name
+    );
+    None
+}
+
+/// The rlimits the service may get: without CAP_SYS_RESOURCE a hard limit cannot be raised, so
+/// each is capped at the init's own hard limit (with a warning) instead of failing the unit.
+fn grantable_limits(unit: &Unit, privileged: bool) -> Vec<(i32, u64, u64)> {
+    unit.limits
+        .iter()
+        .map(|l| {
+            let (mut soft, mut hard) = (l.soft, l.hard);
+            if !privileged {
+                if let Ok((_, own_hard)) = nix::sys::resource::getrlimit(l.resource) {
+                    if hard > own_hard {
+                        log::warn!(
+                            "unit {}: limit {:?} capped at {own_hard}: the init lacks CAP_SYS_RESOURCE",
+                            unit.name,
+                            l.resource
+                        );
+                        hard = own_hard;
+                        soft = soft.min(hard);
+                    }
+                }
+            }
+            (l.resource as i32, soft, hard)
+        })
+        .collect()
 }
 
 /// Highest capability number the running kernel knows; the bounding set is dropped up to it.
@@ -416,5 +466,42 @@ mod tests {
         assert_eq!((id.gid, id.groups), (36, vec![36, 6]));
         let id = identity(None, Some("disk"));
         assert_eq!((id.uid, id.gid, id.groups), (0, 6, vec![6]));
+    }
+
+    #[test]
+    fn without_cap_sys_resource_protections_are_kept_within_reach() {
+        let mut unit = test_unit("t", &["/bin/true"]);
+        unit.oom_score_adjust = Some(-999);
+        unit.limits = vec![crate::units::schema::Limit {
+            resource: nix::sys::resource::Resource::RLIMIT_NOFILE,
+            soft: u64::MAX,
+            hard: u64::MAX,
+        }];
+        assert_eq!(grantable_oom(&unit, true), Some(-999));
+        let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            own > -999,
+            "precondition: this test process is not already at -999"
+        );
+        assert_eq!(grantable_oom(&unit, false), None);
+        unit.oom_score_adjust = Some(own + 1);
+        assert_eq!(grantable_oom(&unit, false), Some(own + 1));
+        let (_, own_hard) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+        let nofile = nix::sys::resource::Resource::RLIMIT_NOFILE as i32;
+        assert_eq!(
+            grantable_limits(&unit, true),
+            vec![(nofile, u64::MAX, u64::MAX)]
+        );
+        if own_hard != u64::MAX {
+            assert_eq!(
+                grantable_limits(&unit, false),
+                vec![(nofile, own_hard, own_hard)]
+            );
+        }
     }
 }
