@@ -1,8 +1,10 @@
-//! Devices without udev: modalias coldplug (`coldplug`), kernel module loading (`kmod`) and the
-//! pure modules.alias / modules.dep logic they share with `mkinitramfs` (`modalias`); modprobe's
-//! decisions (`index`, `modprobe_d`); kernel uevents (`uevent`); `/dev/disk` links (`links`) and
-//! node ownership (`rules`); `blockdev` reads filesystem and GPT identities for those links and
-//! for stage 0's `root=LABEL=...`.
+//! Devices without udev (docs/devices.md). The running machine's side is the `subsystem` (coldplug
+//! beside the units, hotplug from `uevent`s, `links`, node `rules`, the `power` button, device
+//! facts), which loads modules through helper processes: the `modprobe` face of this binary, built
+//! on `loader` (finit_module and the load record), `index` (modprobe's resolution and load plan)
+//! and `modprobe_d`. Stage 0 keeps the in-process `coldplug`/`kmod`; `modalias` is the pure
+//! modules.alias / modules.dep logic shared with `mkinitramfs`; `view` renders `initctl devices`;
+//! `blockdev` reads the filesystem and GPT identities behind the links and stage 0's `root=`.
 
 pub mod blockdev;
 pub mod coldplug;
