@@ -52,7 +52,35 @@ pub fn parse(args: &[String], container_env: Option<&str>) -> Result<InitOptions
             other => return Err(CliError::Unknown(other.to_string())),
         }
     }
+    let pid = std::process::id();
+    if o.container && pid == 1 && !container_mode_allowed(pid, own_pid_namespace().as_deref()) {
+        // Early boot: the console is stderr, the kernel log is not set up yet.
+        eprintln!(
+            "lifsea-init: container mode refused: PID 1 of the initial PID namespace is a \
+             machine's init (exiting at shutdown would panic the kernel)"
+        );
+        o.container = false;
+    }
     Ok(o)
+}
+
+/// How `/proc/self/ns/pid` names the initial PID namespace (the kernel's fixed
+/// `PROC_PID_INIT_INO`).
+const INITIAL_PID_NAMESPACE: &str = "pid:[4026531836]";
+
+/// Whether container mode (exit at shutdown) is safe: not for PID 1 of the initial PID namespace,
+/// where the init exiting panics the kernel. A kernel command-line word `container=x` reaches a
+/// machine's init as that environment variable, so `$container` alone must not decide.
+/// `pid_ns` is the target of `/proc/self/ns/pid`; without it (no /proc yet, as on a machine
+/// before the early mounts; a container runtime always provides one) PID 1 counts as a machine.
+pub fn container_mode_allowed(pid: u32, pid_ns: Option<&str>) -> bool {
+    pid != 1 || pid_ns.is_some_and(|ns| ns != INITIAL_PID_NAMESPACE)
+}
+
+fn own_pid_namespace() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]
@@ -96,5 +124,24 @@ mod tests {
             Err(CliError::Unknown("--bogus".into()))
         );
         assert!(parse(&s(&["single", "splash"]), None).is_ok());
+    }
+
+    /// Finding 12 of issue 12: `container=x` on a machine's kernel command line turned on
+    /// container mode for the real PID 1, which then exits at shutdown (a kernel panic).
+    #[test]
+    fn container_mode_is_refused_to_the_machines_pid1() {
+        assert!(!container_mode_allowed(1, Some("pid:[4026531836]")));
+        assert!(!container_mode_allowed(1, None), "no /proc: a machine");
+        assert!(container_mode_allowed(1, Some("pid:[4026532517]")));
+        assert!(container_mode_allowed(4242, Some("pid:[4026531836]")));
+        assert!(container_mode_allowed(4242, None));
+        // The constant is what this kernel calls its initial namespace: PID 1 of the host
+        // (readable as root) lives in it.
+        if let Ok(host) = std::fs::read_link("/proc/1/ns/pid") {
+            let own = own_pid_namespace();
+            if own.as_deref() == Some(host.to_string_lossy().as_ref()) {
+                assert_eq!(host.to_string_lossy(), INITIAL_PID_NAMESPACE);
+            }
+        }
     }
 }

@@ -83,6 +83,12 @@ pub struct Supervisor {
     pub(super) needs_recovery: bool,
     /// The core's facts generation last offered to the subsystems.
     facts_gen_offered: u64,
+    /// How long a shutdown may take before what is left is killed (see `deadline`).
+    pub(super) shutdown_limit: Duration,
+    pub(super) shutdown_deadline: Option<Instant>,
+    /// Shutdown signals (SIGTERM, SIGINT) received; enough of them force the end.
+    pub(super) shutdown_signals: u32,
+    pub(super) shutdown_forced: bool,
 }
 
 impl Supervisor {
@@ -128,6 +134,10 @@ impl Supervisor {
             cgroup_cleanup: None,
             needs_recovery: false,
             facts_gen_offered: 0,
+            shutdown_limit: super::deadline::DEFAULT_SHUTDOWN_LIMIT,
+            shutdown_deadline: None,
+            shutdown_signals: 0,
+            shutdown_forced: false,
             cfg,
         }
     }
@@ -344,7 +354,14 @@ impl Supervisor {
                 let _ = crate::control::ops::Operations::reload(self);
                 return;
             }
-            Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => ShutdownKind::Reboot,
+            Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
+                self.shutdown_signals = self.shutdown_signals.saturating_add(1);
+                if self.shutdown_signals >= super::deadline::FORCE_AFTER_SIGNALS {
+                    log::warn!("signal {signo} again: forcing the end of the shutdown");
+                    self.shutdown_forced = true;
+                }
+                ShutdownKind::Reboot
+            }
             Ok(Signal::SIGUSR1) => ShutdownKind::Halt,
             Ok(Signal::SIGUSR2) | Ok(Signal::SIGPWR) => ShutdownKind::Poweroff,
             _ => return,
@@ -356,6 +373,7 @@ impl Supervisor {
     pub(super) fn begin_shutdown(&mut self, kind: ShutdownKind) {
         if self.shutdown_kind.is_none() {
             self.shutdown_kind = Some(kind);
+            self.shutdown_deadline = Instant::now().checked_add(self.shutdown_limit);
             self.timeline
                 .mark(SubjectKind::Stage, "shutdown", TimelineEvent::Start);
             let mut notices = Vec::new();
@@ -436,6 +454,7 @@ impl Supervisor {
             self.next_probe,
             sub_deadline,
             io.notify_retry_at,
+            self.shutdown_deadline,
         ] {
             deadline = match (deadline, d) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -597,9 +616,17 @@ pub(super) fn run_loop(sup: &mut Supervisor, io: &mut LoopIo) -> ShutdownKind {
         if super::recovery::guarded("a loop iteration", || sup.iterate(io)).is_none() {
             sup.needs_recovery = true;
         }
-        if sup.core.shutting_down() && sup.core.all_down() {
+        if sup.core.shutting_down() {
             if let Some(kind) = sup.shutdown_kind {
-                return kind;
+                if sup.core.all_down() {
+                    return kind;
+                }
+                if sup.shutdown_overdue(Instant::now()) {
+                    super::recovery::guarded("forcing the end of the shutdown", || {
+                        sup.force_end_of_shutdown()
+                    });
+                    return kind;
+                }
             }
         }
     }

@@ -12,6 +12,7 @@ pub mod actions;
 pub mod backoff;
 pub mod catalog;
 pub mod cgroup;
+pub mod deadline;
 pub mod event_loop;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
@@ -196,6 +197,7 @@ pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>)
     let mut sup = Supervisor::new(cfg, timeline, cgroups, base);
     sup.subsystems = subsystems;
     sup.cgroup_cleanup = cgroup_cleanup;
+    sup.shutdown_limit = deadline::shutdown_limit_from_env();
     if let Some(catalog) = catalog {
         if recovery::guarded("installing units", || sup.install(catalog)).is_none() {
             sup.needs_recovery = true;

@@ -64,6 +64,10 @@ pub struct Spawned {
     pub ready_fd: Option<OwnedFd>,
 }
 
+/// How long `spawn` waits for the child to exec (or report a failure) before killing it: PID 1
+/// waits on its only thread, so the wait must be bounded (a hung filesystem, a frozen cgroup).
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The search path every service starts with; units override it through `env`.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -148,7 +152,7 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
     drop((devnull, out_w, err_w, report_w, cgroup_procs, cgroup_dir));
     let ready_fd = ready.map(|(r, _w)| r);
 
-    match read_report(&report_r) {
+    match read_report(&report_r, EXEC_TIMEOUT) {
         Ok(None) => Ok(Spawned {
             pid,
             stdout: out_r,
@@ -159,6 +163,15 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
             // Reap here: the event loop's reaper would see an exit for a pid it never learnt of.
             let _ = crate::sys::reap::reap(pid);
             Err(report.into_error(unit, &plan))
+        }
+        Err(Errno::ETIMEDOUT) => {
+            // Not reaped here: a child in uninterruptible sleep would block waitpid. The loop's
+            // reaper collects it whenever the SIGKILL takes effect.
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            Err(SpawnError::Prepare {
+                unit: unit.clone(),
+                message: format!("did not exec within {}s", EXEC_TIMEOUT.as_secs()),
+            })
         }
         Err(e) => {
             // Cannot tell what happened; do not leave a half-started child behind.

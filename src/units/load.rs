@@ -78,7 +78,7 @@ pub fn load_dirs(dirs: &[PathBuf]) -> LoadOutcome {
             out.errors.push(file_error(&path, None, message));
             continue;
         }
-        let text = match std::fs::read_to_string(&path) {
+        let text = match read_unit_file(&path) {
             Ok(t) => t,
             Err(e) => {
                 let err = file_error(&path, Some(&name), format!("cannot read: {e}"));
@@ -108,6 +108,37 @@ pub fn load_dirs(dirs: &[PathBuf]) -> LoadOutcome {
 }
 
 /// The entry names of `dir`, sorted so that the outcome never depends on readdir order.
+/// The largest unit file read (real ones are a few hundred bytes).
+pub const MAX_UNIT_FILE: u64 = 1024 * 1024;
+
+/// Reads a unit file without ever blocking: opened O_NONBLOCK (a FIFO named `*.toml` would
+/// otherwise wait in open(2) for a writer, stalling PID 1), then only a regular file of at most
+/// `MAX_UNIT_FILE` bytes is read.
+fn read_unit_file(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(io::Error::from_raw_os_error(libc::EISDIR));
+    }
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_UNIT_FILE {
+        return Err(io::Error::other(format!(
+            "larger than {} KiB",
+            MAX_UNIT_FILE / 1024
+        )));
+    }
+    let mut text = String::new();
+    file.take(MAX_UNIT_FILE).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 fn list_dir(dir: &Path) -> io::Result<Vec<OsString>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir)? {

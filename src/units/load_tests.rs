@@ -182,3 +182,34 @@ fn unreadable_file_is_broken() {
         )
     );
 }
+
+/// Finding 10 of issue 12: a FIFO named `*.toml` made loading block in open(2) forever (PID 1
+/// loads units on its only thread). It is refused as not a regular file, and the rest loads.
+#[test]
+fn fifo_named_toml_is_refused_without_blocking() {
+    let t = TempDir::new("fifo");
+    let d = t.sub("units");
+    write(&d, "good.toml", GOOD);
+    nix::unistd::mkfifo(
+        &d.join("pipe.toml"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let dirs = vec![d.clone()];
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load_dirs(&dirs));
+    });
+    let out = rx
+        .recv_timeout(std::time::Duration::from_secs(3))
+        .expect("loading blocked on a FIFO");
+    assert!(out.units.contains_key("good"));
+    let msgs: Vec<String> = out.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        msgs,
+        vec![format!(
+            "{}: cannot read: not a regular file",
+            d.join("pipe.toml").display()
+        )]
+    );
+}

@@ -284,6 +284,11 @@ impl Ns {
             .collect()
     }
 
+    /// The test's own cgroup (the init's base), when the host has cgroup2.
+    pub fn cgroup_dir(&self) -> Option<&Path> {
+        self.cgroup.as_deref()
+    }
+
     pub fn has_cgroup(&self) -> bool {
         self.cgroup.is_some()
     }

@@ -6,11 +6,13 @@
 
 use std::convert::Infallible;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
 use super::{Plan, SpawnError};
 use crate::sys::cred;
+use crate::sys::poll::{poll_fds, Watch};
 use crate::sys::process;
 
 /// The child's descriptors, as numbers: the parent keeps the owners alive across fork.
@@ -151,10 +153,25 @@ impl Failure {
 }
 
 /// Reads the child's report until EOF; `None` means the child exec'd.
-pub(super) fn read_report(fd: &OwnedFd) -> Result<Option<Failure>, Errno> {
+pub(super) fn read_report(fd: &OwnedFd, timeout: Duration) -> Result<Option<Failure>, Errno> {
     let mut buf = [0u8; REPORT_LEN];
     let mut len = 0;
+    let deadline = Instant::now().checked_add(timeout);
     while let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) {
+        // Bounded: a child stuck before exec (a hung filesystem, a frozen cgroup) must not hold
+        // the parent, which is PID 1's only thread.
+        let left = deadline.map_or(Duration::ZERO, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        let mut w = [Watch::input(fd.as_raw_fd())];
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        match poll_fds(&mut w, ms) {
+            _ if left.is_zero() => return Err(Errno::ETIMEDOUT),
+            Ok(0) => return Err(Errno::ETIMEDOUT),
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
         let n = process::read_some(fd.as_raw_fd(), rest)?;
         if n == 0 {
             break;
