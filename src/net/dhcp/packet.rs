@@ -258,7 +258,7 @@ fn lease_from(m: &Message, server: Ipv4Addr) -> Result<Lease, PacketError> {
     };
     let mut search: Vec<String> = Vec::new();
     if let Some(DhcpOption::DomainSearch(names)) = o.get(OptionCode::DomainSearch) {
-        search.extend(names.iter().filter_map(|n| domain(&n.to_utf8())));
+        search.extend(names.iter().filter_map(|n| domain(&n.to_ascii())));
     } else if let Some(DhcpOption::DomainName(d)) = o.get(OptionCode::DomainName) {
         search.extend(d.split_whitespace().filter_map(domain));
     }
