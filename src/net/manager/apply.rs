@@ -59,6 +59,20 @@ impl NetManager {
                     self.request(format!("add route {} on {name}", show_route(&rt)), res);
                 }
             }
+            // Routes and gateway configured for this link come after the lease's and replace
+            // any of the same destination (a server that sends no router, like QEMU's with
+            // restrict=on, still gets the node a default route this way).
+            let cfg = self.links.get(&index).and_then(|m| m.cfg);
+            let extra = cfg
+                .and_then(|i| self.opts.config.links.get(i))
+                .map(static_routes)
+                .unwrap_or_default();
+            for rt in extra {
+                let res = self.rtnl.as_mut().map(|r| r.add_route(index, &rt, false));
+                if let Some(res) = res {
+                    self.request(format!("add route {} on {name}", show_route(&rt)), res);
+                }
+            }
         }
         let unix = unix_now();
         if let Err(e) = lease::save(&lease::lease_path(&self.opts.lease_dir, name), l, unix) {
@@ -134,15 +148,13 @@ impl NetManager {
                 r.add_address(index, *a, *p, Some(l.broadcast_address())),
             ));
         }
-        let mut routes = cfg.routes.clone();
-        if let Some(gw) = cfg.gateway {
-            routes.push(Route {
-                destination: Ipv4Addr::UNSPECIFIED,
-                prefix: 0,
-                gateway: Some(gw),
-            });
-        }
-        routes.sort_by_key(|r| r.gateway.is_some());
+        // On a DHCP link the configured routes wait for the lease: their gateways are reachable
+        // only through its address (see `apply_lease`).
+        let routes = if cfg.dhcp {
+            Vec::new()
+        } else {
+            static_routes(cfg)
+        };
         for rt in routes {
             reqs.push((
                 format!("add route {}", show_route(&rt)),
@@ -200,4 +212,19 @@ impl NetManager {
         }
         self.resolv_text = text;
     }
+}
+
+/// A link's configured routes plus its default gateway, on-link ones first (a gateway must be
+/// reachable before a route through it is added).
+fn static_routes(cfg: &LinkConfig) -> Vec<Route> {
+    let mut routes = cfg.routes.clone();
+    if let Some(gw) = cfg.gateway {
+        routes.push(Route {
+            destination: Ipv4Addr::UNSPECIFIED,
+            prefix: 0,
+            gateway: Some(gw),
+        });
+    }
+    routes.sort_by_key(|r| r.gateway.is_some());
+    routes
 }
