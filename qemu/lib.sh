@@ -220,6 +220,11 @@ stage_common() { # R BIN VARIANT
     install -m 755 "$LIFSEA_ROOT/qemu/standin-init.sh" "$R/usr/lib/lifsea/standin-init"
     install -m 755 "$LIFSEA_ROOT/tests/vm/check.sh" "$R/usr/lib/lifsea/tests/check.sh"
     install -m 644 "$LIFSEA_ROOT"/tests/vm/units/*.toml "$R/usr/lib/lifsea/units/"
+    # The init's network configuration; /etc/resolv.conf is the init's symlink, not a file copied
+    # from the build host (an administrator's regular file would be left in place).
+    mkdir -p "$R/etc/lifsea"
+    install -m 644 "$LIFSEA_ROOT/tests/vm/network.toml" "$R/etc/lifsea/network.toml"
+    rm -f "$R/etc/resolv.conf"
     if [ "$variant" = debian ] && [ -d "$LIFSEA_ROOT/units" ]; then
         cp "$LIFSEA_ROOT"/units/*.toml "$R/usr/lib/lifsea/units/" 2>/dev/null || true
     fi

@@ -576,3 +576,40 @@ fn shipped_units_boot_to_completion_with_every_fact_they_name() {
     );
     ns.stop(Duration::from_secs(30));
 }
+
+#[test]
+fn ns_net_dhcp_without_router_gets_configured_gateway() {
+    // Like QEMU's user network with restrict=on: the server sends neither router nor DNS.
+    let mut lab = Lab::new("norouter");
+    let s = lab.veth("eth0", "10.77.0.1/24");
+    lab.dnsmasq(
+        &[&s],
+        &[
+            "--dhcp-range=10.77.0.50,10.77.0.99,255.255.255.0,1h",
+            "--dhcp-option=3",
+            "--dhcp-option=6",
+            "--no-ping",
+            "--dhcp-authoritative",
+        ],
+    );
+    let mut ns = lab.init(
+        "net-norouter",
+        "[[link]]\nname = \"eth0\"\ndhcp = true\ngateway = \"10.77.0.1\"\ndns = [\"10.77.0.53\"]\n",
+        &[("after-online", ONLINE_UNIT)],
+    );
+    ns.start();
+    assert!(
+        wait_file(&ns, "online", T),
+        "{}\n{}",
+        ns.log(),
+        lab.dnsmasq_log()
+    );
+    let routes = lab.ip(&["-4", "route"]);
+    assert!(
+        routes.contains("default via 10.77.0.1 dev eth0 proto static"),
+        "{routes}"
+    );
+    let resolv = std::fs::read_to_string(ns.run.join("resolv.conf")).unwrap();
+    assert!(resolv.contains("nameserver 10.77.0.53\n"), "{resolv}");
+    ns.stop(T);
+}

@@ -30,6 +30,11 @@ const BASE_CHECKS: &[&str] = &[
     "ostree-booted",
     "cmdline-ostree",
     "control-api",
+    "net-online",
+    "net-address",
+    "net-default-route",
+    "net-resolv",
+    "net-online-unit",
 ];
 
 /// Two boots of one disk: everything passes both times, the /var marker of boot 1 is seen in

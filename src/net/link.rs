@@ -300,130 +300,281 @@ impl Rtnl {
         out
     }
 
-    fn parse_datagram(&mut self, mut data: &[u8], out: &mut Vec<RtnlEvent>) {
-        while data.len() >= 16 {
-            let len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]) as usize;
-            if len < 16 || len > data.len() {
-                break;
-            }
-            let (one, rest) = data.split_at(len);
-            data = rest.get(len.div_ceil(4) * 4 - len..).unwrap_or(&[]);
-            match NetlinkMessage::<RouteNetlinkMessage>::deserialize(one) {
-                Ok(m) => self.on_message(m, out),
-                Err(e) => log::debug!("rtnetlink: undecodable message: {e}"),
-            }
-        }
-    }
-
-    fn on_message(&mut self, m: NetlinkMessage<RouteNetlinkMessage>, out: &mut Vec<RtnlEvent>) {
-        let seq = m.header.sequence_number;
-        match m.payload {
-            NetlinkPayload::Done(_) if self.dump_active == Some(seq) => {
-                self.dump_active = None;
-                if let Err(e) = self.next_dump() {
-                    log::warn!("{e}");
-                }
-            }
-            NetlinkPayload::Error(e) => {
-                let errno = e.code.map(|c| -c.get());
-                if self.dump_active == Some(seq) {
+    fn parse_datagram(&mut self, data: &[u8], out: &mut Vec<RtnlEvent>) {
+        for (kind, seq, payload) in messages(data) {
+            match kind {
+                NLMSG_DONE if self.dump_active == Some(seq) => {
                     self.dump_active = None;
-                    let _ = self.next_dump();
+                    if let Err(e) = self.next_dump() {
+                        log::warn!("{e}");
+                    }
                 }
-                out.push(RtnlEvent::Ack { seq, errno });
-            }
-            NetlinkPayload::InnerMessage(inner) => {
-                if let Some(ev) = event(inner) {
-                    out.push(ev)
+                NLMSG_ERROR => {
+                    let code = payload
+                        .get(..4)
+                        .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                    if self.dump_active == Some(seq) {
+                        self.dump_active = None;
+                        let _ = self.next_dump();
+                    }
+                    out.push(RtnlEvent::Ack {
+                        seq,
+                        errno: (code != 0).then_some(-code),
+                    });
+                }
+                _ => {
+                    if let Some(ev) = event(kind, payload) {
+                        out.push(ev)
+                    }
                 }
             }
-            _ => {}
         }
     }
 }
 
-fn event(m: RouteNetlinkMessage) -> Option<RtnlEvent> {
-    match m {
-        RouteNetlinkMessage::NewLink(l) => Some(RtnlEvent::Link(link_state(&l))),
-        RouteNetlinkMessage::DelLink(l) => Some(RtnlEvent::LinkGone(l.header.index)),
-        RouteNetlinkMessage::NewAddress(a) => address_event(&a, true),
-        RouteNetlinkMessage::DelAddress(a) => address_event(&a, false),
-        RouteNetlinkMessage::NewRoute(r) => route_event(&r, true),
-        RouteNetlinkMessage::DelRoute(r) => route_event(&r, false),
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
+
+/// The messages of one datagram as (type, sequence number, payload); a truncated or
+/// inconsistent length ends the walk.
+pub fn messages(mut data: &[u8]) -> Vec<(u16, u32, &[u8])> {
+    let mut out = Vec::new();
+    while data.len() >= 16 {
+        let len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        if len < 16 || len > data.len() {
+            break;
+        }
+        let kind = u16::from_ne_bytes([data[4], data[5]]);
+        let seq = u32::from_ne_bytes([data[8], data[9], data[10], data[11]]);
+        out.push((kind, seq, &data[16..len]));
+        data = data.get(len.div_ceil(4) * 4..).unwrap_or(&[]);
+    }
+    out
+}
+
+/// The attributes after a fixed header of `skip` bytes, as (kind, value).
+fn attributes(payload: &[u8], skip: usize) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    let mut body = payload.get(skip..).unwrap_or(&[]);
+    while body.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([body[0], body[1]]));
+        let kind = u16::from_ne_bytes([body[2], body[3]]) & 0x3fff;
+        let Some(value) = body.get(4..len) else {
+            break;
+        };
+        out.push((kind, value));
+        body = body.get(len.div_ceil(4) * 4..).unwrap_or(&[]);
+    }
+    out
+}
+
+fn ipv4(v: &[u8]) -> Option<Ipv4Addr> {
+    let b: [u8; 4] = v.try_into().ok()?;
+    Some(Ipv4Addr::from(b))
+}
+
+fn u32_ne(v: &[u8]) -> Option<u32> {
+    Some(u32::from_ne_bytes(v.try_into().ok()?))
+}
+
+/// Parses the link, address and route notifications we follow, by hand from the kernel's fixed
+/// headers (ifinfomsg, ifaddrmsg, rtmsg) and their attributes: `netlink-packet-route`'s full
+/// parser would link in every link kind, qdisc and filter the kernel knows (a few hundred KB of
+/// PID 1) to read five fields. The crate still builds every request we send.
+pub fn event(kind: u16, p: &[u8]) -> Option<RtnlEvent> {
+    match kind {
+        RTM_NEWLINK | RTM_DELLINK => {
+            let index = u32_ne(p.get(4..8)?)?;
+            if kind == RTM_DELLINK {
+                return Some(RtnlEvent::LinkGone(index));
+            }
+            let flags = u32_ne(p.get(8..12)?)?;
+            let mut s = LinkState {
+                index,
+                name: String::new(),
+                up: flags & libc::IFF_UP as u32 != 0,
+                carrier: flags & IFF_LOWER_UP != 0,
+                loopback: flags & libc::IFF_LOOPBACK as u32 != 0,
+                mac: None,
+                mtu: 0,
+            };
+            for (k, v) in attributes(p, 16) {
+                match k {
+                    IFLA_ADDRESS => s.mac = v.try_into().ok(),
+                    IFLA_IFNAME => {
+                        s.name = String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v))
+                            .into_owned()
+                    }
+                    IFLA_MTU => s.mtu = u32_ne(v).unwrap_or(0),
+                    _ => {}
+                }
+            }
+            Some(RtnlEvent::Link(s))
+        }
+        RTM_NEWADDR | RTM_DELADDR => {
+            if *p.first()? != libc::AF_INET as u8 {
+                return None;
+            }
+            let prefix = *p.get(1)?;
+            let index = u32_ne(p.get(4..8)?)?;
+            let attrs = attributes(p, 8);
+            let local = attrs.iter().find(|(k, _)| *k == IFA_LOCAL);
+            let address = local
+                .or_else(|| attrs.iter().find(|(k, _)| *k == IFA_ADDRESS))
+                .and_then(|(_, v)| ipv4(v))?;
+            Some(RtnlEvent::Address {
+                index,
+                address,
+                prefix,
+                added: kind == RTM_NEWADDR,
+            })
+        }
+        RTM_NEWROUTE | RTM_DELROUTE => {
+            let (family, prefix, table, rtype) = (*p.first()?, *p.get(1)?, *p.get(4)?, *p.get(7)?);
+            if family != libc::AF_INET as u8 || rtype != RTN_UNICAST {
+                return None;
+            }
+            let mut route = Route {
+                destination: Ipv4Addr::UNSPECIFIED,
+                prefix,
+                gateway: None,
+            };
+            let (mut index, mut table32) = (None, u32::from(table));
+            for (k, v) in attributes(p, 12) {
+                match k {
+                    RTA_DST => route.destination = ipv4(v).unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    RTA_GATEWAY => route.gateway = ipv4(v),
+                    RTA_OIF => index = u32_ne(v),
+                    RTA_TABLE => table32 = u32_ne(v).unwrap_or(table32),
+                    _ => {}
+                }
+            }
+            if table32 != u32::from(RouteHeader::RT_TABLE_MAIN) {
+                return None;
+            }
+            Some(RtnlEvent::Route {
+                index,
+                route,
+                added: kind == RTM_NEWROUTE,
+            })
+        }
         _ => None,
     }
 }
 
-fn address_event(a: &AddressMessage, added: bool) -> Option<RtnlEvent> {
-    if a.header.family != AddressFamily::Inet {
-        return None;
-    }
-    let address = a.attributes.iter().find_map(|x| match x {
-        AddressAttribute::Local(IpAddr::V4(v)) => Some(*v),
-        _ => None,
-    })?;
-    Some(RtnlEvent::Address {
-        index: a.header.index,
-        address,
-        prefix: a.header.prefix_len,
-        added,
-    })
-}
+const IFF_LOWER_UP: u32 = 0x1_0000;
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_TABLE: u16 = 15;
+const RTN_UNICAST: u8 = 1;
 
-/// Main-table IPv4 unicast routes only: the kernel's local and broadcast routes are not ours.
-fn route_event(r: &RouteMessage, added: bool) -> Option<RtnlEvent> {
-    let main = r.header.table == RouteHeader::RT_TABLE_MAIN
-        || r.attributes
-            .iter()
-            .any(|a| matches!(a, RouteAttribute::Table(t) if *t == u32::from(RouteHeader::RT_TABLE_MAIN)));
-    if r.header.address_family != AddressFamily::Inet
-        || !main
-        || r.header.kind != RouteType::Unicast
-    {
-        return None;
-    }
-    let mut route = Route {
-        destination: Ipv4Addr::UNSPECIFIED,
-        prefix: r.header.destination_prefix_length,
-        gateway: None,
-    };
-    let mut index = None;
-    for a in &r.attributes {
-        match a {
-            RouteAttribute::Destination(RouteAddress::Inet(d)) => route.destination = *d,
-            RouteAttribute::Gateway(RouteAddress::Inet(g)) => route.gateway = Some(*g),
-            RouteAttribute::Oif(i) => index = Some(*i),
-            _ => {}
-        }
-    }
-    Some(RtnlEvent::Route {
-        index,
-        route,
-        added,
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn link_state(l: &LinkMessage) -> LinkState {
-    let mut s = LinkState {
-        index: l.header.index,
-        name: String::new(),
-        up: l.header.flags.contains(LinkFlags::Up),
-        carrier: l.header.flags.contains(LinkFlags::LowerUp),
-        loopback: l.header.flags.contains(LinkFlags::Loopback),
-        mac: None,
-        mtu: 0,
-    };
-    for a in &l.attributes {
-        match a {
-            LinkAttribute::IfName(n) => s.name = n.clone(),
-            LinkAttribute::Mtu(m) => s.mtu = *m,
-            LinkAttribute::Address(mac) if mac.len() == 6 => {
-                let mut m = [0u8; 6];
-                m.copy_from_slice(mac);
-                s.mac = Some(m);
-            }
-            _ => {}
-        }
+    /// Serialises `m` the way the kernel would send it, with `netlink-packet-route`.
+    fn wire(m: RouteNetlinkMessage, seq: u32) -> Vec<u8> {
+        let mut header = NetlinkHeader::default();
+        header.sequence_number = seq;
+        let mut msg = NetlinkMessage::new(header, NetlinkPayload::from(m));
+        msg.finalize();
+        let mut buf = vec![0u8; msg.buffer_len()];
+        msg.serialize(&mut buf);
+        buf
     }
-    s
+
+    #[test]
+    fn parses_what_the_crate_emits() {
+        let mut l = LinkMessage::default();
+        l.header.index = 7;
+        l.header.flags = LinkFlags::Up | LinkFlags::LowerUp;
+        l.attributes.push(LinkAttribute::IfName("eth0".into()));
+        l.attributes.push(LinkAttribute::Mtu(9000));
+        l.attributes
+            .push(LinkAttribute::Address(vec![0x52, 0x54, 0, 1, 2, 3]));
+        let a = Rtnl::address_message(7, Ipv4Addr::new(10, 0, 2, 15), 24);
+        let r = Rtnl::route_message(
+            7,
+            &Route {
+                destination: Ipv4Addr::new(192, 168, 7, 0),
+                prefix: 24,
+                gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
+            },
+            RouteProtocol::Dhcp,
+        );
+        let mut data = wire(RouteNetlinkMessage::NewLink(l), 1);
+        data.extend(wire(RouteNetlinkMessage::NewAddress(a.clone()), 2));
+        data.extend(wire(RouteNetlinkMessage::DelAddress(a), 3));
+        data.extend(wire(RouteNetlinkMessage::NewRoute(r), 4));
+        let events: Vec<RtnlEvent> = messages(&data)
+            .into_iter()
+            .filter_map(|(k, _, p)| event(k, p))
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                RtnlEvent::Link(LinkState {
+                    index: 7,
+                    name: "eth0".into(),
+                    up: true,
+                    carrier: true,
+                    loopback: false,
+                    mac: Some([0x52, 0x54, 0, 1, 2, 3]),
+                    mtu: 9000,
+                }),
+                RtnlEvent::Address {
+                    index: 7,
+                    address: Ipv4Addr::new(10, 0, 2, 15),
+                    prefix: 24,
+                    added: true
+                },
+                RtnlEvent::Address {
+                    index: 7,
+                    address: Ipv4Addr::new(10, 0, 2, 15),
+                    prefix: 24,
+                    added: false
+                },
+                RtnlEvent::Route {
+                    index: Some(7),
+                    route: Route {
+                        destination: Ipv4Addr::new(192, 168, 7, 0),
+                        prefix: 24,
+                        gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
+                    },
+                    added: true
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn truncated_datagrams_end_the_walk() {
+        let mut l = LinkMessage::default();
+        l.attributes.push(LinkAttribute::IfName("eth0".into()));
+        let data = wire(RouteNetlinkMessage::NewLink(l), 1);
+        for n in 0..data.len() {
+            // Never a panic; a cut message is skipped whole.
+            let m = messages(&data[..n]);
+            assert!(m.is_empty());
+        }
+        // A header claiming more than the datagram holds.
+        let mut bad = data.clone();
+        bad[0] = 0xff;
+        assert!(messages(&bad).is_empty());
+        // A link message whose payload is shorter than ifinfomsg.
+        assert_eq!(event(RTM_NEWLINK, &[0u8; 6]), None);
+        assert_eq!(event(RTM_NEWADDR, &[2u8]), None);
+    }
 }

@@ -5,6 +5,9 @@
 //! With `--root DIR` the units are also checked against an image tree: the program exists and is
 //! executable there, `user` and `group` resolve in its passwd/group files.
 //!
+//! With `--network FILE` a network.toml is validated too (see `net::config`), its errors reported
+//! like unit-file errors with line and column.
+//!
 //! Exit status: 0 clean, 1 any error, 2 usage error (no directory, a directory that does not exist).
 
 use std::path::PathBuf;
@@ -15,12 +18,12 @@ use super::graph::{self, GraphError};
 use super::image::check_against_root;
 use super::load::{load_dirs, LoadOutcome};
 
-const USAGE: &str = "usage: check [--json] [--root IMAGE] DIR...";
+const USAGE: &str = "usage: check [--json] [--root IMAGE] [--network FILE] DIR...";
 
 #[derive(Serialize)]
 struct JsonError {
     /// "file" for an error in a unit file, "graph" for a dependency problem, "image" for a problem
-    /// found against `--root`.
+    /// found against `--root`, "network" for an error in the `--network` file.
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     path: Option<String>,
@@ -58,6 +61,7 @@ fn graph_errors(outcome: &LoadOutcome) -> Vec<GraphError> {
 pub fn main(args: &[String]) -> i32 {
     let mut json = false;
     let mut root: Option<PathBuf> = None;
+    let mut network: Option<PathBuf> = None;
     let mut dirs = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -67,6 +71,13 @@ pub fn main(args: &[String]) -> i32 {
                 Some(r) => root = Some(PathBuf::from(r)),
                 None => {
                     eprintln!("check: --root needs a directory\n{USAGE}");
+                    return 2;
+                }
+            },
+            "--network" => match it.next() {
+                Some(f) => network = Some(PathBuf::from(f)),
+                None => {
+                    eprintln!("check: --network needs a file\n{USAGE}");
                     return 2;
                 }
             },
@@ -81,10 +92,22 @@ pub fn main(args: &[String]) -> i32 {
             dir => dirs.push(PathBuf::from(dir)),
         }
     }
-    if dirs.is_empty() {
+    if dirs.is_empty() && network.is_none() {
         eprintln!("{USAGE}");
         return 2;
     }
+    let network_errors = match &network {
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(text) => crate::net::config::parse(f, &text)
+                .err()
+                .unwrap_or_default(),
+            Err(e) => {
+                eprintln!("check: {}: {e}", f.display());
+                return 2;
+            }
+        },
+        None => Vec::new(),
+    };
     for d in dirs.iter().chain(&root) {
         if !d.is_dir() {
             eprintln!("check: {}: not a directory", d.display());
@@ -97,7 +120,8 @@ pub fn main(args: &[String]) -> i32 {
         .as_deref()
         .map(|r| check_against_root(r, &outcome.units))
         .unwrap_or_default();
-    let count = outcome.errors.len() + graph_errors.len() + image_errors.len();
+    let count =
+        outcome.errors.len() + graph_errors.len() + image_errors.len() + network_errors.len();
     if json {
         let mut errors: Vec<JsonError> = outcome
             .errors
@@ -127,6 +151,14 @@ pub fn main(args: &[String]) -> i32 {
             unit: Some(unit.clone()),
             message: format!("unit {unit}: {message}"),
         }));
+        errors.extend(network_errors.iter().map(|e| JsonError {
+            kind: "network",
+            path: Some(e.path.display().to_string()),
+            line: e.line,
+            column: e.column,
+            unit: None,
+            message: e.message.clone(),
+        }));
         let report = JsonReport {
             ok: count == 0,
             units: outcome.units.keys().cloned().collect(),
@@ -155,6 +187,9 @@ pub fn main(args: &[String]) -> i32 {
         }
         for (unit, message) in &image_errors {
             println!("unit {unit}: {message}");
+        }
+        for e in &network_errors {
+            println!("{e}");
         }
         println!(
             "{} units, {count} errors",

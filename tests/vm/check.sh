@@ -98,6 +98,54 @@ case $nics in
     *) result netdev-virtio FAIL "no virtio_net interface:${nics:- none}" ;;
 esac
 
+# Networking (issue 8): the init's own DHCP client on eth0 under QEMU user networking
+# (restrict=on): 10.0.2.15/24, default route via 10.0.2.2, nameserver 10.0.2.3, network-online
+# reached, and vm-net-online (a unit that requires network-online) ran. Waits at most 20 s.
+if command -v initctl >/dev/null 2>&1; then
+    i=0
+    while ! initctl net 2>/dev/null | grep -q 'network-online: reached' && [ $i -lt 200 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    net=$(initctl net 2>&1)
+    echo "CHECK-INFO net-after=${i}00ms"
+    if echo "$net" | grep -q 'network-online: reached'; then
+        result net-online PASS "$(echo "$net" | grep '^LEASE' | head -1)"
+    else
+        result net-online FAIL "$(echo "$net" | tr '\n' '|')"
+    fi
+    if echo "$net" | grep -Eq '^  eth0 +10\.0\.2\.15/24$'; then
+        result net-address PASS "eth0 10.0.2.15/24"
+    else
+        result net-address FAIL "$(echo "$net" | grep -A5 '^ADDRESSES' | tr '\n' '|')"
+    fi
+    # /proc/net/route: destination 00000000, gateway 10.0.2.2 in little-endian hex.
+    if awk '$1 == "eth0" && $2 == "00000000" && $3 == "0202000A" { f = 1 } END { exit !f }' /proc/net/route; then
+        result net-default-route PASS "default via 10.0.2.2 dev eth0"
+    else
+        result net-default-route FAIL "$(tr '\n' '|' </proc/net/route)"
+    fi
+    if grep -q '^nameserver 10\.0\.2\.3$' /etc/resolv.conf 2>/dev/null; then
+        result net-resolv PASS "$(ls -l /etc/resolv.conf | sed 's/.* \/etc/\/etc/')"
+    else
+        result net-resolv FAIL "$(tr '\n' '|' </etc/resolv.conf 2>&1)"
+    fi
+    i=0
+    while [ ! -e /run/lifsea-test/net-online ] && [ $i -lt 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if [ -e /run/lifsea-test/net-online ]; then
+        result net-online-unit PASS "$(cat /run/lifsea-test/net-online)"
+    else
+        result net-online-unit FAIL "vm-net-online did not run"
+    fi
+else
+    for c in net-online net-address net-default-route net-resolv net-online-unit; do
+        result $c SKIP "no initctl in this image"
+    done
+fi
+
 # Which deployment is / (the root field of its mount: /ostree/deploy/OS/deploy/CSUM.SERIAL).
 echo "CHECK-INFO deployment=$(awk '$5 == "/" { r = $4 } END { print r }' "$mi")"
 

@@ -26,8 +26,10 @@ use super::packet::{self, Reply, RequestFields};
 
 /// A retransmission gives up on REQUESTING after this many tries and starts over with DISCOVER.
 const REQUEST_TRIES: u32 = 4;
-/// INIT-REBOOT tries before falling back to DISCOVER (or to the still-valid lease).
-const REBOOT_TRIES: u32 = 2;
+/// INIT-REBOOT sends one REQUEST and waits one backoff period (1–3 s) before falling back to
+/// DISCOVER (or to the still-valid lease): a lost packet then costs one more round trip, while
+/// a server that ignores INIT-REBOOT costs at most that period at every boot.
+const REBOOT_TRIES: u32 = 1;
 /// RENEWING and REBINDING retransmit no more often than this (RFC 2131 §4.4.5).
 const MIN_RENEW_RETRY: Duration = Duration::from_secs(60);
 

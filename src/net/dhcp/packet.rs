@@ -94,10 +94,9 @@ pub fn build(
     mac: [u8; 6],
     f: RequestFields,
 ) -> Result<Vec<u8>, PacketError> {
-    let ciaddr = f.ciaddr.unwrap_or(Ipv4Addr::UNSPECIFIED);
-    let z = Ipv4Addr::UNSPECIFIED;
-    let mut m = Message::new_with_id(xid, ciaddr, z, z, z, &mac);
+    let mut m = blank(xid, mac)?;
     m.set_opcode(Opcode::BootRequest).set_htype(HType::Eth);
+    m.set_ciaddr(f.ciaddr.unwrap_or(Ipv4Addr::UNSPECIFIED));
     m.set_secs(f.secs);
     if f.broadcast {
         m.set_flags(Flags::default().set_broadcast());
@@ -118,6 +117,22 @@ pub fn build(
         opts.insert(DhcpOption::ParameterRequestList(WANTED.to_vec()));
     }
     m.to_vec().map_err(|e| PacketError::Encode(e.to_string()))
+}
+
+/// An empty BOOTP message for `xid` and `mac`, made by decoding a fixed header: `dhcproto`'s
+/// constructors all start from `Message::default()`, which draws a random xid through `rand`'s
+/// thread RNG, and that calls getrandom(2) without GRND_NONBLOCK — in PID 1 early at boot it
+/// blocked the whole event loop until the kernel's CRNG was ready (3 s measured under QEMU TCG).
+fn blank(xid: u32, mac: [u8; 6]) -> Result<Message, PacketError> {
+    let mut b = vec![0u8; 241];
+    b[0] = 1; // BOOTREQUEST
+    b[1] = 1; // Ethernet
+    b[2] = 6;
+    b[4..8].copy_from_slice(&xid.to_be_bytes());
+    b[28..34].copy_from_slice(&mac);
+    b[236..240].copy_from_slice(&dhcproto::v4::MAGIC);
+    b[240] = 255;
+    Message::from_bytes(&b).map_err(|e| PacketError::Encode(e.to_string()))
 }
 
 /// Decodes and checks a packet received on the client port.
@@ -258,7 +273,7 @@ fn lease_from(m: &Message, server: Ipv4Addr) -> Result<Lease, PacketError> {
     };
     let mut search: Vec<String> = Vec::new();
     if let Some(DhcpOption::DomainSearch(names)) = o.get(OptionCode::DomainSearch) {
-        search.extend(names.iter().filter_map(|n| domain(&n.to_utf8())));
+        search.extend(names.iter().filter_map(|n| domain(&n.to_ascii())));
     } else if let Some(DhcpOption::DomainName(d)) = o.get(OptionCode::DomainName) {
         search.extend(d.split_whitespace().filter_map(domain));
     }
@@ -354,9 +369,10 @@ pub fn server_reply(
     yiaddr: Ipv4Addr,
     opts: Vec<DhcpOption>,
 ) -> Vec<u8> {
-    let z = Ipv4Addr::UNSPECIFIED;
-    let mut m = Message::new_with_id(xid, z, yiaddr, z, z, &mac);
-    m.set_opcode(Opcode::BootReply);
+    let Ok(mut m) = blank(xid, mac) else {
+        return Vec::new();
+    };
+    m.set_opcode(Opcode::BootReply).set_yiaddr(yiaddr);
     m.opts_mut().insert(DhcpOption::MessageType(kind));
     for o in opts {
         m.opts_mut().insert(o);

@@ -7,20 +7,22 @@
 //! Everything runs on the event loop's thread through `Subsystem`: readiness of the rtnetlink
 //! socket and of each link's DHCP socket, and `tick` for DHCP timers and the online deadline.
 
+mod apply;
+mod facts;
+
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::config::{LinkConfig, NetworkConfig};
+use super::config::NetworkConfig;
 use super::dhcp::client::{Action, Client, Input};
-use super::dhcp::lease::{self, Lease};
+use super::dhcp::lease;
 use super::dhcp::packet::MAX_MESSAGE;
 use super::dhcp::socket::DhcpSocket;
 use super::dhcp::Route;
 use super::link::{LinkState, Rtnl, RtnlEvent};
-use super::resolv;
 use crate::supervisor::subsystem::{Notice, PollFlags, Subsystem};
 use crate::timeline::{SubjectKind, TimelineEvent};
 
@@ -96,7 +98,6 @@ impl NetManager {
         NetManager {
             online_deadline: now + opts.config.online_timeout,
             opts,
-            rtnl,
             links: BTreeMap::new(),
             addresses: Vec::new(),
             routes: Vec::new(),
@@ -104,9 +105,11 @@ impl NetManager {
             network_reached: false,
             online_reached: false,
             online_failed: false,
-            links_known: false,
+            // Without rtnetlink there is nothing to wait for: the facts are judged at once.
+            links_known: rtnl.is_none(),
             resolv_text: String::new(),
             seed: u64::from_ne_bytes(seed) ^ u64::from(std::process::id()),
+            rtnl,
         }
     }
 
@@ -185,7 +188,7 @@ impl NetManager {
         }
         let carrier_now = st.up && st.carrier;
         if cfg.dhcp && carrier_now && !carrier_was {
-            self.start_or_resume_dhcp(index, now);
+            self.start_or_resume_dhcp(index, now, out);
         } else if cfg.dhcp && !carrier_now && carrier_was {
             log::info!("net: {} lost carrier", st.name);
             self.dhcp_input(index, Input::CarrierDown, now, out);
@@ -207,15 +210,14 @@ impl NetManager {
             .position(|c| c.matcher.matches(&st.name, st.mac, driver.as_deref()))
     }
 
-    fn start_or_resume_dhcp(&mut self, index: u32, now: Instant) {
-        let mut out = Vec::new();
+    fn start_or_resume_dhcp(&mut self, index: u32, now: Instant, out: &mut Vec<Notice>) {
         let Some(m) = self.links.get_mut(&index) else {
             return;
         };
         let name = m.kernel.name.clone();
         if m.dhcp.is_some() {
             log::info!("net: {name} carrier regained: re-checking the lease");
-            self.dhcp_input(index, Input::CarrierUp, now, &mut out);
+            self.dhcp_input(index, Input::CarrierUp, now, out);
             return;
         }
         let Some(mac) = m.kernel.mac else {
@@ -239,7 +241,7 @@ impl NetManager {
             client: Client::new(mac, self.seed, remembered),
             socket,
         });
-        self.dhcp_input(index, Input::Start, now, &mut out);
+        self.dhcp_input(index, Input::Start, now, out);
     }
 
     fn dhcp_input(&mut self, index: u32, input: Input<'_>, now: Instant, out: &mut Vec<Notice>) {
@@ -288,273 +290,6 @@ impl NetManager {
                 Action::Dropped(why) => log::debug!("net: {name} ({state}): dropped: {why}"),
             }
         }
-    }
-
-    fn apply_lease(
-        &mut self,
-        index: u32,
-        name: &str,
-        l: &Lease,
-        renewed: bool,
-        out: &mut Vec<Notice>,
-    ) {
-        if renewed {
-            log::info!(
-                "net: {name}: lease {} renewed ({}s)",
-                l.address,
-                l.lease_time
-            );
-        } else {
-            log::info!(
-                "net: {name}: lease {}/{} from {} ({}s), routes {}, dns {:?}",
-                l.address,
-                l.prefix,
-                l.server,
-                l.lease_time,
-                l.routes.len(),
-                l.dns
-            );
-        }
-        if let Some(r) = self.rtnl.as_mut() {
-            let res = r.add_address(index, l.address, l.prefix, Some(l.broadcast_address()));
-            self.request(format!("add {}/{} to {name}", l.address, l.prefix), res);
-            if let Some(mtu) = l.mtu {
-                let res = self
-                    .rtnl
-                    .as_mut()
-                    .map(|r| r.set_link(index, Some(u32::from(mtu))));
-                if let Some(res) = res {
-                    self.request(format!("set {name} mtu {mtu}"), res);
-                }
-            }
-            // On-link routes first: a gateway must be reachable before a route through it.
-            let mut routes = l.routes.clone();
-            routes.sort_by_key(|r| r.gateway.is_some());
-            for rt in routes {
-                let res = self.rtnl.as_mut().map(|r| r.add_route(index, &rt, true));
-                if let Some(res) = res {
-                    self.request(format!("add route {} on {name}", show_route(&rt)), res);
-                }
-            }
-        }
-        let unix = unix_now();
-        if let Err(e) = lease::save(&lease::lease_path(&self.opts.lease_dir, name), l, unix) {
-            log::warn!("net: {e}");
-        }
-        if let Some(m) = self.links.get_mut(&index) {
-            m.obtained = Some(SystemTime::now());
-            if !m.bound_stamped {
-                m.bound_stamped = true;
-                out.push(stamp(&format!("lease {name} bound")));
-                if let Some(at) = m.up_at {
-                    log::info!(
-                        "net: {name}: link up to lease bound in {} ms",
-                        at.elapsed().as_millis()
-                    );
-                }
-            }
-        }
-        if self.opts.set_hostname {
-            if let Some(h) = &l.hostname {
-                let current = nix::unistd::gethostname().unwrap_or_default();
-                let current = current.to_string_lossy();
-                if current.is_empty() || current == "(none)" || current == "localhost" {
-                    match nix::unistd::sethostname(h) {
-                        Ok(()) => log::info!("net: hostname {h} (from DHCP)"),
-                        Err(e) => log::warn!("net: set hostname {h}: {e}"),
-                    }
-                }
-            }
-        }
-        self.update_resolv();
-    }
-
-    fn remove_lease(&mut self, index: u32, l: &Lease) {
-        let Some(r) = self.rtnl.as_mut() else {
-            return;
-        };
-        for rt in &l.routes {
-            let res = r.del_route(index, rt);
-            if let Ok(seq) = res {
-                self.pending
-                    .insert(seq, format!("delete route {}", show_route(rt)));
-            }
-        }
-        if let Some(r) = self.rtnl.as_mut() {
-            let res = r.del_address(index, l.address, l.prefix);
-            self.request(format!("delete {}/{}", l.address, l.prefix), res);
-        }
-    }
-
-    fn apply_static(&mut self, index: u32, cfg: &LinkConfig) {
-        let Some(r) = self.rtnl.as_mut() else {
-            return;
-        };
-        let mut reqs = Vec::new();
-        for (a, p) in &cfg.addresses {
-            let l = Lease {
-                address: *a,
-                prefix: *p,
-                broadcast: None,
-                server: Ipv4Addr::UNSPECIFIED,
-                routes: vec![],
-                dns: vec![],
-                search: vec![],
-                hostname: None,
-                mtu: None,
-                lease_time: u32::MAX,
-                t1: 0,
-                t2: 0,
-            };
-            reqs.push((
-                format!("add {a}/{p}"),
-                r.add_address(index, *a, *p, Some(l.broadcast_address())),
-            ));
-        }
-        let mut routes = cfg.routes.clone();
-        if let Some(gw) = cfg.gateway {
-            routes.push(Route {
-                destination: Ipv4Addr::UNSPECIFIED,
-                prefix: 0,
-                gateway: Some(gw),
-            });
-        }
-        routes.sort_by_key(|r| r.gateway.is_some());
-        for rt in routes {
-            reqs.push((
-                format!("add route {}", show_route(&rt)),
-                r.add_route(index, &rt, false),
-            ));
-        }
-        for (what, res) in reqs {
-            self.request(what, res);
-        }
-        if let Some(h) = cfg.hostname.as_deref().filter(|_| self.opts.set_hostname) {
-            if let Err(e) = nix::unistd::sethostname(h) {
-                log::warn!("net: set hostname {h}: {e}");
-            }
-        }
-        self.update_resolv();
-    }
-
-    fn update_resolv(&mut self) {
-        let mut servers: Vec<IpAddr> = Vec::new();
-        let mut search: Vec<String> = Vec::new();
-        for m in self.links.values() {
-            if let Some(c) = m.cfg.and_then(|i| self.opts.config.links.get(i)) {
-                servers.extend(&c.dns);
-                search.extend(c.search.iter().cloned());
-            }
-            if let Some(l) = m.dhcp.as_ref().and_then(|d| d.client.lease()) {
-                servers.extend(l.dns.iter().map(|a| IpAddr::V4(*a)));
-                search.extend(l.search.iter().cloned());
-            }
-        }
-        if servers.is_empty() && search.is_empty() && self.resolv_text.is_empty() {
-            return;
-        }
-        let text = resolv::render(&servers, &search);
-        if text == self.resolv_text {
-            return;
-        }
-        let res = match &self.opts.etc_resolv {
-            Some(etc) => resolv::install(&text, &self.opts.resolv_file, etc),
-            None => resolv::write_atomic(&self.opts.resolv_file, text.as_bytes())
-                .map(|_| resolv::EtcResolv::Linked)
-                .map_err(|source| resolv::ResolvError::Write {
-                    path: self.opts.resolv_file.clone(),
-                    source,
-                }),
-        };
-        match res {
-            Ok(resolv::EtcResolv::AdminFile) => {
-                log::info!(
-                    "net: /etc/resolv.conf is a regular file: left as the administrator wrote it"
-                )
-            }
-            Ok(_) => {}
-            Err(e) => log::warn!("net: {e}"),
-        }
-        self.resolv_text = text;
-    }
-
-    fn check_facts(&mut self, now: Instant, out: &mut Vec<Notice>) {
-        if !self.links_known {
-            return;
-        }
-        let managed: Vec<&Managed> = self.links.values().filter(|m| m.cfg.is_some()).collect();
-        if !self.network_reached && managed.iter().all(|m| m.kernel.up) {
-            self.network_reached = true;
-            out.push(Notice::FactReached("network".into()));
-        }
-        if self.online_reached {
-            return;
-        }
-        match self.online_blocker(now) {
-            None => {
-                self.online_reached = true;
-                log::info!("net: network-online");
-                out.push(Notice::FactReached("network-online".into()));
-            }
-            Some(reason) if now >= self.online_deadline && !self.online_failed => {
-                self.online_failed = true;
-                eprintln!("lifsea-init: network-online not reached: {reason}");
-                log::error!("net: network-online not reached: {reason}");
-                out.push(Notice::FactFailed {
-                    fact: "network-online".into(),
-                    reason,
-                });
-            }
-            Some(_) => {}
-        }
-    }
-
-    /// Why the node is not online yet, naming the first link to blame; `None` when it is.
-    fn online_blocker(&self, now: Instant) -> Option<String> {
-        let waited = now
-            .saturating_duration_since(self.online_deadline - self.opts.config.online_timeout)
-            .as_secs();
-        let has_addr = |i: u32| self.addresses.iter().any(|a| a.0 == i);
-        let describe = |m: &Managed| match &m.dhcp {
-            Some(d) => format!(
-                "{}: no lease after {waited}s (state {})",
-                m.kernel.name,
-                d.client.state().word()
-            ),
-            None if !m.kernel.up => format!("{}: link not up after {waited}s", m.kernel.name),
-            None if m.kernel.carrier => format!("{}: no address after {waited}s", m.kernel.name),
-            None => format!("{}: no carrier after {waited}s", m.kernel.name),
-        };
-        let cfgs = &self.opts.config.links;
-        let any_required = cfgs.iter().any(|c| c.required);
-        if any_required {
-            for (i, c) in cfgs.iter().enumerate().filter(|(_, c)| c.required) {
-                let matched: Vec<&Managed> =
-                    self.links.values().filter(|m| m.cfg == Some(i)).collect();
-                if matched.is_empty() {
-                    return Some(format!(
-                        "no link matches required entry {} ({})",
-                        i + 1,
-                        describe_match(c)
-                    ));
-                }
-                if let Some(m) = matched.iter().find(|m| !has_addr(m.kernel.index)) {
-                    return Some(describe(m));
-                }
-            }
-        } else {
-            let managed: Vec<&Managed> = self.links.values().filter(|m| m.cfg.is_some()).collect();
-            if !managed.iter().any(|m| has_addr(m.kernel.index)) {
-                return Some(match managed.first() {
-                    Some(m) => describe(m),
-                    None => format!("no link to configure after {waited}s"),
-                });
-            }
-        }
-        if !self.routes.iter().any(|(_, r)| r.prefix == 0) {
-            return Some(format!("no default route after {waited}s"));
-        }
-        None
     }
 
     fn on_rtnl(&mut self, now: Instant, out: &mut Vec<Notice>) {
@@ -609,20 +344,6 @@ impl NetManager {
             self.links_known = true;
         }
     }
-}
-
-fn describe_match(c: &LinkConfig) -> String {
-    let mut parts = Vec::new();
-    if let Some(n) = &c.matcher.name {
-        parts.push(format!("name {n}"));
-    }
-    if let Some(m) = c.matcher.mac {
-        parts.push(format!("mac {}", mac_text(m)));
-    }
-    if let Some(d) = &c.matcher.driver {
-        parts.push(format!("driver {d}"));
-    }
-    parts.join(", ")
 }
 
 fn stamp(name: &str) -> Notice {
