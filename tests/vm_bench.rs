@@ -88,10 +88,16 @@ fn bench_one_round_reports_every_field_for_the_fast_variants() {
         assert_eq!(r["failures"], 0, "{name} failed:\n{text}");
         let wall = seconds(&stat(r, "wall_s")["median"]);
         let uptime = seconds(&stat(r, "uptime_s")["median"]);
+        let before_clock = seconds(&stat(r, "before_clock_s")["median"]);
         // The guest clock starts after QEMU exec, firmware and the kernel's decompression.
         assert!(
             uptime > 0.0 && wall > uptime,
             "{name}: wall {wall} s, uptime {uptime} s"
+        );
+        assert!(
+            (wall - uptime - before_clock).abs() < 0.01,
+            "{name}: wall - uptime is {before_clock} s in the report, {} s by hand",
+            wall - uptime
         );
         assert!(
             r["pid1_rss_kb"].as_u64().unwrap_or(0) > 0,
