@@ -4,8 +4,9 @@
 //! own boot chart fetched from the guest. The full benchmark (all variants, many rounds) is not
 //! part of the suite: it takes tens of minutes.
 //!
-//! `#[ignore]`d for a plain `cargo test` like tests/vm_boot.rs; tests/run.sh runs it. Warm (images in `LIFSEA_CACHE`) it takes
-//! about a minute; cold it also debootstraps the systemd image's package set once (~4 min).
+//! `#[ignore]`d like the tests of tests/vm_boot.rs: tests/run.sh runs it (`--include-ignored`).
+//! Warm (images in `LIFSEA_CACHE`) it takes about a minute; cold it also debootstraps the systemd
+//! image's package set once (~4 min) and builds three images (~3 min).
 
 mod vm_support;
 
@@ -86,10 +87,16 @@ fn bench_one_round_reports_every_field_for_the_fast_variants() {
         assert_eq!(r["failures"], 0, "{name} failed:\n{text}");
         let wall = seconds(&stat(r, "wall_s")["median"]);
         let uptime = seconds(&stat(r, "uptime_s")["median"]);
+        let before_clock = seconds(&stat(r, "before_clock_s")["median"]);
         // The guest clock starts after QEMU exec, firmware and the kernel's decompression.
         assert!(
             uptime > 0.0 && wall > uptime,
             "{name}: wall {wall} s, uptime {uptime} s"
+        );
+        assert!(
+            (wall - uptime - before_clock).abs() < 0.01,
+            "{name}: wall - uptime is {before_clock} s in the report, {} s by hand",
+            wall - uptime
         );
         assert!(
             r["pid1_rss_kb"].as_u64().unwrap_or(0) > 0,
