@@ -19,77 +19,12 @@
 //! Unknown `lifsea.*` words and bad values become warnings; other unknown words are the kernel's or
 //! another program's business and are ignored.
 
-use std::fmt;
 use std::time::Duration;
+
+pub use crate::devices::blockdev::RootSpec;
 
 /// How long stage 0 waits for the root device when `lifsea.rootwait=` does not say.
 pub const DEFAULT_ROOTWAIT: Duration = Duration::from_secs(30);
-
-/// The `root=` argument, in the forms the kernel and initramfs tools accept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RootSpec {
-    /// `root=/dev/vda1`
-    Path(String),
-    /// `root=LABEL=root` (filesystem label)
-    Label(String),
-    /// `root=UUID=...` (filesystem UUID, compared lowercase)
-    Uuid(String),
-    /// `root=PARTUUID=...` (GPT partition unique GUID, compared lowercase)
-    PartUuid(String),
-    /// `root=PARTLABEL=...` (GPT partition name)
-    PartLabel(String),
-}
-
-impl RootSpec {
-    pub fn parse(v: &str) -> Option<RootSpec> {
-        let spec = if let Some(x) = v.strip_prefix("LABEL=") {
-            RootSpec::Label(x.to_string())
-        } else if let Some(x) = v.strip_prefix("UUID=") {
-            RootSpec::Uuid(x.to_ascii_lowercase())
-        } else if let Some(x) = v.strip_prefix("PARTUUID=") {
-            RootSpec::PartUuid(x.to_ascii_lowercase())
-        } else if let Some(x) = v.strip_prefix("PARTLABEL=") {
-            RootSpec::PartLabel(x.to_string())
-        } else if let Some(x) = v.strip_prefix("/dev/disk/by-label/") {
-            // There is no udev to make /dev/disk/by-*: read them as the tags they stand for.
-            RootSpec::Label(x.to_string())
-        } else if let Some(x) = v.strip_prefix("/dev/disk/by-uuid/") {
-            RootSpec::Uuid(x.to_ascii_lowercase())
-        } else if let Some(x) = v.strip_prefix("/dev/disk/by-partuuid/") {
-            RootSpec::PartUuid(x.to_ascii_lowercase())
-        } else if let Some(x) = v.strip_prefix("/dev/disk/by-partlabel/") {
-            RootSpec::PartLabel(x.to_string())
-        } else if v.starts_with('/') {
-            RootSpec::Path(v.to_string())
-        } else {
-            return None;
-        };
-        match &spec {
-            RootSpec::Path(s)
-            | RootSpec::Label(s)
-            | RootSpec::Uuid(s)
-            | RootSpec::PartUuid(s)
-            | RootSpec::PartLabel(s)
-                if s.is_empty() =>
-            {
-                None
-            }
-            _ => Some(spec),
-        }
-    }
-}
-
-impl fmt::Display for RootSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RootSpec::Path(p) => write!(f, "{p}"),
-            RootSpec::Label(x) => write!(f, "LABEL={x}"),
-            RootSpec::Uuid(x) => write!(f, "UUID={x}"),
-            RootSpec::PartUuid(x) => write!(f, "PARTUUID={x}"),
-            RootSpec::PartLabel(x) => write!(f, "PARTLABEL={x}"),
-        }
-    }
-}
 
 /// What the kernel command line asks of the init.
 #[derive(Debug, Clone, PartialEq, Eq)]

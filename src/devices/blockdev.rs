@@ -2,16 +2,81 @@
 //! UUID) and the GPT (partition unique GUIDs and names), and `find_root`, which scans
 //! /sys/class/block until the `root=` device appears or the deadline passes.
 
+use std::fmt;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::boot::cmdline::RootSpec;
-
 /// ext4's superblock sits 1024 bytes into the device.
 pub const EXT_SUPERBLOCK_OFFSET: usize = 1024;
 const EXT_MAGIC: u16 = 0xEF53;
+
+/// The `root=` argument, in the forms the kernel and initramfs tools accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootSpec {
+    /// `root=/dev/vda1`
+    Path(String),
+    /// `root=LABEL=root` (filesystem label)
+    Label(String),
+    /// `root=UUID=...` (filesystem UUID, compared lowercase)
+    Uuid(String),
+    /// `root=PARTUUID=...` (GPT partition unique GUID, compared lowercase)
+    PartUuid(String),
+    /// `root=PARTLABEL=...` (GPT partition name)
+    PartLabel(String),
+}
+
+impl RootSpec {
+    pub fn parse(v: &str) -> Option<RootSpec> {
+        let spec = if let Some(x) = v.strip_prefix("LABEL=") {
+            RootSpec::Label(x.to_string())
+        } else if let Some(x) = v.strip_prefix("UUID=") {
+            RootSpec::Uuid(x.to_ascii_lowercase())
+        } else if let Some(x) = v.strip_prefix("PARTUUID=") {
+            RootSpec::PartUuid(x.to_ascii_lowercase())
+        } else if let Some(x) = v.strip_prefix("PARTLABEL=") {
+            RootSpec::PartLabel(x.to_string())
+        } else if let Some(x) = v.strip_prefix("/dev/disk/by-label/") {
+            // There is no udev to make /dev/disk/by-*: read them as the tags they stand for.
+            RootSpec::Label(x.to_string())
+        } else if let Some(x) = v.strip_prefix("/dev/disk/by-uuid/") {
+            RootSpec::Uuid(x.to_ascii_lowercase())
+        } else if let Some(x) = v.strip_prefix("/dev/disk/by-partuuid/") {
+            RootSpec::PartUuid(x.to_ascii_lowercase())
+        } else if let Some(x) = v.strip_prefix("/dev/disk/by-partlabel/") {
+            RootSpec::PartLabel(x.to_string())
+        } else if v.starts_with('/') {
+            RootSpec::Path(v.to_string())
+        } else {
+            return None;
+        };
+        match &spec {
+            RootSpec::Path(s)
+            | RootSpec::Label(s)
+            | RootSpec::Uuid(s)
+            | RootSpec::PartUuid(s)
+            | RootSpec::PartLabel(s)
+                if s.is_empty() =>
+            {
+                None
+            }
+            _ => Some(spec),
+        }
+    }
+}
+
+impl fmt::Display for RootSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RootSpec::Path(p) => write!(f, "{p}"),
+            RootSpec::Label(x) => write!(f, "LABEL={x}"),
+            RootSpec::Uuid(x) => write!(f, "UUID={x}"),
+            RootSpec::PartUuid(x) => write!(f, "PARTUUID={x}"),
+            RootSpec::PartLabel(x) => write!(f, "PARTLABEL={x}"),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
