@@ -32,23 +32,27 @@ impl Supervisor {
         let rel = self.cgroup_rel(&unit);
         let req = SpawnRequest {
             unit: &unit,
-            notify_socket: Some(&self.notify_path),
+            notify_socket: Some(&self.env.notify_path),
             cgroup_dir,
-            clone_into_cgroup: self.cgroups.as_ref().is_some_and(|cg| !cg.was_killed(&rel)),
-            etc_dir: &self.cfg.etc_dir,
+            clone_into_cgroup: self
+                .env
+                .cgroups
+                .as_ref()
+                .is_some_and(|cg| !cg.was_killed(&rel)),
+            etc_dir: &self.env.cfg.etc_dir,
         };
         match spawn::spawn(&req) {
             Ok(s) => {
                 self.add_pipe(name, Stream::Stdout, s.stdout);
                 self.add_pipe(name, Stream::Stderr, s.stderr);
-                self.ready_fds.remove(name);
+                self.io.ready_fds.remove(name);
                 if let Some(fd) = s.ready_fd {
                     let _ = crate::sys::poll::set_nonblocking(fd.as_raw_fd());
-                    self.ready_fds.insert(name.to_string(), File::from(fd));
+                    self.io.ready_fds.insert(name.to_string(), File::from(fd));
                 }
                 if readiness::is_probe(&unit.ready) {
-                    self.probes.insert(name.to_string(), unit.ready.clone());
-                    self.next_probe = Some(Instant::now());
+                    self.io.probes.insert(name.to_string(), unit.ready.clone());
+                    self.io.next_probe = Some(Instant::now());
                 }
                 self.queue.push_back(Event::Spawned {
                     unit: name.to_string(),
@@ -67,14 +71,14 @@ impl Supervisor {
 
     /// Creates the unit's cgroup and watches its cgroup.events; `None` without cgroups.
     pub(super) fn prepare_cgroup(&mut self, unit: &Unit) -> Option<PathBuf> {
-        let cg = self.cgroups.as_ref()?;
+        let cg = self.env.cgroups.as_ref()?;
         let rel = self.cgroup_rel(unit);
-        if let Some(c) = self.cgroup_cleanup.as_mut() {
+        if let Some(c) = self.env.cgroup_cleanup.as_mut() {
             c.note_created(&unit.cgroup.path);
         }
         // A delegated group belongs to the service's user, so it can manage its own subtree.
         let owner = if unit.cgroup.delegate {
-            spawn::unit_owner(unit, &self.cfg.etc_dir).unwrap_or_else(|e| {
+            spawn::unit_owner(unit, &self.env.cfg.etc_dir).unwrap_or_else(|e| {
                 log::warn!("{e}");
                 None
             })
@@ -88,11 +92,11 @@ impl Supervisor {
                 return None;
             }
         };
-        if !self.watches.contains_key(&unit.name) {
-            if let Some(w) = &self.watcher {
+        if !self.io.watches.contains_key(&unit.name) {
+            if let Some(w) = &self.io.watcher {
                 match w.watch_modify(&cg.events_path(&rel)) {
                     Ok(id) => {
-                        self.watches.insert(unit.name.clone(), id);
+                        self.io.watches.insert(unit.name.clone(), id);
                     }
                     Err(e) => log::warn!("unit {}: cannot watch cgroup.events: {e}", unit.name),
                 }
@@ -103,7 +107,7 @@ impl Supervisor {
 
     pub(super) fn add_pipe(&mut self, unit: &str, stream: Stream, fd: OwnedFd) {
         let _ = crate::sys::poll::set_nonblocking(fd.as_raw_fd());
-        self.pipes.push(Pipe {
+        self.io.pipes.push(Pipe {
             unit: unit.to_string(),
             stream,
             file: File::from(fd),
@@ -112,7 +116,7 @@ impl Supervisor {
     }
 
     pub(super) fn group_populated(&self, unit: &str) -> bool {
-        let (Some(cg), Some(u)) = (&self.cgroups, self.units.get(unit)) else {
+        let (Some(cg), Some(u)) = (&self.env.cgroups, self.units.get(unit)) else {
             return false;
         };
         // A group that cannot be read (removed, never created) holds no processes.
@@ -124,7 +128,7 @@ impl Supervisor {
         let Some(unit) = self.units.get(name) else {
             return;
         };
-        match (scope, &self.cgroups) {
+        match (scope, &self.env.cgroups) {
             (KillScope::Group, Some(cg)) => {
                 let rel = self.cgroup_rel(unit);
                 let r = if signal == Signal::SIGKILL {
@@ -160,7 +164,7 @@ impl Supervisor {
                 }
                 // Without cgroups, the process group stands in for the unit's group (spawn makes
                 // every service a session and process group leader).
-                if unit.kill_mode == KillMode::Cgroup && self.cgroups.is_none() {
+                if unit.kill_mode == KillMode::Cgroup && self.env.cgroups.is_none() {
                     let _ = process::signal_group(pid, signal);
                 }
                 if signal != Signal::SIGKILL && signal != Signal::SIGCONT {

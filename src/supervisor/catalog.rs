@@ -74,7 +74,7 @@ impl Supervisor {
             log::error!("{e}");
         }
         let now = Instant::now();
-        let has_cg = self.cgroups.is_some();
+        let has_cg = self.env.cgroups.is_some();
         for (name, unit) in &cat.units {
             let spec = UnitSpec::from_unit(unit, has_cg);
             match cat.blocked.get(name) {
@@ -89,7 +89,7 @@ impl Supervisor {
         }
         for (name, reason) in &cat.blocked {
             log::warn!("[FAILED] {name}: {reason}");
-            self.timeline.mark(
+            self.boot.timeline.mark(
                 crate::timeline::SubjectKind::Unit,
                 name,
                 crate::timeline::TimelineEvent::Failed,
@@ -101,13 +101,13 @@ impl Supervisor {
     /// Re-reads the unit directories: new units start (when enabled), removed ones stop, changed ones
     /// restart if they were running.
     pub(super) fn reload_units(&mut self) -> ReloadReport {
-        let cat = load(&self.cfg.unit_dirs);
+        let cat = load(&self.env.cfg.unit_dirs);
         let mut report = ReloadReport {
             errors: cat.errors.clone(),
             ..Default::default()
         };
         let now = Instant::now();
-        let has_cg = self.cgroups.is_some();
+        let has_cg = self.env.cgroups.is_some();
         let old: BTreeSet<String> = self.core.entries().map(|(n, _)| n.clone()).collect();
         let mut to_start = Vec::new();
         let mut to_restart = Vec::new();
@@ -185,16 +185,16 @@ impl Supervisor {
             .collect();
         for n in gone {
             self.core.remove(&n);
-            if let (Some(w), Some(id)) = (&self.watcher, self.watches.remove(&n)) {
+            if let (Some(w), Some(id)) = (&self.io.watcher, self.io.watches.remove(&n)) {
                 w.unwatch(id);
             }
-            if let (Some(cg), Some(u)) = (&self.cgroups, self.units.get(&n)) {
+            if let (Some(cg), Some(u)) = (&self.env.cgroups, self.units.get(&n)) {
                 // Empty by now (the unit stopped); a group kept alive by kill = "main" stays.
                 let _ = cg.remove(&self.cgroup_rel(u));
             }
             self.units.remove(&n);
             self.status_text.remove(&n);
-            self.spawned_at.remove(&n);
+            self.boot.spawned_at.remove(&n);
             self.logs.forget(&n);
         }
     }

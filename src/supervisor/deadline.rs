@@ -37,17 +37,17 @@ pub fn shutdown_limit_from_env() -> Duration {
 impl Supervisor {
     /// The shutdown must end now: its deadline passed or it was forced by signals.
     pub(super) fn shutdown_overdue(&self, now: Instant) -> bool {
-        self.shutdown_forced || self.shutdown_deadline.is_some_and(|d| d <= now)
+        self.shutdown.forced || self.shutdown.deadline.is_some_and(|d| d <= now)
     }
 
     /// Logs every unit still up and SIGKILLs it, so the loop can end.
     pub(super) fn force_end_of_shutdown(&mut self) {
-        let why = if self.shutdown_forced {
+        let why = if self.shutdown.forced {
             format!("shutdown forced by {FORCE_AFTER_SIGNALS} signals")
         } else {
             format!(
                 "shutdown deadline ({}) passed",
-                fmt_duration(self.shutdown_limit)
+                fmt_duration(self.shutdown.limit)
             )
         };
         let busy: Vec<(String, Phase, bool)> = self

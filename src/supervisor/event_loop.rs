@@ -8,7 +8,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
-use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -16,28 +15,19 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::cgroup::CgroupRoot;
-use super::output::LineBuffer;
+pub(super) use super::parts::{BootRecord, Pipe, Placement, ShutdownState, UnitIo};
 use super::state::{Action, Core, Event, ExitStatus, Phase, TimerKind};
 use super::subsystem::{ChildExit, Notice, Subsystem};
 use super::Config;
 use crate::control::ops::ShutdownKind;
 use crate::control::server::ControlServer;
-use crate::sys::inotify::{FileWatcher, WatchId};
+use crate::sys::inotify::FileWatcher;
 use crate::sys::notify_socket::NotifySocket;
 use crate::sys::poll::{poll_fds, Watch};
 use crate::sys::reap::{self as process, Reaped};
 use crate::timeline::{SubjectKind, Timeline, TimelineEvent};
 use crate::unitlog::{Stream, UnitLogs};
-use crate::units::schema::Readiness;
 use crate::units::Unit;
-
-/// A service output pipe being drained into the unit's log.
-pub(super) struct Pipe {
-    pub(super) unit: String,
-    pub(super) stream: Stream,
-    pub(super) file: File,
-    pub(super) lines: LineBuffer,
-}
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct TimerEntry {
@@ -48,47 +38,28 @@ struct TimerEntry {
     gen: u64,
 }
 
-/// Everything the running supervisor holds. The control API reaches it through `Operations`.
+/// Everything the running supervisor holds, grouped by who uses it: `env` (where units are
+/// placed), `io` (descriptors of running units), `boot` (the record of this boot), `shutdown`.
+/// The control API reaches it through `Operations`.
 pub struct Supervisor {
-    pub(super) cfg: Config,
+    pub(super) env: Placement,
     pub(super) core: Core,
     /// Valid units from disk, by name.
     pub(super) units: BTreeMap<String, Unit>,
-    pub(super) cgroups: Option<CgroupRoot>,
-    /// Relative path under the cgroup root where unit groups live ("" on a machine).
-    pub(super) cgroup_base: String,
-    pub(super) notify_path: PathBuf,
     pub(super) logs: UnitLogs,
-    pub(super) timeline: Timeline,
     pub(super) status_text: BTreeMap<String, String>,
-    pub(super) shutdown_kind: Option<ShutdownKind>,
-    pub(super) pipes: Vec<Pipe>,
-    /// s6 readiness pipes of starting units, by unit.
-    pub(super) ready_fds: BTreeMap<String, File>,
-    pub(super) probes: BTreeMap<String, Readiness>,
-    pub(super) next_probe: Option<Instant>,
+    pub(super) io: UnitIo,
+    pub(super) boot: BootRecord,
+    pub(super) shutdown: ShutdownState,
     timers: BinaryHeap<Reverse<TimerEntry>>,
     timer_seq: u64,
-    pub(super) watcher: Option<FileWatcher>,
-    pub(super) watches: BTreeMap<String, WatchId>,
     pub(super) queue: VecDeque<Event>,
-    pub(super) spawned_at: BTreeMap<String, Instant>,
-    pub(super) boot_done: bool,
-    pub(super) boot_started_us: u64,
     /// Networking, hotplug, the power button: polled beside the supervisor's own descriptors.
     pub(super) subsystems: Vec<Box<dyn Subsystem>>,
-    /// Container mode: the cgroups created so far, removed by stage 3.
-    pub(super) cgroup_cleanup: Option<super::cgroup::CgroupCleanup>,
     /// A panic cut a pass short: rebuild what it lost before the next one (see `recovery`).
     pub(super) needs_recovery: bool,
     /// The core's facts generation last offered to the subsystems.
     facts_gen_offered: u64,
-    /// How long a shutdown may take before what is left is killed (see `deadline`).
-    pub(super) shutdown_limit: Duration,
-    pub(super) shutdown_deadline: Option<Instant>,
-    /// Shutdown signals (SIGTERM, SIGINT) received; enough of them force the end.
-    pub(super) shutdown_signals: u32,
-    pub(super) shutdown_forced: bool,
 }
 
 impl Supervisor {
@@ -111,34 +82,42 @@ impl Supervisor {
         Self {
             core,
             units: BTreeMap::new(),
-            cgroups,
-            cgroup_base,
-            notify_path,
             logs,
-            timeline,
             status_text: BTreeMap::new(),
-            shutdown_kind: None,
-            pipes: Vec::new(),
-            ready_fds: BTreeMap::new(),
-            probes: BTreeMap::new(),
-            next_probe: None,
+            io: UnitIo {
+                pipes: Vec::new(),
+                ready_fds: BTreeMap::new(),
+                probes: BTreeMap::new(),
+                next_probe: None,
+                watcher: FileWatcher::new().ok(),
+                watches: BTreeMap::new(),
+            },
+            boot: BootRecord {
+                timeline,
+                spawned_at: BTreeMap::new(),
+                done: false,
+                started_us: crate::timeline::boottime_us(),
+            },
+            shutdown: ShutdownState {
+                kind: None,
+                limit: super::deadline::DEFAULT_SHUTDOWN_LIMIT,
+                deadline: None,
+                signals: 0,
+                forced: false,
+            },
             timers: BinaryHeap::new(),
             timer_seq: 0,
-            watcher: FileWatcher::new().ok(),
-            watches: BTreeMap::new(),
             queue: VecDeque::new(),
-            spawned_at: BTreeMap::new(),
-            boot_done: false,
-            boot_started_us: crate::timeline::boottime_us(),
             subsystems: Vec::new(),
-            cgroup_cleanup: None,
             needs_recovery: false,
             facts_gen_offered: 0,
-            shutdown_limit: super::deadline::DEFAULT_SHUTDOWN_LIMIT,
-            shutdown_deadline: None,
-            shutdown_signals: 0,
-            shutdown_forced: false,
-            cfg,
+            env: Placement {
+                cfg,
+                cgroups,
+                cgroup_base,
+                notify_path,
+                cgroup_cleanup: None,
+            },
         }
     }
 
@@ -157,11 +136,11 @@ impl Supervisor {
                     self.dispatch(Event::FactFailed { fact, reason })
                 }
                 Notice::Stamp { kind, name, event } => {
-                    self.timeline.mark(kind, &name, event);
+                    self.boot.timeline.mark(kind, &name, event);
                     log::debug!("timeline: {name} {event:?}");
                 }
                 Notice::Shutdown(kind) => {
-                    if self.shutdown_kind.is_none() {
+                    if self.shutdown.kind.is_none() {
                         log::info!("shutdown requested ({kind:?})");
                         self.begin_shutdown(kind);
                     }
@@ -195,10 +174,10 @@ impl Supervisor {
 
     /// The unit's cgroup relative to the cgroup root.
     pub(super) fn cgroup_rel(&self, unit: &Unit) -> String {
-        if self.cgroup_base.is_empty() {
+        if self.env.cgroup_base.is_empty() {
             unit.cgroup.path.clone()
         } else {
-            format!("{}/{}", self.cgroup_base, unit.cgroup.path)
+            format!("{}/{}", self.env.cgroup_base, unit.cgroup.path)
         }
     }
 
@@ -269,7 +248,7 @@ impl Supervisor {
         event: TimelineEvent,
         detail: &str,
     ) {
-        self.timeline.mark(subject, name, event);
+        self.boot.timeline.mark(subject, name, event);
         let suffix = if detail.is_empty() {
             String::new()
         } else {
@@ -282,6 +261,7 @@ impl Supervisor {
             (SubjectKind::Fact, _) => log::info!("[  OK  ] reached {name}"),
             (_, TimelineEvent::Ready) => {
                 let ms = self
+                    .boot
                     .spawned_at
                     .get(name)
                     .map(|t| t.elapsed().as_millis())
@@ -291,7 +271,9 @@ impl Supervisor {
             }
             (_, TimelineEvent::Failed) => log::warn!("[FAILED] {name}: {detail}"),
             (_, TimelineEvent::Start) => {
-                self.spawned_at.insert(name.to_string(), Instant::now());
+                self.boot
+                    .spawned_at
+                    .insert(name.to_string(), Instant::now());
                 log::debug!("started {name}{suffix}");
             }
             (_, TimelineEvent::Stopping) => log::info!("stopping {name}"),
@@ -309,8 +291,8 @@ impl Supervisor {
                 .get(name)
                 .map_or(true, |e| e.phase != Phase::Starting)
             {
-                self.probes.remove(name);
-                self.ready_fds.remove(name);
+                self.io.probes.remove(name);
+                self.io.ready_fds.remove(name);
             }
         }
     }
@@ -355,10 +337,10 @@ impl Supervisor {
                 return;
             }
             Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
-                self.shutdown_signals = self.shutdown_signals.saturating_add(1);
-                if self.shutdown_signals >= super::deadline::FORCE_AFTER_SIGNALS {
+                self.shutdown.signals = self.shutdown.signals.saturating_add(1);
+                if self.shutdown.signals >= super::deadline::FORCE_AFTER_SIGNALS {
                     log::warn!("signal {signo} again: forcing the end of the shutdown");
-                    self.shutdown_forced = true;
+                    self.shutdown.forced = true;
                 }
                 ShutdownKind::Reboot
             }
@@ -371,10 +353,11 @@ impl Supervisor {
     }
 
     pub(super) fn begin_shutdown(&mut self, kind: ShutdownKind) {
-        if self.shutdown_kind.is_none() {
-            self.shutdown_kind = Some(kind);
-            self.shutdown_deadline = Instant::now().checked_add(self.shutdown_limit);
-            self.timeline
+        if self.shutdown.kind.is_none() {
+            self.shutdown.kind = Some(kind);
+            self.shutdown.deadline = Instant::now().checked_add(self.shutdown.limit);
+            self.boot
+                .timeline
                 .mark(SubjectKind::Stage, "shutdown", TimelineEvent::Start);
             let mut notices = Vec::new();
             for s in &mut self.subsystems {
@@ -405,20 +388,22 @@ impl Supervisor {
     }
 
     fn check_boot_complete(&mut self) {
-        if self.boot_done || !self.core.boot_settled() {
+        if self.boot.done || !self.core.boot_settled() {
             return;
         }
-        self.boot_done = true;
+        self.boot.done = true;
         // The supervise stage's job at boot (bringing every enabled unit up) is done now.
-        self.timeline
+        self.boot
+            .timeline
             .mark(SubjectKind::Stage, "supervise", TimelineEvent::Ready);
-        self.timeline
+        self.boot
+            .timeline
             .mark(SubjectKind::Stage, "boot", TimelineEvent::BootComplete);
         // On a machine CLOCK_BOOTTIME counts from the kernel's start, which is what a boot takes; in
         // a container it counts from the host's boot, so measure from the supervisor's start there.
         let now_us = crate::timeline::boottime_us();
-        let ms = if self.cfg.container {
-            now_us.saturating_sub(self.boot_started_us)
+        let ms = if self.env.cfg.container {
+            now_us.saturating_sub(self.boot.started_us)
         } else {
             now_us
         } / 1000;
@@ -431,8 +416,11 @@ impl Supervisor {
                 (n.clone(), state, e.restarts, e.failure.clone())
             })
             .collect();
-        let written =
-            super::report::write_boot_timeline(&self.cfg.run_dir, self.timeline.entries(), &states);
+        let written = super::report::write_boot_timeline(
+            &self.env.cfg.run_dir,
+            self.boot.timeline.entries(),
+            &states,
+        );
         if let Err(e) = written {
             log::warn!("{e}");
         }
@@ -451,10 +439,10 @@ impl Supervisor {
         io.retry_notify(now);
         for d in [
             io.server.as_ref().and_then(|s| s.next_deadline()),
-            self.next_probe,
+            self.io.next_probe,
             sub_deadline,
             io.notify_retry_at,
-            self.shutdown_deadline,
+            self.shutdown.deadline,
         ] {
             deadline = match (deadline, d) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -471,13 +459,23 @@ impl Supervisor {
             // poll(2) skips a negative fd: the slot stays, so the indices below hold.
             Watch::input(io.notify.as_ref().map_or(-1, NotifySocket::raw_fd)),
         ];
-        if let Some(w) = &self.watcher {
+        if let Some(w) = &self.io.watcher {
             watches.push(Watch::input(w.raw_fd()));
         }
         let pipes_at = watches.len();
-        watches.extend(self.pipes.iter().map(|p| Watch::input(p.file.as_raw_fd())));
+        watches.extend(
+            self.io
+                .pipes
+                .iter()
+                .map(|p| Watch::input(p.file.as_raw_fd())),
+        );
         let ready_at = watches.len();
-        watches.extend(self.ready_fds.values().map(|f| Watch::input(f.as_raw_fd())));
+        watches.extend(
+            self.io
+                .ready_fds
+                .values()
+                .map(|f| Watch::input(f.as_raw_fd())),
+        );
         // Subsystem descriptors, remembered with their owner's index.
         let subs_at = watches.len();
         let mut sub_owner = Vec::new();
@@ -505,7 +503,7 @@ impl Supervisor {
         if let Some(notify) = io.notify.as_ref().filter(|_| watches[1].is_ready()) {
             self.on_notify(notify);
         }
-        if self.watcher.is_some() && watches[2].is_ready() {
+        if self.io.watcher.is_some() && watches[2].is_ready() {
             self.on_cgroup_events();
         }
         // Pipes: drain the ready ones, drop the closed ones. Draining dispatches nothing, so the
@@ -516,19 +514,19 @@ impl Supervisor {
             .collect();
         for i in (0..pipe_ready.len()).rev() {
             if pipe_ready[i] && !self.drain_pipe(i) {
-                self.pipes.swap_remove(i);
+                self.io.pipes.swap_remove(i);
             }
         }
         // Readiness pipes, by unit name: reading one may dispatch events that drop others.
         let rfd_ready: Vec<String> = watches[ready_at..subs_at]
             .iter()
-            .zip(self.ready_fds.keys())
+            .zip(self.io.ready_fds.keys())
             .filter(|(w, _)| w.is_ready())
             .map(|(_, u)| u.clone())
             .collect();
         for unit in rfd_ready {
             if !self.read_ready_fd(&unit) {
-                self.ready_fds.remove(&unit);
+                self.io.ready_fds.remove(&unit);
             }
         }
         let now = Instant::now();
@@ -617,7 +615,7 @@ pub(super) fn run_loop(sup: &mut Supervisor, io: &mut LoopIo) -> ShutdownKind {
             sup.needs_recovery = true;
         }
         if sup.core.shutting_down() {
-            if let Some(kind) = sup.shutdown_kind {
+            if let Some(kind) = sup.shutdown.kind {
                 if sup.core.all_down() {
                     return kind;
                 }

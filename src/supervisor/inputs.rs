@@ -69,7 +69,7 @@ impl Supervisor {
             return Some(u.to_string());
         }
         let proc_dir = Path::new("/proc");
-        if self.cgroups.is_some() {
+        if self.env.cgroups.is_some() {
             if let Some(cg) = notify::cgroup_of(proc_dir, pid) {
                 for (name, unit) in &self.units {
                     let rel = format!("/{}", self.cgroup_rel(unit));
@@ -99,7 +99,7 @@ impl Supervisor {
             return false;
         }
         let proc_dir = Path::new("/proc");
-        match (&self.cgroups, self.units.get(unit)) {
+        match (&self.env.cgroups, self.units.get(unit)) {
             (Some(_), Some(u)) => {
                 let rel = format!("/{}", self.cgroup_rel(u));
                 notify::cgroup_of(proc_dir, pid)
@@ -115,10 +115,11 @@ impl Supervisor {
     }
 
     pub(super) fn on_cgroup_events(&mut self) {
-        let Some(w) = &self.watcher else { return };
+        let Some(w) = &self.io.watcher else { return };
         let fired = w.fired();
         for id in fired {
             let unit = self
+                .io
                 .watches
                 .iter()
                 .find(|(_, w)| **w == id)
@@ -135,7 +136,7 @@ impl Supervisor {
     pub(super) fn drain_pipe(&mut self, idx: usize) -> bool {
         let mut buf = [0u8; 8192];
         let mut total = 0;
-        let Some(p) = self.pipes.get_mut(idx) else {
+        let Some(p) = self.io.pipes.get_mut(idx) else {
             return false;
         };
         loop {
@@ -166,7 +167,7 @@ impl Supervisor {
     /// Reads the s6 readiness pipe; a newline means ready. Returns false once it is closed.
     pub(super) fn read_ready_fd(&mut self, unit: &str) -> bool {
         let mut buf = [0u8; 512];
-        let Some(f) = self.ready_fds.get_mut(unit) else {
+        let Some(f) = self.io.ready_fds.get_mut(unit) else {
             return false;
         };
         loop {
@@ -185,20 +186,21 @@ impl Supervisor {
     }
 
     pub(super) fn run_probes(&mut self, now: Instant) {
-        if self.next_probe.map_or(true, |t| t > now) {
+        if self.io.next_probe.map_or(true, |t| t > now) {
             return;
         }
         let ready: Vec<String> = self
+            .io
             .probes
             .iter()
             .filter(|(_, r)| readiness::probe(r))
             .map(|(u, _)| u.clone())
             .collect();
         for u in ready {
-            self.probes.remove(&u);
+            self.io.probes.remove(&u);
             self.dispatch(Event::Ready(u));
         }
-        self.next_probe = if self.probes.is_empty() {
+        self.io.next_probe = if self.io.probes.is_empty() {
             None
         } else {
             Some(now + readiness::PROBE_INTERVAL)

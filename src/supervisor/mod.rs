@@ -21,6 +21,7 @@ pub mod model;
 pub mod notify;
 pub mod ops_impl;
 pub mod output;
+mod parts;
 pub mod readiness;
 mod recovery;
 pub mod report;
@@ -196,8 +197,8 @@ pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>)
     let catalog = recovery::guarded("loading units", || catalog::load(&dirs));
     let mut sup = Supervisor::new(cfg, timeline, cgroups, base);
     sup.subsystems = subsystems;
-    sup.cgroup_cleanup = cgroup_cleanup;
-    sup.shutdown_limit = deadline::shutdown_limit_from_env();
+    sup.env.cgroup_cleanup = cgroup_cleanup;
+    sup.shutdown.limit = deadline::shutdown_limit_from_env();
     if let Some(catalog) = catalog {
         if recovery::guarded("installing units", || sup.install(catalog)).is_none() {
             sup.needs_recovery = true;
@@ -220,6 +221,6 @@ pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>)
     let kind = event_loop::run_loop(&mut sup, &mut io);
     Finished {
         kind,
-        cgroup_cleanup: sup.cgroup_cleanup.take(),
+        cgroup_cleanup: sup.env.cgroup_cleanup.take(),
     }
 }

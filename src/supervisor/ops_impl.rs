@@ -42,11 +42,11 @@ impl Supervisor {
     fn unit_status(&self, name: &str) -> Option<UnitStatus> {
         let e = self.core.get(name)?;
         let unit = self.units.get(name);
-        let cgroup = match (&self.cgroups, unit) {
+        let cgroup = match (&self.env.cgroups, unit) {
             (Some(cg), Some(u)) => Some(cg.root.join(self.cgroup_rel(u))),
             _ => None,
         };
-        let stats = match (&self.cgroups, unit) {
+        let stats = match (&self.env.cgroups, unit) {
             (Some(cg), Some(u)) if e.phase != Phase::Inactive => {
                 Some(cg.stats(&self.cgroup_rel(u)))
             }
@@ -126,7 +126,8 @@ impl Operations for Supervisor {
     }
 
     fn admin_unit_dir(&self) -> PathBuf {
-        self.cfg
+        self.env
+            .cfg
             .unit_dirs
             .last()
             .cloned()
@@ -144,7 +145,7 @@ impl Operations for Supervisor {
     }
 
     fn timeline(&self) -> Vec<Stamp> {
-        self.timeline.entries().to_vec()
+        self.boot.timeline.entries().to_vec()
     }
 
     fn shutdown(&mut self, kind: ShutdownKind) {
