@@ -39,6 +39,7 @@ fn unit(name: &str, state: &str, after: &[&str]) -> UnitStatus {
         description: format!("the {name} service"),
         state: state.into(),
         enabled: true,
+        conditions: Vec::new(),
         pid: Some(100),
         since_us: 1_000,
         readiness: "exec".into(),

@@ -4,6 +4,7 @@
 //! See docs/units.md for the format reference.
 
 pub mod check;
+pub mod condition;
 mod fields;
 pub mod graph;
 pub mod image;

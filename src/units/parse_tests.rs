@@ -492,3 +492,57 @@ fn device_facts_are_dependencies_and_bad_ones_are_errors() {
         ]
     );
 }
+
+#[test]
+fn conditions_and_negations() {
+    use crate::units::condition::{Condition, ConditionKind};
+    let u = ok(concat!(
+        "exec = [\"/x\"]\n",
+        "condition = { path-exists = \"/etc/a\", file-not-empty = [\"/var/b\", \"!/var/c\"], ",
+        "kernel-cmdline = \"!lifsea.nokubelet\" }\n"
+    ));
+    let c = |kind, negate, arg: &str| Condition {
+        kind,
+        negate,
+        arg: arg.into(),
+    };
+    assert_eq!(
+        u.conditions,
+        vec![
+            c(ConditionKind::FileNotEmpty, false, "/var/b"),
+            c(ConditionKind::FileNotEmpty, true, "/var/c"),
+            c(ConditionKind::KernelCmdline, true, "lifsea.nokubelet"),
+            c(ConditionKind::PathExists, false, "/etc/a"),
+        ]
+    );
+    assert!(ok("exec = [\"/x\"]\n").conditions.is_empty());
+}
+
+#[test]
+fn condition_errors_have_positions() {
+    let e = |v: &str| errs(&format!("exec = [\"/x\"]\ncondition = {v}\n"));
+    assert_eq!(
+        e("{ path-exists = \"etc/a\" }"),
+        vec!["/u/svc.toml:2:29: condition.path-exists: must be an absolute path (with an optional leading '!'), got \"etc/a\""]
+    );
+    assert_eq!(
+        e("{ file-exists = \"/a\" }"),
+        vec!["/u/svc.toml:2:15: condition: unknown test \"file-exists\" (known: path-exists, file-not-empty, kernel-cmdline)"]
+    );
+    assert_eq!(
+        e("{ kernel-cmdline = \"a b\" }"),
+        vec!["/u/svc.toml:2:32: condition.kernel-cmdline: must be one command-line word without spaces or quotes, got \"a b\""]
+    );
+    assert_eq!(
+        e("{ kernel-cmdline = [] }"),
+        vec!["/u/svc.toml:2:32: condition.kernel-cmdline: must not be an empty array"]
+    );
+    assert_eq!(
+        e("{ path-exists = 3 }"),
+        vec!["/u/svc.toml:2:29: condition.path-exists: expected a string or an array of strings, found integer"]
+    );
+    assert_eq!(
+        e("\"/a\""),
+        vec!["/u/svc.toml:2:13: condition: invalid type: string \"/a\", expected a table"]
+    );
+}

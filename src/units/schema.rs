@@ -114,4 +114,6 @@ pub struct Unit {
     pub capabilities: Option<CapabilitySpec>,
     pub no_new_privileges: bool,
     pub enabled: bool,
+    /// Every one must hold for the unit to start; otherwise it is skipped (docs/units.md).
+    pub conditions: Vec<super::condition::Condition>,
 }
