@@ -23,7 +23,6 @@ fn status(name: &str, after: &[&str], requires: &[&str]) -> UnitStatus {
         name: name.into(),
         state: "running".into(),
         enabled: true,
-        conditions: Vec::new(),
         readiness: "exec".into(),
         requires: requires.iter().map(|s| s.to_string()).collect(),
         after: after.iter().map(|s| s.to_string()).collect(),

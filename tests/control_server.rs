@@ -39,7 +39,6 @@ fn unit(name: &str, state: &str, after: &[&str]) -> UnitStatus {
         description: format!("the {name} service"),
         state: state.into(),
         enabled: true,
-        conditions: Vec::new(),
         pid: Some(100),
         since_us: 1_000,
         readiness: "exec".into(),

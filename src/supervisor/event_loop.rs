@@ -67,6 +67,8 @@ pub struct Supervisor {
     pub(super) ready_fds: BTreeMap<String, File>,
     pub(super) probes: BTreeMap<String, Readiness>,
     pub(super) next_probe: Option<Instant>,
+    /// When skipped units' conditions are looked at again (`None`: no unit is skipped).
+    pub(super) next_condition_check: Option<Instant>,
     timers: BinaryHeap<Reverse<TimerEntry>>,
     timer_seq: u64,
     pub(super) watcher: Option<FileWatcher>,
@@ -116,6 +118,7 @@ impl Supervisor {
             ready_fds: BTreeMap::new(),
             probes: BTreeMap::new(),
             next_probe: None,
+            next_condition_check: None,
             timers: BinaryHeap::new(),
             timer_seq: 0,
             watcher: FileWatcher::new().ok(),
@@ -434,6 +437,7 @@ impl Supervisor {
         for d in [
             io.server.as_ref().and_then(|s| s.next_deadline()),
             self.next_probe,
+            self.next_condition_check,
             sub_deadline,
             io.notify_retry_at,
         ] {
@@ -536,6 +540,7 @@ impl Supervisor {
         }
         self.fire_timers(now);
         self.run_probes(now);
+        self.recheck_conditions(now);
         // A SIGCHLD may have been coalesced with one already consumed: reaping is cheap, always do it.
         self.reap();
         self.check_boot_complete();

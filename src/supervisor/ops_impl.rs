@@ -54,6 +54,8 @@ impl Supervisor {
         };
         let state = if e.phase == Phase::Inactive && !e.enabled {
             "disabled"
+        } else if e.is_skipped() {
+            "skipped"
         } else {
             e.phase.as_str()
         };
@@ -72,6 +74,7 @@ impl Supervisor {
             restarts: e.restarts,
             last_exit: e.last_exit.map(|s| s.to_string()),
             failure: e.failure.clone(),
+            skipped: e.skipped.clone(),
             readiness: unit
                 .map(|u| readiness::describe(&u.ready))
                 .unwrap_or_default(),
