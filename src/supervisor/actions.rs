@@ -47,7 +47,8 @@ impl Supervisor {
                     self.ready_fds.insert(name.to_string(), File::from(fd));
                 }
                 if readiness::is_probe(&unit.ready) {
-                    self.probes.insert(name.to_string(), unit.ready.clone());
+                    self.probes
+                        .insert(name.to_string(), readiness::Probe::new(unit.ready.clone()));
                     self.next_probe = Some(Instant::now());
                 }
                 self.queue.push_back(Event::Spawned {

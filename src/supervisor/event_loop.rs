@@ -28,7 +28,6 @@ use crate::sys::poll::{poll_fds, Watch};
 use crate::sys::reap::{self as process, Reaped};
 use crate::timeline::{SubjectKind, Timeline, TimelineEvent};
 use crate::unitlog::{Stream, UnitLogs};
-use crate::units::schema::Readiness;
 use crate::units::Unit;
 
 /// A service output pipe being drained into the unit's log.
@@ -65,7 +64,7 @@ pub struct Supervisor {
     pub(super) pipes: Vec<Pipe>,
     /// s6 readiness pipes of starting units, by unit.
     pub(super) ready_fds: BTreeMap<String, File>,
-    pub(super) probes: BTreeMap<String, Readiness>,
+    pub(super) probes: BTreeMap<String, super::readiness::Probe>,
     pub(super) next_probe: Option<Instant>,
     /// When skipped units' conditions are looked at again (`None`: no unit is skipped).
     pub(super) next_condition_check: Option<Instant>,

@@ -16,6 +16,7 @@ mod conditions;
 pub mod event_loop;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+pub mod http_probe;
 pub mod inputs;
 pub mod model;
 pub mod notify;

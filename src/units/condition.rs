@@ -164,8 +164,7 @@ pub fn stat_path(p: &Path) -> PathState {
 /// without `=`, also `arg=value`.
 pub fn cmdline_has(words: &[String], arg: &str) -> bool {
     words.iter().any(|w| {
-        w == arg
-            || (!arg.contains('=') && w.strip_prefix(arg).is_some_and(|r| r.starts_with('=')))
+        w == arg || (!arg.contains('=') && w.strip_prefix(arg).is_some_and(|r| r.starts_with('=')))
     })
 }
 
@@ -257,7 +256,10 @@ mod tests {
             (c(ConditionKind::KernelCmdline, false, "quiet"), true),
             (c(ConditionKind::KernelCmdline, false, "lifsea.ops"), true),
             (c(ConditionKind::KernelCmdline, false, "lifsea.ops=1"), true),
-            (c(ConditionKind::KernelCmdline, false, "lifsea.ops=0"), false),
+            (
+                c(ConditionKind::KernelCmdline, false, "lifsea.ops=0"),
+                false,
+            ),
             (c(ConditionKind::KernelCmdline, false, "console=tty"), false),
             (c(ConditionKind::KernelCmdline, false, "qui"), false),
             (c(ConditionKind::KernelCmdline, true, "quiet"), false),
@@ -273,7 +275,11 @@ mod tests {
     fn first_unmet_condition_is_the_reason() {
         let conds = [
             c(ConditionKind::PathExists, false, "/etc/here"),
-            c(ConditionKind::FileNotEmpty, false, "/var/lib/kubelet/config.yaml"),
+            c(
+                ConditionKind::FileNotEmpty,
+                false,
+                "/var/lib/kubelet/config.yaml",
+            ),
             c(ConditionKind::KernelCmdline, false, "missing"),
         ];
         let mut f = fs(&[("/etc/here", PathState::Present(None))]);

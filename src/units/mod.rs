@@ -7,6 +7,7 @@ pub mod check;
 pub mod condition;
 mod fields;
 pub mod graph;
+pub mod http_url;
 pub mod image;
 pub mod load;
 pub mod parse;

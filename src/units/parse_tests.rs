@@ -178,6 +178,10 @@ fn readiness_forms() {
     assert_eq!(r("{ tcp = \"127.0.0.1:10248\" }"), Readiness::Tcp(addr));
     let addr: SocketAddr = "[::1]:80".parse().unwrap();
     assert_eq!(r("{ tcp = \"[::1]:80\" }"), Readiness::Tcp(addr));
+    match r("{ http = \"http://127.0.0.1:10248/healthz\" }") {
+        Readiness::Http(t) => assert_eq!(t.to_string(), "http://127.0.0.1:10248/healthz"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -195,10 +199,14 @@ fn readiness_errors() {
         e("{ path = \"run/x\" }"),
         vec!["/u/svc.toml:2:9: ready.path: must be an absolute path, got \"run/x\""]
     );
-    let expected = "/u/svc.toml:2:9: ready: expected \"exec\", \"notify\" or a table with one key: fd, path, unix or tcp";
+    let expected = "/u/svc.toml:2:9: ready: expected \"exec\", \"notify\" or a table with one key: fd, path, unix, tcp or http";
     assert_eq!(e("\"socket\""), vec![expected]);
     assert_eq!(e("{ fd = 3, path = \"/x\" }"), vec![expected]);
-    assert_eq!(e("{ http = \"/x\" }"), vec![expected]);
+    assert_eq!(e("{ https = \"/x\" }"), vec![expected]);
+    assert_eq!(
+        e("{ http = \"http://10.1.2.3:10248/healthz\" }"),
+        vec!["/u/svc.toml:2:9: ready.http: the host must be a loopback address or localhost (the probe runs on PID 1's thread), got \"10.1.2.3\""]
+    );
     assert_eq!(
         errs("exec = [\"/x\"]\ntype = \"oneshot\"\nready = \"notify\"\n"),
         vec!["/u/svc.toml:3:9: ready: a oneshot unit is ready when it exits with status 0; remove ready"]

@@ -39,6 +39,8 @@ pub enum Readiness {
     Unix(PathBuf),
     /// Ready when a TCP connect() to this address succeeds.
     Tcp(SocketAddr),
+    /// Ready when a plain HTTP/1.1 GET of this loopback URL answers 200.
+    Http(super::http_url::HttpTarget),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
