@@ -222,6 +222,8 @@ stage_common() { # R BIN VARIANT
     install -m 644 "$LIFSEA_ROOT"/tests/vm/units/*.toml "$R/usr/lib/lifsea/units/"
     if [ "$variant" = debian ] && [ -d "$LIFSEA_ROOT/units" ]; then
         cp "$LIFSEA_ROOT"/units/*.toml "$R/usr/lib/lifsea/units/" 2>/dev/null || true
+        # A Kubernetes node's vendor files (node.toml, modules-load.d, sysctl.d): docs/node.md.
+        cp -r "$LIFSEA_ROOT"/image/. "$R/"
     fi
     mkdir -p "$R/usr/lib/modules/$KVER"
     cp "$KERNEL_DIR/root/boot/vmlinuz-$KVER" "$R/usr/lib/modules/$KVER/vmlinuz"
