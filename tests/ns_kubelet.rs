@@ -216,6 +216,10 @@ fn ns_kubelet_waits_for_its_config_then_starts_and_is_ready_by_http() {
         "kubelet started {:.2} s after its config appeared",
         started - written
     );
+    eprintln!(
+        "FIGURE kubelet stand-in started {:.3} s after its config appeared",
+        started - written
+    );
     // /healthz answers 503: starting, not running.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
@@ -225,11 +229,16 @@ fn ns_kubelet_waits_for_its_config_then_starts_and_is_ready_by_http() {
         status(ns, "kubelet")
     );
     std::fs::write(ns.out.join("healthy"), "").unwrap();
+    let healthy = Instant::now();
     assert!(
         ns.wait_for(Duration::from_secs(5), || state(ns, "kubelet") == "running"),
         "{}\n{}",
         status(ns, "kubelet"),
         ns.log()
+    );
+    eprintln!(
+        "FIGURE kubelet running {} ms after /healthz turned 200 (initctl polled every 20 ms)",
+        healthy.elapsed().as_millis()
     );
     assert!(status(ns, "kubelet").contains(&format!(
         "readiness: http http://127.0.0.1:{}/healthz",
@@ -286,5 +295,9 @@ fn ns_kubelet_starts_only_after_containerd_is_ready() {
         ready - started
     );
     assert!(t0.elapsed() >= Duration::from_millis(1500));
+    eprintln!(
+        "FIGURE kubelet stand-in started {:.3} s after containerd's READY=1",
+        started - ready
+    );
     n.ns.stop(T);
 }

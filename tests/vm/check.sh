@@ -176,7 +176,7 @@ if [ -d /usr/lib/lifsea/tests/ctr-rootfs ] && [ -x /usr/bin/ctr ] && command -v 
     rm -rf "$rf"
     mkdir -p /var/lib/lifsea-test
     cp -a /usr/lib/lifsea/tests/ctr-rootfs "$rf"
-    out=$(timeout 60 ctr run --rm --rootfs "$rf" --cgroup /kubepods/lifsea-marker lifsea-marker \
+    out=$(timeout 60 ctr run --rm --cgroup /kubepods/lifsea-marker --rootfs "$rf" lifsea-marker \
         /bin/sh -c 'echo LIFSEA-CTR-MARKER; cat /proc/self/cgroup' 2>&1)
     if echo "$out" | grep -q LIFSEA-CTR-MARKER && echo "$out" | grep -q '^0::/kubepods/lifsea-marker$'; then
         result ctr-run PASS "$(echo "$out" | tr '\n' ' ')"
@@ -184,7 +184,7 @@ if [ -d /usr/lib/lifsea/tests/ctr-rootfs ] && [ -x /usr/bin/ctr ] && command -v 
         result ctr-run FAIL "$(echo "$out" | tr '\n' '|')"
     fi
     # A long-running task, then containerd's main process killed hard.
-    timeout 60 ctr run -d --rootfs "$rf" --cgroup /kubepods/lifsea-long lifsea-long /bin/sleep 3600 >/dev/null 2>&1
+    timeout 60 ctr run -d --cgroup /kubepods/lifsea-long --rootfs "$rf" lifsea-long /bin/sleep 3600 >/dev/null 2>&1
     old=$(initctl status containerd | awk '$1 == "pid:" { print $2 }')
     tl=$(ctr task ls 2>&1)
     if [ -n "$old" ] && echo "$tl" | grep -q 'lifsea-long.*RUNNING'; then
