@@ -227,6 +227,14 @@ stage_common() { # R BIN VARIANT
     rm -f "$R/etc/resolv.conf"
     if [ "$variant" = debian ] && [ -d "$LIFSEA_ROOT/units" ]; then
         cp "$LIFSEA_ROOT"/units/*.toml "$R/usr/lib/lifsea/units/" 2>/dev/null || true
+        # A Kubernetes node's vendor files (node.toml, modules-load.d, sysctl.d): docs/node.md.
+        cp -r "$LIFSEA_ROOT"/image/. "$R/"
+        # Test only: a busybox root filesystem for `ctr run --rootfs` (no registry); check.sh copies
+        # it to /var, because runc needs a writable rootfs for its mount points.
+        local c="$R/usr/lib/lifsea/tests/ctr-rootfs"
+        mkdir -p "$c/bin" "$c/proc" "$c/dev" "$c/sys" "$c/tmp" "$c/etc"
+        cp /bin/busybox "$c/bin/busybox"
+        for a in sh cat echo sleep; do ln -sf busybox "$c/bin/$a"; done
     fi
     mkdir -p "$R/usr/lib/modules/$KVER"
     cp "$KERNEL_DIR/root/boot/vmlinuz-$KVER" "$R/usr/lib/modules/$KVER/vmlinuz"

@@ -12,6 +12,7 @@ pub mod devices;
 pub mod klog;
 pub mod mkinitramfs;
 pub mod net;
+pub mod node;
 pub mod paths;
 pub mod procfs;
 pub mod supervisor;

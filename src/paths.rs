@@ -18,3 +18,9 @@ pub const ADMIN_SYSCTL_DIR: &str = "/etc/lifsea/sysctl.d";
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// The init's own mount table.
 pub const MOUNTINFO: &str = "/proc/self/mountinfo";
+
+/// Node prerequisites (`lifsea-init node-prep`, docs/node.md): vendor file and its admin override.
+pub const VENDOR_NODE_CONFIG: &str = "/usr/lib/lifsea/node.toml";
+pub const ADMIN_NODE_CONFIG: &str = "/etc/lifsea/node.toml";
+/// modules-load.d(5) directories, vendor then admin (a same-named admin file replaces the vendor one).
+pub const MODULES_LOAD_DIRS: [&str; 2] = ["/usr/lib/modules-load.d", "/etc/modules-load.d"];

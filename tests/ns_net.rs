@@ -492,6 +492,9 @@ fn ns_net_online_timeout_fails_requiring_units_only() {
 /// network facts: the boot completes, and every fact the units name is reached. containerd is
 /// the real one (its state directories on tmpfs inside the namespace); there is no kubelet binary
 /// on these machines, so kubelet fails to spawn and says so — everything up to that edge runs.
+/// Two stand-ins: node-prep (it would change the host's sysctls, swap and cgroups) is a oneshot that
+/// succeeds, and kubelet's config is written on a tmpfs in the init's mount namespace, so kubelet is
+/// not skipped (tests/ns_kubelet.rs covers the skipping).
 #[test]
 fn shipped_units_boot_to_completion_with_every_fact_they_name() {
     assert!(
@@ -525,6 +528,14 @@ fn shipped_units_boot_to_completion_with_every_fact_they_name() {
                     }
                 }
             }
+            if p.file_stem().is_some_and(|s| s == "node-prep") {
+                std::fs::write(
+                    ns.units.join("node-prep.toml"),
+                    "type = \"oneshot\"\nexec = [\"/bin/sh\", \"-c\", \"exit 0\"]\n",
+                )
+                .unwrap();
+                continue;
+            }
             std::fs::copy(&p, ns.units.join(p.file_name().unwrap())).unwrap();
         }
     }
@@ -535,9 +546,11 @@ fn shipped_units_boot_to_completion_with_every_fact_they_name() {
     // containerd keeps its state in fixed paths: give it fresh ones in the init's mount namespace
     // (ip netns exec makes a private one), so nothing of the host's is touched.
     ns.prefix = format!(
-        "ip netns exec {} sh -c 'mkdir -p /var/lib/containerd /run/containerd && \
+        "ip netns exec {} sh -c 'mkdir -p /var/lib/containerd /run/containerd /var/lib/kubelet && \
          mount -t tmpfs lifsea-test /var/lib/containerd && \
-         mount -t tmpfs lifsea-test /run/containerd && exec \"$0\" \"$@\"' ",
+         mount -t tmpfs lifsea-test /run/containerd && \
+         mount -t tmpfs lifsea-test /var/lib/kubelet && \
+         echo \"kind: KubeletConfiguration\" > /var/lib/kubelet/config.yaml && exec \"$0\" \"$@\"' ",
         lab.client
     );
     ns.start();

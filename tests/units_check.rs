@@ -264,8 +264,8 @@ fn documented_examples_pass() {
     );
 }
 
-/// `--root` checks the shipped units against an image tree: containerd is there, kubelet is not
-/// (as on this build machine), and the missing program is reported against its unit.
+/// `--root` checks the shipped units against an image tree: containerd and the init are there,
+/// kubelet is not (as on this build machine), and the missing program is reported against its unit.
 #[test]
 fn root_option_checks_programs_in_the_image() {
     use std::os::unix::fs::PermissionsExt;
@@ -278,13 +278,19 @@ fn root_option_checks_programs_in_the_image() {
         fs::Permissions::from_mode(0o755),
     )
     .unwrap();
+    fs::create_dir_all(image.join("usr/lib/lifsea")).unwrap();
+    fs::copy(
+        image.join("usr/bin/containerd"),
+        image.join("usr/lib/lifsea/lifsea-init"),
+    )
+    .unwrap();
     let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("units");
     let (code, out, err) = check(&["--root", image.to_str().unwrap(), units.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(
         out,
         "unit kubelet: exec: program /usr/bin/kubelet not usable in the image: No such file or directory (os error 2)\n\
-         2 units, 1 errors\n"
+         3 units, 1 errors\n"
     );
     let (code, _, err) = check(&[units.to_str().unwrap(), "--root"]);
     assert_eq!(code, 2);

@@ -89,6 +89,18 @@ fn debian_image_ostree_admin_status_marks_booted_deployment() {
     let mut checks = BASE_CHECKS.to_vec();
     checks.push("ostree-status");
     checks.push("containerd");
+    // A Kubernetes node (issue 10, docs/node.md): node-prep's modules, sysctls, controllers down to
+    // /kubepods; a ctr container from a local rootfs in /kubepods; kill -9 of containerd restarts
+    // it with the container's task still running; the poweroff below happens with it running.
+    checks.extend(["node-prep", "ctr-run", "ctr-survives-restart"]);
+    // The figures for docs/node.md (containerd ready, its restart), shown with --nocapture.
+    for l in run.console.lines().filter(|l| {
+        l.starts_with("CHECK-INFO containerd-ready-at")
+            || l.starts_with("CHECK ctr-")
+            || l.starts_with("CHECK node-prep")
+    }) {
+        eprintln!("{l}");
+    }
     run.assert_checks_pass(&checks);
     run.assert_powered_off();
     assert_fsck_clean(&disk);

@@ -392,6 +392,10 @@ pub fn status_text(s: &UnitStatus) -> String {
         ("wants", list(&s.wants)),
         ("after", list(&s.after)),
     ];
+    let mut rows = rows;
+    if let Some(why) = &s.skipped {
+        rows.insert(5, ("skipped", why.clone()));
+    }
     let mut out = format!("{} - {}\n", s.name, s.description);
     for (k, v) in rows {
         out.push_str(&format!("{k:>10}: {v}\n"));

@@ -11,7 +11,7 @@ use crate::unitlog::LogLine;
 pub struct UnitStatus {
     pub name: String,
     pub description: String,
-    /// "inactive" | "waiting" | "starting" | "running" | "ready" | "stopping" | "exited" | "failed" | "backoff" | "disabled"
+    /// "inactive" | "waiting" | "starting" | "running" | "ready" | "stopping" | "exited" | "failed" | "backoff" | "disabled" | "skipped"
     pub state: String,
     pub enabled: bool,
     pub pid: Option<i32>,
@@ -22,6 +22,9 @@ pub struct UnitStatus {
     pub last_exit: Option<String>,
     /// Why the unit failed, in plain words.
     pub failure: Option<String>,
+    /// Why the unit is skipped: the first of its conditions that does not hold (docs/units.md).
+    #[serde(default)]
+    pub skipped: Option<String>,
     /// "exec" | "notify" | "fd 3" | "path /x" | "unix /x" | "tcp 1.2.3.4:5"
     pub readiness: String,
     /// The last STATUS= sent over sd_notify.

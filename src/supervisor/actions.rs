@@ -51,7 +51,9 @@ impl Supervisor {
                     self.io.ready_fds.insert(name.to_string(), File::from(fd));
                 }
                 if readiness::is_probe(&unit.ready) {
-                    self.io.probes.insert(name.to_string(), unit.ready.clone());
+                    self.io
+                        .probes
+                        .insert(name.to_string(), readiness::Probe::new(unit.ready.clone()));
                     self.io.next_probe = Some(Instant::now());
                 }
                 self.queue.push_back(Event::Spawned {

@@ -96,6 +96,7 @@ impl Supervisor {
             );
         }
         self.units = cat.units;
+        self.evaluate_conditions(now);
     }
 
     /// Re-reads the unit directories: new units start (when enabled), removed ones stop, changed ones
@@ -161,6 +162,7 @@ impl Supervisor {
         for (name, unit) in &cat.units {
             self.units.insert(name.clone(), unit.clone());
         }
+        self.evaluate_conditions(now);
         for name in &to_stop {
             self.core.mark_removed(name);
             self.dispatch(Event::Stop(name.clone()));

@@ -51,6 +51,8 @@ pub struct Supervisor {
     pub(super) io: UnitIo,
     pub(super) boot: BootRecord,
     pub(super) shutdown: ShutdownState,
+    /// When skipped units' conditions are looked at again (`None`: no unit is skipped).
+    pub(super) next_condition_check: Option<Instant>,
     timers: BinaryHeap<Reverse<TimerEntry>>,
     timer_seq: u64,
     pub(super) queue: VecDeque<Event>,
@@ -105,6 +107,7 @@ impl Supervisor {
                 signals: 0,
                 forced: false,
             },
+            next_condition_check: None,
             timers: BinaryHeap::new(),
             timer_seq: 0,
             queue: VecDeque::new(),
@@ -440,6 +443,7 @@ impl Supervisor {
         for d in [
             io.server.as_ref().and_then(|s| s.next_deadline()),
             self.io.next_probe,
+            self.next_condition_check,
             sub_deadline,
             io.notify_retry_at,
             self.shutdown.deadline,
@@ -553,6 +557,7 @@ impl Supervisor {
         }
         self.fire_timers(now);
         self.run_probes(now);
+        self.recheck_conditions(now);
         // A SIGCHLD may have been coalesced with one already consumed: reaping is cheap, always do it.
         self.reap();
         self.check_boot_complete();

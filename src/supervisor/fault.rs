@@ -35,6 +35,7 @@ fn describe(ev: &Event) -> (&'static str, Option<&str>) {
         Event::Exited { unit, .. } => ("exited", Some(unit)),
         Event::Timer { unit, .. } => ("timer", Some(unit)),
         Event::GroupEmpty(u) => ("group-empty", Some(u)),
+        Event::Condition { unit, .. } => ("condition", Some(unit)),
         Event::Shutdown => ("shutdown", None),
     }
 }

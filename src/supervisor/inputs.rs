@@ -192,9 +192,9 @@ impl Supervisor {
         let ready: Vec<String> = self
             .io
             .probes
-            .iter()
-            .filter(|(_, r)| readiness::probe(r))
-            .map(|(u, _)| u.clone())
+            .iter_mut()
+            .filter_map(|(u, p)| p.poll(now).then_some(u))
+            .cloned()
             .collect();
         for u in ready {
             self.io.probes.remove(&u);

@@ -5,17 +5,19 @@
 //! signals, notify socket, pipes, cgroup watches, the control server and the subsystems), `actions`
 //! (carrying out the core's actions), `inputs` (what arrives on descriptors); `subsystem` (the seam
 //! for networking, devices and the power button); `notify`/`readiness`/`output` (the protocols
-//! services speak); `catalog` (loading and reload); `ops_impl` (the control API's `Operations`);
+//! services speak); `catalog` (loading and reload); `conditions` (re-evaluating unit conditions); `ops_impl` (the control API's `Operations`);
 //! `report` (boot-timeline.json); `spawn`/`cgroup` (processes and their groups).
 
 pub mod actions;
 pub mod backoff;
 pub mod catalog;
 pub mod cgroup;
+mod conditions;
 pub mod deadline;
 pub mod event_loop;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+pub mod http_probe;
 pub mod inputs;
 pub mod model;
 pub mod notify;

@@ -234,6 +234,12 @@ pub enum Event {
     },
     /// The unit's cgroup has no processes left.
     GroupEmpty(String),
+    /// The loop evaluated the unit's conditions: `Some(reason)` while one does not hold, so the
+    /// unit is skipped (it waits, is not a failure, and boot completion does not wait for it).
+    Condition {
+        unit: String,
+        unmet: Option<String>,
+    },
     Shutdown,
 }
 
@@ -253,7 +259,8 @@ impl Event {
             | Event::SpawnFailed { unit: u, .. }
             | Event::MainPid { unit: u, .. }
             | Event::Exited { unit: u, .. }
-            | Event::Timer { unit: u, .. } => Some(u),
+            | Event::Timer { unit: u, .. }
+            | Event::Condition { unit: u, .. } => Some(u),
         }
     }
 }

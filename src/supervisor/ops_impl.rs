@@ -54,6 +54,8 @@ impl Supervisor {
         };
         let state = if e.phase == Phase::Inactive && !e.enabled {
             "disabled"
+        } else if e.is_skipped() {
+            "skipped"
         } else {
             e.phase.as_str()
         };
@@ -72,6 +74,7 @@ impl Supervisor {
             restarts: e.restarts,
             last_exit: e.last_exit.map(|s| s.to_string()),
             failure: e.failure.clone(),
+            skipped: e.skipped.clone(),
             readiness: unit
                 .map(|u| readiness::describe(&u.ready))
                 .unwrap_or_default(),
@@ -259,6 +262,45 @@ mod tests {
         );
         assert_eq!(sup.status("d").unwrap().state, "disabled");
         assert_eq!(sup.status("e").unwrap().state, "failed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Issue 10 item 4: conditions are evaluated at install and again on every reload (without
+    /// waiting for the periodic look), and the periodic look is armed only while one is unmet.
+    #[test]
+    fn reload_re_evaluates_conditions() {
+        let flag = std::env::temp_dir().join(format!("lifsea-cond-flag-{}", std::process::id()));
+        let _ = std::fs::remove_file(&flag);
+        let unit = format!(
+            "exec = [\"/bin/true\"]\nenabled = false\ncondition = {{ path-exists = \"{}\" }}\n",
+            flag.display()
+        );
+        let (mut sup, dir) = sup_with(&[
+            ("gated", &unit),
+            ("free", "exec = [\"/bin/true\"]\nenabled = false\n"),
+        ]);
+        let skipped = |sup: &Supervisor| sup.core.get("gated").and_then(|e| e.skipped.clone());
+        assert_eq!(
+            skipped(&sup),
+            Some(format!("condition: {} does not exist", flag.display()))
+        );
+        assert_eq!(sup.core.get("free").and_then(|e| e.skipped.clone()), None);
+        assert!(sup.next_condition_check.is_some());
+        std::fs::write(&flag, "").unwrap();
+        sup.reload().unwrap();
+        assert_eq!(skipped(&sup), None);
+        assert!(sup.next_condition_check.is_none(), "nothing is skipped");
+        std::fs::remove_file(&flag).unwrap();
+        sup.reload().unwrap();
+        assert!(skipped(&sup).is_some());
+        // A reload that drops the condition clears the verdict.
+        std::fs::write(
+            dir.join("gated.toml"),
+            "exec = [\"/bin/true\"]\nenabled = false\n",
+        )
+        .unwrap();
+        sup.reload().unwrap();
+        assert_eq!(skipped(&sup), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

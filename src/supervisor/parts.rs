@@ -16,7 +16,6 @@ use crate::control::ops::ShutdownKind;
 use crate::sys::inotify::{FileWatcher, WatchId};
 use crate::timeline::Timeline;
 use crate::unitlog::Stream;
-use crate::units::schema::Readiness;
 
 /// Where units run.
 pub(crate) struct Placement {
@@ -42,7 +41,7 @@ pub(crate) struct UnitIo {
     pub(crate) pipes: Vec<Pipe>,
     /// s6 readiness pipes of starting units, by unit.
     pub(crate) ready_fds: BTreeMap<String, File>,
-    pub(crate) probes: BTreeMap<String, Readiness>,
+    pub(crate) probes: BTreeMap<String, super::readiness::Probe>,
     pub(crate) next_probe: Option<Instant>,
     pub(crate) watcher: Option<FileWatcher>,
     /// Each unit's cgroup.events watch.

@@ -1,5 +1,5 @@
 //! Readiness probes for units that announce readiness by side effect: a path appearing, a Unix
-//! socket accepting, a TCP port accepting. The event loop runs them on a short interval while the
+//! socket accepting, a TCP port accepting, an HTTP endpoint answering 200 (`http_probe`). The event loop runs them on a short interval while the
 //! unit is starting; the unit's ready-timeout bounds the total.
 
 use std::net::TcpStream;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 
+use super::http_probe::HttpProbe;
 use crate::units::schema::Readiness;
 
 /// How often a starting unit's probe runs.
@@ -22,8 +23,32 @@ const TCP_CONNECT_TIMEOUT: Duration = Duration::from_millis(20);
 pub fn is_probe(r: &Readiness) -> bool {
     matches!(
         r,
-        Readiness::Path(_) | Readiness::Unix(_) | Readiness::Tcp(_)
+        Readiness::Path(_) | Readiness::Unix(_) | Readiness::Tcp(_) | Readiness::Http(_)
     )
+}
+
+/// A starting unit's probe with what it keeps between ticks (an HTTP exchange in progress).
+pub struct Probe {
+    kind: Readiness,
+    http: Option<HttpProbe>,
+}
+
+impl Probe {
+    pub fn new(kind: Readiness) -> Self {
+        let http = match &kind {
+            Readiness::Http(t) => Some(HttpProbe::new(t)),
+            _ => None,
+        };
+        Self { kind, http }
+    }
+
+    /// One tick: true when the unit looks ready.
+    pub fn poll(&mut self, now: std::time::Instant) -> bool {
+        match &mut self.http {
+            Some(h) => h.poll(now),
+            None => probe(&self.kind),
+        }
+    }
 }
 
 /// Runs one probe; true when the unit looks ready.
@@ -32,7 +57,8 @@ pub fn probe(r: &Readiness) -> bool {
         Readiness::Path(p) => p.exists(),
         Readiness::Unix(p) => unix_accepts(p),
         Readiness::Tcp(addr) => TcpStream::connect_timeout(addr, TCP_CONNECT_TIMEOUT).is_ok(),
-        Readiness::Exec | Readiness::Notify | Readiness::Fd(_) => false,
+        // Stateful: see `Probe`.
+        Readiness::Http(_) | Readiness::Exec | Readiness::Notify | Readiness::Fd(_) => false,
     }
 }
 
@@ -70,6 +96,7 @@ pub fn describe(r: &Readiness) -> String {
         Readiness::Path(p) => format!("path {}", p.display()),
         Readiness::Unix(p) => format!("unix {}", p.display()),
         Readiness::Tcp(a) => format!("tcp {a}"),
+        Readiness::Http(t) => format!("http {t}"),
     }
 }
 

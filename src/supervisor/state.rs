@@ -35,6 +35,8 @@ pub struct Entry {
     pub restarts: u32,
     pub last_exit: Option<ExitStatus>,
     pub failure: Option<String>,
+    /// The condition that does not hold: the unit will not start while this is set.
+    pub skipped: Option<String>,
     /// The failure it will be shown with once its stop completes.
     pending_failure: Option<String>,
     pub ever_ready: bool,
@@ -46,6 +48,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Wanted up but held back by a condition: shown as "skipped", not as waiting.
+    pub fn is_skipped(&self) -> bool {
+        self.skipped.is_some() && self.phase == Phase::Waiting
+    }
+
     fn new(spec: UnitSpec, enabled: bool, now: Instant, seed: u64) -> Self {
         Self {
             spec,
@@ -59,6 +66,7 @@ impl Entry {
             restarts: 0,
             last_exit: None,
             failure: None,
+            skipped: None,
             pending_failure: None,
             ever_ready: false,
             removed: false,
@@ -255,6 +263,7 @@ impl Core {
                 || e.ever_ready
                 || matches!(e.phase, Phase::Running | Phase::Exited | Phase::Failed)
                 || (e.phase == Phase::Inactive && !e.want_up)
+                || e.is_skipped()
         })
     }
 
@@ -321,6 +330,16 @@ impl Core {
                     e.want_up = false;
                 }
                 self.touch_all();
+            }
+            // Conditions gate only the next start: a running unit keeps running (systemd's rule
+            // too), a waiting one starts once they hold. The same in every phase.
+            (Some(_), Event::Condition { unit, unmet }) => {
+                if let Some(e) = self.units.get_mut(&unit) {
+                    if e.skipped != unmet {
+                        e.skipped = unmet;
+                        self.touch(&unit);
+                    }
+                }
             }
             // A unit the core does not know (removed by a reload meanwhile): nothing to move.
             (None, _) => {}

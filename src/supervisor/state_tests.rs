@@ -776,3 +776,74 @@ fn recover_relaunches_lost_spawns_and_rearms_phase_timers() {
     assert!(spawns(&again).is_empty());
     assert_eq!(phase(&t.core, "b"), Phase::Starting);
 }
+
+/// Issue 10 item 4: a unit whose condition does not hold is skipped (not failed, boot completion
+/// does not wait for it) and starts, after its dependencies, once the condition holds; a condition
+/// turning false later does not stop a running unit.
+#[test]
+fn skipped_units_wait_for_their_condition_without_failing_or_holding_boot() {
+    let mut t = T::new(&[
+        ("runtime", daemon()),
+        ("agent", requiring(daemon(), &["runtime"])),
+    ]);
+    let why = "condition: /var/lib/kubelet/config.yaml does not exist".to_string();
+    t.ev(Event::Condition {
+        unit: "agent".into(),
+        unmet: Some(why.clone()),
+    });
+    assert_eq!(spawns(&t.ev(Event::Boot)), vec!["runtime"]);
+    t.spawned("runtime", 10);
+    let acts = t.ev(Event::Ready("runtime".into()));
+    assert!(spawns(&acts).is_empty(), "a skipped unit was started");
+    let agent = t.core.get("agent").unwrap();
+    assert_eq!(agent.phase, Phase::Waiting);
+    assert!(agent.is_skipped());
+    assert_eq!(agent.skipped.as_deref(), Some(why.as_str()));
+    assert_eq!(agent.failure, None);
+    assert!(t.core.boot_settled(), "boot waited for a skipped unit");
+
+    // The same verdict again changes nothing; the condition holding starts it.
+    assert!(t
+        .ev(Event::Condition {
+            unit: "agent".into(),
+            unmet: Some(why.clone()),
+        })
+        .is_empty());
+    let acts = t.ev(Event::Condition {
+        unit: "agent".into(),
+        unmet: None,
+    });
+    assert_eq!(spawns(&acts), vec!["agent"]);
+    assert!(!t.core.get("agent").unwrap().is_skipped());
+    t.spawned("agent", 11);
+    t.ev(Event::Ready("agent".into()));
+    let acts = t.ev(Event::Condition {
+        unit: "agent".into(),
+        unmet: Some(why),
+    });
+    assert!(kills(&acts).is_empty(), "a running unit was stopped");
+    assert_eq!(phase(&t.core, "agent"), Phase::Running);
+}
+
+/// The condition gates every start, not only the first: a skipped unit whose dependency is not
+/// ready yet waits for both.
+#[test]
+fn a_condition_met_before_the_dependency_waits_for_the_dependency() {
+    let mut t = T::new(&[
+        ("runtime", daemon()),
+        ("agent", requiring(daemon(), &["runtime"])),
+    ]);
+    t.ev(Event::Condition {
+        unit: "agent".into(),
+        unmet: Some("condition: x".into()),
+    });
+    t.ev(Event::Boot);
+    assert!(spawns(&t.ev(Event::Condition {
+        unit: "agent".into(),
+        unmet: None,
+    }))
+    .is_empty());
+    assert_eq!(phase(&t.core, "agent"), Phase::Waiting);
+    t.spawned("runtime", 10);
+    assert_eq!(spawns(&t.ev(Event::Ready("runtime".into()))), vec!["agent"]);
+}

@@ -16,4 +16,5 @@ pub mod process;
 pub mod random;
 pub mod reap;
 pub mod signal;
+pub mod swap;
 pub mod uevent_socket;

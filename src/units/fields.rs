@@ -241,7 +241,7 @@ pub(super) fn env(errs: &mut Errors, raw: Option<&SpTable>) -> Vec<(String, Stri
 
 pub(super) fn readiness(errs: &mut Errors, v: &Sp) -> Option<Readiness> {
     const EXPECTED: &str =
-        "ready: expected \"exec\", \"notify\" or a table with one key: fd, path, unix or tcp";
+        "ready: expected \"exec\", \"notify\" or a table with one key: fd, path, unix, tcp or http";
     match v.get_ref() {
         Value::String(s) if s == "exec" => Some(Readiness::Exec),
         Value::String(s) if s == "notify" => Some(Readiness::Notify),
@@ -280,6 +280,11 @@ pub(super) fn readiness(errs: &mut Errors, v: &Sp) -> Option<Readiness> {
                         "{key}: expected a numeric address and port like \"127.0.0.1:8080\" or \
                          \"[::1]:8080\", got {s:?}"
                     )),
+                }),
+                "http" => text().and_then(|s| {
+                    super::http_url::parse_http_url(&s)
+                        .map(Readiness::Http)
+                        .map_err(|m| format!("{key}: {m}"))
                 }),
                 _ => Err(EXPECTED.to_string()),
             };

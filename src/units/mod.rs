@@ -4,8 +4,10 @@
 //! See docs/units.md for the format reference.
 
 pub mod check;
+pub mod condition;
 mod fields;
 pub mod graph;
+pub mod http_url;
 pub mod image;
 pub mod load;
 pub mod parse;

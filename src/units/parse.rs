@@ -55,6 +55,7 @@ struct RawUnit {
     capabilities: Option<Spanned<RawCapabilities>>,
     no_new_privileges: Option<Sp>,
     enabled: Option<Sp>,
+    condition: Option<SpTable>,
 }
 
 /// Converts a byte offset of `text` into a 1-based (line, column), columns counted in characters.
@@ -347,6 +348,7 @@ fn validate(name: &str, source: &Path, raw: RawUnit, errs: &mut Errors) -> Unit 
             false,
         ),
         enabled: boolean(errs, "enabled", raw.enabled.as_ref(), true),
+        conditions: super::condition::conditions(errs, raw.condition.as_ref()),
     }
 }
 

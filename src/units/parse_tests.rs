@@ -178,6 +178,10 @@ fn readiness_forms() {
     assert_eq!(r("{ tcp = \"127.0.0.1:10248\" }"), Readiness::Tcp(addr));
     let addr: SocketAddr = "[::1]:80".parse().unwrap();
     assert_eq!(r("{ tcp = \"[::1]:80\" }"), Readiness::Tcp(addr));
+    match r("{ http = \"http://127.0.0.1:10248/healthz\" }") {
+        Readiness::Http(t) => assert_eq!(t.to_string(), "http://127.0.0.1:10248/healthz"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -195,10 +199,14 @@ fn readiness_errors() {
         e("{ path = \"run/x\" }"),
         vec!["/u/svc.toml:2:9: ready.path: must be an absolute path, got \"run/x\""]
     );
-    let expected = "/u/svc.toml:2:9: ready: expected \"exec\", \"notify\" or a table with one key: fd, path, unix or tcp";
+    let expected = "/u/svc.toml:2:9: ready: expected \"exec\", \"notify\" or a table with one key: fd, path, unix, tcp or http";
     assert_eq!(e("\"socket\""), vec![expected]);
     assert_eq!(e("{ fd = 3, path = \"/x\" }"), vec![expected]);
-    assert_eq!(e("{ http = \"/x\" }"), vec![expected]);
+    assert_eq!(e("{ https = \"/x\" }"), vec![expected]);
+    assert_eq!(
+        e("{ http = \"http://10.1.2.3:10248/healthz\" }"),
+        vec!["/u/svc.toml:2:9: ready.http: the host must be a loopback address or localhost (the probe runs on PID 1's thread), got \"10.1.2.3\""]
+    );
     assert_eq!(
         errs("exec = [\"/x\"]\ntype = \"oneshot\"\nready = \"notify\"\n"),
         vec!["/u/svc.toml:3:9: ready: a oneshot unit is ready when it exits with status 0; remove ready"]
@@ -490,5 +498,59 @@ fn device_facts_are_dependencies_and_bad_ones_are_errors() {
             "/u/svc.toml:2:10: after: invalid device fact \"device:/dev/../etc\": use device:/dev/PATH without '.', '..' or empty components",
             "/u/svc.toml:2:32: after: invalid device fact \"device:/etc/x\": use device:/dev/PATH without '.', '..' or empty components",
         ]
+    );
+}
+
+#[test]
+fn conditions_and_negations() {
+    use crate::units::condition::{Condition, ConditionKind};
+    let u = ok(concat!(
+        "exec = [\"/x\"]\n",
+        "condition = { path-exists = \"/etc/a\", file-not-empty = [\"/var/b\", \"!/var/c\"], ",
+        "kernel-cmdline = \"!lifsea.nokubelet\" }\n"
+    ));
+    let c = |kind, negate, arg: &str| Condition {
+        kind,
+        negate,
+        arg: arg.into(),
+    };
+    assert_eq!(
+        u.conditions,
+        vec![
+            c(ConditionKind::FileNotEmpty, false, "/var/b"),
+            c(ConditionKind::FileNotEmpty, true, "/var/c"),
+            c(ConditionKind::KernelCmdline, true, "lifsea.nokubelet"),
+            c(ConditionKind::PathExists, false, "/etc/a"),
+        ]
+    );
+    assert!(ok("exec = [\"/x\"]\n").conditions.is_empty());
+}
+
+#[test]
+fn condition_errors_have_positions() {
+    let e = |v: &str| errs(&format!("exec = [\"/x\"]\ncondition = {v}\n"));
+    assert_eq!(
+        e("{ path-exists = \"etc/a\" }"),
+        vec!["/u/svc.toml:2:29: condition.path-exists: must be an absolute path (with an optional leading '!'), got \"etc/a\""]
+    );
+    assert_eq!(
+        e("{ file-exists = \"/a\" }"),
+        vec!["/u/svc.toml:2:15: condition: unknown test \"file-exists\" (known: path-exists, file-not-empty, kernel-cmdline)"]
+    );
+    assert_eq!(
+        e("{ kernel-cmdline = \"a b\" }"),
+        vec!["/u/svc.toml:2:32: condition.kernel-cmdline: must be one command-line word without spaces or quotes, got \"a b\""]
+    );
+    assert_eq!(
+        e("{ kernel-cmdline = [] }"),
+        vec!["/u/svc.toml:2:32: condition.kernel-cmdline: must not be an empty array"]
+    );
+    assert_eq!(
+        e("{ path-exists = 3 }"),
+        vec!["/u/svc.toml:2:29: condition.path-exists: expected a string or an array of strings, found integer"]
+    );
+    assert_eq!(
+        e("\"/a\""),
+        vec!["/u/svc.toml:2:13: condition: invalid type: string \"/a\", expected a table"]
     );
 }

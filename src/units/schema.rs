@@ -39,6 +39,8 @@ pub enum Readiness {
     Unix(PathBuf),
     /// Ready when a TCP connect() to this address succeeds.
     Tcp(SocketAddr),
+    /// Ready when a plain HTTP/1.1 GET of this loopback URL answers 200.
+    Http(super::http_url::HttpTarget),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,4 +116,6 @@ pub struct Unit {
     pub capabilities: Option<CapabilitySpec>,
     pub no_new_privileges: bool,
     pub enabled: bool,
+    /// Every one must hold for the unit to start; otherwise it is skipped (docs/units.md).
+    pub conditions: Vec<super::condition::Condition>,
 }

@@ -43,5 +43,6 @@ pub fn test_unit(name: &str, exec: &[&str]) -> Unit {
         capabilities: None,
         no_new_privileges: false,
         enabled: true,
+        conditions: Vec::new(),
     }
 }

@@ -192,6 +192,74 @@ else
     result containerd SKIP "no containerd in this image"
 fi
 
+# A Kubernetes node (Debian image only; docs/node.md): node-prep's work, a container run by ctr from
+# a local rootfs below /kubepods, and that container surviving a kill -9 of containerd (kill = "main").
+# The container "long" is left running: the poweroff below must still be clean.
+if [ -d /usr/lib/lifsea/tests/ctr-rootfs ] && [ -x /usr/bin/ctr ] && command -v initctl >/dev/null 2>&1; then
+    up() { cut -d' ' -f1 /proc/uptime; }
+    i=0
+    while ! initctl status node-prep 2>/dev/null | grep -q 'state: exited' && [ $i -lt 300 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    np=$(initctl status node-prep 2>&1 | grep 'state:')
+    why=
+    echo "$np" | grep -q 'state: exited' || why="$why node-prep:$np"
+    grep -q '^br_netfilter ' /proc/modules || why="$why br_netfilter-not-loaded"
+    [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>&1)" = 1 ] || why="$why bridge-nf-call-iptables"
+    [ "$(cat /proc/sys/net/ipv4/ip_forward)" = 1 ] || why="$why ip_forward"
+    for c in cpu memory pids; do
+        grep -qw $c /sys/fs/cgroup/kubepods/cgroup.subtree_control 2>/dev/null || why="$why kubepods-no-$c"
+    done
+    [ -d /var/lib/kubelet ] && [ -d /etc/kubernetes ] || why="$why directories"
+    [ "$(wc -l </proc/swaps)" -le 1 ] || why="$why swap-on"
+    if [ -z "$why" ]; then
+        result node-prep PASS "$np; kubepods: $(cat /sys/fs/cgroup/kubepods/cgroup.subtree_control)"
+    else
+        result node-prep FAIL "$why"
+    fi
+    # Ready since (CLOCK_BOOTTIME, i.e. guest uptime): the measurement for docs/node.md.
+    echo "CHECK-INFO containerd-ready-at=$(initctl status containerd | sed -n 's/.*state: running (since \([0-9.]*s\) after boot.*/\1/p')"
+    rf=/var/lib/lifsea-test/ctr-rootfs
+    rm -rf "$rf"
+    mkdir -p /var/lib/lifsea-test
+    cp -a /usr/lib/lifsea/tests/ctr-rootfs "$rf"
+    out=$(timeout 60 ctr run --rm --cgroup /kubepods/lifsea-marker --rootfs "$rf" lifsea-marker \
+        /bin/sh -c 'echo LIFSEA-CTR-MARKER; cat /proc/self/cgroup' 2>&1)
+    if echo "$out" | grep -q LIFSEA-CTR-MARKER && echo "$out" | grep -q '^0::/kubepods/lifsea-marker$'; then
+        result ctr-run PASS "$(echo "$out" | tr '\n' ' ')"
+    else
+        result ctr-run FAIL "$(echo "$out" | tr '\n' '|')"
+    fi
+    # A long-running task, then containerd's main process killed hard.
+    timeout 60 ctr run -d --cgroup /kubepods/lifsea-long --rootfs "$rf" lifsea-long /bin/sleep 3600 >/dev/null 2>&1
+    old=$(initctl status containerd | awk '$1 == "pid:" { print $2 }')
+    tl=$(ctr task ls 2>&1)
+    if [ -n "$old" ] && echo "$tl" | grep -q 'lifsea-long.*RUNNING'; then
+        kill -9 "$old"
+        t0=$(up)
+        i=0
+        new=$old
+        while [ $i -lt 300 ]; do
+            new=$(initctl status containerd | awk '$1 == "pid:" { print $2 }')
+            if [ -n "$new" ] && [ "$new" != "$old" ] && [ "$new" != - ] && initctl status containerd | grep -q 'state: running'; then
+                break
+            fi
+            sleep 0.1
+            i=$((i + 1))
+        done
+        t1=$(up)
+        tl=$(timeout 20 ctr task ls 2>&1)
+        if [ "$new" != "$old" ] && echo "$tl" | grep -q 'lifsea-long.*RUNNING'; then
+            result ctr-survives-restart PASS "containerd $old -> $new ready again after $(awk "BEGIN { print $t1 - $t0 }") s; $(echo "$tl" | tr -s ' ' | tr '\n' '|')"
+        else
+            result ctr-survives-restart FAIL "containerd $old -> $new; $(echo "$tl" | tr '\n' '|')"
+        fi
+    else
+        result ctr-survives-restart FAIL "containerd pid '$old', tasks: $(echo "$tl" | tr '\n' '|')"
+    fi
+fi
+
 # The control API answers inside the guest, and shows the boot timeline so far.
 if command -v initctl >/dev/null 2>&1; then
     # Boot completes once every unit is ready (this checker is ready as soon as it runs): wait for

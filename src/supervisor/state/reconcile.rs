@@ -87,6 +87,7 @@ impl Core {
                         None => self.set_phase(&n, Phase::Inactive, now),
                     }
                 }
+                Phase::Waiting if e.skipped.is_some() => {}
                 Phase::Waiting => match self.deps_ready(&n) {
                     Ok(true) => self.launch(&n, now, out),
                     Ok(false) => {}
