@@ -488,10 +488,13 @@ fn ns_net_online_timeout_fails_requiring_units_only() {
     ns.stop(T);
 }
 
-/// The vendor units exactly as shipped in images (`units/*.toml`), run by an init that owns the
-/// network facts: the boot completes, and every fact the units name is reached. containerd is
-/// the real one (its state directories on tmpfs inside the namespace); there is no kubelet binary
-/// on these machines, so kubelet fails to spawn and says so — everything up to that edge runs.
+/// The vendor units as shipped in images (`units/*.toml`), run by an init that owns the network
+/// facts: the boot completes, and every fact the units name is reached. containerd is the real one
+/// (its state directories on tmpfs inside the namespace); there is no kubelet binary on these
+/// machines, so kubelet (its config present) fails to spawn and says so — everything up to that
+/// edge runs. One file is replaced: node-prep would change this host (swap, kernel modules, the
+/// root cgroup's controllers), so a no-op oneshot stands in for it here; node-prep itself is tested
+/// in src/node/tests.rs and in the VM (tests/vm/check.sh).
 /// Two stand-ins: node-prep (it would change the host's sysctls, swap and cgroups) is a oneshot that
 /// succeeds, and kubelet's config is written on a tmpfs in the init's mount namespace, so kubelet is
 /// not skipped (tests/ns_kubelet.rs covers the skipping).
