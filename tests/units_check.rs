@@ -204,7 +204,7 @@ fn usage_errors_exit_2() {
     let (code, _, err) = check(&[]);
     assert_eq!(code, 2);
     assert!(
-        err.contains("usage: check [--json] [--root IMAGE] DIR..."),
+        err.contains("usage: check [--json] [--root IMAGE] [--network FILE] DIR..."),
         "{err}"
     );
     let t = TempDir::new("usage");

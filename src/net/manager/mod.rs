@@ -337,7 +337,12 @@ impl NetManager {
                         }
                     }
                 }
-                RtnlEvent::Overrun => log::warn!("net: rtnetlink overrun; dumping again"),
+                RtnlEvent::Overrun => {
+                    // Notifications were lost: the dump `read` queued rebuilds both tables.
+                    log::warn!("net: rtnetlink overrun; dumping again");
+                    self.addresses.clear();
+                    self.routes.clear();
+                }
             }
         }
         if dumps_done {
