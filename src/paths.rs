@@ -1,5 +1,6 @@
 //! Where things live on a node: the on-disk layout documented in the README, in one place so the
-//! boot stages, the supervisor, the control API and initctl cannot disagree about it.
+//! boot stages, the supervisor, the control API and initctl cannot disagree about it; and how a
+//! vendor directory and its /etc override combine.
 
 /// Vendor unit files, part of the read-only ostree commit.
 pub const VENDOR_UNIT_DIR: &str = "/usr/lib/lifsea/units";
@@ -24,3 +25,22 @@ pub const VENDOR_NODE_CONFIG: &str = "/usr/lib/lifsea/node.toml";
 pub const ADMIN_NODE_CONFIG: &str = "/etc/lifsea/node.toml";
 /// modules-load.d(5) directories, vendor then admin (a same-named admin file replaces the vendor one).
 pub const MODULES_LOAD_DIRS: [&str; 2] = ["/usr/lib/modules-load.d", "/etc/modules-load.d"];
+
+/// The `*.conf` files of configuration directories given vendor first (`/usr/lib/...`, then
+/// `/etc/...`), in file-name order, a later directory's file replacing an earlier one of the same
+/// name (the rule of sysctl.d, modprobe.d and modules-load.d); hidden files are skipped.
+pub fn conf_files(dirs: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    let mut by_name = std::collections::BTreeMap::new();
+    for d in dirs {
+        let Ok(rd) = std::fs::read_dir(d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".conf") && !name.starts_with('.') {
+                by_name.insert(name, e.path());
+            }
+        }
+    }
+    by_name.into_values().collect()
+}

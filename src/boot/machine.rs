@@ -2,7 +2,6 @@
 //! under /etc, and sysctl settings from `sysctl.d` directories (vendor then admin, same file name
 //! overrides). Parsers are pure; the effectful parts take their paths as parameters.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -158,30 +157,12 @@ pub fn sysctl_path(proc_sys: &Path, key: &str) -> PathBuf {
     proc_sys.join(rel)
 }
 
-/// The `*.conf` files of `dirs` in name order; a later directory's file replaces an earlier one
-/// with the same name.
-pub fn sysctl_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for d in dirs {
-        let Ok(rd) = std::fs::read_dir(d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".conf") {
-                by_name.insert(name, e.path());
-            }
-        }
-    }
-    by_name.into_values().collect()
-}
-
 /// Applies every setting from `dirs` under `proc_sys`; returns how many were applied and the
 /// errors (bad lines with file:line, failed writes), having applied everything else.
 pub fn apply_sysctl(dirs: &[PathBuf], proc_sys: &Path) -> (usize, Vec<MachineError>) {
     let mut applied = 0;
     let mut errors = Vec::new();
-    for file in sysctl_files(dirs) {
+    for file in crate::paths::conf_files(dirs) {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         let (settings, bad) = parse_sysctl(&text);
         for (line, reason) in bad {

@@ -212,29 +212,11 @@ fn parse_softdep(args: &[&str]) -> Result<(String, Softdep), String> {
     Ok((normalize(m), sd))
 }
 
-/// The `*.conf` files of `dirs` (vendor first), a later directory's file replacing an earlier
-/// one of the same name, sorted by file name.
-pub fn config_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for d in dirs {
-        let Ok(rd) = std::fs::read_dir(d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".conf") && !name.starts_with('.') {
-                by_name.insert(name, e.path());
-            }
-        }
-    }
-    by_name.into_values().collect()
-}
-
 /// Reads the configuration from `dirs` and the command line text; returns it with every problem.
 pub fn load(dirs: &[PathBuf], cmdline: &str) -> (ModprobeConfig, Vec<ModprobeDError>) {
     let mut cfg = ModprobeConfig::default();
     let mut errors = Vec::new();
-    for path in config_files(dirs) {
+    for path in crate::paths::conf_files(dirs) {
         match std::fs::read_to_string(&path) {
             Ok(text) => errors.extend(cfg.parse_file(&path.to_string_lossy(), &text)),
             Err(e) => errors.push(ModprobeDError::Read {

@@ -9,7 +9,6 @@
 //! critical path (containerd needs only overlay, which the kernel requests through our modprobe).
 //! A separate process, not PID 1 code: loading modules blocks in finit_module. Docs: docs/node.md.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -106,24 +105,6 @@ pub fn parse_modules_load(text: &str) -> Vec<String> {
         .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
         .map(str::to_string)
         .collect()
-}
-
-/// The `*.conf` files of `dirs` by name; a later directory's file replaces an earlier one of the
-/// same name (systemd's rule), and files are taken in name order.
-pub fn conf_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for d in dirs {
-        let Ok(rd) = std::fs::read_dir(d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".conf") {
-                by_name.insert(name, e.path());
-            }
-        }
-    }
-    by_name.into_values().collect()
 }
 
 /// The swap areas of /proc/swaps (its first line is a header; spaces in names are `\040`).
@@ -268,7 +249,7 @@ pub fn run(p: &Paths) -> Vec<NodeError> {
     // 1. Modules, so that the sysctls of br_netfilter exist when they are written.
     let dirs: Vec<PathBuf> = paths::MODULES_LOAD_DIRS.iter().map(|d| p.at(d)).collect();
     let mut modules = Vec::new();
-    for f in conf_files(&dirs) {
+    for f in crate::paths::conf_files(&dirs) {
         match std::fs::read_to_string(&f) {
             Ok(t) => modules.extend(parse_modules_load(&t)),
             Err(source) => errors.push(NodeError::Read { path: f, source }),

@@ -66,7 +66,7 @@ fn admin_files_replace_vendor_files_of_the_same_name() {
     fs::write(a.join("k8s.conf"), "overlay\n").unwrap();
     fs::write(a.join("notes.txt"), "y\n").unwrap();
     assert_eq!(
-        conf_files(&[v.clone(), a.clone()]),
+        crate::paths::conf_files(&[v.clone(), a.clone()]),
         vec![v.join("a.conf"), a.join("k8s.conf")]
     );
     fs::remove_dir_all(&d).unwrap();
