@@ -12,6 +12,7 @@ pub mod devices;
 pub mod klog;
 pub mod mkinitramfs;
 pub mod net;
+pub mod os;
 pub mod paths;
 pub mod procfs;
 pub mod supervisor;

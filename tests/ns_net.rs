@@ -513,7 +513,12 @@ fn shipped_units_boot_to_completion_with_every_fact_they_name() {
             let text = std::fs::read_to_string(&p).unwrap();
             let doc: toml::Value = toml::from_str(&text).unwrap();
             for key in ["after", "requires", "wants"] {
-                for v in doc.get(key).and_then(|v| v.as_array()).into_iter().flatten() {
+                for v in doc
+                    .get(key)
+                    .and_then(|v| v.as_array())
+                    .into_iter()
+                    .flatten()
+                {
                     let name = v.as_str().unwrap();
                     if lifsea_init::units::schema::FACTS.contains(&name) {
                         facts.insert(name.to_string());
@@ -564,7 +569,9 @@ fn shipped_units_boot_to_completion_with_every_fact_they_name() {
     let (kubelet, why) = state("kubelet");
     assert_eq!(kubelet, "failed");
     assert!(
-        why.as_str().unwrap_or_default().contains("/usr/bin/kubelet"),
+        why.as_str()
+            .unwrap_or_default()
+            .contains("/usr/bin/kubelet"),
         "kubelet should fail only for want of its binary: {why}"
     );
     ns.stop(Duration::from_secs(30));

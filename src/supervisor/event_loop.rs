@@ -18,7 +18,7 @@ use nix::sys::signal::Signal;
 use super::cgroup::CgroupRoot;
 use super::output::LineBuffer;
 use super::state::{Action, Core, Event, ExitStatus, Phase, TimerKind};
-use super::subsystem::{ChildExit, Notice, Subsystem};
+use super::subsystem::{ChildExit, Notice, Subsystem, UnitsView};
 use super::Config;
 use crate::control::ops::ShutdownKind;
 use crate::control::server::ControlServer;
@@ -173,6 +173,24 @@ impl Supervisor {
             s.facts_wanted(&pending, now, &mut notices);
         }
         self.apply_notices(notices);
+    }
+
+    /// Gives the units' phases to the subsystems that judge health from them.
+    fn offer_units(&mut self, now: Instant, out: &mut Vec<Notice>) {
+        if !self.subsystems.iter().any(|s| s.wants_units()) {
+            return;
+        }
+        let view = UnitsView {
+            settled: self.core.boot_settled(),
+            units: self
+                .core
+                .entries()
+                .map(|(n, e)| (n.clone(), e.enabled, e.phase.as_str()))
+                .collect(),
+        };
+        for s in self.subsystems.iter_mut().filter(|s| s.wants_units()) {
+            s.units_seen(&view, now, out);
+        }
     }
 
     /// Status of the subsystem called `name`, for the control API.
@@ -521,6 +539,7 @@ impl Supervisor {
                 }
             }
         }
+        self.offer_units(now, &mut notices);
         for s in &mut self.subsystems {
             s.tick(now, &mut notices);
         }
