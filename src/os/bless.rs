@@ -16,9 +16,10 @@ use super::bls::{parse_entry, Entry};
 use super::bootcount::{blessed_name, own_entry, sort_entries, vercmp};
 use super::config::{self, OsConfig};
 use super::health::{judge, Gate, Stage};
+use super::update::{self, Job};
 use crate::control::ops::ShutdownKind;
 use crate::supervisor::subsystem::PollFlags;
-use crate::supervisor::{Notice, Subsystem, UnitsView};
+use crate::supervisor::{ChildExit, Notice, Subsystem, UnitsView};
 use crate::timeline::{SubjectKind, TimelineEvent};
 
 /// Where the entries are, relative to the physical root.
@@ -169,6 +170,12 @@ pub struct Blesser {
     ops: Box<dyn EntryOps>,
     /// Notices from set-up, given on the first tick.
     pending: Vec<Notice>,
+    ostree_arg: String,
+    /// Where an update job's output goes.
+    log: PathBuf,
+    job: Option<Job>,
+    /// How the last update job ended.
+    last_job: Option<String>,
 }
 
 impl Blesser {
@@ -210,6 +217,10 @@ impl Blesser {
             error: None,
             ops,
             pending: Vec::new(),
+            ostree_arg: ostree_arg.to_string(),
+            log: PathBuf::from(crate::paths::RUN_DIR).join("os-update.log"),
+            job: None,
+            last_job: None,
         };
         let dir = b.entries_dir();
         let entries = match read_entries(&dir) {
@@ -325,6 +336,103 @@ impl Blesser {
         }
     }
 
+    /// Where update jobs log (tests point it into their directory).
+    pub fn set_log(&mut self, log: PathBuf) {
+        self.log = log;
+    }
+
+    fn start_job(&mut self, req: &serde_json::Value) -> Result<serde_json::Value, String> {
+        if let Some(j) = &self.job {
+            return Err(format!(
+                "os {} of {} is still running (pid {})",
+                j.action, j.target, j.pid
+            ));
+        }
+        let action = req.get("action").and_then(|v| v.as_str()).unwrap_or("");
+        let reboot = req.get("reboot").and_then(|v| v.as_bool()).unwrap_or(false);
+        let (entries, _) = read_entries(&self.entries_dir()).map_err(|e| e.to_string())?;
+        let own = own_entry(&entries, &self.ostree_arg);
+        let booted = own
+            .and_then(|e| update::deployment_of(&self.sysroot, e))
+            .ok_or_else(|| {
+                format!(
+                    "cannot find the booted deployment (ostree={})",
+                    self.ostree_arg
+                )
+            })?;
+        let target = match action {
+            "upgrade" => req
+                .get("ref")
+                .and_then(|v| v.as_str())
+                .filter(|r| crate::control::protocol::valid_refspec(r))
+                .ok_or("os upgrade needs a ref")?
+                .to_string(),
+            "rollback" => {
+                let t = update::rollback_target(&entries, own.map(|e| e.id.as_str()))
+                    .ok_or("no previous deployment to roll back to")?;
+                update::deployment_of(&self.sysroot, t)
+                    .ok_or_else(|| format!("{}: its deployment does not resolve", t.file_name))?
+                    .checksum
+            }
+            other => return Err(format!("unknown os action {other:?}")),
+        };
+        let args = update::deploy_args(&booted.stateroot, &target);
+        let pid = update::spawn_ostree(&args, &self.log).map_err(|e| format!("run ostree: {e}"))?;
+        log::info!(
+            "os: {action} to {target} started (ostree pid {pid}, log {})",
+            self.log.display()
+        );
+        self.job = Some(Job {
+            pid,
+            action: action.to_string(),
+            target: target.clone(),
+            reboot,
+        });
+        Ok(json!({
+            "message": format!("os {action} to {target} started; `initctl os status` shows how it ends"),
+            "pid": pid,
+        }))
+    }
+
+    fn job_done(&mut self, job: Job, status: ChildExit, out: &mut Vec<Notice>) {
+        if status != ChildExit::Code(0) {
+            let tail = update::log_tail(&self.log, 5).join(" | ");
+            let msg = format!(
+                "os {} to {} failed ({status:?}): {tail}",
+                job.action, job.target
+            );
+            log::error!("{msg}");
+            self.last_job = Some(msg);
+            return;
+        }
+        // ostree rewrote every entry (and flipped boot.N): our counter is gone with the old
+        // names, so this boot is no longer counted; the new default gets its tries.
+        self.own = None;
+        self.not_counted = Some(format!("entries rewritten by os {}", job.action));
+        let mut msg = format!("os {} to {} deployed", job.action, job.target);
+        if job.action == "upgrade" {
+            match read_entries(&self.entries_dir())
+                .map(|(e, _)| update::tries_rename(&e, None, self.cfg.tries))
+            {
+                Ok(Some((from, to))) => {
+                    let window = self.sysroot_readonly();
+                    let dir = self.entries_dir();
+                    match rename_entry(self.ops.as_mut(), &self.sysroot, window, &dir, &from, &to) {
+                        Ok(()) => msg.push_str(&format!("; {to} has {} tries", self.cfg.tries)),
+                        Err(e) => msg.push_str(&format!("; cannot count its tries: {e}")),
+                    }
+                }
+                Ok(None) => msg.push_str("; no new uncounted default entry"),
+                Err(e) => msg.push_str(&format!("; {e}")),
+            }
+        }
+        log::info!("{msg}");
+        self.last_job = Some(msg);
+        if job.reboot {
+            out.push(Notice::Shutdown(ShutdownKind::Reboot));
+        }
+    }
+
     fn counting(&self) -> bool {
         self.own.is_some()
     }
@@ -355,6 +463,25 @@ impl Subsystem for Blesser {
         if self.gate.observe(health, now) {
             log::debug!("os: {:?}", self.gate.stage);
             self.act(out);
+        }
+    }
+    fn request(
+        &mut self,
+        request: &serde_json::Value,
+        _out: &mut Vec<Notice>,
+    ) -> Result<serde_json::Value, String> {
+        self.start_job(request)
+    }
+    fn child_exited(&mut self, pid: i32, status: ChildExit, out: &mut Vec<Notice>) -> bool {
+        match self.job.take() {
+            Some(job) if job.pid == pid => {
+                self.job_done(job, status, out);
+                true
+            }
+            other => {
+                self.job = other;
+                false
+            }
         }
     }
     fn begin_shutdown(&mut self, _out: &mut Vec<Notice>) {
@@ -388,12 +515,16 @@ impl Subsystem for Blesser {
                 "title": e.title,
                 "version": e.version,
                 "ostree": e.option("ostree"),
+                "commit": update::deployment_of(&self.sysroot, e).map(|d| d.checksum),
+                "booted": e.option("ostree") == Some(self.ostree_arg.as_str()),
                 "tries_left": e.tries_left(),
                 "tries_done": e.counter.and_then(|c| c.done),
                 "blessed": e.blessed(),
                 "bad": e.bad(),
             })).collect::<Vec<_>>(),
             "bad_entries": bad,
+            "job": self.job.as_ref().map(|j| format!("{} to {} (pid {})", j.action, j.target, j.pid)),
+            "last_job": self.last_job,
         })
     }
 }

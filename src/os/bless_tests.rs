@@ -3,6 +3,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::supervisor::ChildExit;
 
 /// Records calls as lines; renames for real (inside a test's temporary directory) unless told to
 /// fail the call whose line starts with `fail_on`.
@@ -268,4 +269,87 @@ fn unknown_entry_or_bad_config_counts_nothing_but_says_why() {
     assert!(st["not_counted"].as_str().unwrap().contains("ostree=/zzz"));
     assert!(st["config_error"].as_str().unwrap().contains("tries"));
     assert_eq!(b.deadline(), None);
+}
+
+#[test]
+fn finished_upgrade_counts_the_new_default_and_reboots() {
+    let s = Sysroot::new(
+        "upgraded",
+        &[
+            ("ostree-1-d.conf", "/ostree/boot.0/d/aa/0"),
+            ("ostree-2-d.conf", "/ostree/boot.0/d/bb/0"),
+        ],
+    );
+    let rec = Rec::default();
+    let t0 = Instant::now();
+    let (mut b, _) = blesser(&s, "/ostree/boot.1/d/aa/0", "tries = 2\n", &rec, t0);
+    b.set_log(s.0.join("update.log"));
+    std::fs::write(s.0.join("update.log"), "deployed\n").unwrap();
+    b.job = Some(Job {
+        pid: 4242,
+        action: "upgrade".into(),
+        target: "lifsea/next".into(),
+        reboot: true,
+    });
+    let mut out = Vec::new();
+    assert!(!b.child_exited(4243, ChildExit::Code(0), &mut out));
+    assert!(b.child_exited(4242, ChildExit::Code(0), &mut out));
+    assert_eq!(out, [Notice::Shutdown(ShutdownKind::Reboot)]);
+    assert_eq!(s.files(), ["ostree-1-d.conf", "ostree-2-d+2.conf"]);
+    assert!(b.status()["last_job"]
+        .as_str()
+        .unwrap()
+        .contains("ostree-2-d+2.conf has 2 tries"));
+    assert!(b.job.is_none());
+}
+
+#[test]
+fn failed_upgrade_changes_nothing_and_says_why() {
+    let s = Sysroot::new("upfail", &[("ostree-1-d.conf", "/a")]);
+    let rec = Rec::default();
+    let (mut b, _) = blesser(&s, "/a", "", &rec, Instant::now());
+    b.set_log(s.0.join("update.log"));
+    std::fs::write(s.0.join("update.log"), "error: Refspec 'nope' not found\n").unwrap();
+    b.job = Some(Job {
+        pid: 7,
+        action: "upgrade".into(),
+        target: "nope".into(),
+        reboot: true,
+    });
+    let mut out = Vec::new();
+    assert!(b.child_exited(7, ChildExit::Code(1), &mut out));
+    assert!(out.is_empty());
+    let last = b.status()["last_job"].as_str().unwrap().to_string();
+    assert!(
+        last.contains("failed") && last.contains("Refspec 'nope' not found"),
+        "{last}"
+    );
+    assert!(rec.lines().is_empty());
+}
+
+#[test]
+fn requests_without_a_booted_deployment_are_refused() {
+    let s = Sysroot::new("req", &[("ostree-1-d.conf", "/ostree/boot.0/d/aa/0")]);
+    let rec = Rec::default();
+    let (mut b, _) = blesser(&s, "/ostree/boot.0/d/aa/0", "", &rec, Instant::now());
+    let mut out = Vec::new();
+    // The entry's ostree= does not resolve in this bare sysroot: refused before any ostree runs.
+    let e = b
+        .request(&serde_json::json!({"action": "rollback"}), &mut out)
+        .unwrap_err();
+    assert!(e.contains("booted deployment"), "{e}");
+    b.job = Some(Job {
+        pid: 1,
+        action: "upgrade".into(),
+        target: "x".into(),
+        reboot: false,
+    });
+    let e = b
+        .request(
+            &serde_json::json!({"action": "upgrade", "ref": "y"}),
+            &mut out,
+        )
+        .unwrap_err();
+    assert!(e.contains("still running"), "{e}");
+    assert!(out.is_empty());
 }

@@ -13,3 +13,5 @@ pub mod bls;
 pub mod bootcount;
 pub mod config;
 pub mod health;
+pub mod update;
+pub mod view;

@@ -139,7 +139,7 @@ impl Supervisor {
     }
 
     /// Carries out what subsystems reported.
-    fn apply_notices(&mut self, notices: Vec<Notice>) {
+    pub(super) fn apply_notices(&mut self, notices: Vec<Notice>) {
         for n in notices {
             match n {
                 Notice::FactReached(f) => self.reach_fact(&f),

@@ -77,6 +77,15 @@ pub trait Subsystem {
     }
     /// The units' phases, on every loop pass before `tick`, when `wants_units` is true.
     fn units_seen(&mut self, _units: &UnitsView, _now: Instant, _out: &mut Vec<Notice>) {}
+    /// A control API request addressed to this subsystem (`initctl os upgrade`); the answer or
+    /// why it was refused. Non-blocking: long work runs as a child reaped through `child_exited`.
+    fn request(
+        &mut self,
+        _request: &serde_json::Value,
+        _out: &mut Vec<Notice>,
+    ) -> Result<serde_json::Value, String> {
+        Err(format!("subsystem {} takes no requests", self.name()))
+    }
     /// An orderly shutdown has begun (DHCP RELEASE, closing devices). Non-blocking.
     fn begin_shutdown(&mut self, _out: &mut Vec<Notice>) {}
     /// What the control API shows for this subsystem (`initctl net`, `initctl devices`).
