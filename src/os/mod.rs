@@ -11,6 +11,7 @@
 pub mod bless;
 pub mod bls;
 pub mod bootcount;
+pub mod bootloader;
 pub mod config;
 pub mod health;
 pub mod update;
