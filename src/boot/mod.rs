@@ -143,6 +143,12 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     if let Some(arg) = params.ostree.as_deref().filter(|_| ostree_booted) {
         subsystems.push(Box::new(crate::os::bless::Blesser::machine(arg)));
     }
+    if let Some(t) = crate::os::config::load(std::path::Path::new(crate::os::config::OS_CONFIG))
+        .ok()
+        .and_then(|c| c.watchdog)
+    {
+        subsystems.push(Box::new(crate::os::watchdog::WatchdogSub::machine(t)));
+    }
     milestone(timeline, Stage, "machine-setup", Ready);
     timeline.mark(Stage, "supervise", Start);
     supervise(std::mem::take(timeline), subsystems)

@@ -5,6 +5,7 @@
 //! healthy-for = "30s"                 # how long the health set must hold before blessing
 //! deadline = "10m"                    # a boot not blessed by then reboots (uses the next try)
 //! tries = 3                           # tries a new deployment's entry gets
+//! watchdog = "60s"                    # arm /dev/watchdog (softdog) with this timeout; default off
 //! ```
 //! A missing file means the defaults; a bad one is reported and the defaults apply, so a typo
 //! never turns automatic rollback off silently (the error is logged and shown in `initctl os`).
@@ -39,6 +40,7 @@ pub struct OsConfig {
     pub healthy_for: Duration,
     pub deadline: Duration,
     pub tries: u32,
+    pub watchdog: Option<Duration>,
 }
 
 impl Default for OsConfig {
@@ -48,6 +50,7 @@ impl Default for OsConfig {
             healthy_for: Duration::from_secs(30),
             deadline: Duration::from_secs(600),
             tries: 3,
+            watchdog: None,
         }
     }
 }
@@ -59,6 +62,7 @@ struct Raw {
     healthy_for: Option<String>,
     deadline: Option<String>,
     tries: Option<u32>,
+    watchdog: Option<String>,
 }
 
 /// Parses the file's text (`path` only names it in errors).
@@ -83,6 +87,13 @@ pub fn parse(path: &Path, text: &str) -> Result<OsConfig, ConfigError> {
             return Err(err(format!("tries: {t} is not within 1..=100")));
         }
         cfg.tries = t;
+    }
+    if let Some(w) = raw.watchdog {
+        let d = parse_duration(&w).map_err(|e| err(format!("watchdog: {e}")))?;
+        if d < Duration::from_secs(2) {
+            return Err(err("watchdog: at least 2s".into()));
+        }
+        cfg.watchdog = Some(d);
     }
     if cfg.deadline <= cfg.healthy_for {
         return Err(err(format!(
@@ -117,7 +128,8 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         assert_eq!(p("").unwrap(), OsConfig::default());
-        let c = p("health = [\"containerd\", \"kubelet\"]\nhealthy-for = \"5s\"\ndeadline = \"2m\"\ntries = 2\n").unwrap();
+        let c = p("health = [\"containerd\", \"kubelet\"]\nhealthy-for = \"5s\"\ndeadline = \"2m\"\ntries = 2\nwatchdog = \"45s\"\n").unwrap();
+        assert_eq!(c.watchdog, Some(Duration::from_secs(45)));
         assert_eq!(c.health, Some(vec!["containerd".into(), "kubelet".into()]));
         assert_eq!(c.healthy_for, Duration::from_secs(5));
         assert_eq!(c.deadline, Duration::from_secs(120));

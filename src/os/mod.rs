@@ -16,3 +16,4 @@ pub mod config;
 pub mod health;
 pub mod update;
 pub mod view;
+pub mod watchdog;

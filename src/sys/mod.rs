@@ -17,3 +17,4 @@ pub mod random;
 pub mod reap;
 pub mod signal;
 pub mod uevent_socket;
+pub mod watchdog;
