@@ -1,7 +1,8 @@
 #!/bin/bash
 # Boots a disk image in QEMU (TCG) the way a bootloader would: reads the newest BLS entry from the
-# image, takes its kernel, initrd and options from the image itself, and boots them with a hard
-# timeout. The serial console goes to a log file (and to stdout with --show).
+# image (with boot counting when entries carry `+LEFT-DONE` counters: the spec's choice, the
+# counter decremented inside the image before booting), takes its kernel, initrd and options from
+# the image itself, and boots them with a hard timeout. The serial console goes to a log file (and to stdout with --show).
 #
 #   qemu/boot.sh [options] DISK
 #
@@ -50,7 +51,8 @@ disk=$1
 [ -f "$disk" ] || die "no disk image $disk"
 log_file=${log_file:-$disk.console.log}
 
-entry=$(newest_entry "$disk")
+# The bootloader's half of boot counting (counted entries only; see choose_entry in lib.sh).
+entry=$(choose_entry "$disk" "${LIFSEA_BIN:-$LIFSEA_ROOT/target/x86_64-unknown-linux-musl/release/lifsea-init}")
 linux=$(entry_key linux <<<"$entry")
 initrd=$(entry_key initrd <<<"$entry")
 options=$(entry_key options <<<"$entry")

@@ -303,6 +303,34 @@ newest_entry() { # IMG
     debugfs -R "cat /boot/loader/entries/$best" "$img" 2>/dev/null
 }
 
+# The bootloader's half of boot counting (Boot Loader Specification): when any entry carries a
+# counter (`NAME+LEFT[-DONE].conf`), asks `lifsea-init bootloader` (the same rules as the init's
+# half) which entry boots, renames it inside the image (debugfs ln + unlink: the inode keeps one
+# link) to decrement its counter before booting, and prints the entry's text. Without counters it
+# is `newest_entry`. The console log gets a `bootloader:` line on stderr.
+choose_entry() { # IMG BIN
+    local img=$1 bin=$2 d plan from to
+    if ! debugfs -R 'ls -l /boot/loader/entries' "$img" 2>/dev/null | awk '$NF ~ /\+[0-9]+(-[0-9]+)?\.conf$/ { found = 1 } END { exit !found }'; then
+        newest_entry "$img"
+        return
+    fi
+    d=$(mktemp -d "${TMPDIR:-/tmp}/lifsea-entries.XXXXXX")
+    debugfs -R "rdump /boot/loader/entries $d" "$img" 2>/dev/null
+    plan=$("$bin" bootloader "$d/entries") || { rm -rf "$d"; die "no bootable entry in $img"; }
+    rm -rf "$d"
+    from=$(sed -n 1p <<<"$plan")
+    to=$(sed -n 2p <<<"$plan")
+    if [ -n "$to" ]; then
+        printf 'ln /boot/loader/entries/%s /boot/loader/entries/%s\nunlink /boot/loader/entries/%s\n' \
+            "$from" "$to" "$from" | debugfs -w -f - "$img" >/dev/null 2>&1
+        echo "bootloader: booting $from as $to" >&2
+        from=$to
+    else
+        echo "bootloader: booting $from" >&2
+    fi
+    debugfs -R "cat /boot/loader/entries/$from" "$img" 2>/dev/null
+}
+
 # Value of one key of a BLS entry given on stdin.
 entry_key() { awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }'; }
 

@@ -13,6 +13,7 @@ pub mod klog;
 pub mod mkinitramfs;
 pub mod net;
 pub mod node;
+pub mod os;
 pub mod paths;
 pub mod procfs;
 pub mod supervisor;

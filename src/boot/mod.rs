@@ -139,6 +139,16 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     let devices = crate::devices::subsystem::Devices::machine(params.coldplug_all);
     let mut subsystems = crate::net::boot::machine();
     subsystems.push(Box::new(devices));
+    // Boot counting: bless this boot's entry once healthy (crate::os).
+    if let Some(arg) = params.ostree.as_deref().filter(|_| ostree_booted) {
+        subsystems.push(Box::new(crate::os::bless::Blesser::machine(arg)));
+    }
+    if let Some(t) = crate::os::config::load(std::path::Path::new(crate::os::config::OS_CONFIG))
+        .ok()
+        .and_then(|c| c.watchdog)
+    {
+        subsystems.push(Box::new(crate::os::watchdog::WatchdogSub::machine(t)));
+    }
     milestone(timeline, Stage, "machine-setup", Ready);
     timeline.mark(Stage, "supervise", Start);
     supervise(std::mem::take(timeline), subsystems)

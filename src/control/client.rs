@@ -169,6 +169,7 @@ fn run(g: &Global, args: &[String]) -> Result<i32, ClientError> {
         "version" if rest.is_empty() => Op::Version,
         "logs" => parse_logs(rest)?,
         "analyze" => return analyze_verb(g, rest),
+        "os" if !rest.is_empty() => parse_os(rest)?,
         v if rest.is_empty() && SUBSYSTEM_VERBS.iter().any(|(verb, _)| *verb == v) => {
             let name = SUBSYSTEM_VERBS
                 .iter()
@@ -194,6 +195,31 @@ fn run(g: &Global, args: &[String]) -> Result<i32, ClientError> {
         });
     }
     render(&op, result)
+}
+
+/// `os status`, `os upgrade REF [--reboot]`, `os rollback [--reboot]`.
+fn parse_os(rest: &[String]) -> Result<Op, ClientError> {
+    let usage = || {
+        ClientError::Usage(
+            "usage: os [status] | os upgrade REF [--reboot] | os rollback [--reboot]".into(),
+        )
+    };
+    let reboot = rest.iter().any(|a| a == "--reboot");
+    let words: Vec<&String> = rest.iter().filter(|a| *a != "--reboot").collect();
+    match words.as_slice() {
+        [s] if s.as_str() == "status" && !reboot => Ok(Op::Subsystem { name: "os".into() }),
+        [a, r] if a.as_str() == "upgrade" => Ok(Op::Os {
+            action: "upgrade".into(),
+            refspec: Some(r.to_string()),
+            reboot,
+        }),
+        [a] if a.as_str() == "rollback" => Ok(Op::Os {
+            action: "rollback".into(),
+            refspec: None,
+            reboot,
+        }),
+        _ => Err(usage()),
+    }
 }
 
 fn parse_logs(rest: &[String]) -> Result<Op, ClientError> {
@@ -320,6 +346,16 @@ fn render(op: &Op, result: Value) -> Result<i32, ClientError> {
         }
         Op::Subsystem { name } => {
             print!("{}", render_subsystem(name, &result));
+            Ok(EXIT_OK)
+        }
+        Op::Os { .. } => {
+            println!(
+                "{}",
+                result
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("requested")
+            );
             Ok(EXIT_OK)
         }
         Op::Version | Op::Timeline => {
@@ -497,4 +533,40 @@ fn analyze_verb(g: &Global, rest: &[String]) -> Result<i32, ClientError> {
         print!("{}", render_text(&a));
     }
     Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod os_verb_tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn os_verbs() {
+        assert_eq!(
+            parse_os(&words("status")).unwrap(),
+            Op::Subsystem { name: "os".into() }
+        );
+        assert_eq!(
+            parse_os(&words("upgrade lifsea/next --reboot")).unwrap(),
+            Op::Os {
+                action: "upgrade".into(),
+                refspec: Some("lifsea/next".into()),
+                reboot: true
+            }
+        );
+        assert_eq!(
+            parse_os(&words("rollback")).unwrap(),
+            Op::Os {
+                action: "rollback".into(),
+                refspec: None,
+                reboot: false
+            }
+        );
+        for bad in ["upgrade", "rollback x", "status --reboot", "frobnicate"] {
+            assert!(parse_os(&words(bad)).is_err(), "{bad}");
+        }
+    }
 }

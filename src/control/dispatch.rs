@@ -114,6 +114,21 @@ pub fn dispatch(req: &Request, ops: &mut dyn Operations) -> Outcome {
             Ok(v) => Response::ok(id, v),
             Err(e) => Response::from_op_error(id, &e),
         },
+        Op::Os {
+            action,
+            refspec,
+            reboot,
+        } => {
+            log::info!(
+                "control: os {action} {} (reboot: {reboot})",
+                refspec.as_deref().unwrap_or("")
+            );
+            let req = json!({"action": action, "ref": refspec, "reboot": reboot});
+            match ops.subsystem_request("os", req) {
+                Ok(v) => Response::ok(id, v),
+                Err(e) => Response::from_op_error(id, &e),
+            }
+        }
         Op::Shutdown(kind) => {
             ops.shutdown(*kind);
             Response::ok(id, json!({ "shutdown": kind }))

@@ -89,4 +89,14 @@ pub trait Operations {
     fn shutdown(&mut self, kind: ShutdownKind);
     /// What a subsystem (`net`, `devices`, ...) reports about itself.
     fn subsystem(&self, name: &str) -> Result<serde_json::Value, OpError>;
+    /// Asks a subsystem to act (`os` upgrade or rollback); the answer says what was started.
+    fn subsystem_request(
+        &mut self,
+        name: &str,
+        _request: serde_json::Value,
+    ) -> Result<serde_json::Value, OpError> {
+        Err(OpError::Failed(format!(
+            "subsystem {name} takes no requests"
+        )))
+    }
 }

@@ -53,6 +53,12 @@ pub enum Op {
     Subsystem {
         name: String,
     },
+    /// An OS update action (`upgrade` to a ref or commit, `rollback`), optionally rebooting after.
+    Os {
+        action: String,
+        refspec: Option<String>,
+        reboot: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +127,10 @@ struct RawRequest {
     n: Option<u64>,
     follow: Option<bool>,
     name: Option<String>,
+    action: Option<String>,
+    #[serde(rename = "ref")]
+    refspec: Option<String>,
+    reboot: Option<bool>,
 }
 
 /// Parses one request line (without its newline).
@@ -190,6 +200,12 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
             format!("op {op_name} takes no \"name\""),
         ));
     }
+    if op_name != "os" && (raw.action.is_some() || raw.refspec.is_some() || raw.reboot.is_some()) {
+        return Err(err(
+            ErrorCode::BadRequest,
+            format!("op {op_name} takes no \"action\", \"ref\" or \"reboot\""),
+        ));
+    }
     if op_name != "logs" && (raw.n.is_some() || raw.follow.is_some()) {
         return Err(err(
             ErrorCode::BadRequest,
@@ -237,12 +253,48 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
             }
             Op::Subsystem { name }
         }
+        "os" => {
+            let action = raw.action.clone().unwrap_or_default();
+            let refspec = raw.refspec.clone();
+            match (action.as_str(), &refspec) {
+                ("upgrade", Some(r)) if valid_refspec(r) => {}
+                ("upgrade", _) => {
+                    return Err(err(
+                        ErrorCode::BadRequest,
+                        "os upgrade needs a \"ref\" (a ref or commit of the node's repository)"
+                            .into(),
+                    ))
+                }
+                ("rollback", None) => {}
+                _ => {
+                    return Err(err(
+                        ErrorCode::BadRequest,
+                        format!("os: unknown action {action:?} (upgrade with a ref, rollback)"),
+                    ))
+                }
+            }
+            Op::Os {
+                action,
+                refspec,
+                reboot: raw.reboot.unwrap_or(false),
+            }
+        }
         "poweroff" => Op::Shutdown(ShutdownKind::Poweroff),
         "reboot" => Op::Shutdown(ShutdownKind::Reboot),
         "halt" => Op::Shutdown(ShutdownKind::Halt),
         other => return Err(err(ErrorCode::UnknownOp, format!("unknown op {other:?}"))),
     };
     Ok(Request { id, op })
+}
+
+/// A ref or commit as ostree takes it (`remote:branch/name`, a checksum): no spaces, no leading
+/// dash (it becomes an argument of the ostree CLI), bounded.
+pub fn valid_refspec(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 255
+        && !r.starts_with('-')
+        && r.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:".contains(&b))
 }
 
 /// The wire name of an op (what `parse_request` accepts).
@@ -260,6 +312,7 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::Logs { .. } => "logs",
         Op::Timeline => "timeline",
         Op::Subsystem { .. } => "subsystem",
+        Op::Os { .. } => "os",
         Op::Shutdown(ShutdownKind::Poweroff) => "poweroff",
         Op::Shutdown(ShutdownKind::Reboot) => "reboot",
         Op::Shutdown(ShutdownKind::Halt) => "halt",
@@ -288,6 +341,17 @@ pub fn encode_request(req: &Request) -> String {
         }
         Op::Subsystem { name } => {
             obj.insert("name".into(), name.clone().into());
+        }
+        Op::Os {
+            action,
+            refspec,
+            reboot,
+        } => {
+            obj.insert("action".into(), action.clone().into());
+            if let Some(r) = refspec {
+                obj.insert("ref".into(), r.clone().into());
+            }
+            obj.insert("reboot".into(), (*reboot).into());
         }
         _ => {}
     }
@@ -399,6 +463,16 @@ mod tests {
             Op::Shutdown(ShutdownKind::Poweroff),
             Op::Shutdown(ShutdownKind::Reboot),
             Op::Shutdown(ShutdownKind::Halt),
+            Op::Os {
+                action: "upgrade".into(),
+                refspec: Some("lifsea:next/x86_64".into()),
+                reboot: true,
+            },
+            Op::Os {
+                action: "rollback".into(),
+                refspec: None,
+                reboot: false,
+            },
         ];
         for (i, op) in ops.into_iter().enumerate() {
             let req = Request {
@@ -409,6 +483,39 @@ mod tests {
             assert!(line.ends_with('\n'));
             assert_eq!(parse(line.trim_end()).unwrap(), req);
         }
+    }
+
+    #[test]
+    fn os_requests_are_checked() {
+        let bad = [
+            (r#"{"v":1,"id":1,"op":"os","action":"upgrade"}"#, "needs a"),
+            (
+                r#"{"v":1,"id":1,"op":"os","action":"upgrade","ref":"--help"}"#,
+                "needs a",
+            ),
+            (
+                r#"{"v":1,"id":1,"op":"os","action":"upgrade","ref":"a b"}"#,
+                "needs a",
+            ),
+            (
+                r#"{"v":1,"id":1,"op":"os","action":"rollback","ref":"x"}"#,
+                "unknown action",
+            ),
+            (
+                r#"{"v":1,"id":1,"op":"os","action":"wipe"}"#,
+                "unknown action",
+            ),
+            (r#"{"v":1,"id":1,"op":"list","reboot":true}"#, "takes no"),
+        ];
+        for (line, want) in bad {
+            let e = parse(line).unwrap_err();
+            assert_eq!(e.code, ErrorCode::BadRequest, "{line}");
+            assert!(e.message.contains(want), "{line}: {}", e.message);
+        }
+        assert!(valid_refspec("0123abcd"));
+        assert!(valid_refspec("remote:lifsea/stable/x86_64"));
+        assert!(!valid_refspec(""));
+        assert!(!valid_refspec("a;b"));
     }
 
     #[test]

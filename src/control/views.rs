@@ -9,6 +9,7 @@ pub const SUBSYSTEM_VERBS: &[(&str, &str)] = &[
     ("net", "net"),
     ("devices", "devices"),
     ("modules", "devices"),
+    ("os", "os"),
 ];
 
 /// Text for a subsystem's report.
@@ -16,6 +17,7 @@ pub fn render_subsystem(name: &str, report: &Value) -> String {
     let text = match name {
         "net" => crate::net::view::render(report),
         "devices" => crate::devices::view::render(report),
+        "os" => crate::os::view::render(report),
         _ => None,
     };
     text.unwrap_or_else(|| pretty(report))

@@ -17,7 +17,7 @@ use nix::sys::signal::Signal;
 use super::cgroup::CgroupRoot;
 pub(super) use super::parts::{BootRecord, Pipe, Placement, ShutdownState, UnitIo};
 use super::state::{Action, Core, Event, ExitStatus, Phase, TimerKind};
-use super::subsystem::{ChildExit, Notice, Subsystem};
+use super::subsystem::{ChildExit, Notice, Subsystem, UnitsView};
 use super::Config;
 use crate::control::ops::ShutdownKind;
 use crate::control::server::ControlServer;
@@ -131,7 +131,7 @@ impl Supervisor {
     }
 
     /// Carries out what subsystems reported.
-    fn apply_notices(&mut self, notices: Vec<Notice>) {
+    pub(super) fn apply_notices(&mut self, notices: Vec<Notice>) {
         for n in notices {
             match n {
                 Notice::FactReached(f) => self.reach_fact(&f),
@@ -165,6 +165,24 @@ impl Supervisor {
             s.facts_wanted(&pending, now, &mut notices);
         }
         self.apply_notices(notices);
+    }
+
+    /// Gives the units' phases to the subsystems that judge health from them.
+    fn offer_units(&mut self, now: Instant, out: &mut Vec<Notice>) {
+        if !self.subsystems.iter().any(|s| s.wants_units()) {
+            return;
+        }
+        let view = UnitsView {
+            settled: self.core.boot_settled(),
+            units: self
+                .core
+                .entries()
+                .map(|(n, e)| (n.clone(), e.enabled, e.phase.as_str()))
+                .collect(),
+        };
+        for s in self.subsystems.iter_mut().filter(|s| s.wants_units()) {
+            s.units_seen(&view, now, out);
+        }
     }
 
     /// Status of the subsystem called `name`, for the control API.
@@ -542,6 +560,7 @@ impl Supervisor {
                 }
             }
         }
+        self.offer_units(now, &mut notices);
         for s in &mut self.subsystems {
             s.tick(now, &mut notices);
         }

@@ -43,7 +43,7 @@ use crate::timeline::Timeline;
 use cgroup::{CgroupCleanup, CgroupRoot};
 use event_loop::{LoopIo, Supervisor};
 use state::Event;
-pub use subsystem::{ChildExit, Notice, Subsystem};
+pub use subsystem::{ChildExit, Notice, Subsystem, UnitsView};
 
 /// Everything the supervisor needs to know about where it runs.
 #[derive(Debug, Clone)]

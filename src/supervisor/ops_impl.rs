@@ -155,6 +155,20 @@ impl Operations for Supervisor {
         self.begin_shutdown(kind);
     }
 
+    fn subsystem_request(
+        &mut self,
+        name: &str,
+        request: serde_json::Value,
+    ) -> Result<serde_json::Value, OpError> {
+        let mut notices = Vec::new();
+        let answer = match self.subsystems.iter_mut().find(|s| s.name() == name) {
+            Some(s) => s.request(&request, &mut notices).map_err(OpError::Refused),
+            None => Err(OpError::Failed(format!("no subsystem {name} is running"))),
+        };
+        self.apply_notices(notices);
+        answer
+    }
+
     fn subsystem(&self, name: &str) -> Result<serde_json::Value, OpError> {
         self.subsystem_status(name)
             .ok_or_else(|| OpError::Failed(format!("no subsystem {name} is running")))

@@ -40,6 +40,16 @@ pub enum ChildExit {
     Signal(i32),
 }
 
+/// The units as the supervisor sees them, for subsystems that judge the node's health (the OS
+/// update blessing). Given only to subsystems whose `wants_units` is true.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UnitsView {
+    /// Boot complete: every enabled unit came up once, or failed.
+    pub settled: bool,
+    /// Every loaded unit: name, whether it is enabled, its phase (`running`, `exited`, `failed`, ...).
+    pub units: Vec<(String, bool, &'static str)>,
+}
+
 /// A job driven by the event loop. Every method must return promptly: no blocking I/O, no sleeps.
 pub trait Subsystem {
     /// Short name, used by the control API (`initctl net` asks for "net") and in log lines.
@@ -61,6 +71,21 @@ pub trait Subsystem {
     /// naming `device:/dev/...` was loaded). A subsystem that can reach some of them watches for
     /// them; the others it ignores.
     fn facts_wanted(&mut self, _facts: &[String], _now: Instant, _out: &mut Vec<Notice>) {}
+    /// Whether `units_seen` should be called (building the view costs a little on every pass).
+    fn wants_units(&self) -> bool {
+        false
+    }
+    /// The units' phases, on every loop pass before `tick`, when `wants_units` is true.
+    fn units_seen(&mut self, _units: &UnitsView, _now: Instant, _out: &mut Vec<Notice>) {}
+    /// A control API request addressed to this subsystem (`initctl os upgrade`); the answer or
+    /// why it was refused. Non-blocking: long work runs as a child reaped through `child_exited`.
+    fn request(
+        &mut self,
+        _request: &serde_json::Value,
+        _out: &mut Vec<Notice>,
+    ) -> Result<serde_json::Value, String> {
+        Err(format!("subsystem {} takes no requests", self.name()))
+    }
     /// An orderly shutdown has begun (DHCP RELEASE, closing devices). Non-blocking.
     fn begin_shutdown(&mut self, _out: &mut Vec<Notice>) {}
     /// What the control API shows for this subsystem (`initctl net`, `initctl devices`).

@@ -18,3 +18,4 @@ pub mod reap;
 pub mod signal;
 pub mod swap;
 pub mod uevent_socket;
+pub mod watchdog;

@@ -44,6 +44,18 @@ pub fn remount_bind_readonly(target: &Path) -> nix::Result<()> {
     )
 }
 
+/// Makes a read-only bind mount writable again at the mount level (`MS_BIND|MS_REMOUNT`): the
+/// short window in which the init renames its boot entry on `/sysroot`.
+pub fn remount_bind_writable(target: &Path) -> nix::Result<()> {
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_SILENT,
+        None::<&str>,
+    )
+}
+
 /// Remounts a filesystem's superblock read-write (`MS_REMOUNT` without `MS_RDONLY`): the kernel
 /// mounts the root read-only by default, and the deployment's /etc and /var must accept writes.
 pub fn remount_superblock_rw(target: &Path) -> nix::Result<()> {
