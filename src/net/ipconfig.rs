@@ -55,6 +55,8 @@ pub enum IpConfigError {
     BadHostname { value: String, text: String },
     #[error("lifsea.net.timeout={value}: expected a number of seconds")]
     BadTimeout { value: String },
+    #[error("lifsea.net.timeout={value}: {reason}")]
+    TimeoutTooLong { value: String, reason: String },
 }
 
 /// Parses the value of one `ip=` word.
@@ -168,8 +170,15 @@ pub fn from_cmdline(words: &[String]) -> (Vec<IpConfig>, Option<Duration>, Vec<I
                 Err(e) => errors.push(e),
             }
         } else if let Some(value) = w.strip_prefix("lifsea.net.timeout=") {
+            // Bounded like every duration: the deadline is an `Instant` sum in PID 1.
             match value.parse::<u64>() {
-                Ok(s) => timeout = Some(Duration::from_secs(s)),
+                Ok(s) => match crate::units::values::check_duration_secs(s) {
+                    Ok(d) => timeout = Some(d),
+                    Err(reason) => errors.push(IpConfigError::TimeoutTooLong {
+                        value: value.to_string(),
+                        reason,
+                    }),
+                },
                 Err(_) => errors.push(IpConfigError::BadTimeout {
                     value: value.to_string(),
                 }),
@@ -315,6 +324,13 @@ mod tests {
         assert_eq!(
             e[0].to_string(),
             "lifsea.net.timeout=soon: expected a number of seconds"
+        );
+        let (_, t, e) = from_cmdline(&["lifsea.net.timeout=18446744073709551615".to_string()]);
+        assert_eq!(t, None);
+        assert_eq!(
+            e[0].to_string(),
+            "lifsea.net.timeout=18446744073709551615: 18446744073709551615 seconds is longer than \
+             the maximum of 1 year (8760h)"
         );
     }
 }

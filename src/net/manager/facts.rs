@@ -41,9 +41,7 @@ impl NetManager {
 
     /// Why the node is not online yet, naming the first link to blame; `None` when it is.
     fn online_blocker(&self, now: Instant) -> Option<String> {
-        let waited = now
-            .saturating_duration_since(self.online_deadline - self.opts.config.online_timeout)
-            .as_secs();
+        let waited = now.saturating_duration_since(self.online_since).as_secs();
         let has_addr = |i: u32| self.addresses.iter().any(|a| a.0 == i);
         let describe = |m: &Managed| match &m.dhcp {
             Some(d) => format!(

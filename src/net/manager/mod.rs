@@ -66,6 +66,8 @@ pub struct NetManager {
     opts: NetOptions,
     rtnl: Option<Rtnl>,
     online_deadline: Instant,
+    /// When the wait for `network-online` began (for "no lease after Ns").
+    online_since: Instant,
     links: BTreeMap<u32, Managed>,
     addresses: Vec<(u32, Ipv4Addr, u8)>,
     routes: Vec<(Option<u32>, Route)>,
@@ -96,7 +98,9 @@ impl NetManager {
         let mut seed = [0u8; 8];
         let _ = crate::sys::random::fill_insecure(&mut seed);
         NetManager {
-            online_deadline: now + opts.config.online_timeout,
+            // The timeout is bounded at parse time; checked anyway, as every deadline in PID 1.
+            online_deadline: now.checked_add(opts.config.online_timeout).unwrap_or(now),
+            online_since: now,
             opts,
             links: BTreeMap::new(),
             addresses: Vec::new(),
