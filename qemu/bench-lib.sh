@@ -22,19 +22,7 @@ bench_systemd_base_dir() {
 }
 
 bench_systemd_base_dir_locked() {
-    local key dir pkgs=$LIFSEA_DEBIAN_PACKAGES,$BENCH_SYSTEMD_EXTRA
-    key=$(printf '%s %s %s v1' "$LIFSEA_SUITE" "$pkgs" "$LIFSEA_MIRROR" | short_hash)
-    dir="$LIFSEA_CACHE/debian-systemd-base-$key"
-    if [ ! -d "$dir" ]; then
-        log "debootstrap $LIFSEA_SUITE with systemd into $dir (several minutes, once)"
-        mkdir -p "$LIFSEA_CACHE"
-        rm_tree "$dir.tmp"
-        debootstrap --variant=minbase --include="$pkgs" \
-            "$LIFSEA_SUITE" "$dir.tmp" "$LIFSEA_MIRROR" >"$LIFSEA_CACHE/debootstrap-systemd.log" 2>&1 \
-            || die "debootstrap failed: see $LIFSEA_CACHE/debootstrap-systemd.log"
-        mv "$dir.tmp" "$dir"
-    fi
-    echo "$dir"
+    debootstrap_cached debian-systemd-base "$LIFSEA_DEBIAN_PACKAGES,$BENCH_SYSTEMD_EXTRA"
 }
 
 # The files a recipe's key covers besides its own inputs: this file, lib.sh and the guest side.

@@ -100,16 +100,23 @@ debian_base_dir() {
 }
 
 debian_base_dir_locked() {
+    debootstrap_cached debian-base "$LIFSEA_DEBIAN_PACKAGES"
+}
+
+# Prints the path of a debootstrapped tree `$LIFSEA_CACHE/PREFIX-KEY` (minbase plus PACKAGES,
+# comma-separated), keyed by suite, packages and mirror, building it on first use into a temporary
+# dir renamed when complete. Callers hold their lock.
+debootstrap_cached() { # PREFIX PACKAGES
     local key dir
-    key=$(printf '%s %s %s v1' "$LIFSEA_SUITE" "$LIFSEA_DEBIAN_PACKAGES" "$LIFSEA_MIRROR" | short_hash)
-    dir="$LIFSEA_CACHE/debian-base-$key"
+    key=$(printf '%s %s %s v1' "$LIFSEA_SUITE" "$2" "$LIFSEA_MIRROR" | short_hash)
+    dir="$LIFSEA_CACHE/$1-$key"
     if [ ! -d "$dir" ]; then
         log "debootstrap $LIFSEA_SUITE into $dir (several minutes, once)"
         mkdir -p "$LIFSEA_CACHE"
         rm_tree "$dir.tmp"
-        debootstrap --variant=minbase --include="$LIFSEA_DEBIAN_PACKAGES" \
-            "$LIFSEA_SUITE" "$dir.tmp" "$LIFSEA_MIRROR" >"$LIFSEA_CACHE/debootstrap.log" 2>&1 \
-            || die "debootstrap failed: see $LIFSEA_CACHE/debootstrap.log"
+        debootstrap --variant=minbase --include="$2" \
+            "$LIFSEA_SUITE" "$dir.tmp" "$LIFSEA_MIRROR" >"$LIFSEA_CACHE/debootstrap-$1.log" 2>&1 \
+            || die "debootstrap failed: see $LIFSEA_CACHE/debootstrap-$1.log"
         mv "$dir.tmp" "$dir"
     fi
     echo "$dir"
