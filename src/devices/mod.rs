@@ -8,6 +8,8 @@
 
 pub mod blockdev;
 pub mod coldplug;
+pub mod facts;
+pub mod fsprobe;
 pub mod index;
 pub mod kmod;
 pub mod links;

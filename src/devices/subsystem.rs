@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::facts::DeviceFacts;
 use super::links::{self, LinkTable};
 use super::loader::{parse_records, RECORD_FILE};
 use super::power::{self, PowerButtons};
@@ -102,8 +103,8 @@ pub struct Devices {
     counters: Counters,
     /// Last few dropped messages' reasons, for `initctl devices`.
     last_errors: Vec<String>,
-    /// `device:` facts units wait for, with the time they fail at.
-    wanted: BTreeMap<String, Instant>,
+    /// `device:` facts units wait for.
+    facts: DeviceFacts,
 }
 
 const MAX_ERRORS_KEPT: usize = 8;
@@ -117,6 +118,7 @@ impl Devices {
         }
         Devices {
             links: LinkTable::new(&cfg.dev_root),
+            facts: DeviceFacts::new(&cfg.dev_root, cfg.device_timeout),
             cfg,
             socket,
             rules,
@@ -127,7 +129,6 @@ impl Devices {
             shutting_down: false,
             counters: Counters::default(),
             last_errors: Vec::new(),
-            wanted: BTreeMap::new(),
         }
     }
 
@@ -248,34 +249,6 @@ impl Devices {
         }
     }
 
-    /// Reaches the wanted device facts whose path exists now, fails those past their deadline.
-    fn check_wanted(&mut self, now: Instant, out: &mut Vec<Notice>) {
-        if self.wanted.is_empty() {
-            return;
-        }
-        let dev_root = &self.cfg.dev_root;
-        let timeout = self.cfg.device_timeout;
-        self.wanted.retain(|fact, deadline| {
-            let rel = fact.strip_prefix("device:/dev/").unwrap_or("");
-            // Exists and resolves: a link to a node that is gone does not count.
-            if dev_root.join(rel).exists() {
-                out.push(Notice::FactReached(fact.clone()));
-                false
-            } else if now >= *deadline {
-                out.push(Notice::FactFailed {
-                    fact: fact.clone(),
-                    reason: format!(
-                        "/dev/{rel} did not appear within {} s",
-                        timeout.as_secs_f32()
-                    ),
-                });
-                false
-            } else {
-                true
-            }
-        });
-    }
-
     fn scan_power_buttons(&mut self) {
         let class = self.cfg.sys_root.join("class/input");
         for ev in power::find_power_buttons(&class) {
@@ -311,7 +284,7 @@ impl Devices {
                 let mut modaliases = Vec::new();
                 self.handle(&ev, &mut modaliases);
                 self.request_drivers(modaliases);
-                self.check_wanted(Instant::now(), out);
+                self.facts.check(Instant::now(), out);
             }
             Err(e) => self.drop_message(&e),
         }
@@ -469,7 +442,7 @@ impl Subsystem for Devices {
         if self.coldplug == Coldplug::NotStarted {
             return Some(Instant::now());
         }
-        self.wanted.values().min().copied()
+        self.facts.next_deadline()
     }
 
     fn on_ready(&mut self, fd: RawFd, _revents: PollFlags, _now: Instant, out: &mut Vec<Notice>) {
@@ -490,16 +463,12 @@ impl Subsystem for Devices {
         if self.coldplug == Coldplug::NotStarted {
             self.start(out);
         }
-        self.check_wanted(now, out);
+        self.facts.check(now, out);
     }
 
     fn facts_wanted(&mut self, facts: &[String], now: Instant, out: &mut Vec<Notice>) {
-        for f in facts {
-            if crate::units::values::is_device_fact(f) && !self.wanted.contains_key(f) {
-                self.wanted.insert(f.clone(), now + self.cfg.device_timeout);
-            }
-        }
-        self.check_wanted(now, out);
+        self.facts.want(facts, now);
+        self.facts.check(now, out);
     }
 
     fn child_exited(&mut self, pid: i32, status: ChildExit, out: &mut Vec<Notice>) -> bool {
@@ -562,7 +531,7 @@ impl Subsystem for Devices {
             },
             "helpers": { "started": self.counters.helpers, "running": self.helpers.len() },
             "rules": self.rules.len(),
-            "waiting_for": self.wanted.keys().collect::<Vec<_>>(),
+            "waiting_for": self.facts.waiting_for(),
         })
     }
 }
