@@ -30,6 +30,14 @@ pub struct FsIdent {
     pub label: String,
 }
 
+/// The types the readers here report, for reading a report back.
+pub const TYPES: [&str; 7] = ["ext2", "ext3", "ext4", "xfs", "btrfs", "swap", "vfat"];
+
+/// `name` as one of `TYPES`.
+pub fn known_type(name: &str) -> Option<&'static str> {
+    TYPES.into_iter().find(|t| *t == name)
+}
+
 /// The first filesystem whose magic matches `head`, the device's first bytes.
 pub fn identify(head: &[u8]) -> Option<FsIdent> {
     read_ext(head)

@@ -18,6 +18,7 @@ pub mod modalias;
 pub mod modprobe;
 pub mod modprobe_d;
 pub mod power;
+pub mod probe_jobs;
 pub mod rules;
 pub mod subsystem;
 pub mod uevent;
