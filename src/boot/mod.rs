@@ -88,7 +88,7 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
             .map(|f| f.to_string())
             .collect(),
     };
-    let subsystems = match &opts.net_config {
+    let mut subsystems = match &opts.net_config {
         Some(path) => match crate::net::boot::container(path, &cfg.run_dir) {
             Ok(net) => net,
             Err(e) => {
@@ -98,6 +98,11 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
         },
         None => Vec::new(),
     };
+    // The container manager owns /dev: `device:` facts only look for their paths.
+    subsystems.push(Box::new(crate::devices::facts::ContainerDeviceFacts::new(
+        Path::new("/dev"),
+        crate::devices::subsystem::DEVICE_TIMEOUT,
+    )));
     let finished = supervisor::run(cfg, timeline, subsystems);
     shutdown::finish_container(finished.cgroup_cleanup.as_ref());
     0
