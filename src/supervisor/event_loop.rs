@@ -638,6 +638,8 @@ pub(super) fn run_loop(sup: &mut Supervisor, io: &mut LoopIo) -> ShutdownKind {
         if super::recovery::guarded("a loop iteration", || sup.iterate(io)).is_none() {
             sup.needs_recovery = true;
         }
+        // Unit log lines of this pass reach the disk in one write per unit (src/unitlog).
+        super::recovery::guarded("flushing unit logs", || sup.logs.flush());
         if sup.core.shutting_down() {
             if let Some(kind) = sup.shutdown.kind {
                 if sup.core.all_down() {
@@ -645,7 +647,8 @@ pub(super) fn run_loop(sup: &mut Supervisor, io: &mut LoopIo) -> ShutdownKind {
                 }
                 if sup.shutdown_overdue(Instant::now()) {
                     super::recovery::guarded("forcing the end of the shutdown", || {
-                        sup.force_end_of_shutdown()
+                        sup.force_end_of_shutdown();
+                        sup.logs.flush();
                     });
                     return kind;
                 }
