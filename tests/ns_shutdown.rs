@@ -40,24 +40,64 @@ fn ns_shutdown_deadline_forces_the_end() {
     );
 }
 
+/// A second SIGTERM/SIGINT while a shutdown is under way forces its end at once (it took three).
 #[test]
-fn ns_repeated_sigterm_forces_the_end() {
-    let mut ns = Ns::new("sigterm3");
+fn ns_second_sigterm_forces_the_end() {
+    let mut ns = Ns::new("sigterm2");
     ns.unit("stubborn", STUBBORN);
     ns.start();
     assert!(ns.wait_log(T, "boot complete in"), "{}", ns.log());
     assert!(ns.wait_for(T, || !ns.read("up").is_empty()));
     let asked = Instant::now();
-    for _ in 0..3 {
-        ns.signal(Signal::SIGTERM);
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    ns.signal(Signal::SIGTERM);
+    assert!(ns.wait_log(T, "stopping stubborn"), "{}", ns.log());
+    ns.signal(Signal::SIGINT);
     let st = ns.wait_exit(Duration::from_secs(10));
     assert!(st.is_some_and(|s| s.success()), "{st:?}\n{}", ns.log());
     assert!(
-        asked.elapsed() < Duration::from_secs(3),
+        asked.elapsed() < Duration::from_secs(5),
         "took {:?}",
         asked.elapsed()
     );
     assert!(ns.log().contains("stubborn still stopping"), "{}", ns.log());
+}
+
+/// A hung stop: the unit's cgroup is frozen, so its SIGTERM handler cannot run (as in
+/// uninterruptible sleep; a default-action SIGTERM would still kill a frozen task, the handler is
+/// what makes it hang); shutdown still ends at the unit's stop-timeout (SIGKILL and cgroup.kill
+/// reach frozen processes), not at the global deadline.
+#[test]
+fn ns_frozen_unit_does_not_stall_shutdown_past_its_stop_timeout() {
+    for (name, kill) in [("frozen-group", "cgroup"), ("frozen-main", "main")] {
+        let mut ns = Ns::new(name);
+        let Some(cg) = ns.cgroup_dir().map(|p| p.to_path_buf()) else {
+            panic!("needs a cgroup2 hierarchy to freeze the unit's group");
+        };
+        ns.unit(
+            "icy",
+            &format!(
+                "stop-timeout = \"2s\"\nkill = \"{kill}\"\nexec = [\"/bin/sh\", \"-c\", \"trap 'exit 0' TERM; echo up > @OUT@/up; while :; do sleep 0.1; done\"]\n"
+            ),
+        );
+        ns.start();
+        assert!(ns.wait_log(T, "boot complete in"), "{}", ns.log());
+        assert!(ns.wait_for(T, || !ns.read("up").is_empty()));
+        let group = cg.join("system").join("icy");
+        std::fs::write(group.join("cgroup.freeze"), "1").unwrap();
+        assert!(
+            ns.wait_for(T, || std::fs::read_to_string(group.join("cgroup.events"))
+                .unwrap_or_default()
+                .contains("frozen 1")),
+            "the group did not freeze"
+        );
+        let asked = Instant::now();
+        ns.stop(Duration::from_secs(30));
+        let took = asked.elapsed();
+        assert!(
+            took >= Duration::from_millis(1900) && took < Duration::from_secs(8),
+            "kill = {kill}: shutdown took {took:?}\n{}",
+            ns.log()
+        );
+        assert!(!ns.log().contains("shutdown deadline"), "{}", ns.log());
+    }
 }

@@ -104,7 +104,6 @@ impl Supervisor {
                 kind: None,
                 limit: super::deadline::DEFAULT_SHUTDOWN_LIMIT,
                 deadline: None,
-                signals: 0,
                 forced: false,
             },
             next_condition_check: None,
@@ -358,9 +357,9 @@ impl Supervisor {
                 return;
             }
             Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
-                self.shutdown.signals = self.shutdown.signals.saturating_add(1);
-                if self.shutdown.signals >= super::deadline::FORCE_AFTER_SIGNALS {
-                    log::warn!("signal {signo} again: forcing the end of the shutdown");
+                // The first one asks; one more while the shutdown runs insists (src/supervisor/deadline.rs).
+                if self.shutdown.kind.is_some() {
+                    log::warn!("signal {signo} during the shutdown: forcing its end");
                     self.shutdown.forced = true;
                 }
                 ShutdownKind::Reboot

@@ -64,7 +64,6 @@ pub(crate) struct ShutdownState {
     /// How long a shutdown may take before what is left is killed (see `deadline`).
     pub(crate) limit: Duration,
     pub(crate) deadline: Option<Instant>,
-    /// Shutdown signals (SIGTERM, SIGINT) received; enough of them force the end.
-    pub(crate) signals: u32,
+    /// A SIGTERM/SIGINT came while the shutdown ran: end it now.
     pub(crate) forced: bool,
 }
