@@ -93,6 +93,7 @@ impl Supervisor {
                 next_probe: None,
                 watcher: FileWatcher::new().ok(),
                 watches: BTreeMap::new(),
+                shared_output: BTreeMap::new(),
             },
             boot: BootRecord {
                 timeline,
