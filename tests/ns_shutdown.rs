@@ -101,3 +101,28 @@ fn ns_frozen_unit_does_not_stall_shutdown_past_its_stop_timeout() {
         assert!(!ns.log().contains("shutdown deadline"), "{}", ns.log());
     }
 }
+
+/// Units that do not depend on each other stop in parallel: two that each take 1.5 s to stop
+/// cost 1.5 s, not 3 s (a dependent chain still stops in order; the global deadline bounds it).
+#[test]
+fn ns_independent_units_stop_in_parallel() {
+    const SLOW_STOP: &str = r#"stop-timeout = "20s"
+exec = ["/bin/sh", "-c", "trap 'sleep 1.5; echo done >> @OUT@/NAME; exit 0' TERM; echo up >> @OUT@/NAME; while :; do sleep 0.05; done"]
+"#;
+    let mut ns = Ns::new("parallel");
+    ns.unit("slow-a", &SLOW_STOP.replace("NAME", "a"));
+    ns.unit("slow-b", &SLOW_STOP.replace("NAME", "b"));
+    ns.start();
+    assert!(ns.wait_log(T, "boot complete in"), "{}", ns.log());
+    assert!(ns.wait_for(T, || !ns.read("a").is_empty() && !ns.read("b").is_empty()));
+    let asked = Instant::now();
+    ns.stop(Duration::from_secs(20));
+    let took = asked.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(2700),
+        "two independent 1.5 s stops took {took:?}\n{}",
+        ns.log()
+    );
+    assert_eq!(ns.lines("a"), ["up", "done"]);
+    assert_eq!(ns.lines("b"), ["up", "done"]);
+}
