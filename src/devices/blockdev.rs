@@ -282,26 +282,74 @@ pub fn scan_once(spec: &RootSpec, dev_dir: &Path, sys_block: &Path) -> Option<Pa
     None
 }
 
+/// How often `find_root` says again what it is still waiting for.
+pub const ROOT_WAIT_NOTE_EVERY: Duration = Duration::from_secs(5);
+
 /// Waits until the device for `spec` appears, re-scanning every 50 ms until `timeout`;
-/// `between_scans` runs before each re-scan (stage 0 loads newly matching modules there).
+/// `between_scans` runs before each re-scan (stage 0 loads newly matching modules there). A wait
+/// is logged when it begins and every `ROOT_WAIT_NOTE_EVERY` until it ends, with the block
+/// devices present, so a console shows what the boot is stuck on.
 pub fn find_root(
     spec: &RootSpec,
     dev_dir: &Path,
     sys_block: &Path,
     timeout: Duration,
+    between_scans: impl FnMut(),
+) -> Result<PathBuf, BlockError> {
+    find_root_noting(
+        spec,
+        dev_dir,
+        sys_block,
+        timeout,
+        ROOT_WAIT_NOTE_EVERY,
+        between_scans,
+    )
+}
+
+/// `find_root` with the interval between log lines as a parameter (tests shorten it).
+pub fn find_root_noting(
+    spec: &RootSpec,
+    dev_dir: &Path,
+    sys_block: &Path,
+    timeout: Duration,
+    note_every: Duration,
     mut between_scans: impl FnMut(),
 ) -> Result<PathBuf, BlockError> {
     let start = Instant::now();
+    let mut next_note = start;
     loop {
         if let Some(p) = scan_once(spec, dev_dir, sys_block) {
+            if next_note > start {
+                log::info!(
+                    "root device {spec} is {} (after {} ms)",
+                    p.display(),
+                    start.elapsed().as_millis()
+                );
+            }
             return Ok(p);
         }
-        if start.elapsed() >= timeout {
+        let waited = start.elapsed();
+        if waited >= timeout {
             return Err(BlockError::NotFound {
                 spec: spec.to_string(),
                 waited: timeout,
                 available: list_block_devices(sys_block),
             });
+        }
+        let now = Instant::now();
+        if now >= next_note {
+            let seen = list_block_devices(sys_block);
+            let seen = if seen.is_empty() {
+                "none".to_string()
+            } else {
+                seen.join(", ")
+            };
+            log::info!(
+                "waiting for root device {spec}: {:.1}s of {}s so far; block devices: {seen}",
+                waited.as_secs_f64(),
+                timeout.as_secs()
+            );
+            next_note = now.checked_add(note_every).unwrap_or(now);
         }
         std::thread::sleep(Duration::from_millis(50));
         between_scans();

@@ -132,6 +132,9 @@ pub struct Finished {
     pub kind: ShutdownKind,
     /// Container mode: the cgroups it created, to remove once everything is dead.
     pub cgroup_cleanup: Option<CgroupCleanup>,
+    /// When the whole shutdown should be over (`LIFSEA_SHUTDOWN_TIMEOUT` after it began): stage 3
+    /// bounds its sync and unmounts by what is left of it.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Runs units until a shutdown is requested and carried out (units stopped in reverse dependency
@@ -149,6 +152,7 @@ pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>)
             return Finished {
                 kind: ShutdownKind::Reboot,
                 cgroup_cleanup: None,
+                deadline: None,
             };
         }
     };
@@ -224,5 +228,6 @@ pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>)
     Finished {
         kind,
         cgroup_cleanup: sup.env.cgroup_cleanup.take(),
+        deadline: sup.shutdown.deadline,
     }
 }
