@@ -89,6 +89,8 @@ impl WatchdogSub {
                 self.timeout = Duration::from_secs(u64::from(taken.max(1)));
                 self.dog = Some(Box::new(dog));
                 self.next_pet = Some(now);
+                #[cfg(feature = "fault-injection")]
+                wedge_if_asked();
             }
             Err(e) => {
                 log::warn!("watchdog: cannot arm {}: {e}", self.device.display());
@@ -152,6 +154,24 @@ impl Subsystem for WatchdogSub {
             "pets": self.pets,
             "error": self.error,
         })
+    }
+}
+
+/// Test-only (cargo feature `fault-injection`, never in a production build): with
+/// `LIFSEA_FAULT=hang:watchdog-armed` in the environment (a kernel argument without a dot reaches
+/// PID 1's environment) the init stops right after arming the watchdog, as a wedged PID 1 would,
+/// so the VM tests can show that softdog reboots the machine and the boot try is consumed.
+#[cfg(feature = "fault-injection")]
+fn wedge_if_asked() {
+    let asked = std::env::var("LIFSEA_FAULT")
+        .unwrap_or_default()
+        .split(';')
+        .any(|t| t == "hang:watchdog-armed");
+    if asked {
+        log::error!("watchdog: fault injection: PID 1 wedges now (hang:watchdog-armed)");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
     }
 }
 
