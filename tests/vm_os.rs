@@ -22,7 +22,6 @@ use vm_support::*;
 
 /// One disk booted again and again, the way a machine with a bootloader would be.
 struct OsVm {
-    image: Image,
     work: WorkDir,
     disk: PathBuf,
     boots: usize,
@@ -43,7 +42,6 @@ impl OsVm {
         let work = WorkDir::new(name);
         let disk = work.copy_disk(&image);
         OsVm {
-            image,
             work,
             disk,
             boots: 0,
@@ -197,15 +195,13 @@ impl Boot {
 
     /// The `initctl os status` block the driver printed last.
     fn os_status(&self) -> String {
-        let mut blocks = self.run.console.split("---- initctl os ----\n");
-        let last = blocks.next_back().unwrap_or_default();
-        if self.run.console.contains("---- initctl os ----") {
-            last.split("---- end ----")
+        match self.run.console.rsplit_once("---- initctl os ----\n") {
+            Some((_, last)) => last
+                .split("---- end ----")
                 .next()
                 .unwrap_or_default()
-                .to_string()
-        } else {
-            String::new()
+                .to_string(),
+            None => String::new(),
         }
     }
 
