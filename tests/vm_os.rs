@@ -460,7 +460,7 @@ fn hung_upgrade_is_reset_by_the_watchdog_and_falls_back() {
     vm.append = vec![
         "LIFSEA_FAULT=hang:watchdog-armed".into(),
         "vmtest.os.tries=2".into(),
-        "vmtest.os.watchdog=10s".into(),
+        "vmtest.os.watchdog=30s".into(),
     ];
     let commit = upgrade(&mut vm, "hung", 2);
     // A watchdog reset unmounts nothing: the journal needs replaying (the next boot's kernel does

@@ -12,7 +12,7 @@
 #   rollback      `initctl os rollback --reboot`
 #   off           orderly poweroff
 #
-# os.toml settings come from `vmtest.os.tries=`, `vmtest.os.watchdog=` (defaults 3 and 20s).
+# os.toml settings come from `vmtest.os.tries=`, `vmtest.os.watchdog=` (defaults 3 and 60s).
 # Every line the host reads starts with `OS-`.
 
 if [ -w /dev/console ]; then exec >/dev/console 2>&1; fi
@@ -73,7 +73,7 @@ for step in $(arg vmtest.os | tr ',' ' '); do
 healthy-for = "3s"
 deadline = "5m"
 tries = $(arg vmtest.os.tries | grep . || echo 3)
-watchdog = "$(arg vmtest.os.watchdog | grep . || echo 20s)"
+watchdog = "$(arg vmtest.os.watchdog | grep . || echo 60s)"
 EOF
             if csum=$(make_commit "$kind"); then
                 echo "OS-COMMIT $kind $csum"
