@@ -37,6 +37,9 @@ pub struct WatchdogSub {
     helper: Option<i32>,
     device: PathBuf,
     error: Option<String>,
+    /// Shutdown began: nothing gets armed any more (softdog may finish loading during a quick
+    /// shutdown, and an armed, unpetted watchdog would reset a machine still powering off).
+    stopping: bool,
 }
 
 impl WatchdogSub {
@@ -50,6 +53,7 @@ impl WatchdogSub {
             helper: None,
             device: PathBuf::from("/dev/watchdog"),
             error: None,
+            stopping: false,
         }
     }
 
@@ -63,6 +67,7 @@ impl WatchdogSub {
             helper: None,
             device: PathBuf::from("/dev/watchdog"),
             error: None,
+            stopping: false,
         };
         if w.device.exists() {
             w.arm(Instant::now());
@@ -135,10 +140,15 @@ impl Subsystem for WatchdogSub {
         if status != ChildExit::Code(0) {
             self.error = Some(format!("modprobe softdog: {status:?}"));
         }
-        self.arm(Instant::now());
+        if self.stopping {
+            log::info!("watchdog: softdog loaded during shutdown: not armed");
+        } else {
+            self.arm(Instant::now());
+        }
         true
     }
     fn begin_shutdown(&mut self, _out: &mut Vec<Notice>) {
+        self.stopping = true;
         if let Some(mut dog) = self.dog.take() {
             match dog.disarm() {
                 Ok(()) => log::info!("watchdog: disarmed (magic close)"),
@@ -215,6 +225,28 @@ mod tests {
         assert_eq!(w.deadline(), None);
         assert!(out.is_empty());
         assert_eq!(w.status()["armed"], false);
+    }
+
+    #[test]
+    fn softdog_loaded_after_shutdown_began_is_not_armed() {
+        let mut w = WatchdogSub {
+            dog: None,
+            timeout: Duration::from_secs(60),
+            next_pet: None,
+            pets: 0,
+            helper: Some(41),
+            // Arming it would fail loudly (status error): the test would see it.
+            device: PathBuf::from("/nonexistent/watchdog"),
+            error: None,
+            stopping: false,
+        };
+        let mut out = Vec::new();
+        w.begin_shutdown(&mut out);
+        assert!(w.child_exited(41, ChildExit::Code(0), &mut out));
+        assert_eq!(w.status()["armed"], false);
+        assert_eq!(w.status()["error"], serde_json::Value::Null);
+        assert_eq!(w.deadline(), None);
+        assert!(out.is_empty());
     }
 
     #[test]
