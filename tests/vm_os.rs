@@ -195,7 +195,9 @@ impl Boot {
 
     /// The `initctl os status` block the driver printed last.
     fn os_status(&self) -> String {
-        match self.run.console.rsplit_once("---- initctl os ----\n") {
+        // The serial console ends lines with CR LF.
+        let console = self.run.console.replace("\r\n", "\n");
+        match console.rsplit_once("---- initctl os ----\n") {
             Some((_, last)) => last
                 .split("---- end ----")
                 .next()
