@@ -227,7 +227,7 @@ impl Boot {
                 let (t, _) = rest.split_once(']')?;
                 t.trim().parse::<f64>().ok()
             })
-            .last()
+            .next_back()
             .unwrap_or(0.0)
     }
 
@@ -417,11 +417,11 @@ fn fall_back(vm: &mut OsVm, kind: &str, commit: &str, tries: u32, each: impl Fn(
     let host = t0.elapsed().as_secs_f64() - (b.wall - healthy).as_secs_f64();
     guest += b.healthy_uptime();
     let want = format!("after {tries} failed tries of {commit}");
-    b.assert_console(&format!("os: booted the previous deployment"));
+    b.assert_console("os: booted the previous deployment");
     b.assert_console(&want);
     let st = b.os_status();
     assert!(
-        st.contains(&format!("fallback: booted the previous deployment")) && st.contains(&want),
+        st.contains("fallback: booted the previous deployment") && st.contains(&want),
         "initctl os status does not tell:\n{st}"
     );
     let bad = st.lines().find(|l| l.contains(&format!("+0-{tries}.conf")));
