@@ -158,6 +158,8 @@ pub fn fallback_from<'a>(entries: &'a [Entry], own: &Entry) -> Vec<&'a Entry> {
 pub struct Blesser {
     sysroot: PathBuf,
     cfg: OsConfig,
+    /// Re-read when an upgrade ends: the tries an admin sets just before upgrading apply to it.
+    cfg_path: PathBuf,
     config_error: Option<String>,
     /// Our entry's file name, while it still has a counter to drop.
     own: Option<String>,
@@ -209,6 +211,7 @@ impl Blesser {
         let mut b = Blesser {
             sysroot: sysroot.to_path_buf(),
             cfg,
+            cfg_path: cfg_path.to_path_buf(),
             config_error,
             own: None,
             not_counted: None,
@@ -241,11 +244,15 @@ impl Blesser {
         };
         let bad = fallback_from(&entries, own);
         if let Some(newest) = bad.first() {
+            // The commit is what an operator knows an upgrade by; the title when it cannot resolve.
+            let what = update::deployment_of(sysroot, newest)
+                .map(|d| d.checksum)
+                .or_else(|| newest.title.clone())
+                .unwrap_or_else(|| newest.id.clone());
             let msg = format!(
-                "booted the previous deployment ({}) after {} failed tries of {} ({})",
+                "booted the previous deployment ({}) after {} failed tries of {what} ({})",
                 own.file_name,
                 newest.counter.and_then(|c| c.done).unwrap_or(0),
-                newest.title.as_deref().unwrap_or(&newest.id),
                 newest.file_name
             );
             log::warn!("os: {msg}");
@@ -411,14 +418,21 @@ impl Blesser {
         self.not_counted = Some(format!("entries rewritten by os {}", job.action));
         let mut msg = format!("os {} to {} deployed", job.action, job.target);
         if job.action == "upgrade" {
+            let tries = match config::load(&self.cfg_path) {
+                Ok(c) => c.tries,
+                Err(e) => {
+                    log::warn!("{e}; the new entry gets {} tries", self.cfg.tries);
+                    self.cfg.tries
+                }
+            };
             match read_entries(&self.entries_dir())
-                .map(|(e, _)| update::tries_rename(&e, None, self.cfg.tries))
+                .map(|(e, _)| update::tries_rename(&e, None, tries))
             {
                 Ok(Some((from, to))) => {
                     let window = self.sysroot_readonly();
                     let dir = self.entries_dir();
                     match rename_entry(self.ops.as_mut(), &self.sysroot, window, &dir, &from, &to) {
-                        Ok(()) => msg.push_str(&format!("; {to} has {} tries", self.cfg.tries)),
+                        Ok(()) => msg.push_str(&format!("; {to} has {tries} tries")),
                         Err(e) => msg.push_str(&format!("; cannot count its tries: {e}")),
                     }
                 }

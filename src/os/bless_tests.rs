@@ -248,7 +248,7 @@ fn fallback_is_reported_and_blessed_entries_are_left_alone() {
     let st = b.status();
     let msg = st["fallback"].as_str().unwrap();
     assert!(
-        msg.contains("after 3 failed tries of ostree-2-d+0-3.conf"),
+        msg.contains("after 3 failed tries of ostree-2-d+0-3.conf (ostree-2-d+0-3.conf)"),
         "{msg}"
     );
     assert!(!b.wants_units());
@@ -291,15 +291,17 @@ fn finished_upgrade_counts_the_new_default_and_reboots() {
         target: "lifsea/next".into(),
         reboot: true,
     });
+    // The admin changed the tries after this boot began: the upgrade takes the file's value now.
+    std::fs::write(s.0.join("os.toml"), "tries = 4\n").unwrap();
     let mut out = Vec::new();
     assert!(!b.child_exited(4243, ChildExit::Code(0), &mut out));
     assert!(b.child_exited(4242, ChildExit::Code(0), &mut out));
     assert_eq!(out, [Notice::Shutdown(ShutdownKind::Reboot)]);
-    assert_eq!(s.files(), ["ostree-1-d.conf", "ostree-2-d+2.conf"]);
+    assert_eq!(s.files(), ["ostree-1-d.conf", "ostree-2-d+4.conf"]);
     assert!(b.status()["last_job"]
         .as_str()
         .unwrap()
-        .contains("ostree-2-d+2.conf has 2 tries"));
+        .contains("ostree-2-d+4.conf has 4 tries"));
     assert!(b.job.is_none());
 }
 

@@ -33,12 +33,15 @@ pub fn rollback_target<'a>(entries: &'a [Entry], own_id: Option<&str>) -> Option
 }
 
 /// `ostree admin deploy` arguments for a ref or commit into a stateroot, keeping every
-/// deployment (so the previous one stays the fallback).
+/// deployment (so the previous one stays the fallback). No prune: with `--retain` nothing becomes
+/// unreachable, and walking the whole repo is the slow part of a deploy on a small node (minutes
+/// under QEMU TCG); `ostree admin cleanup` reclaims space when the admin chooses.
 pub fn deploy_args(stateroot: &str, refspec: &str) -> Vec<String> {
     vec![
         "admin".into(),
         "deploy".into(),
         "--retain".into(),
+        "--no-prune".into(),
         format!("--os={stateroot}"),
         refspec.into(),
     ]
@@ -144,7 +147,14 @@ mod tests {
     fn deploy_args_retain_the_fallback() {
         assert_eq!(
             deploy_args("debian", "lifsea/next"),
-            ["admin", "deploy", "--retain", "--os=debian", "lifsea/next"]
+            [
+                "admin",
+                "deploy",
+                "--retain",
+                "--no-prune",
+                "--os=debian",
+                "lifsea/next"
+            ]
         );
     }
 }

@@ -37,6 +37,9 @@ pub struct WatchdogSub {
     helper: Option<i32>,
     device: PathBuf,
     error: Option<String>,
+    /// Shutdown began: nothing gets armed any more (softdog may finish loading during a quick
+    /// shutdown, and an armed, unpetted watchdog would reset a machine still powering off).
+    stopping: bool,
 }
 
 impl WatchdogSub {
@@ -50,6 +53,7 @@ impl WatchdogSub {
             helper: None,
             device: PathBuf::from("/dev/watchdog"),
             error: None,
+            stopping: false,
         }
     }
 
@@ -63,6 +67,7 @@ impl WatchdogSub {
             helper: None,
             device: PathBuf::from("/dev/watchdog"),
             error: None,
+            stopping: false,
         };
         if w.device.exists() {
             w.arm(Instant::now());
@@ -89,6 +94,8 @@ impl WatchdogSub {
                 self.timeout = Duration::from_secs(u64::from(taken.max(1)));
                 self.dog = Some(Box::new(dog));
                 self.next_pet = Some(now);
+                #[cfg(feature = "fault-injection")]
+                wedge_if_asked();
             }
             Err(e) => {
                 log::warn!("watchdog: cannot arm {}: {e}", self.device.display());
@@ -133,10 +140,15 @@ impl Subsystem for WatchdogSub {
         if status != ChildExit::Code(0) {
             self.error = Some(format!("modprobe softdog: {status:?}"));
         }
-        self.arm(Instant::now());
+        if self.stopping {
+            log::info!("watchdog: softdog loaded during shutdown: not armed");
+        } else {
+            self.arm(Instant::now());
+        }
         true
     }
     fn begin_shutdown(&mut self, _out: &mut Vec<Notice>) {
+        self.stopping = true;
         if let Some(mut dog) = self.dog.take() {
             match dog.disarm() {
                 Ok(()) => log::info!("watchdog: disarmed (magic close)"),
@@ -152,6 +164,24 @@ impl Subsystem for WatchdogSub {
             "pets": self.pets,
             "error": self.error,
         })
+    }
+}
+
+/// Test-only (cargo feature `fault-injection`, never in a production build): with
+/// `LIFSEA_FAULT=hang:watchdog-armed` in the environment (a kernel argument without a dot reaches
+/// PID 1's environment) the init stops right after arming the watchdog, as a wedged PID 1 would,
+/// so the VM tests can show that softdog reboots the machine and the boot try is consumed.
+#[cfg(feature = "fault-injection")]
+fn wedge_if_asked() {
+    let asked = std::env::var("LIFSEA_FAULT")
+        .unwrap_or_default()
+        .split(';')
+        .any(|t| t == "hang:watchdog-armed");
+    if asked {
+        log::error!("watchdog: fault injection: PID 1 wedges now (hang:watchdog-armed)");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
     }
 }
 
@@ -195,6 +225,28 @@ mod tests {
         assert_eq!(w.deadline(), None);
         assert!(out.is_empty());
         assert_eq!(w.status()["armed"], false);
+    }
+
+    #[test]
+    fn softdog_loaded_after_shutdown_began_is_not_armed() {
+        let mut w = WatchdogSub {
+            dog: None,
+            timeout: Duration::from_secs(60),
+            next_pet: None,
+            pets: 0,
+            helper: Some(41),
+            // Arming it would fail loudly (status error): the test would see it.
+            device: PathBuf::from("/nonexistent/watchdog"),
+            error: None,
+            stopping: false,
+        };
+        let mut out = Vec::new();
+        w.begin_shutdown(&mut out);
+        assert!(w.child_exited(41, ChildExit::Code(0), &mut out));
+        assert_eq!(w.status()["armed"], false);
+        assert_eq!(w.status()["error"], serde_json::Value::Null);
+        assert_eq!(w.deadline(), None);
+        assert!(out.is_empty());
     }
 
     #[test]
