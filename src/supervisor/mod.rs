@@ -10,6 +10,8 @@
 
 pub mod actions;
 pub mod backoff;
+#[cfg(test)]
+mod boot_order_tests;
 pub mod catalog;
 pub mod cgroup;
 mod conditions;
@@ -29,8 +31,6 @@ mod recovery;
 pub mod report;
 pub mod spawn;
 pub mod state;
-#[cfg(test)]
-mod boot_order_tests;
 #[cfg(test)]
 mod state_tests;
 pub mod subsystem;
