@@ -44,7 +44,7 @@ fn sup_with_unit(dir: &std::path::Path, unit: &str) -> Supervisor {
 fn units_are_spawned_before_subsystems_are_built() {
     let dir = std::env::temp_dir().join(format!("lifsea-boot-order-{}", std::process::id()));
     let mut sup = sup_with_unit(&dir, "exec = [\"/bin/sleep\", \"30\"]\nrestart = \"no\"\n");
-    let cat = catalog::load(&[dir.clone()]);
+    let cat = catalog::load(std::slice::from_ref(&dir));
     let before = children_of_this_thread();
     let seen: Rc<RefCell<Option<Vec<i32>>>> = Rc::default();
     let seen_in = Rc::clone(&seen);
