@@ -5,6 +5,8 @@
 //! - `lifsea-init mkinitramfs ...`: write an initramfs;
 //! - `lifsea-init node-prep`: a Kubernetes node's prerequisites (the `node-prep` unit);
 //! - `lifsea-init bootloader DIR`: the boot-counting bootloader's choice (the QEMU harness);
+//! - `lifsea-init probe-block NAME...`: read block devices' superblocks (the devices subsystem's
+//!   helper, so that a hung disk never hangs PID 1);
 //! - `modprobe ...` (argv[0] named modprobe, or `lifsea-init modprobe ...`): load kernel modules
 //!   (the kernel's `/proc/sys/kernel/modprobe`, and the devices subsystem's helpers);
 //! - anything else: the init itself (PID 1 of a machine, or `--container`).
@@ -26,6 +28,9 @@ fn main() {
             Some("node-prep") if std::process::id() != 1 => lifsea_init::node::main(&args[2..]),
             Some("bootloader") if std::process::id() != 1 => {
                 lifsea_init::os::bootloader::main(&args[2..])
+            }
+            Some(lifsea_init::devices::probe_jobs::SUBCOMMAND) if std::process::id() != 1 => {
+                lifsea_init::devices::probe_jobs::main(&args[2..])
             }
             Some("mkinitramfs") => lifsea_init::mkinitramfs::mkinitramfs_main(&args[2..]),
             // Not as PID 1: the kernel hands unknown command-line words to init as arguments.

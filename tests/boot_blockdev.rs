@@ -6,7 +6,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lifsea_init::boot::cmdline::RootSpec;
-use lifsea_init::devices::blockdev::{find_root, read_ext4, read_gpt, scan_once, BlockError};
+use lifsea_init::devices::blockdev::{find_root, read_gpt, scan_once, BlockError};
+use lifsea_init::devices::fsprobe::identify;
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("lifsea-bd-{tag}-{}", std::process::id()));
@@ -39,7 +40,8 @@ fn reads_label_and_uuid_written_by_mkfs_ext4() {
     let img = d.join("fs.img");
     ext4_image(&img, "mylabel", UUID);
     let bytes = std::fs::read(&img).unwrap();
-    let id = read_ext4(&bytes[..2048]).expect("ext4 superblock");
+    let id = identify(&bytes[..2048]).expect("ext4 superblock");
+    assert_eq!(id.fstype, "ext4");
     assert_eq!(id.label, "mylabel");
     assert_eq!(id.uuid, UUID);
     // And blkid, the tool we replace, agrees.

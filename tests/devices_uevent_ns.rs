@@ -131,6 +131,8 @@ fn devices_subsystem_reads_the_kernel_socket() {
             device_timeout: Duration::from_secs(5),
             rules_files: vec![],
             etc_dir: t.join("etc"),
+            probe_helper: None,
+            probe_timeout: Duration::from_secs(5),
         };
         let sock = UeventSocket::open_kernel().expect("open the uevent socket");
         let mut d = Devices::new(cfg, Some(sock));

@@ -281,3 +281,39 @@ exec = ["/bin/sh", "-c", "(sleep 5678.@P@9 &); echo done > @OUT@/done"]
     bystander.kill().unwrap();
     bystander.wait().unwrap();
 }
+
+/// Container mode has no devices subsystem, yet `device:` facts must not wait out their 90 s
+/// timeout: a path the container manager put in /dev reaches its fact at once, a missing one is
+/// shown as waited for.
+#[test]
+fn ns_container_device_facts_look_for_their_path() {
+    let mut ns = Ns::new("devfacts");
+    ns.unit(
+        "needs-null",
+        r#"type = "oneshot"
+requires = ["device:/dev/null"]
+exec = ["/bin/sh", "-c", "echo ok > @OUT@/null"]
+"#,
+    );
+    ns.unit(
+        "needs-absent",
+        r#"type = "oneshot"
+requires = ["device:/dev/lifsea-absent-@P@"]
+exec = ["/bin/sh", "-c", "echo started > @OUT@/absent"]
+"#,
+    );
+    ns.start();
+    assert!(
+        ns.wait_for(Duration::from_secs(10), || ns.read("null").trim() == "ok"),
+        "a unit requiring an existing /dev path did not start: {}",
+        ns.log()
+    );
+    let (code, out, err) = common::control::initctl_as(&ns.run, &["devices"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("lifsea-absent-{}", std::process::id())),
+        "initctl devices does not show the waited-for path: {out}"
+    );
+    assert!(ns.read("absent").is_empty(), "started without its device");
+    ns.stop(T);
+}

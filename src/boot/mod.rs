@@ -9,11 +9,13 @@
 //! Where each step lives: `stage0` (the initramfs, then exec), `cmdline` (the kernel command
 //! line), `ostree` (resolving and assembling the deployment
 //! through the `mount_ops` seam), `mounts` (the early-mounts table, cgroup root), `machine`
-//! (hostname, machine-id, sysctl), stage 2 in `crate::supervisor`, `shutdown` (stage 3), and
+//! (hostname, machine-id, sysctl), stage 2 in `crate::supervisor`, `shutdown` (stage 3, with
+//! `bounded` for its sync and unmounts), and
 //! `fatal` (a boot that cannot continue).
 
 use std::path::{Path, PathBuf};
 
+pub mod bounded;
 pub mod cmdline;
 mod fatal;
 pub mod machine;
@@ -26,7 +28,6 @@ pub mod stage0;
 pub use fatal::fatal;
 
 use crate::cli;
-use crate::control::ops::ShutdownKind;
 use crate::paths::{
     ADMIN_SYSCTL_DIR, ADMIN_UNIT_DIR, CGROUP_ROOT, LOG_DIR, MOUNTINFO, RUN_DIR, VENDOR_SYSCTL_DIR,
     VENDOR_UNIT_DIR,
@@ -88,7 +89,7 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
             .map(|f| f.to_string())
             .collect(),
     };
-    let subsystems = match &opts.net_config {
+    let mut subsystems = match &opts.net_config {
         Some(path) => match crate::net::boot::container(path, &cfg.run_dir) {
             Ok(net) => net,
             Err(e) => {
@@ -98,6 +99,11 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
         },
         None => Vec::new(),
     };
+    // The container manager owns /dev: `device:` facts only look for their paths.
+    subsystems.push(Box::new(crate::devices::facts::ContainerDeviceFacts::new(
+        Path::new("/dev"),
+        crate::devices::subsystem::DEVICE_TIMEOUT,
+    )));
     let finished = supervisor::run(cfg, timeline, move || subsystems);
     shutdown::finish_container(finished.cgroup_cleanup.as_ref());
     0
@@ -114,15 +120,15 @@ fn run_machine(opts: &cli::InitOptions) -> i32 {
     if stage0::in_initramfs(&argv0) {
         stage0::stage0(&mut timeline)
     }
-    let kind = stage1(&mut timeline);
-    shutdown::finish_machine(kind)
+    let finished = stage1(&mut timeline);
+    shutdown::finish_machine(finished.kind, finished.deadline)
 }
 
 /// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts and
 /// cgroups → hostname, machine-id, sysctl → supervise: units whose dependencies are met are
 /// spawned first, then the subsystems that run beside them start (`machine_subsystems`). Each
 /// step logs and degrades on failure; only an unusable root (bad `ostree=`) is fatal.
-fn stage1(timeline: &mut Timeline) -> ShutdownKind {
+fn stage1(timeline: &mut Timeline) -> supervisor::Finished {
     use SubjectKind::{Fact, Stage};
     use TimelineEvent::{Ready, Start};
     restore_stage0_stamps(timeline);
@@ -219,7 +225,7 @@ fn machine_identity() {
 fn supervise(
     timeline: Timeline,
     subsystems: impl FnOnce() -> Vec<Box<dyn supervisor::Subsystem>>,
-) -> ShutdownKind {
+) -> supervisor::Finished {
     let cfg = supervisor::Config {
         unit_dirs: vec![
             PathBuf::from(VENDOR_UNIT_DIR),
@@ -233,7 +239,7 @@ fn supervise(
         etc_dir: PathBuf::from("/etc"),
         facts_reached: ["mounts"].into_iter().map(str::to_string).collect(),
     };
-    supervisor::run(cfg, timeline, subsystems).kind
+    supervisor::run(cfg, timeline, subsystems)
 }
 
 /// Stamps a stage in the timeline and prints it on the console with the guest uptime, so a

@@ -432,6 +432,13 @@ pub fn status_text(s: &UnitStatus) -> String {
     if let Some(why) = &s.skipped {
         rows.insert(5, ("skipped", why.clone()));
     }
+    if s.log_lines_dropped > 0 {
+        let n = s.log_lines_dropped;
+        rows.push((
+            "log",
+            format!("{n} lines not written to disk (kept in memory)"),
+        ));
+    }
     let mut out = format!("{} - {}\n", s.name, s.description);
     for (k, v) in rows {
         out.push_str(&format!("{k:>10}: {v}\n"));

@@ -33,6 +33,10 @@ pub struct UnitStatus {
     pub cgroup: Option<String>,
     pub memory_bytes: Option<u64>,
     pub cpu_usec: Option<u64>,
+    /// Output lines that could not be written to the unit's log file (a full /var); they stayed
+    /// in memory.
+    #[serde(default)]
+    pub log_lines_dropped: u64,
     pub requires: Vec<String>,
     pub wants: Vec<String>,
     pub after: Vec<String>,

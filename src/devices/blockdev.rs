@@ -1,5 +1,5 @@
-//! Finding the root device without blkid or udev: pure readers for the ext4 superblock (label,
-//! UUID) and the GPT (partition unique GUIDs and names), and `find_root`, which scans
+//! Finding the root device without blkid or udev: a pure reader for the GPT (partition unique
+//! GUIDs and names; filesystem superblocks are `fsprobe`'s), and `find_root`, which scans
 //! /sys/class/block until the `root=` device appears or the deadline passes.
 
 use std::fmt;
@@ -8,9 +8,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// ext4's superblock sits 1024 bytes into the device.
-pub const EXT_SUPERBLOCK_OFFSET: usize = 1024;
-const EXT_MAGIC: u16 = 0xEF53;
+pub use super::fsprobe::FsIdent;
 
 /// The `root=` argument, in the forms the kernel and initramfs tools accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,14 +86,6 @@ pub enum BlockError {
     },
 }
 
-/// What a filesystem superblock says about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FsIdent {
-    /// Lowercase 8-4-4-4-12 form.
-    pub uuid: String,
-    pub label: String,
-}
-
 /// One GPT partition entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GptPartition {
@@ -150,22 +140,6 @@ pub fn guid_string(b: &[u8; 16]) -> String {
     s[6..8].copy_from_slice(&[b[7], b[6]]);
     s[8..16].copy_from_slice(&b[8..16]);
     uuid_string(&s)
-}
-
-/// Reads an ext2/3/4 superblock from the first 2048 bytes of a device.
-pub fn read_ext4(dev_start: &[u8]) -> Option<FsIdent> {
-    let sb = dev_start.get(EXT_SUPERBLOCK_OFFSET..EXT_SUPERBLOCK_OFFSET + 1024)?;
-    if le16(sb, 0x38) != EXT_MAGIC {
-        return None;
-    }
-    let mut uuid = [0u8; 16];
-    uuid.copy_from_slice(&sb[0x68..0x78]);
-    let raw = &sb[0x78..0x88];
-    let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
-    Some(FsIdent {
-        uuid: uuid_string(&uuid),
-        label: String::from_utf8_lossy(&raw[..end]).into_owned(),
-    })
 }
 
 /// Parses a GPT header sector (LBA 1).
@@ -228,11 +202,15 @@ pub fn read_gpt(dev: &Path) -> Option<Vec<GptPartition>> {
     None
 }
 
-fn read_fs_ident(dev: &Path) -> Option<FsIdent> {
-    let mut f = File::open(dev).ok()?;
-    let mut buf = vec![0u8; 2048];
-    f.read_exact(&mut buf).ok()?;
-    read_ext4(&buf)
+/// The filesystem on `dev`, from its first `fsprobe::PROBE_LEN` bytes (fewer on a small device).
+pub fn read_fs_ident(dev: &Path) -> Option<FsIdent> {
+    let mut buf = Vec::with_capacity(super::fsprobe::PROBE_LEN);
+    File::open(dev)
+        .ok()?
+        .take(super::fsprobe::PROBE_LEN as u64)
+        .read_to_end(&mut buf)
+        .ok()?;
+    super::fsprobe::identify(&buf)
 }
 
 /// Block device names under `sys_block`, sorted (whole disks and partitions alike).
@@ -273,7 +251,8 @@ pub fn scan_once(spec: &RootSpec, dev_dir: &Path, sys_block: &Path) -> Option<Pa
                 };
                 let hit = match spec {
                     RootSpec::Label(l) => &id.label == l,
-                    RootSpec::Uuid(u) => &id.uuid == u,
+                    // FAT serials are upper case, `root=UUID=` is kept lower case.
+                    RootSpec::Uuid(u) => id.uuid.eq_ignore_ascii_case(u),
                     _ => false,
                 };
                 if hit {
@@ -303,26 +282,74 @@ pub fn scan_once(spec: &RootSpec, dev_dir: &Path, sys_block: &Path) -> Option<Pa
     None
 }
 
+/// How often `find_root` says again what it is still waiting for.
+pub const ROOT_WAIT_NOTE_EVERY: Duration = Duration::from_secs(5);
+
 /// Waits until the device for `spec` appears, re-scanning every 50 ms until `timeout`;
-/// `between_scans` runs before each re-scan (stage 0 loads newly matching modules there).
+/// `between_scans` runs before each re-scan (stage 0 loads newly matching modules there). A wait
+/// is logged when it begins and every `ROOT_WAIT_NOTE_EVERY` until it ends, with the block
+/// devices present, so a console shows what the boot is stuck on.
 pub fn find_root(
     spec: &RootSpec,
     dev_dir: &Path,
     sys_block: &Path,
     timeout: Duration,
+    between_scans: impl FnMut(),
+) -> Result<PathBuf, BlockError> {
+    find_root_noting(
+        spec,
+        dev_dir,
+        sys_block,
+        timeout,
+        ROOT_WAIT_NOTE_EVERY,
+        between_scans,
+    )
+}
+
+/// `find_root` with the interval between log lines as a parameter (tests shorten it).
+pub fn find_root_noting(
+    spec: &RootSpec,
+    dev_dir: &Path,
+    sys_block: &Path,
+    timeout: Duration,
+    note_every: Duration,
     mut between_scans: impl FnMut(),
 ) -> Result<PathBuf, BlockError> {
     let start = Instant::now();
+    let mut next_note = start;
     loop {
         if let Some(p) = scan_once(spec, dev_dir, sys_block) {
+            if next_note > start {
+                log::info!(
+                    "root device {spec} is {} (after {} ms)",
+                    p.display(),
+                    start.elapsed().as_millis()
+                );
+            }
             return Ok(p);
         }
-        if start.elapsed() >= timeout {
+        let waited = start.elapsed();
+        if waited >= timeout {
             return Err(BlockError::NotFound {
                 spec: spec.to_string(),
                 waited: timeout,
                 available: list_block_devices(sys_block),
             });
+        }
+        let now = Instant::now();
+        if now >= next_note {
+            let seen = list_block_devices(sys_block);
+            let seen = if seen.is_empty() {
+                "none".to_string()
+            } else {
+                seen.join(", ")
+            };
+            log::info!(
+                "waiting for root device {spec}: {:.1}s of {}s so far; block devices: {seen}",
+                waited.as_secs_f64(),
+                timeout.as_secs()
+            );
+            next_note = now.checked_add(note_every).unwrap_or(now);
         }
         std::thread::sleep(Duration::from_millis(50));
         between_scans();
@@ -345,8 +372,8 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        assert_eq!(read_ext4(&[0u8; 2048]), None);
-        assert_eq!(read_ext4(&[0u8; 100]), None);
+        assert_eq!(super::super::fsprobe::identify(&[0u8; 2048]), None);
+        assert_eq!(super::super::fsprobe::identify(&[0u8; 100]), None);
         assert_eq!(parse_gpt_header(&[0u8; 512]), None);
         let mut h = vec![0u8; 512];
         h[0..8].copy_from_slice(b"EFI PART");

@@ -21,8 +21,11 @@ pub fn loaded_modules(proc_modules: &Path) -> BTreeSet<String> {
     parse_proc_modules(&std::fs::read_to_string(proc_modules).unwrap_or_default())
 }
 
-/// Loads one module file; EEXIST (already loaded, or a race) counts as success.
+/// Loads one module file; EEXIST (already loaded, or a race) counts as success. The attempt is
+/// logged first: a driver whose init hangs never returns from finit_module(2), and the last line
+/// in the kernel log then names it.
 pub fn load_file(path: &Path) -> Result<(), KmodError> {
+    log::info!("loading module {}", path.display());
     match crate::sys::module::finit_module(path) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),

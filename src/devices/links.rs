@@ -8,11 +8,9 @@
 //! remove under a /dev root passed as a parameter (tests use a temporary directory).
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::devices::blockdev::{read_ext4, read_gpt, FsIdent, GptPartition};
+use crate::devices::blockdev::{read_fs_ident, read_gpt, FsIdent, GptPartition};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -129,13 +127,7 @@ pub fn probe(devname: &str, sys_class_block: &Path, dev_root: &Path) -> BlockInf
         }),
         None => Some(devname.to_string()),
     };
-    let fs = {
-        let mut buf = vec![0u8; 2048];
-        File::open(dev_root.join(devname))
-            .and_then(|mut f| f.read_exact(&mut buf))
-            .ok()
-            .and_then(|()| read_ext4(&buf))
-    };
+    let fs = read_fs_ident(&dev_root.join(devname));
     let part = match (partition, &disk) {
         (Some(n), Some(d)) => {
             read_gpt(&dev_root.join(d)).and_then(|parts| parts.into_iter().find(|p| p.number == n))

@@ -36,7 +36,7 @@ const UUID: [u8; 16] = [
 fn names_from_superblock_gpt_and_serial() {
     let info = BlockInfo {
         devname: "vdb1".into(),
-        fs: read_ext4(&ext4_fixture(UUID, "data disk")),
+        fs: crate::devices::fsprobe::read_ext(&ext4_fixture(UUID, "data disk")),
         part: Some(GptPartition {
             number: 1,
             partuuid: "0a0b0c0d-0e0f-1011-1213-141516171819".into(),
@@ -121,6 +121,34 @@ fn probe_reads_sysfs_gpt_and_superblock() {
             "disk/by-id/virtio-vol-42".to_string(),
             "../../vdb".to_string()
         )]
+    );
+}
+
+/// A FAT16 partition as `mkfs.vfat -n "BOOT DISK" -i 0badcafe` left it: blkid's upper-case
+/// serial as the by-uuid name, the label's space escaped as udev does.
+#[test]
+fn probe_names_a_fat_partition_like_udev() {
+    let t = tree("fat");
+    let (sys, dev) = (t.0.join("sys"), t.0.join("dev"));
+    std::fs::create_dir_all(sys.join("vdc1")).unwrap();
+    std::fs::create_dir_all(&dev).unwrap();
+    let mut head = include_bytes!("fixtures/fat16.sb").to_vec();
+    head.resize(8192, 0);
+    std::fs::write(dev.join("vdc1"), head).unwrap();
+    let info = probe("vdc1", &sys, &dev);
+    assert_eq!(info.fs.as_ref().map(|f| f.fstype), Some("vfat"));
+    assert_eq!(
+        link_names(&info),
+        vec![
+            (
+                "disk/by-uuid/0BAD-CAFE".to_string(),
+                "../../vdc1".to_string()
+            ),
+            (
+                "disk/by-label/BOOT\\x20DISK".to_string(),
+                "../../vdc1".to_string()
+            ),
+        ]
     );
 }
 

@@ -166,6 +166,8 @@ impl Loader {
             }
             let path = self.module_dir.join(&step.path);
             let started = Instant::now();
+            // Before the call: a driver that hangs in its init leaves this as the last clue.
+            log::info!("loading module {} for {request}", path.display());
             let r = match crate::sys::module::finit_module_with(&path, &step.params) {
                 Ok(()) => Ok(()),
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),

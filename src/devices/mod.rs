@@ -8,6 +8,8 @@
 
 pub mod blockdev;
 pub mod coldplug;
+pub mod facts;
+pub mod fsprobe;
 pub mod index;
 pub mod kmod;
 pub mod links;
@@ -16,6 +18,7 @@ pub mod modalias;
 pub mod modprobe;
 pub mod modprobe_d;
 pub mod power;
+pub mod probe_jobs;
 pub mod rules;
 pub mod subsystem;
 pub mod uevent;

@@ -20,9 +20,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::links::{self, LinkTable};
+use super::facts::DeviceFacts;
+use super::links::{self, BlockInfo, LinkTable};
 use super::loader::{parse_records, RECORD_FILE};
 use super::power::{self, PowerButtons};
+use super::probe_jobs::ProbeJobs;
 use super::rules::{self, Rule};
 use super::uevent::{self, Action, Uevent, UeventError, MAX_UEVENT_LEN};
 use crate::control::ops::ShutdownKind;
@@ -47,6 +49,11 @@ pub struct DevicesConfig {
     pub rules_files: Vec<PathBuf>,
     /// Where passwd and group are read for the rules.
     pub etc_dir: PathBuf,
+    /// The binary run to read superblocks (`/proc/self/exe probe-block`); `None` reads them in
+    /// this process (tests).
+    pub probe_helper: Option<PathBuf>,
+    /// How long a superblock probe helper may take before it is abandoned.
+    pub probe_timeout: Duration,
 }
 
 impl DevicesConfig {
@@ -64,9 +71,15 @@ impl DevicesConfig {
                 PathBuf::from(rules::ADMIN_RULES),
             ],
             etc_dir: PathBuf::from("/etc"),
+            probe_helper: Some(PathBuf::from("/proc/self/exe")),
+            probe_timeout: PROBE_TIMEOUT,
         }
     }
 }
+
+/// How long reading one batch of superblocks may take: a healthy disk answers in milliseconds,
+/// even under TCG.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long units wait for a `device:` fact by default (systemd's device timeout).
 pub const DEVICE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -102,8 +115,14 @@ pub struct Devices {
     counters: Counters,
     /// Last few dropped messages' reasons, for `initctl devices`.
     last_errors: Vec<String>,
-    /// `device:` facts units wait for, with the time they fail at.
-    wanted: BTreeMap<String, Instant>,
+    /// `device:` facts units wait for.
+    facts: DeviceFacts,
+    /// Superblock readers under way (none without a helper: then PID 1 reads, as in tests).
+    probes: Option<ProbeJobs>,
+    /// Devices to probe, gathered over one pass.
+    to_probe: Vec<String>,
+    /// The probe whose answer completes coldplug (the `devices` fact waits for it).
+    settle_probe: Option<i32>,
 }
 
 const MAX_ERRORS_KEPT: usize = 8;
@@ -117,6 +136,17 @@ impl Devices {
         }
         Devices {
             links: LinkTable::new(&cfg.dev_root),
+            facts: DeviceFacts::new(&cfg.dev_root, cfg.device_timeout),
+            probes: cfg.probe_helper.as_ref().map(|h| {
+                ProbeJobs::new(
+                    h,
+                    &cfg.sys_root.join("class/block"),
+                    &cfg.dev_root,
+                    cfg.probe_timeout,
+                )
+            }),
+            to_probe: Vec::new(),
+            settle_probe: None,
             cfg,
             socket,
             rules,
@@ -127,7 +157,6 @@ impl Devices {
             shutting_down: false,
             counters: Counters::default(),
             last_errors: Vec::new(),
-            wanted: BTreeMap::new(),
         }
     }
 
@@ -163,6 +192,7 @@ impl Devices {
             log::warn!("devices: {e}");
         }
         self.scan_block_devices();
+        self.flush_probes();
         self.scan_power_buttons();
         let mut args = vec!["--coldplug".to_string()];
         if self.cfg.coldplug_all {
@@ -185,12 +215,61 @@ impl Devices {
         // Drivers loaded by coldplug made new disks and input devices: their uevents come too,
         // but a scan now does not depend on that.
         self.scan_block_devices();
+        self.settle_probe = self.flush_probes();
         self.scan_power_buttons();
-        out.push(stamp("coldplug", TimelineEvent::Ready));
-        out.push(Notice::FactReached("devices".into()));
+        if self.settle_probe.is_none() {
+            self.reach_settled(out);
+        }
         if !self.queued.is_empty() {
             let q = std::mem::take(&mut self.queued);
             self.load_for(q);
+        }
+    }
+
+    /// Coldplug's drivers are loaded and the disks present then have their links.
+    fn reach_settled(&mut self, out: &mut Vec<Notice>) {
+        self.settle_probe = None;
+        out.push(stamp("coldplug", TimelineEvent::Ready));
+        out.push(Notice::FactReached("devices".into()));
+    }
+
+    /// Probes the devices gathered this pass in one helper; returns its pid. Without a helper
+    /// (tests) PID 1 reads them itself.
+    fn flush_probes(&mut self) -> Option<i32> {
+        if self.to_probe.is_empty() {
+            return None;
+        }
+        let devs = std::mem::take(&mut self.to_probe);
+        let class = self.cfg.sys_root.join("class/block");
+        let Some(jobs) = self.probes.as_mut() else {
+            for d in devs {
+                let info = links::probe(&d, &class, &self.cfg.dev_root);
+                self.apply_probe(&info);
+            }
+            return None;
+        };
+        match jobs.start(&devs, Instant::now()) {
+            Ok(pids) => pids.last().copied(),
+            Err(e) => {
+                log::warn!(
+                    "devices: cannot start the probe helper ({e}): no /dev/disk links for {}",
+                    devs.join(" ")
+                );
+                None
+            }
+        }
+    }
+
+    /// Makes the links for what a probe found.
+    fn apply_probe(&mut self, info: &BlockInfo) {
+        let devname = &info.devname;
+        let names = links::link_names(info);
+        let (created, errors) = self.links.set(devname, names);
+        for e in errors {
+            log::warn!("devices: {e}");
+        }
+        for l in created {
+            log::debug!("devices: link /dev/{l} -> {devname}");
         }
     }
 
@@ -235,45 +314,11 @@ impl Devices {
         }
     }
 
+    /// Queues `devname` for the pass's probe (`flush_probes`).
     fn update_links(&mut self, devname: &str) {
-        let class = self.cfg.sys_root.join("class/block");
-        let info = links::probe(devname, &class, &self.cfg.dev_root);
-        let names = links::link_names(&info);
-        let (created, errors) = self.links.set(devname, names);
-        for e in errors {
-            log::warn!("devices: {e}");
+        if !self.to_probe.iter().any(|d| d == devname) {
+            self.to_probe.push(devname.to_string());
         }
-        for l in created {
-            log::debug!("devices: link /dev/{l} -> {devname}");
-        }
-    }
-
-    /// Reaches the wanted device facts whose path exists now, fails those past their deadline.
-    fn check_wanted(&mut self, now: Instant, out: &mut Vec<Notice>) {
-        if self.wanted.is_empty() {
-            return;
-        }
-        let dev_root = &self.cfg.dev_root;
-        let timeout = self.cfg.device_timeout;
-        self.wanted.retain(|fact, deadline| {
-            let rel = fact.strip_prefix("device:/dev/").unwrap_or("");
-            // Exists and resolves: a link to a node that is gone does not count.
-            if dev_root.join(rel).exists() {
-                out.push(Notice::FactReached(fact.clone()));
-                false
-            } else if now >= *deadline {
-                out.push(Notice::FactFailed {
-                    fact: fact.clone(),
-                    reason: format!(
-                        "/dev/{rel} did not appear within {} s",
-                        timeout.as_secs_f32()
-                    ),
-                });
-                false
-            } else {
-                true
-            }
-        });
     }
 
     fn scan_power_buttons(&mut self) {
@@ -305,13 +350,19 @@ impl Devices {
 
     /// Handles one raw uevent datagram (from the socket, or a test).
     pub fn handle_message(&mut self, buf: &[u8], out: &mut Vec<Notice>) {
+        self.handle_one(buf, out);
+        self.flush_probes();
+    }
+
+    /// One message; block devices it names are probed at the end of the batch.
+    fn handle_one(&mut self, buf: &[u8], out: &mut Vec<Notice>) {
         match uevent::parse(buf) {
             Ok(ev) => {
                 self.counters.uevents += 1;
                 let mut modaliases = Vec::new();
                 self.handle(&ev, &mut modaliases);
                 self.request_drivers(modaliases);
-                self.check_wanted(Instant::now(), out);
+                self.facts.check(Instant::now(), out);
             }
             Err(e) => self.drop_message(&e),
         }
@@ -361,6 +412,10 @@ impl Devices {
             }
             Action::Remove => {
                 if block {
+                    self.to_probe.retain(|d| d != devname);
+                    if let Some(p) = self.probes.as_mut() {
+                        p.invalidate(devname);
+                    }
                     let (removed, errors) = self.links.remove(devname);
                     for e in errors {
                         log::warn!("devices: {e}");
@@ -385,25 +440,66 @@ impl Devices {
             match sock.receive(&mut buf) {
                 Ok(Received::Message(n)) => {
                     let msg = buf[..n].to_vec();
-                    self.handle_message(&msg, out);
+                    self.handle_one(&msg, out);
                 }
                 Ok(Received::Foreign(pid)) => {
                     self.counters.foreign += 1;
                     log::debug!("devices: dropped uevent from port {pid} (not the kernel)");
                 }
-                Ok(Received::Empty) => return,
+                Ok(Received::Empty) => break,
                 Err(e) => {
                     // ENOBUFS: the kernel dropped messages for us; nothing to do but go on.
                     log::warn!("devices: uevent socket: {e}");
-                    return;
+                    break;
                 }
             }
+        }
+        self.flush_probes();
+    }
+
+    /// A probe helper's answer: links for what it found, and the `devices` fact when it was
+    /// coldplug's last.
+    fn probe_finished(&mut self, pid: i32, answers: Vec<BlockInfo>, out: &mut Vec<Notice>) {
+        for info in &answers {
+            self.apply_probe(info);
+        }
+        if self.settle_probe == Some(pid) {
+            self.reach_settled(out);
+        }
+        self.facts.check(Instant::now(), out);
+    }
+
+    /// Gives up on probes past their bound: a disk that does not answer gets no links, and
+    /// coldplug does not wait for it.
+    fn abandon_overdue(&mut self, now: Instant, out: &mut Vec<Notice>) {
+        let Some(jobs) = self.probes.as_mut() else {
+            return;
+        };
+        if !jobs.next_deadline().is_some_and(|d| now >= d) {
+            return;
+        }
+        let settle = self.settle_probe;
+        let mut settled = false;
+        for (pid, missing, answers) in jobs.overdue(now) {
+            log::warn!(
+                "devices: reading the superblock of {} took over {} s (a hung disk?): abandoned, \
+                 no /dev/disk links for it",
+                missing.join(" "),
+                self.cfg.probe_timeout.as_secs()
+            );
+            for info in &answers {
+                self.apply_probe(info);
+            }
+            settled |= settle == Some(pid);
+        }
+        if settled {
+            self.reach_settled(out);
         }
     }
 
     /// Whether the `devices` fact has been reached.
     pub fn settled(&self) -> bool {
-        matches!(self.coldplug, Coldplug::Done { .. })
+        matches!(self.coldplug, Coldplug::Done { .. }) && self.settle_probe.is_none()
     }
 
     /// Links made so far, by device.
@@ -461,6 +557,9 @@ impl Subsystem for Devices {
                 .into_iter()
                 .map(|fd| (fd, PollFlags::POLLIN)),
         );
+        if let Some(p) = &self.probes {
+            v.extend(p.fds().into_iter().map(|fd| (fd, PollFlags::POLLIN)));
+        }
         v
     }
 
@@ -469,12 +568,18 @@ impl Subsystem for Devices {
         if self.coldplug == Coldplug::NotStarted {
             return Some(Instant::now());
         }
-        self.wanted.values().min().copied()
+        let probe = self.probes.as_ref().and_then(ProbeJobs::next_deadline);
+        [self.facts.next_deadline(), probe]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn on_ready(&mut self, fd: RawFd, _revents: PollFlags, _now: Instant, out: &mut Vec<Notice>) {
         if self.socket.as_ref().is_some_and(|s| s.raw_fd() == fd) {
             self.read_socket(out);
+        } else if self.probes.as_mut().is_some_and(|p| p.read_ready(fd)) {
+            // Answers are taken when the helper is reaped.
         } else if self.buttons.read(fd) {
             if self.shutting_down {
                 log::info!("devices: power button pressed again; shutdown already under way");
@@ -490,19 +595,23 @@ impl Subsystem for Devices {
         if self.coldplug == Coldplug::NotStarted {
             self.start(out);
         }
-        self.check_wanted(now, out);
+        self.abandon_overdue(now, out);
+        self.facts.check(now, out);
     }
 
     fn facts_wanted(&mut self, facts: &[String], now: Instant, out: &mut Vec<Notice>) {
-        for f in facts {
-            if crate::units::values::is_device_fact(f) && !self.wanted.contains_key(f) {
-                self.wanted.insert(f.clone(), now + self.cfg.device_timeout);
-            }
-        }
-        self.check_wanted(now, out);
+        self.facts.want(facts, now);
+        self.facts.check(now, out);
     }
 
     fn child_exited(&mut self, pid: i32, status: ChildExit, out: &mut Vec<Notice>) -> bool {
+        if let Some(answers) = self.probes.as_mut().and_then(|p| p.finished(pid)) {
+            if status != ChildExit::Code(0) {
+                log::warn!("devices: probe helper ended with {status:?}");
+            }
+            self.probe_finished(pid, answers, out);
+            return true;
+        }
         if let Coldplug::Running { pid: p, since } = self.coldplug {
             if p == pid {
                 if status != ChildExit::Code(0) {
@@ -561,8 +670,9 @@ impl Subsystem for Devices {
                 "last_errors": self.last_errors,
             },
             "helpers": { "started": self.counters.helpers, "running": self.helpers.len() },
+            "probes_running": self.probes.as_ref().map_or(0, ProbeJobs::running),
             "rules": self.rules.len(),
-            "waiting_for": self.wanted.keys().collect::<Vec<_>>(),
+            "waiting_for": self.facts.waiting_for(),
         })
     }
 }

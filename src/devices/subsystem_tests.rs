@@ -42,6 +42,8 @@ fn config(t: &Path, helper: Option<PathBuf>) -> DevicesConfig {
         device_timeout: Duration::from_secs(5),
         rules_files: vec![t.join("etc/devices.rules")],
         etc_dir: t.join("etc"),
+        probe_helper: None,
+        probe_timeout: Duration::from_secs(5),
     }
 }
 

@@ -2,7 +2,7 @@
 //! a unit (its main process, or its whole group).
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -29,6 +29,10 @@ impl Supervisor {
             return;
         };
         let cgroup_dir = self.prepare_cgroup(&unit);
+        let shared = unit.kill_mode == KillMode::Main && self.ensure_shared_output(name);
+        if !shared {
+            self.io.shared_output.remove(name);
+        }
         let rel = self.cgroup_rel(&unit);
         let req = SpawnRequest {
             unit: &unit,
@@ -41,12 +45,19 @@ impl Supervisor {
                 .is_some_and(|cg| !cg.was_killed(&rel)),
             etc_dir: &self.env.cfg.etc_dir,
         };
-        match spawn::spawn(&req) {
-            Ok(s) => {
-                self.add_pipe(name, Stream::Stdout, s.stdout);
-                self.add_pipe(name, Stream::Stderr, s.stderr);
+        let spawned = match self.io.shared_output.get(name) {
+            Some((out, err)) => spawn::spawn_with_output(&req, out.as_fd(), err.as_fd())
+                .map(|s| (s.pid, s.ready_fd, None)),
+            None => spawn::spawn(&req).map(|s| (s.pid, s.ready_fd, Some((s.stdout, s.stderr)))),
+        };
+        match spawned {
+            Ok((pid, ready_fd, fresh_output)) => {
+                if let Some((stdout, stderr)) = fresh_output {
+                    self.add_pipe(name, Stream::Stdout, stdout);
+                    self.add_pipe(name, Stream::Stderr, stderr);
+                }
                 self.io.ready_fds.remove(name);
-                if let Some(fd) = s.ready_fd {
+                if let Some(fd) = ready_fd {
                     let _ = crate::sys::poll::set_nonblocking(fd.as_raw_fd());
                     self.io.ready_fds.insert(name.to_string(), File::from(fd));
                 }
@@ -58,7 +69,7 @@ impl Supervisor {
                 }
                 self.queue.push_back(Event::Spawned {
                     unit: name.to_string(),
-                    pid: s.pid.as_raw(),
+                    pid: pid.as_raw(),
                 });
             }
             Err(e) => {
@@ -67,6 +78,29 @@ impl Supervisor {
                     unit: name.to_string(),
                     message: e.to_string(),
                 });
+            }
+        }
+    }
+
+    /// Makes the unit's shared output pipes (once; their read ends drained like any output
+    /// pipe). False when they cannot be made: the unit then gets fresh pipes per instance.
+    fn ensure_shared_output(&mut self, name: &str) -> bool {
+        if self.io.shared_output.contains_key(name) {
+            return true;
+        }
+        let pipes = spawn::output_pipe().and_then(|o| spawn::output_pipe().map(|e| (o, e)));
+        match pipes {
+            Ok(((out_r, out_w), (err_r, err_w))) => {
+                self.add_pipe(name, Stream::Stdout, out_r);
+                self.add_pipe(name, Stream::Stderr, err_r);
+                self.io
+                    .shared_output
+                    .insert(name.to_string(), (out_w, err_w));
+                true
+            }
+            Err(e) => {
+                log::warn!("unit {name}: output pipes: {e}; one pair per instance instead");
+                false
             }
         }
     }

@@ -198,6 +198,8 @@ impl Supervisor {
             self.status_text.remove(&n);
             self.boot.spawned_at.remove(&n);
             self.logs.forget(&n);
+            // Our write ends close; the pipes end once no leftover holds them (EOF, then dropped).
+            self.io.shared_output.remove(&n);
         }
     }
 }

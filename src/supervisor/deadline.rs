@@ -1,8 +1,9 @@
 //! Shutdown in bounded time. Each unit's stop is bounded (stop-timeout, then SIGKILL, then 5 s),
 //! but units stop dependents first, so a chain of slow units adds up, and a process stuck where
 //! SIGKILL cannot reach it would hold every unit that depends on it. A global deadline bounds the
-//! whole: once it passes (or an operator sent SIGTERM/SIGINT `FORCE_AFTER_SIGNALS` times), the init
-//! logs what was still busy, SIGKILLs it and goes on to the end of the shutdown.
+//! whole: once it passes (or a SIGTERM/SIGINT arrives while the shutdown already runs: Ctrl-Alt-Del
+//! pressed twice), the init logs what was still busy, SIGKILLs it and goes on to the end of the
+//! shutdown (stage 3, which bounds its own sync and unmounts: `boot::shutdown`).
 
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,6 @@ pub const DEFAULT_SHUTDOWN_LIMIT: Duration = Duration::from_secs(90);
 /// Environment variable (on a machine: a kernel command-line word `LIFSEA_SHUTDOWN_TIMEOUT=30s`)
 /// that replaces the default.
 pub const SHUTDOWN_LIMIT_ENV: &str = "LIFSEA_SHUTDOWN_TIMEOUT";
-/// The shutdown signal that forces the end: the first asks, the third insists.
-pub const FORCE_AFTER_SIGNALS: u32 = 3;
 
 /// The shutdown limit from the environment, or the default (with a warning if the value is bad).
 pub fn shutdown_limit_from_env() -> Duration {
@@ -43,7 +42,7 @@ impl Supervisor {
     /// Logs every unit still up and SIGKILLs it, so the loop can end.
     pub(super) fn force_end_of_shutdown(&mut self) {
         let why = if self.shutdown.forced {
-            format!("shutdown forced by {FORCE_AFTER_SIGNALS} signals")
+            "shutdown forced by a second signal".to_string()
         } else {
             format!(
                 "shutdown deadline ({}) passed",

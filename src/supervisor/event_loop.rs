@@ -93,6 +93,7 @@ impl Supervisor {
                 next_probe: None,
                 watcher: FileWatcher::new().ok(),
                 watches: BTreeMap::new(),
+                shared_output: BTreeMap::new(),
             },
             boot: BootRecord {
                 timeline,
@@ -104,7 +105,6 @@ impl Supervisor {
                 kind: None,
                 limit: super::deadline::DEFAULT_SHUTDOWN_LIMIT,
                 deadline: None,
-                signals: 0,
                 forced: false,
             },
             next_condition_check: None,
@@ -358,9 +358,9 @@ impl Supervisor {
                 return;
             }
             Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
-                self.shutdown.signals = self.shutdown.signals.saturating_add(1);
-                if self.shutdown.signals >= super::deadline::FORCE_AFTER_SIGNALS {
-                    log::warn!("signal {signo} again: forcing the end of the shutdown");
+                // The first one asks; one more while the shutdown runs insists (src/supervisor/deadline.rs).
+                if self.shutdown.kind.is_some() {
+                    log::warn!("signal {signo} during the shutdown: forcing its end");
                     self.shutdown.forced = true;
                 }
                 ShutdownKind::Reboot
@@ -638,6 +638,8 @@ pub(super) fn run_loop(sup: &mut Supervisor, io: &mut LoopIo) -> ShutdownKind {
         if super::recovery::guarded("a loop iteration", || sup.iterate(io)).is_none() {
             sup.needs_recovery = true;
         }
+        // Unit log lines of this pass reach the disk in one write per unit (src/unitlog).
+        super::recovery::guarded("flushing unit logs", || sup.logs.flush());
         if sup.core.shutting_down() {
             if let Some(kind) = sup.shutdown.kind {
                 if sup.core.all_down() {
@@ -645,7 +647,8 @@ pub(super) fn run_loop(sup: &mut Supervisor, io: &mut LoopIo) -> ShutdownKind {
                 }
                 if sup.shutdown_overdue(Instant::now()) {
                     super::recovery::guarded("forcing the end of the shutdown", || {
-                        sup.force_end_of_shutdown()
+                        sup.force_end_of_shutdown();
+                        sup.logs.flush();
                     });
                     return kind;
                 }

@@ -156,6 +156,9 @@ pub struct Finished {
     pub kind: ShutdownKind,
     /// Container mode: the cgroups it created, to remove once everything is dead.
     pub cgroup_cleanup: Option<CgroupCleanup>,
+    /// When the whole shutdown should be over (`LIFSEA_SHUTDOWN_TIMEOUT` after it began): stage 3
+    /// bounds its sync and unmounts by what is left of it.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Runs units until a shutdown is requested and carried out (units stopped in reverse dependency
@@ -182,6 +185,7 @@ pub fn run(
             return Finished {
                 kind: ShutdownKind::Reboot,
                 cgroup_cleanup: None,
+                deadline: None,
             };
         }
     };
@@ -245,5 +249,6 @@ pub fn run(
     Finished {
         kind,
         cgroup_cleanup: sup.env.cgroup_cleanup.take(),
+        deadline: sup.shutdown.deadline,
     }
 }

@@ -82,6 +82,7 @@ impl Supervisor {
             cgroup: cgroup.map(|p| p.display().to_string()),
             memory_bytes: stats.as_ref().and_then(|s| s.memory_current),
             cpu_usec: stats.as_ref().and_then(|s| s.cpu_usage_usec),
+            log_lines_dropped: self.logs.dropped(name),
             requires: e.spec.requires.clone(),
             wants: e.spec.wants.clone(),
             after: e.spec.after.clone(),

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,9 @@ pub(crate) struct UnitIo {
     pub(crate) watcher: Option<FileWatcher>,
     /// Each unit's cgroup.events watch.
     pub(crate) watches: BTreeMap<String, WatchId>,
+    /// Write ends of the output pipes of `kill = "main"` units, kept across instances (see
+    /// `spawn::spawn_with_output`); dropped when the unit is removed.
+    pub(crate) shared_output: BTreeMap<String, (OwnedFd, OwnedFd)>,
 }
 
 /// The record of this boot.
@@ -64,7 +68,6 @@ pub(crate) struct ShutdownState {
     /// How long a shutdown may take before what is left is killed (see `deadline`).
     pub(crate) limit: Duration,
     pub(crate) deadline: Option<Instant>,
-    /// Shutdown signals (SIGTERM, SIGINT) received; enough of them force the end.
-    pub(crate) signals: u32,
+    /// A SIGTERM/SIGINT came while the shutdown ran: end it now.
     pub(crate) forced: bool,
 }

@@ -79,7 +79,11 @@ pub fn write_boot_timeline(
     let tmp = run_dir.join(".boot-timeline.json.tmp");
     std::fs::write(&tmp, json)
         .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(|source| ReportError::Write { path, source })
+        .map_err(|source| {
+            // A full /run leaves a partial file behind: it would only hold on to the space.
+            let _ = std::fs::remove_file(&tmp);
+            ReportError::Write { path, source }
+        })
 }
 
 #[cfg(test)]

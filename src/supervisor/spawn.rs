@@ -10,7 +10,7 @@
 
 use std::ffi::CString;
 use std::fs::OpenOptions;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -77,6 +77,44 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 ///
 /// The returned pipe ends are blocking; an event loop sets O_NONBLOCK itself.
 pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| SpawnError::Prepare {
+        unit: req.unit.name.clone(),
+        message: format!("{what}: {e}"),
+    };
+    let (out_r, out_w) = pipe().map_err(|e| fail("stdout pipe", &e))?;
+    let (err_r, err_w) = pipe().map_err(|e| fail("stderr pipe", &e))?;
+    let started = spawn_with_output(req, out_w.as_fd(), err_w.as_fd())?;
+    Ok(Spawned {
+        pid: started.pid,
+        stdout: out_r,
+        stderr: err_r,
+        ready_fd: started.ready_fd,
+    })
+}
+
+/// A child started onto output descriptors the caller keeps.
+pub struct Started {
+    pub pid: Pid,
+    /// Read end of the s6-style readiness pipe when the unit's readiness is `{ fd = N }`.
+    pub ready_fd: Option<OwnedFd>,
+}
+
+/// A pipe for a unit's output whose write end the caller keeps (close-on-exec, above the
+/// standard descriptors), so that every instance of the unit can be given the same one.
+pub fn output_pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
+    pipe()
+}
+
+/// Like `spawn`, but the child's stdout and stderr are `stdout` and `stderr` (write ends the
+/// caller owns) instead of fresh pipes. A `kill = "main"` unit's leftovers outlive the instance
+/// that started them and keep writing: with one pipe per unit the init holds one pair per unit
+/// however often it restarts, and never closes a read end a leftover still writes to (which would
+/// kill it with SIGPIPE).
+pub fn spawn_with_output(
+    req: &SpawnRequest<'_>,
+    stdout: BorrowedFd<'_>,
+    stderr: BorrowedFd<'_>,
+) -> Result<Started, SpawnError> {
     let unit = &req.unit.name;
     let plan = prepare(req)?;
     let fail = |what: &str, e: &dyn std::fmt::Display| SpawnError::Prepare {
@@ -87,8 +125,6 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
     let devnull: OwnedFd = std::fs::File::open("/dev/null")
         .map_err(|e| fail("open /dev/null", &e))?
         .into();
-    let (out_r, out_w) = pipe().map_err(|e| fail("stdout pipe", &e))?;
-    let (err_r, err_w) = pipe().map_err(|e| fail("stderr pipe", &e))?;
     let ready = match plan.ready_target {
         Some(_) => Some(pipe().map_err(|e| fail("readiness pipe", &e))?),
         None => None,
@@ -96,8 +132,8 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
     let (report_r, report_w) = pipe().map_err(|e| fail("report pipe", &e))?;
     let fds = ChildFds {
         stdin: devnull.as_raw_fd(),
-        stdout: out_w.as_raw_fd(),
-        stderr: err_w.as_raw_fd(),
+        stdout: stdout.as_raw_fd(),
+        stderr: stderr.as_raw_fd(),
         ready: ready.as_ref().map(|(_, w)| w.as_raw_fd()),
         report: report_w.as_raw_fd(),
         cgroup_procs: None,
@@ -149,17 +185,13 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
         }
     };
 
-    // The child holds its own copies now; ours must go so EOF on the report pipe means exec.
-    drop((devnull, out_w, err_w, report_w, cgroup_procs, cgroup_dir));
+    // The child holds its own copies now; ours must go so EOF on the report pipe means exec. (The
+    // output write ends are the caller's: only the report pipe's EOF matters here.)
+    drop((devnull, report_w, cgroup_procs, cgroup_dir));
     let ready_fd = ready.map(|(r, _w)| r);
 
     match read_report(&report_r, EXEC_TIMEOUT) {
-        Ok(None) => Ok(Spawned {
-            pid,
-            stdout: out_r,
-            stderr: err_r,
-            ready_fd,
-        }),
+        Ok(None) => Ok(Started { pid, ready_fd }),
         Ok(Some(report)) => {
             // Reap here: the event loop's reaper would see an exit for a pid it never learnt of.
             let _ = crate::sys::reap::reap(pid);

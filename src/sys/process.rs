@@ -23,7 +23,10 @@ pub enum Forked {
 /// preparing every value beforehand and calling only the functions of this module and `cred`.
 pub fn fork_process() -> Result<Forked, Errno> {
     // SAFETY: fork itself is sound; the obligation that the child stays async-signal-safe until
-    // exec is documented above and kept by the only caller (supervisor::spawn).
+    // exec is documented above and kept by supervisor::spawn. boot::bounded forks only from
+    // PID 1's stage 3, where the init has a single thread, so nothing is held in the child (in
+    // its tests the harness has threads; musl's fork takes its internal locks, malloc's among
+    // them, around the fork so the child may allocate).
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),

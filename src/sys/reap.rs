@@ -102,3 +102,15 @@ pub fn reap(pid: Pid) -> Result<WaitStatus, Errno> {
         }
     }
 }
+
+/// waitpid(pid, WNOHANG) for one child: true once it has ended and been reaped (or is not our
+/// child any more), false while it runs. Lets stage 3 wait for its sync child with a time limit.
+pub fn reaped_nohang(pid: Pid) -> bool {
+    loop {
+        match nix::sys::wait::waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return false,
+            Err(Errno::EINTR) => continue,
+            Ok(_) | Err(_) => return true,
+        }
+    }
+}
