@@ -124,6 +124,16 @@ fn bench_one_round_reports_every_field_for_the_fast_variants() {
     assert_eq!(row("lifsea-direct")["marker"], "containerd,lease");
     let pid1 = row("lifsea-direct")["pid1"].as_str().unwrap_or_default();
     assert!(pid1.starts_with("ostree-prepare"), "PID 1 was {pid1}");
+    // Issue 9's figure: lifsea-init's coldplug start to `devices`, read from its console line.
+    let devices = seconds(&stat(row("lifsea-direct"), "devices_s")["median"]);
+    assert!(
+        devices > 0.0 && devices < 240.0,
+        "lifsea-direct coldplug took {devices} s"
+    );
+    assert!(
+        stdout.contains("devices lifsea-direct (fast): coldplug start to devices reached"),
+        "no devices line on stdout:\n{stdout}"
+    );
 
     let ratios = report["ratios"].as_array().expect("ratios is a list");
     let a_d = ratios

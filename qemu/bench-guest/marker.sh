@@ -58,6 +58,29 @@ read -r comm </proc/1/comm
 read -r up _ </proc/uptime
 echo "BENCH-MARKER uptime=$up rss_kb=$rss pid1=$comm cond=$cond"
 
+# Issue 9's comparison, after the marker so it costs the measurement nothing: what systemd spends
+# on udev's coldplug in the booted system. The figures `systemd-analyze blame` prints (activating
+# to active, for a oneshot: its whole run) read straight from the units' timestamps, because blame
+# itself refuses to answer until boot is finished, which this unit holds back. One line per unit:
+#   BENCH-UDEV unit=NAME state=ACTIVESTATE start_us=T active_us=T
+# lifsea-init's counterpart is its own console line "devices: coldplug done in N ms".
+if [ "$comm" = systemd ]; then
+    for u in systemd-udevd.service systemd-udev-trigger.service systemd-udev-settle.service; do
+        st= t0= t1=
+        while IFS='=' read -r k v; do
+            case $k in
+                ActiveState) st=$v ;;
+                InactiveExitTimestampMonotonic) t0=$v ;;
+                ActiveEnterTimestampMonotonic) t1=$v ;;
+            esac
+        done <<EOF2
+$(systemctl show -p ActiveState -p InactiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic "$u")
+EOF2
+        echo "BENCH-UDEV unit=$u state=$st start_us=$t0 active_us=$t1"
+    done
+    echo "BENCH-UDEV-END"
+fi
+
 if [ $svg = 1 ] && command -v initctl >/dev/null 2>&1; then
     # The chart covers the whole boot only once boot is complete (every unit ready).
     i=0

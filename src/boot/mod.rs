@@ -104,7 +104,7 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
         Path::new("/dev"),
         crate::devices::subsystem::DEVICE_TIMEOUT,
     )));
-    let finished = supervisor::run(cfg, timeline, subsystems);
+    let finished = supervisor::run(cfg, timeline, move || subsystems);
     shutdown::finish_container(finished.cgroup_cleanup.as_ref());
     0
 }
@@ -125,10 +125,9 @@ fn run_machine(opts: &cli::InitOptions) -> i32 {
 }
 
 /// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts and
-/// cgroups → hostname, machine-id, sysctl → supervise, with the subsystems that run beside the
-/// units: devices (coldplug, hotplug, the power button; it reaches `devices` itself) and the
-/// network (links, DHCP; it reaches `network` and `network-online`). Each step logs and degrades
-/// on failure; only an unusable root (bad `ostree=`) is fatal.
+/// cgroups → hostname, machine-id, sysctl → supervise: units whose dependencies are met are
+/// spawned first, then the subsystems that run beside them start (`machine_subsystems`). Each
+/// step logs and degrades on failure; only an unusable root (bad `ostree=`) is fatal.
 fn stage1(timeline: &mut Timeline) -> supervisor::Finished {
     use SubjectKind::{Fact, Stage};
     use TimelineEvent::{Ready, Start};
@@ -141,12 +140,27 @@ fn stage1(timeline: &mut Timeline) -> supervisor::Finished {
     early_mounts(ostree_booted);
     milestone(timeline, Fact, "mounts", Ready);
     machine_identity();
-    // Coldplug runs beside the supervisor and reaches `devices` itself (devices::subsystem).
-    let devices = crate::devices::subsystem::Devices::machine(params.coldplug_all);
+    let coldplug_all = params.coldplug_all;
+    let bless = params.ostree.clone().filter(|_| ostree_booted);
+    milestone(timeline, Stage, "machine-setup", Ready);
+    timeline.mark(Stage, "supervise", Start);
+    // Built only once the boot dispatch has spawned containerd (supervisor::run): none of this
+    // is on its critical path, and it all runs beside it.
+    let subsystems = move || machine_subsystems(coldplug_all, bless.as_deref());
+    supervise(std::mem::take(timeline), subsystems)
+}
+
+/// The subsystems that run beside the units on a machine: devices (coldplug, hotplug, the power
+/// button; it reaches `devices` itself), the network (links, DHCP; `network`, `network-online`),
+/// boot counting (bless this boot's entry once healthy) and the watchdog when os.toml arms one.
+fn machine_subsystems(
+    coldplug_all: bool,
+    bless: Option<&str>,
+) -> Vec<Box<dyn supervisor::Subsystem>> {
+    let devices = crate::devices::subsystem::Devices::machine(coldplug_all);
     let mut subsystems = crate::net::boot::machine();
     subsystems.push(Box::new(devices));
-    // Boot counting: bless this boot's entry once healthy (crate::os).
-    if let Some(arg) = params.ostree.as_deref().filter(|_| ostree_booted) {
+    if let Some(arg) = bless {
         subsystems.push(Box::new(crate::os::bless::Blesser::machine(arg)));
     }
     if let Some(t) = crate::os::config::load(std::path::Path::new(crate::os::config::OS_CONFIG))
@@ -155,9 +169,7 @@ fn stage1(timeline: &mut Timeline) -> supervisor::Finished {
     {
         subsystems.push(Box::new(crate::os::watchdog::WatchdogSub::machine(t)));
     }
-    milestone(timeline, Stage, "machine-setup", Ready);
-    timeline.mark(Stage, "supervise", Start);
-    supervise(std::mem::take(timeline), subsystems)
+    subsystems
 }
 
 /// Mounts /proc (the command line and mountinfo live there; the rest of the table waits until
@@ -212,7 +224,7 @@ fn machine_identity() {
 /// Stage 2: the supervisor with the machine's directories and the facts reached so far.
 fn supervise(
     timeline: Timeline,
-    subsystems: Vec<Box<dyn supervisor::Subsystem>>,
+    subsystems: impl FnOnce() -> Vec<Box<dyn supervisor::Subsystem>>,
 ) -> supervisor::Finished {
     let cfg = supervisor::Config {
         unit_dirs: vec![

@@ -10,6 +10,8 @@
 
 pub mod actions;
 pub mod backoff;
+#[cfg(test)]
+mod boot_order_tests;
 pub mod catalog;
 pub mod cgroup;
 mod conditions;
@@ -126,6 +128,28 @@ fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String, Option<CgroupClea
     (Some(root), base, cleanup)
 }
 
+/// Installs the units and dispatches the boot, which spawns every unit whose dependencies are
+/// met, and only then builds the subsystems (their set-up is off the units' critical path).
+fn boot_units_then_subsystems(
+    sup: &mut Supervisor,
+    catalog: Option<catalog::Catalog>,
+    subsystems: impl FnOnce() -> Vec<Box<dyn Subsystem>>,
+) {
+    if let Some(catalog) = catalog {
+        if recovery::guarded("installing units", || sup.install(catalog)).is_none() {
+            sup.needs_recovery = true;
+        }
+    }
+    if recovery::guarded("the boot dispatch", || sup.dispatch(Event::Boot)).is_none() {
+        sup.needs_recovery = true;
+        if !sup.core.booted() {
+            // Lost before the core saw it: once more (a second panic on it is logged and dropped).
+            sup.queue.push_front(Event::Boot);
+        }
+    }
+    sup.subsystems = recovery::guarded("starting subsystems", subsystems).unwrap_or_default();
+}
+
 /// What the supervisor hands to stage 3 when every unit is down.
 #[derive(Debug)]
 pub struct Finished {
@@ -140,7 +164,16 @@ pub struct Finished {
 /// Runs units until a shutdown is requested and carried out (units stopped in reverse dependency
 /// order); returns what kind of shutdown was asked for and what stage 3 must clean up. Never panics out: a panic inside one loop
 /// iteration is caught, logged and the loop goes on.
-pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>) -> Finished {
+///
+/// `subsystems` is called only after the boot dispatch has spawned every unit whose
+/// dependencies are met: opening netlink sockets, dumping links and reading modprobe.d are
+/// nothing containerd needs, so they run after its spawn, not before (issue 11: the init's own
+/// critical path).
+pub fn run(
+    cfg: Config,
+    timeline: Timeline,
+    subsystems: impl FnOnce() -> Vec<Box<dyn Subsystem>>,
+) -> Finished {
     if let Err(e) = crate::sys::signal::block_handled() {
         log::error!("cannot block signals: {e}");
     }
@@ -202,21 +235,9 @@ pub fn run(cfg: Config, timeline: Timeline, subsystems: Vec<Box<dyn Subsystem>>)
     let dirs = cfg.unit_dirs.clone();
     let catalog = recovery::guarded("loading units", || catalog::load(&dirs));
     let mut sup = Supervisor::new(cfg, timeline, cgroups, base);
-    sup.subsystems = subsystems;
     sup.env.cgroup_cleanup = cgroup_cleanup;
     sup.shutdown.limit = deadline::shutdown_limit_from_env();
-    if let Some(catalog) = catalog {
-        if recovery::guarded("installing units", || sup.install(catalog)).is_none() {
-            sup.needs_recovery = true;
-        }
-    }
-    if recovery::guarded("the boot dispatch", || sup.dispatch(Event::Boot)).is_none() {
-        sup.needs_recovery = true;
-        if !sup.core.booted() {
-            // Lost before the core saw it: once more (a second panic on it is logged and dropped).
-            sup.queue.push_front(Event::Boot);
-        }
-    }
+    boot_units_then_subsystems(&mut sup, catalog, subsystems);
     let mut io = LoopIo {
         signals,
         notify,
