@@ -88,7 +88,7 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
             .map(|f| f.to_string())
             .collect(),
     };
-    let subsystems = match &opts.net_config {
+    let mut subsystems = match &opts.net_config {
         Some(path) => match crate::net::boot::container(path, &cfg.run_dir) {
             Ok(net) => net,
             Err(e) => {
@@ -98,6 +98,10 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
         },
         None => Vec::new(),
     };
+    // Ops sessions only when the environment names a containerd (tests/ns_ops.rs).
+    if let Some(o) = crate::node::ops::Ops::from_env(opts.log_dir.clone()) {
+        subsystems.push(Box::new(o));
+    }
     let finished = supervisor::run(cfg, timeline, subsystems);
     shutdown::finish_container(finished.cgroup_cleanup.as_ref());
     0
@@ -149,6 +153,10 @@ fn stage1(timeline: &mut Timeline) -> ShutdownKind {
     {
         subsystems.push(Box::new(crate::os::watchdog::WatchdogSub::machine(t)));
     }
+    // Ops container sessions on request (`initctl ops`; nothing runs until one is asked for).
+    subsystems.push(Box::new(crate::node::ops::Ops::machine(Some(
+        PathBuf::from(LOG_DIR),
+    ))));
     milestone(timeline, Stage, "machine-setup", Ready);
     timeline.mark(Stage, "supervise", Start);
     supervise(std::mem::take(timeline), subsystems)
