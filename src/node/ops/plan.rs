@@ -39,6 +39,8 @@ pub const CTR: &str = "/usr/bin/ctr";
 pub const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 pub const NAMESPACE: &str = "lifsea-ops";
 pub const CGROUP_PARENT: &str = "/system/ops";
+/// The command search path inside the toolbox.
+pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl OpsConfig {
     /// A machine: the shipped paths, pid namespace of PID 1.
@@ -99,6 +101,9 @@ pub fn run_args(cfg: &OpsConfig, id: &str, req: &OpsRequest) -> Vec<String> {
         a.push("--env".into());
         a.push(format!("TERM={}", req.term.as_deref().unwrap_or("xterm")));
     }
+    // A `--rootfs` container has no image config, so no PATH unless given.
+    a.push("--env".into());
+    a.push(format!("PATH={PATH}"));
     a.push("--env".into());
     a.push("HOME=/root".into());
     // `--rootfs` is a switch: the first operand is then a directory, not an image.
@@ -179,7 +184,7 @@ mod tests {
             "--address /run/containerd/containerd.sock --namespace lifsea-ops run --privileged --net-host --with-ns pid:/proc/1/ns/pid --mount type=bind,src=/,dst=/host,options=rbind:rslave"
         ), "{s}");
         assert!(s.ends_with(
-            "--cgroup /system/ops/ops-1-0000abcd --env HOME=/root --rootfs /usr/lib/lifsea/toolbox ops-1-0000abcd cat /host/etc/hostname"
+            "--cgroup /system/ops/ops-1-0000abcd --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env HOME=/root --rootfs /usr/lib/lifsea/toolbox ops-1-0000abcd cat /host/etc/hostname"
         ), "{s}");
         assert!(!a.contains(&"-t".to_string()));
         assert!(s.contains("dst=/tmp,options=nosuid:nodev:mode=0755"));
