@@ -33,6 +33,12 @@ pub fn finish_container(cleanup: Option<&CgroupCleanup>) {
 
 /// Machine mode: kill the rest, sync, unmount or remount read-only, then reboot(2). Never returns.
 pub fn finish_machine(kind: ShutdownKind) -> ! {
+    // Containers outlive containerd's stop on purpose: they get their own bounded stop first.
+    crate::node::drain::drain(
+        Path::new(crate::paths::CGROUP_ROOT),
+        crate::node::drain::NODE_GROUPS,
+        crate::node::drain::DRAIN_TIMEOUT,
+    );
     kill_remaining();
     power::sync_all();
     unmount_all(Path::new("/proc/self/mountinfo"));
