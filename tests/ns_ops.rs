@@ -250,3 +250,50 @@ fn ns_ops_session_ends_and_is_removed_when_the_caller_is_killed() {
     assert!(log.contains("caller gone"), "{log}");
     n.ns.stop(T);
 }
+
+/// With a terminal (util-linux `script` gives initctl a pseudo-terminal on stdin and stdout), no
+/// command means an interactive shell on a terminal of its own inside the container (`ctr run
+/// -t`): what is typed reaches it, its output and exit status come back.
+#[test]
+fn ns_ops_without_a_command_is_an_interactive_shell_on_the_callers_terminal() {
+    need("/usr/bin/script");
+    let mut n = node("ops-tty");
+    n.ns.start();
+    started(&n);
+    let cmd = format!(
+        "{} initctl --run-dir {} ops",
+        common::BIN,
+        n.ns.run.display()
+    );
+    let mut child = Command::new("/usr/bin/script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"[ -t 0 ] && echo on-a-tty; echo hi-from-$((6 * 7)); exit 5\n")
+            .unwrap();
+        // Keep the pipe open until the shell has read the line: script ends the session on EOF.
+        let deadline = Instant::now() + T;
+        while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("on-a-tty"), "{out:?}\n{}", n.ns.log());
+    assert!(stdout.contains("hi-from-42"), "{out:?}");
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert_eq!(left(&n, "containers"), "");
+    let log = std::fs::read_to_string(n.logs.join("ops.log")).unwrap_or_default();
+    assert!(
+        log.contains("tty=yes command=[\"/bin/sh\"] (interactive)"),
+        "{log}"
+    );
+    n.ns.stop(T);
+}
