@@ -168,6 +168,8 @@ stage_debian_rootfs() {
     rm -rf "$R"/usr/share/doc/* "$R"/usr/share/man/* "$R"/usr/share/locale/* "$R"/usr/share/info/* \
         "$R"/var/cache/apt/* "$R"/var/lib/apt/lists/* "$R"/var/log/* "$R"/lib/modules
     echo lifsea >"$R/etc/hostname"
+    # debootstrap writes no /etc/hosts; tools (and ctr's --net-host bind mount) expect one.
+    printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$R/etc/hosts"
     # No kubelet binary is packaged for bookworm or reachable here: ship the vendor unit (checked by
     # `lifsea-init check`) but disable it in this image, the way an admin would (initctl disable).
     mkdir -p "$R/etc/lifsea/units"

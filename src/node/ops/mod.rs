@@ -271,7 +271,10 @@ impl OpsSessions for Ops {
         let key = self.next_key;
         self.next_key += 1;
         let id = plan::container_id(key, self.nonce);
-        let args = plan::run_args(&self.cfg, &id, req);
+        let host_files = ["/etc/hosts", "/etc/resolv.conf"]
+            .iter()
+            .all(|f| std::path::Path::new(f).exists());
+        let args = plan::run_args(&self.cfg, &id, req, host_files);
         let pid = self
             .launcher
             .spawn(&args, Some(stdio))

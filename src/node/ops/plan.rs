@@ -23,6 +23,8 @@ pub struct OpsConfig {
     pub cgroup_parent: Option<String>,
     /// The init's pid namespace as a path the runtime can open (`/proc/1/ns/pid` on a machine).
     pub pid_ns: PathBuf,
+    /// The init's network namespace, joined by path when `--net-host` cannot be used.
+    pub net_ns: PathBuf,
     /// Where `ops.log` (the session log) goes; `None`: the kernel log only.
     pub log_dir: Option<PathBuf>,
     /// Sessions at once; one more is refused.
@@ -52,6 +54,7 @@ impl OpsConfig {
             toolbox: PathBuf::from(TOOLBOX_DIR),
             cgroup_parent: Some(CGROUP_PARENT.into()),
             pid_ns: PathBuf::from(format!("/proc/{}/ns/pid", std::process::id())),
+            net_ns: PathBuf::from(format!("/proc/{}/ns/net", std::process::id())),
             log_dir,
             max_sessions: 4,
             term_grace: Duration::from_secs(3),
@@ -69,8 +72,10 @@ pub fn container_id(seq: u64, nonce: u32) -> String {
 /// `ctr ... run ...` for one session. Privileged, the host's network (`--net-host`) and pid
 /// namespace (`--with-ns pid:...`), the host's root at `/host` with its submounts and later mounts
 /// (`rbind`, `rslave`: host mounts propagate in, none propagate out), writable tmpfs over the
-/// read-only toolbox where tools write. No CMD: an interactive `/bin/sh`.
-pub fn run_args(cfg: &OpsConfig, id: &str, req: &OpsRequest) -> Vec<String> {
+/// read-only toolbox where tools write. No CMD: an interactive `/bin/sh`. `host_files`: the host
+/// has /etc/hosts and /etc/resolv.conf, which `--net-host` bind-mounts (and fails without);
+/// otherwise the network namespace is joined by path and the toolbox's own files stay.
+pub fn run_args(cfg: &OpsConfig, id: &str, req: &OpsRequest, host_files: bool) -> Vec<String> {
     let mut a = global_args(cfg);
     a.push("run".into());
     if req.tty {
@@ -79,7 +84,6 @@ pub fn run_args(cfg: &OpsConfig, id: &str, req: &OpsRequest) -> Vec<String> {
     a.extend(
         [
             "--privileged",
-            "--net-host",
             "--with-ns",
             &format!("pid:{}", cfg.pid_ns.display()),
             "--mount",
@@ -87,6 +91,12 @@ pub fn run_args(cfg: &OpsConfig, id: &str, req: &OpsRequest) -> Vec<String> {
         ]
         .map(String::from),
     );
+    if host_files {
+        a.push("--net-host".into());
+    } else {
+        a.push("--with-ns".into());
+        a.push(format!("network:{}", cfg.net_ns.display()));
+    }
     for dir in ["/tmp", "/run", "/root"] {
         a.push("--mount".into());
         a.push(format!(
@@ -168,6 +178,7 @@ mod tests {
     fn cfg() -> OpsConfig {
         let mut c = OpsConfig::machine(None);
         c.pid_ns = PathBuf::from("/proc/1/ns/pid");
+        c.net_ns = PathBuf::from("/proc/1/ns/net");
         c
     }
 
@@ -178,11 +189,17 @@ mod tests {
             tty: false,
             term: None,
         };
-        let a = run_args(&cfg(), "ops-1-0000abcd", &req);
+        let a = run_args(&cfg(), "ops-1-0000abcd", &req, true);
         let s = a.join(" ");
         assert!(s.starts_with(
-            "--address /run/containerd/containerd.sock --namespace lifsea-ops run --privileged --net-host --with-ns pid:/proc/1/ns/pid --mount type=bind,src=/,dst=/host,options=rbind:rslave"
+            "--address /run/containerd/containerd.sock --namespace lifsea-ops run --privileged --with-ns pid:/proc/1/ns/pid --mount type=bind,src=/,dst=/host,options=rbind:rslave --net-host"
         ), "{s}");
+        let without = run_args(&cfg(), "ops-1-0000abcd", &req, false).join(" ");
+        assert!(!without.contains("--net-host"));
+        assert!(
+            without.contains("--with-ns network:/proc/1/ns/net"),
+            "{without}"
+        );
         assert!(s.ends_with(
             "--cgroup /system/ops/ops-1-0000abcd --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env HOME=/root --rootfs /usr/lib/lifsea/toolbox ops-1-0000abcd cat /host/etc/hostname"
         ), "{s}");
@@ -199,7 +216,7 @@ mod tests {
         };
         let mut c = cfg();
         c.cgroup_parent = None;
-        let a = run_args(&c, "ops-2-00000001", &req);
+        let a = run_args(&c, "ops-2-00000001", &req, true);
         assert_eq!(a[4..6], ["run".to_string(), "-t".to_string()]);
         assert!(a.contains(&"TERM=xterm-256color".to_string()));
         assert!(!a.contains(&"--cgroup".to_string()));
@@ -209,7 +226,7 @@ mod tests {
             argv: vec!["ls".into(), "--rootfs".into()],
             ..OpsRequest::default()
         };
-        let a = run_args(&c, "x", &req);
+        let a = run_args(&c, "x", &req, true);
         assert_eq!(a[a.len() - 3..], ["x", "ls", "--rootfs"].map(String::from));
     }
 
