@@ -121,10 +121,11 @@ fn debian_image_ostree_admin_status_marks_booted_deployment() {
     run.assert_checks_pass(&checks);
     run.assert_powered_off();
     // Node shutdown: kubelet stops before containerd; the container left running below /kubepods
-    // is stopped by stage 3's bounded drain, nothing left, before the disk is unmounted.
+    // is stopped by stage 3's bounded drain, nothing left, before the disk is unmounted. The last
+    // occurrences: containerd was also stopped once by the kill -9 check.
     let at = |needle: &str| {
         run.console
-            .find(needle)
+            .rfind(needle)
             .unwrap_or_else(|| panic!("no {needle:?} on the console\n{}", run.tail()))
     };
     assert!(
@@ -133,9 +134,12 @@ fn debian_image_ostree_admin_status_marks_booted_deployment() {
         run.tail()
     );
     assert!(at("stopping the node's containers: kubepods") > at("[ STOP ] containerd"));
+    // `sleep` as a container's pid 1 ignores SIGTERM (no handler), so cgroup.kill ends it after
+    // the bound: either way the groups are empty before unmount.
     assert!(
-        run.console.contains("the node's containers stopped in"),
-        "the containers were not stopped by SIGTERM within the bound\n{}",
+        run.console.contains("the node's containers stopped in")
+            || run.console.contains("the node's containers killed in"),
+        "the node's containers were not stopped within the bound\n{}",
         run.tail()
     );
     assert!(!run.console.contains("left in the node's cgroups"));
