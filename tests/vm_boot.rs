@@ -144,6 +144,25 @@ fn debian_image_ostree_admin_status_marks_booted_deployment() {
     );
     assert!(!run.console.contains("left in the node's cgroups"));
     assert_fsck_clean(&disk);
+    // Boot 2 of the same disk: kubelet's config and admin unit are there from boot 1, so the
+    // stand-in comes up at boot, after containerd: the two figures of one boot for docs/node.md.
+    let run = boot_disk(
+        &image,
+        &disk,
+        &work.path("console-2.log"),
+        &["--append", "vmtest.figures"],
+    );
+    run.assert_no_panic();
+    for l in run
+        .console
+        .lines()
+        .filter(|l| l.starts_with("CHECK-INFO boot-figures"))
+    {
+        eprintln!("{l}");
+    }
+    run.assert_checks_pass(&["kubelet-at-boot"]);
+    run.assert_powered_off();
+    assert_fsck_clean(&disk);
 }
 
 /// A reboot asked of PID 1 (SIGTERM) is orderly too: QEMU ends on the kernel's restart (`-no-reboot`),

@@ -27,6 +27,29 @@ if [ -r /run/lifsea/boot-timeline.json ]; then
     echo "CHECK-TIMELINE $(tr -d '\n' </run/lifsea/boot-timeline.json)"
 fi
 
+# vmtest.figures (a second boot of the Debian image, after the first one wrote kubelet's config and
+# its admin unit): only the node's figures of this boot, kubelet's readiness at boot, then poweroff.
+if grep -q 'vmtest.figures' /proc/cmdline && command -v initctl >/dev/null 2>&1; then
+    since() { initctl status "$1" 2>/dev/null | sed -n 's/.*state: running (since \([0-9.]*\)s after boot.*/\1/p'; }
+    i=0
+    while [ -z "$(since kubelet)" ] && [ $i -lt 1800 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    k=$(since kubelet)
+    c=$(since containerd)
+    echo "CHECK-INFO boot-figures containerd-ready-at=${c}s kubelet-ready-at=${k}s"
+    if [ -n "$k" ] && [ -n "$c" ] && awk "BEGIN { exit !($k > $c) }"; then
+        result kubelet-at-boot PASS "containerd ready at ${c}s, kubelet stand-in ready at ${k}s"
+    else
+        result kubelet-at-boot FAIL "containerd '$c', kubelet '$k': $(initctl status kubelet 2>&1 | tr '\n' '|')"
+    fi
+    echo "CHECKS-DONE pass=$pass fail=$fail"
+    sync
+    kill -USR2 1
+    exit 0
+fi
+
 # /usr is the read-only half of the deployment: writes must fail with EROFS, not EACCES or ENOENT.
 if out=$(touch /usr/.lifsea-write-test 2>&1); then
     rm -f /usr/.lifsea-write-test
