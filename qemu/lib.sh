@@ -168,6 +168,8 @@ stage_debian_rootfs() {
     rm -rf "$R"/usr/share/doc/* "$R"/usr/share/man/* "$R"/usr/share/locale/* "$R"/usr/share/info/* \
         "$R"/var/cache/apt/* "$R"/var/lib/apt/lists/* "$R"/var/log/* "$R"/lib/modules
     echo lifsea >"$R/etc/hostname"
+    # debootstrap writes no /etc/hosts; tools (and ctr's --net-host bind mount) expect one.
+    printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$R/etc/hosts"
     # No kubelet binary is packaged for bookworm or reachable here: ship the vendor unit (checked by
     # `lifsea-init check`) but disable it in this image, the way an admin would (initctl disable).
     mkdir -p "$R/etc/lifsea/units"
@@ -175,6 +177,22 @@ stage_debian_rootfs() {
     # Every module: containerd wants overlay, br_netfilter, netfilter; depmod indexes them.
     mkdir -p "$R/usr/lib/modules"
     cp -a "$KERNEL_DIR/root/lib/modules/$KVER" "$R/usr/lib/modules/$KVER"
+}
+
+# The ops toolbox: busybox-static with every applet, read-only in /usr (runc needs only the
+# mount points to exist; `initctl ops` puts tmpfs on /tmp, /run and /root). About 2 MB.
+stage_toolbox() { # DIR
+    local T=$1 a
+    mkdir -p "$T/bin" "$T/etc"
+    for a in proc dev sys tmp run root host; do mkdir -p "$T/$a"; done
+    cp /bin/busybox "$T/bin/busybox"
+    for a in $(busybox --list); do [ -e "$T/bin/$a" ] || ln -s busybox "$T/bin/$a"; done
+    ln -s bin "$T/sbin"
+    printf 'root:x:0:0:root:/root:/bin/sh\n' >"$T/etc/passwd"
+    printf 'root:x:0:\n' >"$T/etc/group"
+    # Mount points of ctr's --net-host bind mounts.
+    : >"$T/etc/hosts"
+    : >"$T/etc/resolv.conf"
 }
 
 # Prints the modules.dep closure of the given module names, dependencies first, as paths relative
@@ -236,6 +254,10 @@ stage_common() { # R BIN VARIANT
         cp "$LIFSEA_ROOT"/units/*.toml "$R/usr/lib/lifsea/units/" 2>/dev/null || true
         # A Kubernetes node's vendor files (node.toml, modules-load.d, sysctl.d): docs/node.md.
         cp -r "$LIFSEA_ROOT"/image/. "$R/"
+        # The ops container's root filesystem (`initctl ops`, docs/node.md): shipped, not a test.
+        stage_toolbox "$R/usr/lib/lifsea/toolbox"
+        # Test only: the kubelet stand-in check.sh runs through the shipped unit (exec path swapped).
+        install -m 755 "$LIFSEA_ROOT/tests/vm/kubelet-standin.sh" "$R/usr/lib/lifsea/tests/kubelet-standin"
         # Test only: a busybox root filesystem for `ctr run --rootfs` (no registry); check.sh copies
         # it to /var, because runc needs a writable rootfs for its mount points.
         local c="$R/usr/lib/lifsea/tests/ctr-rootfs"

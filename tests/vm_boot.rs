@@ -93,15 +93,74 @@ fn debian_image_ostree_admin_status_marks_booted_deployment() {
     // /kubepods; a ctr container from a local rootfs in /kubepods; kill -9 of containerd restarts
     // it with the container's task still running; the poweroff below happens with it running.
     checks.extend(["node-prep", "ctr-run", "ctr-survives-restart"]);
-    // The figures for docs/node.md (containerd ready, its restart), shown with --nocapture.
+    // The ops container (`initctl ops`): the host's hostname through /host, the exit status, the
+    // host's pid namespace, nothing left in containerd, the session log. Then the kubelet stand-in
+    // through the shipped unit: skipped, started once its config appears, ready by /healthz.
+    checks.extend([
+        "ops-hostname",
+        "ops-exit-status",
+        "ops-session-log",
+        "kubelet-skipped",
+        "kubelet-standin",
+    ]);
+    // The figures for docs/node.md (containerd ready, its restart, kubelet ready, ops -- true),
+    // shown with --nocapture.
     for l in run.console.lines().filter(|l| {
         l.starts_with("CHECK-INFO containerd-ready-at")
+            || l.starts_with("CHECK-INFO kubelet-ready-at")
+            || l.starts_with("CHECK-INFO ops-true-ms")
             || l.starts_with("CHECK ctr-")
+            || l.starts_with("CHECK ops-")
+            || l.starts_with("CHECK kubelet-")
             || l.starts_with("CHECK node-prep")
+            || l.contains("node's containers")
+            || l.contains("[ STOP ]")
     }) {
         eprintln!("{l}");
     }
     run.assert_checks_pass(&checks);
+    run.assert_powered_off();
+    // Node shutdown: kubelet stops before containerd; the container left running below /kubepods
+    // is stopped by stage 3's bounded drain, nothing left, before the disk is unmounted. The last
+    // occurrences: containerd was also stopped once by the kill -9 check.
+    let at = |needle: &str| {
+        run.console
+            .rfind(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} on the console\n{}", run.tail()))
+    };
+    assert!(
+        at("[ STOP ] kubelet") < at("[ STOP ] containerd"),
+        "containerd stopped before kubelet\n{}",
+        run.tail()
+    );
+    assert!(at("stopping the node's containers: kubepods") > at("[ STOP ] containerd"));
+    // `sleep` as a container's pid 1 ignores SIGTERM (no handler), so cgroup.kill ends it after
+    // the bound: either way the groups are empty before unmount.
+    assert!(
+        run.console.contains("the node's containers stopped in")
+            || run.console.contains("the node's containers killed in"),
+        "the node's containers were not stopped within the bound\n{}",
+        run.tail()
+    );
+    assert!(!run.console.contains("left in the node's cgroups"));
+    assert_fsck_clean(&disk);
+    // Boot 2 of the same disk: kubelet's config and admin unit are there from boot 1, so the
+    // stand-in comes up at boot, after containerd: the two figures of one boot for docs/node.md.
+    let run = boot_disk(
+        &image,
+        &disk,
+        &work.path("console-2.log"),
+        &["--append", "vmtest.figures"],
+    );
+    run.assert_no_panic();
+    for l in run
+        .console
+        .lines()
+        .filter(|l| l.starts_with("CHECK-INFO boot-figures"))
+    {
+        eprintln!("{l}");
+    }
+    run.assert_checks_pass(&["kubelet-at-boot"]);
     run.assert_powered_off();
     assert_fsck_clean(&disk);
 }

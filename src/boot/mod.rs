@@ -104,6 +104,10 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
         Path::new("/dev"),
         crate::devices::subsystem::DEVICE_TIMEOUT,
     )));
+    // Ops sessions only when the environment names a containerd (tests/ns_ops.rs).
+    if let Some(o) = crate::node::ops::Ops::from_env(opts.log_dir.clone()) {
+        subsystems.push(Box::new(o));
+    }
     let finished = supervisor::run(cfg, timeline, move || subsystems);
     shutdown::finish_container(finished.cgroup_cleanup.as_ref());
     0
@@ -169,6 +173,10 @@ fn machine_subsystems(
     {
         subsystems.push(Box::new(crate::os::watchdog::WatchdogSub::machine(t)));
     }
+    // Ops container sessions on request (`initctl ops`; nothing runs until one is asked for).
+    subsystems.push(Box::new(crate::node::ops::Ops::machine(Some(
+        PathBuf::from(LOG_DIR),
+    ))));
     subsystems
 }
 

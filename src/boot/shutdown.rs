@@ -48,6 +48,12 @@ pub fn finish_container(cleanup: Option<&CgroupCleanup>) {
 /// Machine mode: kill the rest, sync, unmount or remount read-only (bounded by what is left of
 /// `deadline`, see the module doc), then reboot(2). Never returns.
 pub fn finish_machine(kind: ShutdownKind, deadline: Option<Instant>) -> ! {
+    // Containers outlive containerd's stop on purpose: they get their own bounded stop first.
+    crate::node::drain::drain(
+        Path::new(crate::paths::CGROUP_ROOT),
+        crate::node::drain::NODE_GROUPS,
+        crate::node::drain::DRAIN_TIMEOUT,
+    );
     kill_remaining();
     let limit = deadline
         .map_or(FINAL_SYNC_DEFAULT, |d| {

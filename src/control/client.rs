@@ -40,6 +40,8 @@ verbs:
   devices                  modules loaded (by whom, how long), device links
   modules                  the same as devices
   version                  protocol and init versions
+  ops [-- CMD [ARGS...]]   a privileged toolbox container on this terminal (host root at /host);
+                           no CMD: a shell; exits with CMD's status
   check DIR...             validate unit files offline (needs no running init)
 exit codes: 0 ok, 1 failed, 2 usage, 3 cannot reach the init or refused, 4 no such unit";
 
@@ -70,6 +72,11 @@ pub fn main(args: &[String]) -> i32 {
                 Some(d) => g.run_dir = PathBuf::from(d),
                 None => return usage_error("--run-dir needs a directory"),
             },
+            // What follows `--` belongs to a command (`initctl ops -- ls --json`).
+            "--" => {
+                rest.push(a.clone());
+                rest.extend(it.by_ref().cloned());
+            }
             "-h" | "--help" | "help" => {
                 println!("{USAGE}");
                 return EXIT_OK;
@@ -169,6 +176,7 @@ fn run(g: &Global, args: &[String]) -> Result<i32, ClientError> {
         "version" if rest.is_empty() => Op::Version,
         "logs" => parse_logs(rest)?,
         "analyze" => return analyze_verb(g, rest),
+        "ops" => return super::ops_client::run(&g.run_dir, rest),
         "os" if !rest.is_empty() => parse_os(rest)?,
         v if rest.is_empty() && SUBSYSTEM_VERBS.iter().any(|(verb, _)| *verb == v) => {
             let name = SUBSYSTEM_VERBS
@@ -358,7 +366,7 @@ fn render(op: &Op, result: Value) -> Result<i32, ClientError> {
             );
             Ok(EXIT_OK)
         }
-        Op::Version | Op::Timeline => {
+        Op::Version | Op::Timeline | Op::Ops(_) => {
             print_json(&result);
             Ok(EXIT_OK)
         }

@@ -147,6 +147,25 @@ impl Connection {
         Ok(id)
     }
 
+    /// Sends a request with descriptors attached to its first byte (SCM_RIGHTS); returns its id.
+    pub fn send_with_fds(
+        &mut self,
+        op: Op,
+        fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> Result<u64, ClientError> {
+        use std::os::fd::AsFd;
+        let id = self.next_id;
+        self.next_id += 1;
+        let line = encode_request(&Request { id, op });
+        let sent =
+            crate::sys::fdpass::send_with_fds(self.reader.get_ref().as_fd(), line.as_bytes(), fds)
+                .map_err(|e| self.io(e))?;
+        if let Err(e) = self.reader.get_mut().write_all(&line.as_bytes()[sent..]) {
+            return Err(self.io(e));
+        }
+        Ok(id)
+    }
+
     /// Reads the next response for `id`; a connection-level error (no id) also ends the wait.
     pub fn read_response(&mut self, id: u64) -> Result<Response, ClientError> {
         loop {

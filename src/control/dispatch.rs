@@ -129,6 +129,12 @@ pub fn dispatch(req: &Request, ops: &mut dyn Operations) -> Outcome {
                 Err(e) => Response::from_op_error(id, &e),
             }
         }
+        // The server starts sessions itself: they need the descriptors that came with the request.
+        Op::Ops(_) => Response::error(
+            Some(id),
+            super::protocol::ErrorCode::BadRequest,
+            "ops needs the caller's descriptors, which only the control server has",
+        ),
         Op::Shutdown(kind) => {
             ops.shutdown(*kind);
             Response::ok(id, json!({ "shutdown": kind }))

@@ -72,6 +72,42 @@ pub enum OpError {
     Failed(String),
 }
 
+/// Who opened an ops session: the control connection's SO_PEERCRED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Peer {
+    pub uid: u32,
+    pub pid: i32,
+}
+
+/// How an ops session ended: initctl exits with `exit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEnd {
+    /// The container's name.
+    pub id: String,
+    pub exit: i32,
+    /// "exited 0", "killed by signal 9".
+    pub detail: String,
+    /// The container record was removed (every cleanup step succeeded).
+    pub removed: bool,
+    pub duration_ms: u64,
+}
+
+/// Ops container sessions (implemented by `node::ops`): started with the caller's stdio, ended by
+/// the command or by the caller going away, collected once.
+pub trait OpsSessions {
+    /// Starts a session with the caller's stdin, stdout and stderr; returns its key.
+    fn begin(
+        &mut self,
+        req: &super::protocol::OpsRequest,
+        stdio: Vec<std::os::fd::OwnedFd>,
+        peer: Peer,
+    ) -> Result<u64, String>;
+    /// The session's end once it is over and cleaned up; it is forgotten then.
+    fn poll(&mut self, key: u64) -> Option<SessionEnd>;
+    /// The caller went away: end the session and clean up without anyone to tell.
+    fn abandon(&mut self, key: u64);
+}
+
 /// Everything the API can do to the running init. Start/stop/restart return at once: the request is
 /// queued and the state machine carries it out; a client watches `status` for the outcome.
 pub trait Operations {
@@ -93,6 +129,23 @@ pub trait Operations {
     fn shutdown(&mut self, kind: ShutdownKind);
     /// What a subsystem (`net`, `devices`, ...) reports about itself.
     fn subsystem(&self, name: &str) -> Result<serde_json::Value, OpError>;
+    /// Starts an ops container session (`initctl ops`).
+    fn ops_begin(
+        &mut self,
+        _req: &super::protocol::OpsRequest,
+        _stdio: Vec<std::os::fd::OwnedFd>,
+        _peer: Peer,
+    ) -> Result<u64, OpError> {
+        Err(OpError::Refused(
+            "ops sessions are not available here".into(),
+        ))
+    }
+    /// An ops session's end, once (see `OpsSessions::poll`).
+    fn ops_poll(&mut self, _key: u64) -> Option<SessionEnd> {
+        None
+    }
+    /// The caller of an ops session went away.
+    fn ops_abandon(&mut self, _key: u64) {}
     /// Asks a subsystem to act (`os` upgrade or rollback); the answer says what was started.
     fn subsystem_request(
         &mut self,

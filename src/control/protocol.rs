@@ -59,7 +59,24 @@ pub enum Op {
         refspec: Option<String>,
         reboot: bool,
     },
+    /// An ops container session (docs/node.md): the caller's stdin, stdout and stderr travel with
+    /// the request (SCM_RIGHTS); the one response comes when the session has ended.
+    Ops(OpsRequest),
 }
+
+/// What `initctl ops [-- CMD...]` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OpsRequest {
+    /// The command to run in the toolbox; empty means an interactive shell.
+    pub argv: Vec<String>,
+    /// The caller's stdin and stdout are a terminal: run with a pseudo-terminal (`ctr run -t`).
+    pub tty: bool,
+    /// The caller's `TERM`, passed into the container with a terminal.
+    pub term: Option<String>,
+}
+
+/// Most arguments an ops command may have.
+pub const MAX_OPS_ARGS: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -131,6 +148,9 @@ struct RawRequest {
     #[serde(rename = "ref")]
     refspec: Option<String>,
     reboot: Option<bool>,
+    argv: Option<Vec<String>>,
+    tty: Option<bool>,
+    term: Option<String>,
 }
 
 /// Parses one request line (without its newline).
@@ -206,6 +226,12 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
             format!("op {op_name} takes no \"action\", \"ref\" or \"reboot\""),
         ));
     }
+    if op_name != "ops" && (raw.argv.is_some() || raw.tty.is_some() || raw.term.is_some()) {
+        return Err(err(
+            ErrorCode::BadRequest,
+            format!("op {op_name} takes no \"argv\", \"tty\" or \"term\""),
+        ));
+    }
     if op_name != "logs" && (raw.n.is_some() || raw.follow.is_some()) {
         return Err(err(
             ErrorCode::BadRequest,
@@ -279,12 +305,49 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
                 reboot: raw.reboot.unwrap_or(false),
             }
         }
+        "ops" => Op::Ops(
+            ops_request(raw.argv.clone(), raw.tty, raw.term.clone())
+                .map_err(|m| err(ErrorCode::BadRequest, m))?,
+        ),
         "poweroff" => Op::Shutdown(ShutdownKind::Poweroff),
         "reboot" => Op::Shutdown(ShutdownKind::Reboot),
         "halt" => Op::Shutdown(ShutdownKind::Halt),
         other => return Err(err(ErrorCode::UnknownOp, format!("unknown op {other:?}"))),
     };
     Ok(Request { id, op })
+}
+
+/// Checks an ops request's fields: bounded, no NUL bytes (they become exec arguments), a plain
+/// `TERM` value.
+fn ops_request(
+    argv: Option<Vec<String>>,
+    tty: Option<bool>,
+    term: Option<String>,
+) -> Result<OpsRequest, String> {
+    let argv = argv.unwrap_or_default();
+    if argv.len() > MAX_OPS_ARGS {
+        return Err(format!("ops: more than {MAX_OPS_ARGS} arguments"));
+    }
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err("ops: an argument contains a NUL byte".into());
+    }
+    if argv.first().is_some_and(|a| a.is_empty()) {
+        return Err("ops: empty command".into());
+    }
+    if let Some(t) = &term {
+        let plain = !t.is_empty()
+            && t.len() <= 64
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
+        if !plain {
+            return Err(format!("ops: invalid TERM {t:?}"));
+        }
+    }
+    Ok(OpsRequest {
+        argv,
+        tty: tty.unwrap_or(false),
+        term,
+    })
 }
 
 /// A ref or commit as ostree takes it (`remote:branch/name`, a checksum): no spaces, no leading
@@ -313,6 +376,7 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::Timeline => "timeline",
         Op::Subsystem { .. } => "subsystem",
         Op::Os { .. } => "os",
+        Op::Ops(_) => "ops",
         Op::Shutdown(ShutdownKind::Poweroff) => "poweroff",
         Op::Shutdown(ShutdownKind::Reboot) => "reboot",
         Op::Shutdown(ShutdownKind::Halt) => "halt",
@@ -352,6 +416,13 @@ pub fn encode_request(req: &Request) -> String {
                 obj.insert("ref".into(), r.clone().into());
             }
             obj.insert("reboot".into(), (*reboot).into());
+        }
+        Op::Ops(r) => {
+            obj.insert("argv".into(), r.argv.clone().into());
+            obj.insert("tty".into(), r.tty.into());
+            if let Some(t) = &r.term {
+                obj.insert("term".into(), t.clone().into());
+            }
         }
         _ => {}
     }
@@ -473,6 +544,12 @@ mod tests {
                 refspec: None,
                 reboot: false,
             },
+            Op::Ops(OpsRequest::default()),
+            Op::Ops(OpsRequest {
+                argv: vec!["cat".into(), "/host/etc/hostname".into()],
+                tty: true,
+                term: Some("xterm-256color".into()),
+            }),
         ];
         for (i, op) in ops.into_iter().enumerate() {
             let req = Request {
@@ -483,6 +560,33 @@ mod tests {
             assert!(line.ends_with('\n'));
             assert_eq!(parse(line.trim_end()).unwrap(), req);
         }
+    }
+
+    #[test]
+    fn ops_requests_are_checked() {
+        let bad = [
+            (r#"{"v":1,"id":1,"op":"ops","argv":[""]}"#, "empty command"),
+            (r#"{"v":1,"id":1,"op":"ops","argv":["a\u0000b"]}"#, "NUL"),
+            (
+                r#"{"v":1,"id":1,"op":"ops","term":"x; rm"}"#,
+                "invalid TERM",
+            ),
+            (
+                r#"{"v":1,"id":1,"op":"list","argv":["sh"]}"#,
+                "takes no \"argv\"",
+            ),
+            (r#"{"v":1,"id":1,"op":"ops","argv":"sh"}"#, "bad request"),
+        ];
+        for (line, want) in bad {
+            let e = parse(line).unwrap_err();
+            assert_eq!(e.code, ErrorCode::BadRequest, "{line}");
+            assert!(e.message.contains(want), "{line}: {}", e.message);
+        }
+        let many: Vec<String> = (0..=MAX_OPS_ARGS).map(|i| i.to_string()).collect();
+        let line = serde_json::json!({"v":1,"id":2,"op":"ops","argv":many}).to_string();
+        assert!(parse(&line).unwrap_err().message.contains("more than"));
+        let ok = parse(r#"{"v":1,"id":3,"op":"ops"}"#).unwrap();
+        assert_eq!(ok.op, Op::Ops(OpsRequest::default()));
     }
 
     #[test]

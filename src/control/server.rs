@@ -7,8 +7,8 @@
 //! time (the socket is also mode 0600, so this is the second of two locks).
 
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::io::ErrorKind;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use nix::sys::socket::{getsockopt, send, sockopt::PeerCredentials, MsgFlags};
 use nix::sys::stat::{umask, Mode};
 
 use super::dispatch::{dispatch, Outcome};
-use super::ops::Operations;
+use super::ops::{Operations, Peer};
 use super::protocol::{parse_request, ErrorCode, Response, MAX_MESSAGE};
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +90,13 @@ struct Client {
     /// Send what is pending, read nothing more, then close.
     closing: bool,
     dead: bool,
+    /// Who is connected (SO_PEERCRED at accept).
+    peer: Peer,
+    /// Descriptors received (SCM_RIGHTS) and not yet used by a request: an `ops` request takes
+    /// them, any other request drops them.
+    fds: Vec<OwnedFd>,
+    /// An ops session in progress: (request id, session key). The reply comes when it ends.
+    session: Option<(u64, u64)>,
 }
 
 impl Client {
@@ -151,7 +158,7 @@ impl Client {
         if let Some(t) = self.partial_since {
             return Some(t + limits.request_timeout);
         }
-        if self.follow.is_some() {
+        if self.follow.is_some() || self.session.is_some() {
             return None;
         }
         Some(self.last_request + limits.idle_timeout)
@@ -292,7 +299,9 @@ impl ControlServer {
         }
         c.flush(now);
         if c.dead {
-            self.clients.remove(&fd);
+            if let Some(c) = self.clients.remove(&fd) {
+                super::session::forget(&c.session, ops);
+            }
         }
     }
 
@@ -310,11 +319,24 @@ impl ControlServer {
             self.next_follow = Some(now + limits.follow_interval);
         }
         for c in self.clients.values_mut() {
+            if let Some((id, key)) = c.session {
+                if let Some(end) = ops.ops_poll(key) {
+                    c.session = None;
+                    c.queue(&super::session::end_response(id, &end), &limits);
+                    c.closing = true;
+                    c.flush(now);
+                }
+            }
             if c.deadline(&limits).is_some_and(|d| now >= d) {
                 c.dead = true;
             }
         }
-        self.clients.retain(|_, c| !c.dead);
+        self.clients.retain(|_, c| {
+            if c.dead {
+                super::session::forget(&c.session, ops);
+            }
+            !c.dead
+        });
     }
 
     /// The earliest time `tick` needs to run again, if any.
@@ -340,8 +362,8 @@ impl ControlServer {
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
-            let uid = match getsockopt(&stream, PeerCredentials) {
-                Ok(cred) => cred.uid(),
+            let (uid, pid) = match getsockopt(&stream, PeerCredentials) {
+                Ok(cred) => (cred.uid(), cred.pid()),
                 Err(e) => {
                     log::warn!("control: cannot read peer credentials: {e}");
                     continue;
@@ -386,6 +408,9 @@ impl ControlServer {
                     follow: None,
                     closing: false,
                     dead: false,
+                    peer: Peer { uid, pid },
+                    fds: Vec::new(),
+                    session: None,
                 },
             );
         }
@@ -409,12 +434,14 @@ fn read_and_serve(c: &mut Client, ops: &mut dyn Operations, limits: &Limits, now
     let mut total = 0;
     let mut eof = false;
     while total < READ_BATCH {
-        match c.stream.read(&mut buf) {
-            Ok(0) => {
+        match crate::sys::fdpass::recv_with_fds(c.stream.as_fd(), &mut buf) {
+            Ok(r) if r.len == 0 => {
                 eof = true;
                 break;
             }
-            Ok(n) => {
+            Ok(r) => {
+                let n = r.len;
+                super::session::keep_fds(&mut c.fds, r);
                 total += n;
                 c.input.extend_from_slice(&buf[..n]);
                 serve_lines(c, ops, limits, now);
@@ -429,6 +456,12 @@ fn read_and_serve(c: &mut Client, ops: &mut dyn Operations, limits: &Limits, now
                 return;
             }
         }
+    }
+    if eof && c.session.is_some() {
+        // The caller of an ops session is gone: there is nobody to answer.
+        super::session::forget(&c.session.take(), ops);
+        c.dead = true;
+        return;
     }
     if eof {
         // A last request without its newline still counts (`printf '...' | socat`).
@@ -461,17 +494,27 @@ fn serve_lines(c: &mut Client, ops: &mut dyn Operations, limits: &Limits, now: I
                 continue;
             }
         };
-        if c.follow.is_some() {
+        // Descriptors belong to the request they came with: only an ops request takes them.
+        let fds = std::mem::take(&mut c.fds);
+        if c.follow.is_some() || c.session.is_some() {
             c.queue(
                 &Response::error(
                     Some(req.id),
                     ErrorCode::BadRequest,
-                    "this connection is following logs and takes no more requests",
+                    "this connection is busy (following logs or an ops session) and takes no more requests",
                 ),
                 limits,
             );
             continue;
         }
+        if let super::protocol::Op::Ops(r) = &req.op {
+            match ops.ops_begin(r, fds, c.peer) {
+                Ok(key) => c.session = Some((req.id, key)),
+                Err(e) => c.queue(&Response::from_op_error(req.id, &e), limits),
+            }
+            continue;
+        }
+        drop(fds);
         match dispatch(&req, ops) {
             Outcome::Reply(r) => c.queue(&r, limits),
             Outcome::Follow { first, unit, seq } => {

@@ -9,6 +9,9 @@
 //! critical path (containerd needs only overlay, which the kernel requests through our modprobe).
 //! A separate process, not PID 1 code: loading modules blocks in finit_module. Docs: docs/node.md.
 
+pub mod drain;
+pub mod ops;
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;

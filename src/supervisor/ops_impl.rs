@@ -170,6 +170,34 @@ impl Operations for Supervisor {
         answer
     }
 
+    fn ops_begin(
+        &mut self,
+        req: &crate::control::protocol::OpsRequest,
+        stdio: Vec<std::os::fd::OwnedFd>,
+        peer: crate::control::ops::Peer,
+    ) -> Result<u64, OpError> {
+        if self.core.shutting_down() {
+            return Err(OpError::Refused("shutting down".into()));
+        }
+        match self.subsystems.iter_mut().find_map(|s| s.ops_sessions()) {
+            Some(o) => o.begin(req, stdio, peer).map_err(OpError::Refused),
+            None => Err(OpError::Refused("ops sessions are not enabled".into())),
+        }
+    }
+
+    fn ops_poll(&mut self, key: u64) -> Option<crate::control::ops::SessionEnd> {
+        self.subsystems
+            .iter_mut()
+            .find_map(|s| s.ops_sessions())
+            .and_then(|o| o.poll(key))
+    }
+
+    fn ops_abandon(&mut self, key: u64) {
+        if let Some(o) = self.subsystems.iter_mut().find_map(|s| s.ops_sessions()) {
+            o.abandon(key);
+        }
+    }
+
     fn subsystem(&self, name: &str) -> Result<serde_json::Value, OpError> {
         self.subsystem_status(name)
             .ok_or_else(|| OpError::Failed(format!("no subsystem {name} is running")))

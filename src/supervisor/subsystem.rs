@@ -86,6 +86,10 @@ pub trait Subsystem {
     ) -> Result<serde_json::Value, String> {
         Err(format!("subsystem {} takes no requests", self.name()))
     }
+    /// The ops container sessions this subsystem runs, if it is the one that does (`node::ops`).
+    fn ops_sessions(&mut self) -> Option<&mut dyn crate::control::ops::OpsSessions> {
+        None
+    }
     /// An orderly shutdown has begun (DHCP RELEASE, closing devices). Non-blocking.
     fn begin_shutdown(&mut self, _out: &mut Vec<Notice>) {}
     /// What the control API shows for this subsystem (`initctl net`, `initctl devices`).

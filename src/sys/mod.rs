@@ -5,6 +5,7 @@
 
 pub mod bootexec;
 pub mod cred;
+pub mod fdpass;
 pub mod inotify;
 pub mod module;
 pub mod mount;
