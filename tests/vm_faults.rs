@@ -23,9 +23,10 @@ fn info_lines(run: &Run, prefixes: &[&str]) {
     }
 }
 
-/// The tiny image: PID 1 at oom_score_adj -1000, a fork bomb held by `pids-max` while the API
-/// answers every call within 100 ms, and memory exhaustion where the OOM killer takes the hog and
-/// the API keeps answering. The machine then powers off in order with a clean filesystem.
+/// The tiny image: PID 1 at oom_score_adj -1000 and nice -10 while its units get neither, and a
+/// fork bomb held by `pids-max` while the API answers every call (the 100 ms bound is asserted on
+/// the host in ns_storm.rs: under TCG one `initctl` exec alone takes hundreds of ms). The machine
+/// then powers off in order with a clean filesystem.
 #[test]
 #[ignore = "boots QEMU for minutes: tests/run.sh runs it (--include-ignored)"]
 fn faults_in_the_vm_spare_pid1() {
@@ -43,9 +44,8 @@ fn faults_in_the_vm_spare_pid1() {
         &[
             "CHECK pid1",
             "CHECK fork-bomb",
-            "CHECK oom",
+            "CHECK-INFO api-ms",
             "CHECK-INFO fork-bomb",
-            "CHECK-INFO oom",
         ],
     );
     run.assert_no_panic();
@@ -54,14 +54,34 @@ fn faults_in_the_vm_spare_pid1() {
         "pid1-oom-score-adj",
         "pid1-shield",
         "fork-bomb",
-        "oom",
     ]);
     run.assert_powered_off();
     assert_fsck_clean(&disk);
 }
 
+/// Memory exhaustion by a unit allocating without bound (no memory.max): the OOM killer takes the
+/// hog, never PID 1 (-1000), and the control API answers every call during the pressure.
+#[test]
+#[ignore = "boots QEMU for minutes: tests/run.sh runs it (--include-ignored)"]
+fn oom_takes_the_hog_never_pid1() {
+    let image = image("tiny", "direct");
+    let work = WorkDir::new("oom");
+    let disk = work.copy_disk(&image);
+    let run = boot_disk(
+        &image,
+        &disk,
+        &work.path("console.log"),
+        &["--append", "vmtest.oom"],
+    );
+    info_lines(&run, &["CHECK oom", "CHECK-INFO oom"]);
+    run.assert_no_panic();
+    run.assert_checks_pass(&["control-api", "oom"]);
+    run.assert_powered_off();
+    assert_fsck_clean(&disk);
+}
+
 /// The Debian image: containerd killed with SIGKILL while it starts (before READY=1) comes back
-/// under its restart policy and answers `ctr version`; the other faults pass there too.
+/// under its restart policy and answers `ctr version`; the fork bomb passes there too.
 #[test]
 #[ignore = "boots QEMU for minutes: tests/run.sh runs it (--include-ignored)"]
 fn containerd_killed_mid_start_comes_back() {
@@ -74,9 +94,9 @@ fn containerd_killed_mid_start_comes_back() {
         &work.path("console.log"),
         &["--append", "vmtest.faults"],
     );
-    info_lines(&run, &["CHECK containerd", "CHECK fork-bomb", "CHECK oom"]);
+    info_lines(&run, &["CHECK containerd", "CHECK fork-bomb"]);
     run.assert_no_panic();
-    run.assert_checks_pass(&["containerd", "containerd-mid-start", "fork-bomb", "oom"]);
+    run.assert_checks_pass(&["containerd", "containerd-mid-start", "fork-bomb"]);
     run.assert_powered_off();
     assert_fsck_clean(&disk);
 }
@@ -122,7 +142,7 @@ fn boot_and_cut(disk: &Path, log: &Path, cut: &Cut) -> String {
         .args(["--append", "vmtest.nopoweroff vmtest.powercut"])
         .arg(disk)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(log.with_extension("boot.err")).expect("boot.sh stderr file"))
         .spawn()
         .expect("run qemu/boot.sh");
     let console = || {
@@ -135,7 +155,12 @@ fn boot_and_cut(disk: &Path, log: &Path, cut: &Cut) -> String {
         if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("no {:?} on the console:\n{}", cut.marker, console());
+            let err = std::fs::read_to_string(log.with_extension("boot.err")).unwrap_or_default();
+            panic!(
+                "no {:?} on the console:\n{}\n--- boot.sh ---\n{err}",
+                cut.marker,
+                console()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }

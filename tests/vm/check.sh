@@ -360,8 +360,8 @@ else
     done
 fi
 
-# vmtest.faults / vmtest.powercut: fault injection and power cuts (issue 12), tests/vm/faults.sh.
-if grep -qE 'vmtest\.(faults|powercut)' /proc/cmdline; then
+# vmtest.faults / vmtest.oom / vmtest.powercut: fault injection and power cuts (issue 12), tests/vm/faults.sh.
+if grep -qE 'vmtest\.(faults|oom|powercut)' /proc/cmdline; then
     . /usr/lib/lifsea/tests/faults.sh
 fi
 

