@@ -99,7 +99,10 @@ EOF
         detail="pids.max=$(cat $cg/pids.max 2>/dev/null) peak=$peak forks refused=$refused api worst=${worst}ms over 30 calls (before the bomb:$base ms)"
         # Every call answered; the 100 ms bound itself is asserted in tests/ns_storm.rs on the
         # host: here a fork + exec of initctl under TCG alone costs hundreds of ms (see "before").
-        if [ "$failed" = 0 ] && [ "$emptied_ok" = 1 ] && [ "$peak" -le 64 ] && [ "${refused:-0}" -gt 0 ]; then
+        # 65: a restarted main process joins a group the init has killed through cgroup.procs
+        # (supervisor/cgroup.rs, `killed`), and the kernel lets a migration, unlike a fork, pass
+        # pids.max; every fork inside stays refused at 64.
+        if [ "$failed" = 0 ] && [ "$emptied_ok" = 1 ] && [ "$peak" -le 65 ] && [ "${refused:-0}" -gt 0 ]; then
             result fork-bomb PASS "$detail"
         else
             result fork-bomb FAIL "$detail, $failed calls failed, group emptied: $emptied_ok"
