@@ -43,7 +43,10 @@ cleanup() {
     [ -z "$initpid" ] || kill -KILL "$initpid" 2>/dev/null
     if [ -n "$cg" ]; then
         echo 1 >"$cg/cgroup.kill" 2>/dev/null
-        sleep 0.5
+        for _ in $(seq 50); do
+            grep -q 'populated 0' "$cg/cgroup.events" 2>/dev/null && break
+            sleep 0.1
+        done
         find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
     fi
     [ -n "${SOAK_KEEP:-}" ] || rm -rf "$dir"
@@ -89,7 +92,8 @@ EOF
 
 # --- the init --------------------------------------------------------------------------------
 (
-    [ -z "$cg" ] || echo $$ >"$cg/cgroup.procs"
+    # $BASHPID, not $$ (the script's own pid): only the init goes into the group it kills.
+    [ -z "$cg" ] || echo "$BASHPID" >"$cg/cgroup.procs"
     exec unshare --pid --fork --mount-proc "$bin" --container --units "$units" --run-dir "$run" \
         --log-dir "$dir/logs"
 ) </dev/null >/dev/null 2>"$dir/init.log" &
