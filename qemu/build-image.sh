@@ -51,7 +51,7 @@ fi
 
 key=$( {
     cat "$LIFSEA_ROOT"/qemu/lib.sh "$LIFSEA_ROOT"/qemu/build-image.sh "$LIFSEA_ROOT"/qemu/standin-init.sh
-    cat "$LIFSEA_ROOT"/tests/vm/check.sh "$LIFSEA_ROOT"/tests/vm/os.sh "$LIFSEA_ROOT"/tests/vm/kubelet-standin.sh "$LIFSEA_ROOT"/tests/vm/units/*.toml "$LIFSEA_ROOT"/tests/vm/network.toml
+    cat "$LIFSEA_ROOT"/tests/vm/*.sh "$LIFSEA_ROOT"/tests/vm/units/*.toml "$LIFSEA_ROOT"/tests/vm/network.toml
     if [ -d "$LIFSEA_ROOT/units" ]; then cat "$LIFSEA_ROOT"/units/*.toml 2>/dev/null || true; fi
     if [ -d "$LIFSEA_ROOT/image" ]; then find "$LIFSEA_ROOT/image" -type f | sort | xargs cat; fi
     [ -z "$BIN" ] || sha256sum <"$BIN"

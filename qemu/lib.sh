@@ -243,7 +243,7 @@ stage_common() { # R BIN VARIANT
     mkdir -p "$R/etc/modprobe.d"
     printf '# lifsea VM test: coldplug must not load this\nblacklist qemu_fw_cfg\n' >"$R/etc/modprobe.d/lifsea-test.conf"
     install -m 755 "$LIFSEA_ROOT/qemu/standin-init.sh" "$R/usr/lib/lifsea/standin-init"
-    install -m 755 "$LIFSEA_ROOT/tests/vm/check.sh" "$LIFSEA_ROOT/tests/vm/os.sh" "$R/usr/lib/lifsea/tests/"
+    install -m 755 "$LIFSEA_ROOT"/tests/vm/*.sh "$R/usr/lib/lifsea/tests/"
     install -m 644 "$LIFSEA_ROOT"/tests/vm/units/*.toml "$R/usr/lib/lifsea/units/"
     # The init's network configuration; /etc/resolv.conf is the init's symlink, not a file copied
     # from the build host (an administrator's regular file would be left in place).

@@ -9,6 +9,7 @@ pub mod boot;
 pub mod cli;
 pub mod control;
 pub mod devices;
+pub mod durable;
 pub mod klog;
 pub mod mkinitramfs;
 pub mod net;

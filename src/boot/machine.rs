@@ -99,11 +99,14 @@ pub fn ensure_machine_id(
         source,
     })?;
     let id = format_machine_id(bytes);
-    // Write then rename: a crash never leaves a half-written id behind.
-    let tmp = etc.join(".machine-id.tmp");
-    std::fs::write(&tmp, format!("{id}\n"))
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|source| MachineError::WriteMachineId { path, source })?;
+    // Temporary file, fsync, rename, fsync of /etc: a power cut leaves no id or the whole id,
+    // never an empty file (which would make the next boot pick another id).
+    crate::durable::write_atomic(&path, format!("{id}\n").as_bytes()).map_err(|e| {
+        MachineError::WriteMachineId {
+            path,
+            source: e.source,
+        }
+    })?;
     Ok((id, true))
 }
 

@@ -167,19 +167,14 @@ pub fn set_enabled(
     let dir = ops.admin_unit_dir();
     let (on, off) = marker_paths(&dir, unit);
     let (write, remove) = if enable { (on, off) } else { (off, on) };
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| OpError::Failed(format!("cannot create {}: {e}", dir.display())))?;
-    std::fs::write(&write, b"")
-        .map_err(|e| OpError::Failed(format!("cannot write {}: {e}", write.display())))?;
-    let removed = match std::fs::remove_file(&remove) {
-        Ok(()) => Some(remove),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return Err(OpError::Failed(format!(
-                "cannot remove {}: {e}",
-                remove.display()
-            )))
-        }
+    // New marker first, durably, then the old one removed: a power cut in between leaves both,
+    // and `disabled` wins over `enabled`, so the unit is in its old or its new state.
+    crate::durable::write_atomic(&write, b"")
+        .map_err(|e| OpError::Failed(format!("cannot write marker: {e}")))?;
+    let removed = match crate::durable::remove(&remove) {
+        Ok(true) => Some(remove),
+        Ok(false) => None,
+        Err(e) => return Err(OpError::Failed(format!("cannot remove marker: {e}"))),
     };
     let (action, result) = if enable {
         ("start", ops.start(unit))

@@ -5,7 +5,6 @@
 //! Atomic (temporary file, fsync, rename, fsync of the directory) because containerd and kubelet
 //! copy resolv.conf into every pod: a half-written file would be copied as it is.
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -61,23 +60,10 @@ pub fn render(servers: &[IpAddr], search: &[String]) -> String {
     out
 }
 
-/// Replaces `path` with `data` atomically: a temporary file beside it, fsync, rename, fsync of
-/// the directory. Creates the directory when missing.
+/// Replaces `path` with `data` atomically and durably (`crate::durable::write_atomic`).
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::durable::write_atomic(path, data)
+        .map_err(|e| std::io::Error::new(e.source.kind(), e.to_string()))
 }
 
 /// Writes `text` to `run_file` (atomically) and makes `etc_file` point to it.

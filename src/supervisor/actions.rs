@@ -128,6 +128,12 @@ impl Supervisor {
                 return None;
             }
         };
+        if let Err(e) = cg.set_pids_max(&rel, unit.cgroup.pids_max) {
+            log::warn!(
+                "unit {}: {e}; its number of processes is not limited",
+                unit.name
+            );
+        }
         if !self.io.watches.contains_key(&unit.name) {
             if let Some(w) = &self.io.watcher {
                 match w.watch_modify(&cg.events_path(&rel)) {

@@ -203,6 +203,22 @@ impl CgroupRoot {
         Ok(dir)
     }
 
+    /// Writes the group's `pids.max` (`None` writes `max`, lifting an earlier limit). Without the
+    /// pids controller the file is missing: an error when a limit was asked for (the caller says
+    /// the unit runs unbounded), nothing to undo otherwise.
+    pub fn set_pids_max(&self, rel: &str, limit: Option<u64>) -> Result<(), CgroupError> {
+        let path = self.dir(rel, "set pids.max")?.join("pids.max");
+        let value = limit.map_or_else(|| "max".to_string(), |n| n.to_string());
+        match write(&path, "write pids.max", &value) {
+            Err(CgroupError::Io { source, .. })
+                if limit.is_none() && source.kind() == io::ErrorKind::NotFound =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Best effort: on a hybrid host the controllers are bound to v1 hierarchies and cannot be
     /// enabled; a parent with processes of its own refuses with EBUSY. Neither stops a unit.
     fn enable_controllers(&self, dir: &Path) -> Result<(), CgroupError> {
@@ -522,6 +538,32 @@ mod tests {
         cg.create("svc", false, None).unwrap();
         let control = std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap();
         assert_eq!(control, "");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn pids_max_is_written_and_lifted_and_missing_controller_reported() {
+        let root = fake_tree("pids", &["", "with", "without"], "pids\n");
+        // An empty file stands for the kernel's control file (which a write replaces whole).
+        std::fs::write(root.join("with/pids.max"), "").unwrap();
+        let cg = CgroupRoot::at(&root);
+        cg.set_pids_max("with", Some(64)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.join("with/pids.max")).unwrap(),
+            "64"
+        );
+        std::fs::write(root.join("with/pids.max"), "").unwrap();
+        cg.set_pids_max("with", None).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.join("with/pids.max")).unwrap(),
+            "max"
+        );
+        // No pids controller: a limit asked for is an error naming the file, no limit is fine, and
+        // no control file is invented.
+        let err = cg.set_pids_max("without", Some(8)).unwrap_err().to_string();
+        assert!(err.contains("without/pids.max: write pids.max"), "{err}");
+        cg.set_pids_max("without", None).unwrap();
+        assert!(!root.join("without/pids.max").exists());
         std::fs::remove_dir_all(&root).unwrap();
     }
 

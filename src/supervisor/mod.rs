@@ -29,6 +29,7 @@ mod parts;
 pub mod readiness;
 mod recovery;
 pub mod report;
+pub mod shield;
 pub mod spawn;
 pub mod state;
 #[cfg(test)]
@@ -199,6 +200,7 @@ pub fn run(
         }
         crate::klog::lift_kmsg_ratelimit(std::path::Path::new("/proc"));
     }
+    shield::shield_self(std::path::Path::new("/proc/self"));
     if let Err(e) = std::fs::create_dir_all(&cfg.run_dir).and_then(|_| {
         std::fs::set_permissions(&cfg.run_dir, std::fs::Permissions::from_mode(0o755))
     }) {

@@ -257,6 +257,8 @@ struct Plan {
     ambient_mask: u64,
     no_new_privs: bool,
     ready_target: Option<RawFd>,
+    /// The nice value to put back in the child (`shield::inherited`).
+    nice: Option<i32>,
 }
 
 fn cstring(unit: &str, what: &str, s: &str) -> Result<CString, SpawnError> {
@@ -341,6 +343,7 @@ fn prepare(req: &SpawnRequest<'_>) -> Result<Plan, SpawnError> {
         ambient_mask,
         no_new_privs: unit.no_new_privileges,
         ready_target,
+        nice: super::shield::inherited().nice,
     })
 }
 
@@ -349,7 +352,10 @@ fn prepare(req: &SpawnRequest<'_>) -> Result<Plan, SpawnError> {
 /// every unit that asks for that protection, the unit keeps the init's value and a warning says so.
 /// As PID 1 of a machine the init holds every capability and nothing changes.
 fn grantable_oom(unit: &Unit, privileged: bool) -> Option<i32> {
-    let want = unit.oom_score_adjust?;
+    // Without the key the unit gets what the init itself was given, not the init's own -1000.
+    let Some(want) = unit.oom_score_adjust else {
+        return super::shield::inherited().oom_score_adj;
+    };
     if privileged {
         return Some(want);
     }

@@ -244,6 +244,25 @@ pub fn set_rlimit(resource: i32, soft: u64, hard: u64) -> Result<(), Errno> {
     Errno::result(rc).map(drop)
 }
 
+/// This thread's nice value (getpriority(2)); -1 is a valid value, so errno decides.
+pub fn nice_value() -> Result<i32, Errno> {
+    Errno::clear();
+    // SAFETY: getpriority takes plain integers and touches no memory.
+    let v = unsafe { libc::getpriority(libc::PRIO_PROCESS as _, 0) };
+    if v == -1 && Errno::last_raw() != 0 {
+        Err(Errno::last())
+    } else {
+        Ok(v)
+    }
+}
+
+/// Sets this thread's nice value (setpriority(2)); async-signal-safe, so a child step may call it.
+pub fn set_nice(value: i32) -> Result<(), Errno> {
+    // SAFETY: setpriority takes plain integers and touches no memory.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS as _, 0, value) };
+    Errno::result(rc).map(drop)
+}
+
 /// Changes the working directory (chdir(2)).
 pub fn change_dir(path: &CStr) -> Result<(), Errno> {
     // SAFETY: `path` is a valid NUL-terminated string.

@@ -28,6 +28,7 @@ pub(super) type SpArray = Spanned<Vec<Sp>>;
 pub(super) struct RawCgroup {
     pub(super) path: Option<Sp>,
     pub(super) delegate: Option<Sp>,
+    pub(super) pids_max: Option<Sp>,
 }
 
 #[derive(Deserialize)]
@@ -305,11 +306,18 @@ pub(super) fn cgroup(
     let mut spec = CgroupSpec {
         path: format!("system/{name}"),
         delegate: false,
+        pids_max: None,
     };
     let Some(raw) = raw.map(|r| r.get_ref()) else {
         return spec;
     };
     spec.delegate = boolean(errs, "cgroup.delegate", raw.delegate.as_ref(), false);
+    if let Some(v) = &raw.pids_max {
+        match pids_max(v.get_ref()) {
+            Ok(n) => spec.pids_max = n,
+            Err(m) => errs.at(span(v), format!("cgroup.pids-max: {m}")),
+        }
+    }
     if let Some(v) = &raw.path {
         if let Some(p) = string(errs, "cgroup.path", v) {
             match check_cgroup_path(&p) {
@@ -319,6 +327,29 @@ pub(super) fn cgroup(
         }
     }
     spec
+}
+
+/// The largest `pids-max`: the kernel's own ceiling for `kernel.pid_max` (2^22); a larger value
+/// could never bind.
+pub const PIDS_MAX_LIMIT: i64 = 1 << 22;
+
+/// `cgroup.pids-max`: a positive integer up to `PIDS_MAX_LIMIT`, or `"max"` (no limit, the
+/// default). Zero is refused: the unit could not even start its main process.
+fn pids_max(v: &Value) -> Result<Option<u64>, String> {
+    match v {
+        Value::Integer(n) if (1..=PIDS_MAX_LIMIT).contains(n) => Ok(u64::try_from(*n).ok()),
+        Value::Integer(n) => Err(format!(
+            "must be between 1 and {PIDS_MAX_LIMIT} (or \"max\"), got {n}"
+        )),
+        Value::String(s) if s == "max" => Ok(None),
+        other => Err(format!(
+            "expected a positive integer or \"max\", found {}",
+            match other {
+                Value::String(s) => format!("{s:?}"),
+                o => o.type_str().to_string(),
+            }
+        )),
+    }
 }
 
 /// A cgroup path is joined below the cgroup2 root (or the container-mode base): it must stay below

@@ -50,7 +50,8 @@ fn minimal_unit_gets_documented_defaults() {
         u.cgroup,
         CgroupSpec {
             path: "system/svc".into(),
-            delegate: false
+            delegate: false,
+            pids_max: None,
         }
     );
     assert_eq!(u.oom_score_adjust, None);
@@ -119,7 +120,8 @@ enabled = false
         u.cgroup,
         CgroupSpec {
             path: "podruntime/thing".into(),
-            delegate: true
+            delegate: true,
+            pids_max: None,
         }
     );
     assert_eq!(u.oom_score_adjust, Some(-999));
@@ -373,7 +375,7 @@ fn toml_syntax_and_unknown_keys_have_positions() {
     );
     assert_eq!(
         errs("exec = [\"/x\"]\ncgroup = { path = \"a\", what = 1 }\n"),
-        vec!["/u/svc.toml:2:24: unknown field `what`, expected `path` or `delegate`"]
+        vec!["/u/svc.toml:2:24: unknown field `what`, expected one of `path`, `delegate`, `pids-max`"]
     );
     assert_eq!(
         errs("exec = [\"/x\"]\ncapabilities = \"all\"\n"),
@@ -553,4 +555,44 @@ fn condition_errors_have_positions() {
         e("\"/a\""),
         vec!["/u/svc.toml:2:13: condition: invalid type: string \"/a\", expected a table"]
     );
+}
+
+#[test]
+fn cgroup_pids_max_is_bounded_and_positioned() {
+    let u = ok("exec = [\"/x\"]\ncgroup = { pids-max = 64 }\n");
+    assert_eq!(u.cgroup.pids_max, Some(64));
+    assert_eq!(u.cgroup.path, "system/svc");
+    let u = ok("exec = [\"/x\"]\ncgroup = { pids-max = \"max\", path = \"a/b\" }\n");
+    assert_eq!(u.cgroup.pids_max, None);
+    assert_eq!(
+        ok("exec = [\"/x\"]\ncgroup = { pids-max = 4194304 }\n")
+            .cgroup
+            .pids_max,
+        Some(4_194_304)
+    );
+    for (value, why) in [
+        ("0", "must be between 1 and 4194304 (or \"max\"), got 0"),
+        ("-5", "must be between 1 and 4194304 (or \"max\"), got -5"),
+        (
+            "4194305",
+            "must be between 1 and 4194304 (or \"max\"), got 4194305",
+        ),
+        (
+            "\"lots\"",
+            "expected a positive integer or \"max\", found \"lots\"",
+        ),
+        (
+            "true",
+            "expected a positive integer or \"max\", found boolean",
+        ),
+        ("1.5", "expected a positive integer or \"max\", found float"),
+    ] {
+        assert_eq!(
+            errs(&format!(
+                "exec = [\"/x\"]\ncgroup = {{ pids-max = {value} }}\n"
+            )),
+            vec![format!("/u/svc.toml:2:23: cgroup.pids-max: {why}")],
+            "value {value}"
+        );
+    }
 }

@@ -66,6 +66,9 @@ pub struct CgroupSpec {
     pub path: String,
     /// Hand the subtree to the service (chown to its user, enable controllers below it).
     pub delegate: bool,
+    /// Written to the group's `pids.max`: a fork bomb in the unit hits this ceiling instead of the
+    /// machine's pid space. `None` leaves `max` (no limit).
+    pub pids_max: Option<u64>,
 }
 
 /// One resource limit: soft and hard values, `u64::MAX` meaning infinity.

@@ -37,6 +37,7 @@ pub fn test_unit(name: &str, exec: &[&str]) -> Unit {
         cgroup: CgroupSpec {
             path: format!("system/{name}"),
             delegate: false,
+            pids_max: None,
         },
         oom_score_adjust: None,
         limits: Vec::new(),

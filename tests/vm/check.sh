@@ -486,6 +486,11 @@ else
     done
 fi
 
+# vmtest.faults / vmtest.oom / vmtest.powercut: fault injection and power cuts (issue 12), tests/vm/faults.sh.
+if grep -qE 'vmtest\.(faults|oom|powercut)' /proc/cmdline; then
+    . /usr/lib/lifsea/tests/faults.sh
+fi
+
 echo "CHECKS-DONE pass=$pass fail=$fail"
 sync
 

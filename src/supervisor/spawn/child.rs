@@ -48,9 +48,10 @@ enum Stage {
     NoNewPrivs,
     CloseFds,
     Exec,
+    Nice,
 }
 
-const STAGES: [Stage; 18] = [
+const STAGES: [Stage; 19] = [
     Stage::Session,
     Stage::Signals,
     Stage::Cgroup,
@@ -69,6 +70,7 @@ const STAGES: [Stage; 18] = [
     Stage::NoNewPrivs,
     Stage::CloseFds,
     Stage::Exec,
+    Stage::Nice,
 ];
 
 /// A failed child step: which one, the errno, and a step-specific detail (limit or cap number).
@@ -144,6 +146,7 @@ impl Failure {
             Stage::Ambient => format!("raise ambient capability {}", self.detail),
             Stage::NoNewPrivs => "set no-new-privileges".to_string(),
             Stage::CloseFds => "close inherited fds".to_string(),
+            Stage::Nice => format!("reset nice value to {}", plan.nice.unwrap_or_default()),
         };
         SpawnError::Prepare {
             unit: unit.to_string(),
@@ -220,6 +223,11 @@ fn child_steps(plan: &Plan, fds: &ChildFds, report: &mut RawFd) -> Result<Infall
         let written = process::write_all(fd, value);
         process::close_fd(fd);
         written.map_err(Failure::at(OomScore, 0))?;
+    }
+    // The init runs at a boosted priority (supervisor::shield); the unit gets back what the
+    // init was given.
+    if let Some(n) = plan.nice {
+        process::set_nice(n).map_err(Failure::at(Nice, 0))?;
     }
     for (i, &(resource, soft, hard)) in plan.limits.iter().enumerate() {
         process::set_rlimit(resource, soft, hard).map_err(Failure::at(Rlimit, i as u32))?;
