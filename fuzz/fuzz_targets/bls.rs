@@ -69,7 +69,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(vercmp(a, b), vercmp(b, a).reverse(), "{a:?} {b:?}");
     let (ab, bc, ac) = (vercmp(a, b), vercmp(b, c), vercmp(a, c));
     if ab != Ordering::Greater && bc != Ordering::Greater {
-        assert_ne!(ac, Ordering::Greater, "{a:?} <= {b:?} <= {c:?} but {a:?} > {c:?}");
+        assert_ne!(
+            ac,
+            Ordering::Greater,
+            "{a:?} <= {b:?} <= {c:?} but {a:?} > {c:?}"
+        );
     }
     if ab == Ordering::Equal && bc == Ordering::Equal {
         assert_eq!(ac, Ordering::Equal);

@@ -28,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
                 for r in &l.routes {
                     assert!(r.prefix <= 32);
                 }
-                let _ = l.matcher.matches("eth0", Some([2, 0, 0, 0, 0, 1]), Some("virtio_net"));
+                let _ = l
+                    .matcher
+                    .matches("eth0", Some([2, 0, 0, 0, 0, 1]), Some("virtio_net"));
                 if let (Some(n), None, None) = (&l.matcher.name, l.matcher.mac, &l.matcher.driver) {
                     // A name pattern matches the name it spells (`eth*` matches `eth`).
                     let probe = n.strip_suffix('*').unwrap_or(n);

@@ -16,8 +16,13 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(again, req);
             use lifsea_init::control::protocol::Op::*;
             match &req.op {
-                Status { unit } | Start { unit } | Stop { unit } | Restart { unit }
-                | Enable { unit } | Disable { unit } | Logs { unit, .. } => {
+                Status { unit }
+                | Start { unit }
+                | Stop { unit }
+                | Restart { unit }
+                | Enable { unit }
+                | Disable { unit }
+                | Logs { unit, .. } => {
                     assert!(valid_unit_name(unit), "{unit:?}")
                 }
                 _ => {}

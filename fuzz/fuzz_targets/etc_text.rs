@@ -27,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
         let path = sysctl_path(Path::new("/proc/sys"), &s.key);
         assert!(path.starts_with("/proc/sys/"), "{:?} -> {path:?}", s.key);
         assert!(
-            path.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_))),
+            path.components()
+                .all(|c| matches!(c, Component::RootDir | Component::Normal(_))),
             "{:?} -> {path:?}",
             s.key
         );

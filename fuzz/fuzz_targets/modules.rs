@@ -36,13 +36,19 @@ fuzz_target!(|data: &[u8]| {
                 let plan = index.plan(&cfg, &ms);
                 let mut seen = BTreeSet::new();
                 for s in &plan {
-                    assert!(seen.insert(s.module.clone()), "{} twice in {plan:?}", s.module);
+                    assert!(
+                        seen.insert(s.module.clone()),
+                        "{} twice in {plan:?}",
+                        s.module
+                    );
                 }
             }
             _ => {}
         }
         for m in modules_for(&aliases, r) {
-            assert!(aliases.iter().any(|a| a.module == m && glob_match(&a.pattern, r)));
+            assert!(aliases
+                .iter()
+                .any(|a| a.module == m && glob_match(&a.pattern, r)));
         }
         // A text without glob characters matches itself, and `*` matches anything.
         if !r.contains(['*', '?', '[', '\\']) {

@@ -13,7 +13,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(pid > 0, "MAINPID {pid} accepted");
     }
     if m.ready {
-        assert!(String::from_utf8_lossy(data).lines().any(|l| l == "READY=1"));
+        assert!(String::from_utf8_lossy(data)
+            .lines()
+            .any(|l| l == "READY=1"));
     }
     // Splitting a datagram's text into two cgroup paths: membership is reflexive and `a/b` is in `a`,
     // never the other way round.

@@ -21,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(is_mounted(&text, &m.mount_point));
     }
     if let Some(p) = pick_cgroup2(&mounts) {
-        assert!(mounts.iter().any(|m| Path::new(&m.mount_point) == p && m.fs_type == "cgroup2"));
+        assert!(mounts
+            .iter()
+            .any(|m| Path::new(&m.mount_point) == p && m.fs_type == "cgroup2"));
     }
     if let Some(cg) = parse_proc_cgroup(&text) {
         assert_eq!(cg, cg.trim());

@@ -11,10 +11,16 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(ev) = parse(data) {
         if let Some(name) = ev.devname() {
             assert!(!name.is_empty() && !name.starts_with('/'));
-            assert!(name.split('/').all(|c| c != ".." && !c.is_empty()), "{name:?}");
+            assert!(
+                name.split('/').all(|c| c != ".." && !c.is_empty()),
+                "{name:?}"
+            );
         }
         assert!(ev.devpath.starts_with('/') && !ev.devpath.contains("/../"));
-        let action = ev.get("ACTION").expect("parsed uevent has ACTION").to_string();
+        let action = ev
+            .get("ACTION")
+            .expect("parsed uevent has ACTION")
+            .to_string();
         let env: Vec<(&str, &str)> = ev
             .env
             .iter()

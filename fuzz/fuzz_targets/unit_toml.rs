@@ -29,9 +29,17 @@ fuzz_target!(|data: &[u8]| {
         assert!(d <= MAX_DURATION, "duration {d:?} over the bound");
         assert_eq!(parse_duration(&format_duration(d)), Ok(d));
     }
-    assert!(check_cgroup_path(&u.cgroup.path).is_ok(), "{:?}", u.cgroup.path);
+    assert!(
+        check_cgroup_path(&u.cgroup.path).is_ok(),
+        "{:?}",
+        u.cgroup.path
+    );
     let _ = UnitSpec::from_unit(&u, true);
-    let words: Vec<String> = text.split_whitespace().take(8).map(str::to_string).collect();
+    let words: Vec<String> = text
+        .split_whitespace()
+        .take(8)
+        .map(str::to_string)
+        .collect();
     let mut state = |p: &Path| {
         if p.as_os_str().len() % 2 == 0 {
             PathState::Present(Some(p.as_os_str().len() as u64))
