@@ -23,11 +23,15 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+        // The kernel escapes bytes, so `\ooo` above `\377` is not an escape: it stays as written
+        // (u8 arithmetic overflowed on it, found by fuzz/).
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .map(|d| d.iter().fold(0u16, |v, c| v * 8 + u16::from(c - b'0')))
+            .and_then(|v| u8::try_from(v).ok());
+        if let Some(byte) = octal {
+            out.push(byte);
             i += 4;
         } else {
             out.push(b[i]);
@@ -172,6 +176,12 @@ mod tests {
         assert_eq!(m[1].mount_point, "/mnt/a b");
         assert_eq!(m[1].source, "/dev/vda1");
         assert_eq!(m[1].parent, 27);
+    }
+
+    #[test]
+    fn octal_escape_above_a_byte_stays_literal() {
+        let m = parse_mountinfo("30 27 0:30 / /mnt/\\777\\101\\40 rw - ext4 /dev/vda1 rw\n");
+        assert_eq!(m[0].mount_point, "/mnt/\\777A\\40");
     }
 
     #[test]

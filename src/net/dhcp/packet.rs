@@ -151,7 +151,8 @@ pub fn parse(bytes: &[u8], xid: u32, mac: [u8; 6]) -> Result<Reply, PacketError>
             want: xid,
         });
     }
-    if m.chaddr().get(..6) != Some(&mac[..]) {
+    // `chaddr()` slices a 16-byte array by the packet's hlen: check it first (found by fuzz/).
+    if m.hlen() > 16 || m.chaddr().get(..6) != Some(&mac[..]) {
         return Err(PacketError::Chaddr);
     }
     let kind = m.opts().msg_type().ok_or(PacketError::NoMessageType)?;

@@ -589,3 +589,23 @@ fn random_option_soup_never_panics() {
     }
     assert!(hostile > 0, "the screen was exercised");
 }
+
+/// Found by fuzz/ (dhcp_packet): `dhcproto`'s `chaddr()` slices its 16-byte array by the
+/// packet's `hlen`, so a reply claiming a hardware address longer than 16 bytes panicked the
+/// parser (and PID 1's loop iteration) instead of being dropped.
+#[test]
+fn a_hardware_address_length_over_16_is_dropped_not_a_panic() {
+    let t0 = Instant::now();
+    let mut c = Client::new(MAC, 1, None);
+    c.step(Input::Start, t0);
+    let mut p = offer(&c);
+    for hlen in [17u8, 70, 255] {
+        p[2] = hlen;
+        assert_eq!(
+            packet::parse(&p, c.xid(), MAC).unwrap_err().to_string(),
+            PacketError::Chaddr.to_string()
+        );
+        let acts = c.clone().step(Input::Packet(&p), t0);
+        assert!(matches!(acts.as_slice(), [Action::Dropped(_)]), "{acts:?}");
+    }
+}
