@@ -39,8 +39,9 @@ fn machine_id_is_generated_once_and_kept() {
         seen.insert(id);
     }
     assert_eq!(seen.len(), 2, "two generations give two different ids");
-    // A read-only /etc is reported, not a panic.
-    let err = ensure_machine_id(&etc.join("missing-dir"), None).unwrap_err();
+    // An /etc that cannot be written is reported, not a panic (root ignores modes: here "/etc"
+    // is a regular file, so no directory can be made there either).
+    let err = ensure_machine_id(&etc.join("machine-id"), None).unwrap_err();
     assert!(matches!(err, MachineError::WriteMachineId { .. }));
     std::fs::remove_dir_all(&etc).unwrap();
 }
