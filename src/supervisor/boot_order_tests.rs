@@ -3,7 +3,6 @@
 //! are even built, so none of their set-up delays containerd.
 
 use std::cell::RefCell;
-use std::path::PathBuf;
 use std::rc::Rc;
 
 use super::catalog;
@@ -25,17 +24,11 @@ fn sup_with_unit(dir: &std::path::Path, unit: &str) -> Supervisor {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("first.toml"), unit).unwrap();
     let cfg = Config {
-        unit_dirs: vec![dir.to_path_buf()],
-        run_dir: dir.join("run"),
-        log_dir: None,
-        container: true,
-        cgroup_root: None,
-        cgroup_base: String::new(),
-        etc_dir: PathBuf::from("/etc"),
         facts_reached: crate::units::schema::FACTS
             .iter()
             .map(|f| f.to_string())
             .collect(),
+        ..Config::for_test(vec![dir.to_path_buf()], dir.join("run"))
     };
     Supervisor::new(cfg, Timeline::new(), None, String::new())
 }

@@ -211,7 +211,6 @@ impl Supervisor {
 #[cfg(test)]
 mod tests {
     use std::os::unix::net::UnixDatagram;
-    use std::path::PathBuf;
 
     use super::*;
     use crate::supervisor::Config;
@@ -225,16 +224,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("lifsea-notify-budget-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let cfg = Config {
-            unit_dirs: vec![],
-            run_dir: dir.clone(),
-            log_dir: None,
-            container: true,
-            cgroup_root: None,
-            cgroup_base: String::new(),
-            etc_dir: PathBuf::from("/etc"),
-            facts_reached: vec![],
-        };
+        let cfg = Config::for_test(vec![], dir.clone());
         let mut sup = Supervisor::new(cfg, Timeline::new(), None, String::new());
         let path = dir.join("n.sock");
         let sock = NotifySocket::bind(&path).unwrap();

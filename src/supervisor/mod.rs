@@ -81,6 +81,24 @@ fn own_cgroup() -> String {
 
 /// Finds the cgroup2 hierarchy and the base for unit groups; moves the init into `<base>/init` so
 /// that `<base>` holds no processes itself (cgroup v2's rule for enabling controllers below it).
+#[cfg(test)]
+impl Config {
+    /// A container-mode configuration for the lib's own tests: units from `unit_dirs`, sockets in
+    /// `run_dir`, no cgroups, no facts reached yet.
+    pub(crate) fn for_test(unit_dirs: Vec<PathBuf>, run_dir: PathBuf) -> Config {
+        Config {
+            unit_dirs,
+            run_dir,
+            log_dir: None,
+            container: true,
+            cgroup_root: None,
+            cgroup_base: String::new(),
+            etc_dir: PathBuf::from("/etc"),
+            facts_reached: vec![],
+        }
+    }
+}
+
 fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String, Option<CgroupCleanup>) {
     let root = match &cfg.cgroup_root {
         Some(p) => Some(CgroupRoot::at(p)),

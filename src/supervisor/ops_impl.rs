@@ -221,16 +221,7 @@ mod tests {
         for (name, text) in files {
             std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
         }
-        let cfg = Config {
-            unit_dirs: vec![dir.clone()],
-            run_dir: dir.join("run"),
-            log_dir: None,
-            container: true,
-            cgroup_root: None,
-            cgroup_base: String::new(),
-            etc_dir: PathBuf::from("/etc"),
-            facts_reached: vec![],
-        };
+        let cfg = Config::for_test(vec![dir.clone()], dir.join("run"));
         let mut sup = Supervisor::new(cfg.clone(), Timeline::new(), None, String::new());
         sup.install(catalog::load(&cfg.unit_dirs));
         (sup, dir)
