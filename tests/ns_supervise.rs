@@ -226,7 +226,11 @@ exec = ["/bin/sh", "-c", "echo ran > @OUT@/needs-mute; exec sleep 100"]
         "the unready unit must be killed"
     );
     assert_eq!(ns.read("needs-mute"), "");
-    assert_eq!(ns.read("independent").trim(), "ran");
+    assert!(
+        ns.wait_for(T, || ns.read("independent").trim() == "ran"),
+        "{}",
+        ns.log()
+    );
     assert!(ns.wait_log(T, "boot complete in"));
     let tl = ns.timeline().unwrap();
     let failure = tl["units"]
