@@ -88,13 +88,16 @@ fn raw_config(text: &str) -> Result<NodeConfig, DocError> {
     ];
     let mut fields = Fields::new(doc.get_ref(), keys);
     while let Some((i, v)) = fields.next_field()? {
-        let strings = || {
-            tomldoc::array_of(v, tomldoc::to_string)
+        let strings = |expected: &'static str| {
+            tomldoc::array_of(v, |s| tomldoc::string_as(s, expected))
                 .map(|l| l.into_iter().map(Spanned::into_inner).collect::<Vec<_>>())
         };
         match i {
-            0 => cfg.directories = strings()?.into_iter().map(PathBuf::from).collect(),
-            1 => cfg.cgroup_controllers = strings()?,
+            0 => {
+                let dirs = strings("path string")?;
+                cfg.directories = dirs.into_iter().map(PathBuf::from).collect();
+            }
+            1 => cfg.cgroup_controllers = strings("a string")?,
             2 => cfg.pods_cgroup = tomldoc::to_string(v)?.into_inner(),
             _ => cfg.swap_off = tomldoc::to_bool(v)?,
         }

@@ -180,9 +180,14 @@ pub fn to_sp_table(
 
 /// A string value.
 pub fn to_string(v: &DeSp) -> Result<Spanned<String>, DocError> {
+    string_as(v, "a string")
+}
+
+/// A string value, where serde's message names what it stands for ("path string" for a PathBuf).
+pub fn string_as(v: &DeSp, expected: &str) -> Result<Spanned<String>, DocError> {
     match v.get_ref() {
         DeValue::String(s) => Ok(Spanned::new(v.span(), s.to_string())),
-        _ => Err(invalid_type(v, "a string")),
+        _ => Err(invalid_type(v, expected)),
     }
 }
 
