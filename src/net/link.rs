@@ -163,10 +163,12 @@ impl Rtnl {
 
     /// Sets `IFF_UP` and optionally the MTU. Returns the request's sequence number.
     pub fn set_link(&mut self, index: u32, mtu: Option<u32>) -> Result<u32, LinkError> {
-        let mut h = LinkHeader::default();
-        h.index = index;
-        h.flags = LinkFlags::Up;
-        h.change_mask = LinkFlags::Up;
+        let h = LinkHeader {
+            index,
+            flags: LinkFlags::Up,
+            change_mask: LinkFlags::Up,
+            ..LinkHeader::default()
+        };
         self.send(Request::SetLink(h, mtu), NLM_F_REQUEST | NLM_F_ACK)
     }
 

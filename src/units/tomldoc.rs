@@ -236,7 +236,8 @@ fn to_value(v: &DeSp) -> Result<Value, DocError> {
             Err(_) => return Err(DocError::at(v.span(), "integer number overflowed".into())),
         },
         DeValue::Float(f) => match f.as_str().parse::<f64>() {
-            Ok(x) if !(x.is_infinite() && !f.as_str().contains("inf")) => Value::Float(x),
+            // What toml's own `to_f64` accepts: infinity only when the file spelled `inf`.
+            Ok(x) if !x.is_infinite() || f.as_str().contains("inf") => Value::Float(x),
             _ => {
                 return Err(DocError::at(
                     v.span(),
