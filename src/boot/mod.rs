@@ -42,6 +42,8 @@ use mount_ops::SysMounts;
 /// Runs the init with its own arguments (after argv[0]); returns an exit code only in container mode
 /// or when the arguments are wrong and we are not PID 1.
 pub fn main(args: &[String]) -> i32 {
+    // The first thing the init does: the start of its own critical path in the timeline.
+    let entered_us = crate::timeline::boottime_us();
     let container_env = std::env::var("container").ok();
     let opts = match cli::parse(args, container_env.as_deref()) {
         Ok(o) => o,
@@ -57,7 +59,7 @@ pub fn main(args: &[String]) -> i32 {
     if opts.container {
         run_container(&opts)
     } else {
-        run_machine(&opts)
+        run_machine(&opts, entered_us)
     }
 }
 
@@ -113,7 +115,7 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
     0
 }
 
-fn run_machine(opts: &cli::InitOptions) -> i32 {
+fn run_machine(opts: &cli::InitOptions, entered_us: u64) -> i32 {
     let _ = opts;
     if std::process::id() != 1 {
         eprintln!("lifsea-init: machine mode runs only as PID 1 (use --container otherwise)");
@@ -124,6 +126,15 @@ fn run_machine(opts: &cli::InitOptions) -> i32 {
     if stage0::in_initramfs(&argv0) {
         stage0::stage0(&mut timeline)
     }
+    restore_stage0_stamps(&mut timeline);
+    // `startup`: from main() to stage 1 (the logger, the arguments; stage 0 when it ran).
+    timeline.mark_at(
+        entered_us,
+        SubjectKind::Stage,
+        "startup",
+        TimelineEvent::Start,
+    );
+    timeline.mark(SubjectKind::Stage, "startup", TimelineEvent::Ready);
     let finished = stage1(&mut timeline);
     shutdown::finish_machine(finished.kind, finished.deadline)
 }
@@ -135,15 +146,15 @@ fn run_machine(opts: &cli::InitOptions) -> i32 {
 fn stage1(timeline: &mut Timeline) -> supervisor::Finished {
     use SubjectKind::{Fact, Stage};
     use TimelineEvent::{Ready, Start};
-    restore_stage0_stamps(timeline);
     milestone(timeline, Stage, "machine-setup", Start);
     let params = read_cmdline();
     timeline.mark(Stage, "cmdline", Ready);
+    timeline.mark(Stage, "root", Start);
     let ostree_booted = ostree_root(&params);
     milestone(timeline, Stage, "root", Ready);
-    early_mounts(ostree_booted);
+    timeline.span("early-mounts", || early_mounts(ostree_booted));
     milestone(timeline, Fact, "mounts", Ready);
-    machine_identity();
+    timeline.span("identity", machine_identity);
     let coldplug_all = params.coldplug_all;
     let bless = params.ostree.clone().filter(|_| ostree_booted);
     milestone(timeline, Stage, "machine-setup", Ready);

@@ -154,19 +154,36 @@ fn boot_units_then_subsystems(
     catalog: Option<catalog::Catalog>,
     subsystems: impl FnOnce() -> Vec<Box<dyn Subsystem>>,
 ) {
+    use crate::timeline::{SubjectKind::Stage, TimelineEvent};
     if let Some(catalog) = catalog {
         if recovery::guarded("installing units", || sup.install(catalog)).is_none() {
             sup.needs_recovery = true;
         }
     }
-    if recovery::guarded("the boot dispatch", || sup.dispatch(Event::Boot)).is_none() {
+    sup.boot
+        .timeline
+        .mark(Stage, "supervisor-state", TimelineEvent::Ready);
+    sup.boot
+        .timeline
+        .mark(Stage, "boot-dispatch", TimelineEvent::Start);
+    let dispatched = recovery::guarded("the boot dispatch", || sup.dispatch(Event::Boot));
+    sup.boot
+        .timeline
+        .mark(Stage, "boot-dispatch", TimelineEvent::Ready);
+    if dispatched.is_none() {
         sup.needs_recovery = true;
         if !sup.core.booted() {
             // Lost before the core saw it: once more (a second panic on it is logged and dropped).
             sup.queue.push_front(Event::Boot);
         }
     }
+    sup.boot
+        .timeline
+        .mark(Stage, "subsystems", TimelineEvent::Start);
     sup.subsystems = recovery::guarded("starting subsystems", subsystems).unwrap_or_default();
+    sup.boot
+        .timeline
+        .mark(Stage, "subsystems", TimelineEvent::Ready);
 }
 
 /// What the supervisor hands to stage 3 when every unit is down.
@@ -190,9 +207,14 @@ pub struct Finished {
 /// critical path).
 pub fn run(
     cfg: Config,
-    timeline: Timeline,
+    mut timeline: Timeline,
     subsystems: impl FnOnce() -> Vec<Box<dyn Subsystem>>,
 ) -> Finished {
+    timeline.mark(
+        crate::timeline::SubjectKind::Stage,
+        "signals",
+        crate::timeline::TimelineEvent::Start,
+    );
     if let Err(e) = crate::sys::signal::block_handled() {
         log::error!("cannot block signals: {e}");
     }
@@ -219,6 +241,16 @@ pub fn run(
         crate::klog::lift_kmsg_ratelimit(std::path::Path::new("/proc"));
     }
     shield::shield_self(std::path::Path::new("/proc/self"));
+    timeline.mark(
+        crate::timeline::SubjectKind::Stage,
+        "signals",
+        crate::timeline::TimelineEvent::Ready,
+    );
+    timeline.mark(
+        crate::timeline::SubjectKind::Stage,
+        "sockets",
+        crate::timeline::TimelineEvent::Start,
+    );
     if let Err(e) = std::fs::create_dir_all(&cfg.run_dir).and_then(|_| {
         std::fs::set_permissions(&cfg.run_dir, std::fs::Permissions::from_mode(0o755))
     }) {
@@ -248,12 +280,27 @@ pub fn run(
             None
         }
     };
+    timeline.mark(
+        crate::timeline::SubjectKind::Stage,
+        "sockets",
+        crate::timeline::TimelineEvent::Ready,
+    );
     // Setup and the boot dispatch run under the same guard as the loop: a panic here would
     // otherwise end PID 1 before the loop that catches them ever ran.
-    let (cgroups, base, cgroup_cleanup) = recovery::guarded("cgroup setup", || setup_cgroups(&cfg))
+    let (cgroups, base, cgroup_cleanup) = timeline
+        .span("init-cgroup", || {
+            recovery::guarded("cgroup setup", || setup_cgroups(&cfg))
+        })
         .unwrap_or((None, String::new(), None));
     let dirs = cfg.unit_dirs.clone();
-    let catalog = recovery::guarded("loading units", || catalog::load(&dirs));
+    let catalog = timeline.span("load-units", || {
+        recovery::guarded("loading units", || catalog::load(&dirs))
+    });
+    timeline.mark(
+        crate::timeline::SubjectKind::Stage,
+        "supervisor-state",
+        crate::timeline::TimelineEvent::Start,
+    );
     let mut sup = Supervisor::new(cfg, timeline, cgroups, base);
     sup.env.cgroup_cleanup = cgroup_cleanup;
     sup.shutdown.limit = deadline::shutdown_limit_from_env();
