@@ -9,7 +9,7 @@
 //! Where each step lives: `stage0` (the initramfs, then exec), `cmdline` (the kernel command
 //! line), `ostree` (resolving and assembling the deployment
 //! through the `mount_ops` seam), `mounts` (the early-mounts table, cgroup root), `machine`
-//! (hostname, machine-id, sysctl), stage 2 in `crate::supervisor`, `shutdown` (stage 3, with
+//! (hostname, machine-id, sysctl) applied by `identity` right after containerd's spawn, stage 2 in `crate::supervisor`, `shutdown` (stage 3, with
 //! `bounded` for its sync and unmounts), and
 //! `fatal` (a boot that cannot continue).
 
@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 pub mod bounded;
 pub mod cmdline;
 mod fatal;
+pub mod identity;
 pub mod machine;
 pub mod mount_ops;
 pub mod mounts;
@@ -28,10 +29,7 @@ pub mod stage0;
 pub use fatal::fatal;
 
 use crate::cli;
-use crate::paths::{
-    ADMIN_SYSCTL_DIR, ADMIN_UNIT_DIR, CGROUP_ROOT, LOG_DIR, MOUNTINFO, RUN_DIR, VENDOR_SYSCTL_DIR,
-    VENDOR_UNIT_DIR,
-};
+use crate::paths::{ADMIN_UNIT_DIR, CGROUP_ROOT, LOG_DIR, MOUNTINFO, RUN_DIR, VENDOR_UNIT_DIR};
 use crate::procfs;
 use crate::supervisor;
 use crate::sys;
@@ -140,8 +138,9 @@ fn run_machine(opts: &cli::InitOptions, entered_us: u64) -> i32 {
 }
 
 /// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts and
-/// cgroups → hostname, machine-id, sysctl → supervise: units whose dependencies are met are
-/// spawned first, then the subsystems that run beside them start (`machine_subsystems`). Each
+/// cgroups → supervise: units whose dependencies are met are spawned first (containerd), then
+/// the identity (hostname, machine-id, sysctl: fact `machine`) is applied and the subsystems that
+/// run beside the units start (`machine_subsystems`). Each
 /// step logs and degrades on failure; only an unusable root (bad `ostree=`) is fatal.
 fn stage1(timeline: &mut Timeline) -> supervisor::Finished {
     use SubjectKind::{Fact, Stage};
@@ -152,16 +151,21 @@ fn stage1(timeline: &mut Timeline) -> supervisor::Finished {
     timeline.mark(Stage, "root", Start);
     let ostree_booted = ostree_root(&params);
     milestone(timeline, Stage, "root", Ready);
-    timeline.span("early-mounts", || early_mounts(ostree_booted));
+    early_mounts(timeline, ostree_booted);
     milestone(timeline, Fact, "mounts", Ready);
-    timeline.span("identity", machine_identity);
     let coldplug_all = params.coldplug_all;
     let bless = params.ostree.clone().filter(|_| ostree_booted);
     milestone(timeline, Stage, "machine-setup", Ready);
     timeline.mark(Stage, "supervise", Start);
     // Built only once the boot dispatch has spawned containerd (supervisor::run): none of this
-    // is on its critical path, and it all runs beside it.
-    let subsystems = move || machine_subsystems(coldplug_all, bless.as_deref());
+    // is on its critical path, and it all runs beside it. The identity (hostname, machine-id,
+    // sysctl.d) goes first, and units that need it wait for the fact `machine`.
+    let subsystems = move || {
+        let identity = identity::Identity::apply(&identity::Identity::machine_paths());
+        let mut subs: Vec<Box<dyn supervisor::Subsystem>> = vec![Box::new(identity)];
+        subs.extend(machine_subsystems(coldplug_all, bless.as_deref()));
+        subs
+    };
     supervise(std::mem::take(timeline), subsystems)
 }
 
@@ -207,36 +211,18 @@ fn read_cmdline() -> cmdline::BootParams {
 }
 
 /// The early-mounts table, the cgroup root, and `/run/ostree-booted` once /run is a tmpfs.
-fn early_mounts(ostree_booted: bool) {
-    mounts::apply_early_mounts(mounts::EARLY_MOUNTS, Path::new("/"), Path::new(MOUNTINFO));
-    let controllers = mounts::setup_cgroup_root(Path::new(CGROUP_ROOT), std::process::id());
+fn early_mounts(timeline: &mut Timeline, ostree_booted: bool) {
+    timeline.span("early-mounts", || {
+        mounts::apply_early_mounts(mounts::EARLY_MOUNTS, Path::new("/"), Path::new(MOUNTINFO))
+    });
+    let controllers = timeline.span("cgroup-root", || {
+        mounts::setup_cgroup_root(Path::new(CGROUP_ROOT), std::process::id())
+    });
     log::debug!("cgroup controllers enabled: {}", controllers.join(" "));
     if ostree_booted {
         if let Err(e) = ostree::mark_booted(Path::new("/run")) {
             log::warn!("{e}");
         }
-    }
-}
-
-/// Hostname, machine-id (generated on first boot) and sysctl.d settings.
-fn machine_identity() {
-    let etc = Path::new("/etc");
-    match machine::apply_hostname(etc) {
-        Ok(name) => log::info!("hostname {name}"),
-        Err(e) => log::warn!("{e}"),
-    }
-    match machine::ensure_machine_id(etc, None) {
-        Ok((id, true)) => log::info!("generated machine-id {id}"),
-        Ok((_, false)) => {}
-        Err(e) => log::warn!("{e}"),
-    }
-    let sysctl_dirs = [
-        PathBuf::from(VENDOR_SYSCTL_DIR),
-        PathBuf::from(ADMIN_SYSCTL_DIR),
-    ];
-    let (_, errors) = machine::apply_sysctl(&sysctl_dirs, Path::new("/proc/sys"));
-    for e in errors {
-        log::warn!("{e}");
     }
 }
 

@@ -248,7 +248,7 @@ pub fn run(
     );
     timeline.mark(
         crate::timeline::SubjectKind::Stage,
-        "sockets",
+        "notify-socket",
         crate::timeline::TimelineEvent::Start,
     );
     if let Err(e) = std::fs::create_dir_all(&cfg.run_dir).and_then(|_| {
@@ -273,16 +273,9 @@ pub fn run(
             )
         }
     };
-    let server = match ControlServer::bind(&cfg.run_dir.join("control.sock")) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            log::error!("{e}; running without the control API");
-            None
-        }
-    };
     timeline.mark(
         crate::timeline::SubjectKind::Stage,
-        "sockets",
+        "notify-socket",
         crate::timeline::TimelineEvent::Ready,
     );
     // Setup and the boot dispatch run under the same guard as the loop: a panic here would
@@ -304,7 +297,20 @@ pub fn run(
     let mut sup = Supervisor::new(cfg, timeline, cgroups, base);
     sup.env.cgroup_cleanup = cgroup_cleanup;
     sup.shutdown.limit = deadline::shutdown_limit_from_env();
+    let control_path = sup.env.cfg.run_dir.join("control.sock");
     boot_units_then_subsystems(&mut sup, catalog, subsystems);
+    // After the boot dispatch: no unit waits for the API, and no client can be served before
+    // the loop runs anyway (issue 11: the init's own critical path).
+    let server = sup.boot.timeline.span("control-socket", || {
+        match ControlServer::bind(&control_path) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!("{e}; running without the control API");
+                None
+            }
+        }
+    });
+    sup.open_log_dir();
     let mut io = LoopIo {
         signals,
         notify,
