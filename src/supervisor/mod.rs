@@ -136,6 +136,9 @@ fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String, Option<CgroupClea
         format!("{base}/init")
     };
     match root.create(&init_group, false, None) {
+        // Stage 1 already moved us there on a machine: another write to cgroup.procs would only
+        // cost another trip through the kernel's threadgroup lock (issue 11).
+        Ok(_) if own_cgroup() == init_group => {}
         Ok(_) => {
             if let Err(e) = root.attach(&init_group, std::process::id() as i32) {
                 log::warn!("cannot move the init into its cgroup: {e}");
