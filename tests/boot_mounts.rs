@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::unshare::{inside, rerun_inside, test_dir, Space};
@@ -37,16 +36,6 @@ fn early_mounts_mount_once_then_skip() {
             .unwrap_or_else(|| panic!("{rel} not mounted"))
     };
     assert_eq!(find("sys/fs/cgroup").fs_type, "cgroup2");
-    // favordynmods (issue 11: no RCU grace period per cgroup move) on kernels that have it (6.0+;
-    // this test's kernel is newer): it shows among the superblock options, after the " - ".
-    let cg_line = std::fs::read_to_string(mi)
-        .unwrap()
-        .lines()
-        .rev()
-        .find(|l| l.split(' ').nth(4) == Some(root.join("sys/fs/cgroup").to_str().unwrap()))
-        .map(str::to_string)
-        .unwrap();
-    assert!(cg_line.contains("favordynmods"), "{cg_line}");
     assert_eq!(find("dev/pts").fs_type, "devpts");
     assert!(find("run").options.contains("nosuid"));
     assert!(find("proc").options.contains("noexec"));
@@ -65,7 +54,6 @@ fn early_mounts_mount_once_then_skip() {
             fstype: "no-such-fs",
             flags: 0,
             data: "",
-            fallback_data: None,
         },
         EARLY_MOUNTS[0],
     ];
@@ -86,30 +74,6 @@ fn early_mounts_mount_once_then_skip() {
         "unknown filesystem type"
     );
     assert_eq!(third[1].1, MountOutcome::Mounted);
-    // An option the kernel refuses (EINVAL) is retried with the row's fallback options.
-    let fallback = [lifsea_init::boot::mounts::EarlyMount {
-        source: "tmpfs",
-        target: "/fallback",
-        fstype: "tmpfs",
-        flags: 0,
-        data: "lifsea-no-such-option",
-        fallback_data: Some("mode=0700"),
-    }];
-    let fourth = apply_early_mounts(&fallback, &root.join("other"), mi);
-    assert_eq!(fourth[0].1, MountOutcome::Mounted);
-    let info = parse_mountinfo(&std::fs::read_to_string(mi).unwrap());
-    let p = root.join("other/fallback");
-    assert!(
-        info.iter()
-            .any(|m| Path::new(&m.mount_point) == p && m.fs_type == "tmpfs"),
-        "fallback mount missing"
-    );
-    assert_eq!(
-        std::fs::metadata(&p)
-            .map(|m| m.permissions().mode() & 0o7777)
-            .unwrap(),
-        0o700
-    );
 }
 
 #[test]

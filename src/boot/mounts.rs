@@ -5,7 +5,7 @@
 //! automount, or an initramfs that moved its mounts over) and logs each failure without aborting.
 //!
 //! Chosen: proc, sysfs, devtmpfs, devpts (ptys for containers and consoles), /dev/shm, /run,
-//! cgroup2 with `nsdelegate` and, where the kernel has it, `favordynmods` (containerd and kubelet need it; delegation to podruntime), securityfs
+//! cgroup2 with `nsdelegate` (containerd and kubelet need it; delegation to podruntime), securityfs
 //! (AppArmor/IMA policy loading by the runtime), bpf (Cilium-style CNIs pin maps there; must be
 //! the host's instance) and mqueue (POSIX queues for pods).
 //! Left out: debugfs and tracefs (they expose kernel internals; mount them on demand when
@@ -31,9 +31,6 @@ pub struct EarlyMount {
     /// `MS_*` flags.
     pub flags: libc::c_ulong,
     pub data: &'static str,
-    /// Options to mount with instead when the kernel refuses `data` with EINVAL (an option
-    /// newer than the running kernel).
-    pub fallback_data: Option<&'static str>,
 }
 
 /// The kernel filesystems, parents before children.
@@ -44,7 +41,6 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "proc",
         flags: NOSUID | NODEV | NOEXEC,
         data: "",
-        fallback_data: None,
     },
     EarlyMount {
         source: "sysfs",
@@ -52,7 +48,6 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "sysfs",
         flags: NOSUID | NODEV | NOEXEC,
         data: "",
-        fallback_data: None,
     },
     EarlyMount {
         source: "devtmpfs",
@@ -60,7 +55,6 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "devtmpfs",
         flags: NOSUID,
         data: "mode=0755",
-        fallback_data: None,
     },
     EarlyMount {
         source: "devpts",
@@ -68,7 +62,6 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "devpts",
         flags: NOSUID | NOEXEC,
         data: "mode=0620,gid=5,ptmxmode=0666",
-        fallback_data: None,
     },
     EarlyMount {
         source: "tmpfs",
@@ -76,7 +69,6 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "tmpfs",
         flags: NOSUID | NODEV,
         data: "mode=1777",
-        fallback_data: None,
     },
     EarlyMount {
         source: "mqueue",
@@ -84,7 +76,6 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "mqueue",
         flags: NOSUID | NODEV | NOEXEC,
         data: "",
-        fallback_data: None,
     },
     EarlyMount {
         source: "tmpfs",
@@ -92,20 +83,13 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "tmpfs",
         flags: NOSUID | NODEV,
         data: "mode=0755",
-        fallback_data: None,
     },
     EarlyMount {
         source: "cgroup2",
         target: "/sys/fs/cgroup",
         fstype: "cgroup2",
         flags: NOSUID | NODEV | NOEXEC,
-        // favordynmods (Linux 6.0+): moving a process between groups and enabling controllers
-        // no longer wait for an RCU grace period (each one did: ~0.1 s of the boot's critical
-        // path under TCG for the init's own group and containerd's, issue 11), and neither do
-        // the runtime's moves of every container it starts. The kernel's price is a slightly
-        // slower fork and exit; groups seeded with CLONE_INTO_CGROUP, as units are, are unaffected.
-        data: "nsdelegate,favordynmods",
-        fallback_data: Some("nsdelegate"),
+        data: "nsdelegate",
     },
     EarlyMount {
         source: "securityfs",
@@ -113,7 +97,6 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "securityfs",
         flags: NOSUID | NODEV | NOEXEC,
         data: "",
-        fallback_data: None,
     },
     EarlyMount {
         source: "bpf",
@@ -121,7 +104,6 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "bpf",
         flags: NOSUID | NODEV | NOEXEC,
         data: "mode=0700",
-        fallback_data: None,
     },
 ];
 
@@ -162,17 +144,7 @@ pub fn apply_early_mounts(
             MountOutcome::AlreadyMounted
         } else {
             let _ = std::fs::create_dir_all(&target);
-            let mut mounted =
-                crate::sys::mount::mount_fs(m.source, &target, m.fstype, m.flags, m.data);
-            if let (Err(nix::Error::EINVAL), Some(data)) = (mounted, m.fallback_data) {
-                log::debug!(
-                    "early mount {}: {:?} refused, trying {data:?}",
-                    target.display(),
-                    m.data
-                );
-                mounted = crate::sys::mount::mount_fs(m.source, &target, m.fstype, m.flags, data);
-            }
-            match mounted {
+            match crate::sys::mount::mount_fs(m.source, &target, m.fstype, m.flags, m.data) {
                 Ok(()) => MountOutcome::Mounted,
                 Err(e) => {
                     log::warn!(
