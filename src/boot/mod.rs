@@ -119,10 +119,6 @@ fn run_machine(opts: &cli::InitOptions, entered_us: u64) -> i32 {
         eprintln!("lifsea-init: machine mode runs only as PID 1 (use --container otherwise)");
         return 2;
     }
-    // Before anything else: the rest of the binary's code arrives while the first steps run.
-    if let Err(e) = sys::bootexec::prefetch_own_executable() {
-        log::debug!("prefetch of the init's executable: {e}");
-    }
     let argv0 = std::env::args().next().unwrap_or_default();
     let mut timeline = Timeline::new();
     if stage0::in_initramfs(&argv0) {
