@@ -170,11 +170,11 @@ pub const CGROUP_CONTROLLERS: &[&str] = &[
 /// `<root>/init`, so the root holds no processes and services can get controllers (cgroup v2's
 /// no-internal-processes rule applies below the root). Returns the controllers enabled.
 ///
-/// All controllers go in one write, before `init` exists: every write to subtree_control and to
-/// cgroup.procs takes the kernel's cgroup threadgroup lock for writing, which waits for an RCU
-/// grace period, and one write per controller made this ~0.1 s of the boot's critical path under
-/// TCG (issue 11). Only when the kernel refuses the whole line is each controller tried alone,
-/// so one it refuses does not keep the others off.
+/// All controllers go in one write, before `init` exists: each write to subtree_control applies
+/// the change to the whole tree (and takes the kernel's cgroup threadgroup lock), so one is the
+/// least work. Measured under TCG this step stays at 60–170 ms either way (issue 11: not yet
+/// explained). Only when the kernel refuses the whole line is each controller tried alone, so one
+/// it refuses does not keep the others off.
 pub fn setup_cgroup_root(cgroup_root: &Path, pid: u32) -> Vec<String> {
     let available =
         std::fs::read_to_string(cgroup_root.join("cgroup.controllers")).unwrap_or_default();
