@@ -314,6 +314,7 @@ pub fn run(
         }
     });
     sup.open_log_dir();
+    shield::lock_memory();
     let mut io = LoopIo {
         signals,
         notify,

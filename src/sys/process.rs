@@ -256,6 +256,15 @@ pub fn nice_value() -> Result<i32, Errno> {
     }
 }
 
+/// Locks the process's memory, page by page as it is first touched, now and for every future
+/// mapping (mlockall(2) with MCL_ONFAULT, Linux 4.4+): what has run once stays in memory. Not
+/// inherited across fork or exec.
+pub fn lock_memory_on_fault() -> Result<(), Errno> {
+    // SAFETY: mlockall takes flags only and touches no memory of ours.
+    let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) };
+    Errno::result(rc).map(drop)
+}
+
 /// Sets this thread's nice value (setpriority(2)); async-signal-safe, so a child step may call it.
 pub fn set_nice(value: i32) -> Result<(), Errno> {
     // SAFETY: setpriority takes plain integers and touches no memory.
