@@ -410,10 +410,18 @@ fn nice_of(pid: i32) -> i32 {
     rest.split_whitespace().nth(16).unwrap().parse().unwrap()
 }
 
-/// The init runs ten nice levels above what it was started with (supervisor::shield), and its
-/// units get the starting value back: the boost is the init's alone.
+/// `VmLck` of /proc/PID/status, in kB.
+fn locked_kb(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmLck:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The init runs ten nice levels above what it was started with (supervisor::shield), and locks
+/// its memory once the boot is dispatched (reclaim never evicts the code its loop runs); its
+/// units get the starting nice value back and no locked memory: both are the init's alone.
 #[test]
-fn ns_init_is_boosted_and_its_units_are_not() {
+fn ns_init_is_boosted_and_locked_and_its_units_are_not() {
     let mut ns = Ns::new("shield");
     ns.unit(
         "plain",
@@ -426,36 +434,13 @@ fn ns_init_is_boosted_and_its_units_are_not() {
     assert!(ns.wait_for(T, || only_pid(&cmd).is_some()), "{}", ns.log());
     let own = nice_of(std::process::id() as i32);
     assert_eq!(nice_of(init), (own - 10).max(-20), "{}", ns.log());
-    assert_eq!(nice_of(only_pid(&cmd).unwrap()), own);
-    ns.stop(T);
-}
-
-/// `VmLck` of /proc/PID/status, in kB.
-fn locked_kb(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmLck:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-/// The init locks its memory once the boot is dispatched (supervisor::shield::lock_memory), so
-/// reclaim never evicts the code its loop runs; its units do not inherit the lock.
-#[test]
-fn ns_init_memory_is_locked_and_its_units_are_not() {
-    let mut ns = Ns::new("mlock");
-    ns.unit(
-        "plain",
-        r#"exec = ["/bin/sh", "-c", "exec sleep 4244.$0", "@P@1"]
-"#,
-    );
-    ns.start();
-    let init = ns.init_pid().expect("init pid");
-    let cmd = format!("sleep 4244.{}1", std::process::id());
-    assert!(ns.wait_for(T, || only_pid(&cmd).is_some()), "{}", ns.log());
+    let unit = only_pid(&cmd).unwrap();
+    assert_eq!(nice_of(unit), own);
     assert!(
         ns.wait_for(T, || locked_kb(init) > 0),
         "the init's VmLck stayed 0\n{}",
         ns.log()
     );
-    assert_eq!(locked_kb(only_pid(&cmd).unwrap()), 0);
+    assert_eq!(locked_kb(unit), 0);
     ns.stop(T);
 }
