@@ -76,22 +76,19 @@ fn early_mounts_mount_once_then_skip() {
     assert_eq!(third[1].1, MountOutcome::Mounted);
 }
 
+/// Stage 1 only moves the init out of the root; it enables no controller (the supervisor does,
+/// after containerd's spawn: `supervisor::cgroup_root`, issue 11).
 #[test]
-fn cgroup_root_enables_offered_controllers_and_moves_init() {
+fn cgroup_root_moves_init_and_enables_nothing() {
     let d = std::env::temp_dir().join(format!("lifsea-cgroot-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(d.join("cgroup.controllers"), "cpuset cpu io memory pids\n").unwrap();
-    let enabled = setup_cgroup_root(&d, 4242);
-    assert_eq!(enabled, vec!["cpuset", "cpu", "io", "memory", "pids"]);
+    setup_cgroup_root(&d, 4242);
     assert_eq!(
         std::fs::read_to_string(d.join("init/cgroup.procs")).unwrap(),
         "4242"
     );
-    // One write for all of them (each write is a trip through the kernel's threadgroup lock).
-    assert_eq!(
-        std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap(),
-        "+cpuset +cpu +io +memory +pids"
-    );
+    assert!(!d.join("cgroup.subtree_control").exists());
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -82,6 +82,7 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
         container: true,
         cgroup_root: None,
         cgroup_base: String::new(),
+        root_controllers: false,
         etc_dir: PathBuf::from("/etc"),
         facts_reached: FACTS
             .iter()
@@ -215,10 +216,9 @@ fn early_mounts(timeline: &mut Timeline, ostree_booted: bool) {
     timeline.span("early-mounts", || {
         mounts::apply_early_mounts(mounts::EARLY_MOUNTS, Path::new("/"), Path::new(MOUNTINFO))
     });
-    let controllers = timeline.span("cgroup-root", || {
+    timeline.span("cgroup-root", || {
         mounts::setup_cgroup_root(Path::new(CGROUP_ROOT), std::process::id())
     });
-    log::debug!("cgroup controllers enabled: {}", controllers.join(" "));
     if ostree_booted {
         if let Err(e) = ostree::mark_booted(Path::new("/run")) {
             log::warn!("{e}");
@@ -241,6 +241,7 @@ fn supervise(
         container: false,
         cgroup_root: Some(PathBuf::from(CGROUP_ROOT)),
         cgroup_base: String::new(),
+        root_controllers: true,
         etc_dir: PathBuf::from("/etc"),
         facts_reached: ["mounts"].into_iter().map(str::to_string).collect(),
     };
