@@ -161,19 +161,6 @@ pub fn apply_early_mounts(
     out
 }
 
-/// Moves `pid` into `<root>/init`, so the root holds no processes of ours and the init's own
-/// usage is accounted apart from the units'. The root's controllers are the supervisor's to
-/// enable, after containerd's spawn when it can (`supervisor::cgroup_root`, issue 11): none of
-/// them is needed for an exec, and enabling them is the costliest write of stage 1 under TCG.
-pub fn setup_cgroup_root(cgroup_root: &Path, pid: u32) {
-    let init = cgroup_root.join("init");
-    if let Err(e) = std::fs::create_dir_all(&init) {
-        log::warn!("create {}: {e}", init.display());
-    } else if let Err(e) = std::fs::write(init.join("cgroup.procs"), pid.to_string()) {
-        log::warn!("move pid {pid} into {}: {e}", init.display());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

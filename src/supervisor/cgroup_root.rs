@@ -7,8 +7,10 @@
 //! machine the root's controllers are *deferred*: `create` makes groups without touching any
 //! `subtree_control` and remembers them, the boot dispatch spawns containerd, and
 //! `enable_deferred` then enables the root's controllers and, for every group made meanwhile,
-//! its ancestors' (what `create` would have done). cgroup v2 allows both: the root is exempt from
-//! the no-internal-processes rule, and the parents (`system`, `podruntime`) hold no process.
+//! its ancestors' (what `create` would have done), and moves the init into its own group `init`.
+//! cgroup v2 allows all of it: the root is exempt from the no-internal-processes rule (the init
+//! may wait there), and the parents (`system`, `podruntime`) hold no process. Moving the init
+//! waits too: a first write of cgroup.procs cost ~100 ms of TCG time before the spawn.
 //!
 //! A unit spawned before the catch-up runs without controllers for those milliseconds, so no limit
 //! it asks for could apply: the supervisor catches up *before* the dispatch whenever a unit has a
@@ -98,6 +100,28 @@ impl CgroupRoot {
     }
 }
 
+/// Moves the init into `<base>/init`, so that `<base>` holds no processes itself (cgroup v2's rule
+/// for enabling controllers below it; the root is exempt, which is why a machine's init can wait
+/// in the root until after the boot dispatch).
+pub(super) fn join_init_group(root: &CgroupRoot, base: &str) {
+    let group = if base.is_empty() {
+        "init".to_string()
+    } else {
+        format!("{base}/init")
+    };
+    match root.create(&group, false, None) {
+        // Already there (a restart of the supervisor's set-up): another write to cgroup.procs
+        // would only cost another trip through the kernel's threadgroup lock (issue 11).
+        Ok(_) if super::own_cgroup() == group => {}
+        Ok(_) => {
+            if let Err(e) = root.attach(&group, std::process::id() as i32) {
+                log::warn!("cannot move the init into its cgroup: {e}");
+            }
+        }
+        Err(e) => log::warn!("{e}"),
+    }
+}
+
 /// Whether a unit asks for a resource limit, which only an enabled controller can apply: then the
 /// controllers are enabled before the boot dispatch, so no unit ever runs without its limit.
 pub fn limits_need_controllers(catalog: &Catalog) -> bool {
@@ -110,13 +134,20 @@ impl Supervisor {
     /// every later spawn (and every unit asking for a limit, see `limits_need_controllers`)
     /// finds them enabled.
     pub(super) fn catch_up_controllers(&mut self) {
-        let Some(cg) = self.env.cgroups.as_ref().filter(|c| c.controllers_deferred()) else {
+        let Some(cg) = self
+            .env
+            .cgroups
+            .as_ref()
+            .filter(|c| c.controllers_deferred())
+        else {
             return;
         };
-        let enabled = self
-            .boot
-            .timeline
-            .span("cgroup-controllers", || cg.enable_deferred());
+        let base = &self.env.cgroup_base;
+        let enabled = self.boot.timeline.span("cgroup-controllers", || {
+            let enabled = cg.enable_deferred();
+            join_init_group(cg, base);
+            enabled
+        });
         log::debug!("cgroup controllers enabled: {}", enabled.join(" "));
     }
 }
@@ -175,7 +206,9 @@ mod tests {
         assert_eq!(control(""), "+cpuset +cpu +io +memory +pids");
         assert_eq!(control("podruntime"), "+cpu +memory +pids +io");
         // The leaf holds the unit's processes: its own subtree stays off.
-        assert!(!d.join("podruntime/containerd/cgroup.subtree_control").exists());
+        assert!(!d
+            .join("podruntime/containerd/cgroup.subtree_control")
+            .exists());
         // Nothing left to catch up; new groups get their ancestors' controllers as they go.
         assert!(cg.enable_deferred().is_empty());
         control_files(&d.join("system"), "cpu memory pids io\n");

@@ -141,21 +141,10 @@ fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String, Option<CgroupClea
     } else {
         cfg.cgroup_base.trim_matches('/').to_string()
     };
-    let init_group = if base.is_empty() {
-        "init".to_string()
-    } else {
-        format!("{base}/init")
-    };
-    match root.create(&init_group, false, None) {
-        // Stage 1 already moved us there on a machine: another write to cgroup.procs would only
-        // cost another trip through the kernel's threadgroup lock (issue 11).
-        Ok(_) if own_cgroup() == init_group => {}
-        Ok(_) => {
-            if let Err(e) = root.attach(&init_group, std::process::id() as i32) {
-                log::warn!("cannot move the init into its cgroup: {e}");
-            }
-        }
-        Err(e) => log::warn!("{e}"),
+    // A machine's init joins its group with the root's controllers, after the boot dispatch
+    // (`cgroup_root`): nothing a unit needs, and a write of cgroup.procs costs under TCG.
+    if !root.controllers_deferred() {
+        cgroup_root::join_init_group(&root, &base);
     }
     log::debug!("unit cgroups under {}/{base}", root.root.display());
     (Some(root), base, cleanup)
@@ -169,7 +158,10 @@ fn boot_units_then_subsystems(
     subsystems: impl FnOnce() -> Vec<Box<dyn Subsystem>>,
 ) {
     use crate::timeline::{SubjectKind::Stage, TimelineEvent};
-    if catalog.as_ref().is_some_and(cgroup_root::limits_need_controllers) {
+    if catalog
+        .as_ref()
+        .is_some_and(cgroup_root::limits_need_controllers)
+    {
         sup.catch_up_controllers();
     }
     if let Some(catalog) = catalog {
