@@ -19,7 +19,7 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::sys::process::{self, CStringArray, Forked};
+use crate::sys::process::{self, CStringArray, Forked, SharedChild};
 use crate::units::schema::Readiness;
 use crate::units::users::{self, Credentials};
 use crate::units::Unit;
@@ -149,34 +149,25 @@ pub fn spawn_with_output(
             ),
             None => None,
         };
-    let born_in_group = cgroup_dir.as_ref().and_then(|dir| {
-        process::fork_into_cgroup(dir.as_fd())
-            .map_err(|e| log::debug!("clone3 into cgroup unavailable ({e}); forking instead"))
-            .ok()
-    });
-    // Otherwise fork, and the child joins its group through cgroup.procs.
     let mut cgroup_procs: Option<OwnedFd> = None;
-    let forked = match born_in_group {
-        Some(forked) => Ok(forked),
-        None => {
-            if let Some(dir) = &req.cgroup_dir {
-                let path = dir.join("cgroup.procs");
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(|e| fail(&format!("open {}", path.display()), &e))?;
-                cgroup_procs = Some(file.into());
-            }
-            process::fork_process()
-        }
-    };
-    let fds = ChildFds {
-        cgroup_procs: cgroup_procs.as_ref().map(|f| f.as_raw_fd()),
-        ..fds
-    };
-    let pid = match forked {
-        Ok(Forked::Child) => run_child(&plan, &fds),
-        Ok(Forked::Parent(pid)) => pid,
+    let job = ChildJob { plan, fds };
+    let launched = launch(job, cgroup_dir.as_ref(), || {
+        // Otherwise the child joins its group through cgroup.procs.
+        let Some(dir) = &req.cgroup_dir else {
+            return Ok(None);
+        };
+        let path = dir.join("cgroup.procs");
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| fail(&format!("open {}", path.display()), &e))?;
+        let fd = OwnedFd::from(file);
+        let raw = fd.as_raw_fd();
+        cgroup_procs = Some(fd);
+        Ok(Some(raw))
+    })?;
+    let launched = match launched {
+        Ok(l) => l,
         Err(source) => {
             return Err(SpawnError::Fork {
                 unit: unit.clone(),
@@ -184,18 +175,20 @@ pub fn spawn_with_output(
             })
         }
     };
+    let pid = launched.pid();
 
     // The child holds its own copies now; ours must go so EOF on the report pipe means exec. (The
     // output write ends are the caller's: only the report pipe's EOF matters here.)
     drop((devnull, report_w, cgroup_procs, cgroup_dir));
     let ready_fd = ready.map(|(r, _w)| r);
+    let plan = &launched.job().plan;
 
     match read_report(&report_r, EXEC_TIMEOUT) {
         Ok(None) => Ok(Started { pid, ready_fd }),
         Ok(Some(report)) => {
             // Reap here: the event loop's reaper would see an exit for a pid it never learnt of.
             let _ = crate::sys::reap::reap(pid);
-            Err(report.into_error(unit, &plan))
+            Err(report.into_error(unit, plan))
         }
         Err(Errno::ETIMEDOUT) => {
             // Not reaped here: a child in uninterruptible sleep would block waitpid. The loop's
@@ -213,6 +206,71 @@ pub fn spawn_with_output(
             Err(fail("read spawn report", &e))
         }
     }
+}
+
+/// What the child reads: its plan and its descriptors.
+struct ChildJob {
+    plan: Plan,
+    fds: ChildFds,
+}
+
+fn child_main(job: &ChildJob) -> ! {
+    run_child(&job.plan, &job.fds)
+}
+
+/// A started child: one sharing our memory until it execs (dropping it after the child let go
+/// frees that memory; before, leaks it), or a forked one.
+enum Launched {
+    Shared(SharedChild<ChildJob>),
+    Forked(Pid, Box<ChildJob>),
+}
+
+impl Launched {
+    fn pid(&self) -> Pid {
+        match self {
+            Launched::Shared(c) => c.pid(),
+            Launched::Forked(pid, _) => *pid,
+        }
+    }
+
+    fn job(&self) -> &ChildJob {
+        match self {
+            Launched::Shared(c) => c.data(),
+            Launched::Forked(_, job) => job,
+        }
+    }
+}
+
+/// Starts the child: sharing our memory (sys::clone_vm: no page tables to copy, no copy-on-write
+/// faults afterwards), born in `cgroup_dir` when given and the kernel can; otherwise joining its
+/// group through the descriptor `join_by_procs` opens; by fork where clone3 is missing (< 5.3).
+/// The outer error is `join_by_procs`'s, the inner one the kernel's refusal to make a process.
+fn launch(
+    job: ChildJob,
+    cgroup_dir: Option<&OwnedFd>,
+    join_by_procs: impl FnOnce() -> Result<Option<RawFd>, SpawnError>,
+) -> Result<Result<Launched, Errno>, SpawnError> {
+    let mut job = job;
+    if let Some(dir) = cgroup_dir {
+        match process::clone_vm(job, child_main, Some(dir.as_fd())) {
+            Ok(child) => return Ok(Ok(Launched::Shared(child))),
+            Err((e, back)) => {
+                log::debug!("clone3 into cgroup unavailable ({e}); joining through cgroup.procs");
+                job = back;
+            }
+        }
+    }
+    job.fds.cgroup_procs = join_by_procs()?;
+    let job = match process::clone_vm(job, child_main, None) {
+        Ok(child) => return Ok(Ok(Launched::Shared(child))),
+        Err((Errno::ENOSYS, back)) => Box::new(back),
+        Err((e, _)) => return Ok(Err(e)),
+    };
+    Ok(match process::fork_process() {
+        Ok(Forked::Child) => run_child(&job.plan, &job.fds),
+        Ok(Forked::Parent(pid)) => Ok(Launched::Forked(pid, job)),
+        Err(e) => Err(e),
+    })
 }
 
 /// A close-on-exec pipe whose ends sit above the standard descriptors, so that placing the

@@ -1,0 +1,311 @@
+//! Starting a child that shares the parent's memory until it execs: clone3(2) with CLONE_VM
+//! (and CLONE_INTO_CGROUP when asked), running on a stack of its own; and the errno-free raw
+//! syscall that such a child (and the functions it calls) uses.
+//!
+//! Why: fork copies PID 1's page tables and write-protects its pages, the parent then takes a
+//! copy-on-write fault on every page it writes, and the child's exec tears the copy down again.
+//! Starting 1,000 units that was about a fifth of PID 1's CPU time (perf, `cargo bench --bench
+//! supervisor`). A CLONE_VM child costs none of it.
+//!
+//! Not CLONE_VFORK: vfork suspends the parent until the child execs, without a bound (a hung
+//! disk, a frozen cgroup), and PID 1 must never block. The parent waits, bounded, as it does for
+//! a forked child (spawn's report pipe). It learns that the child has let go of the shared memory
+//! from CLONE_CHILD_CLEARTID: the kernel zeroes a word the parent owns when the child execs or
+//! exits (mm_release), before the child's descriptors close. Until then the child's stack and the
+//! data it reads stay allocated; a child that never lets go (killed while stuck in the kernel)
+//! leaks them on purpose rather than have its memory reused under it.
+//!
+//! The child runs at the same time as the parent in the same memory, so it must not allocate,
+//! lock, panic, unwind or return, must write nothing but its own stack, and must not set errno
+//! (the parent's thread-local, shared with it): every step it takes goes through `raw_syscall`.
+
+use std::cell::Cell;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// Issues a system call without touching errno: returns the result or the kernel's errno.
+///
+/// # Safety
+/// The arguments must be valid for system call `nr` (pointers to live memory of the size and
+/// layout the kernel expects); the call must not be one that breaks Rust's assumptions about this
+/// process (munmap of live memory, exit of a thread holding borrows, clone).
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn raw_syscall(nr: libc::c_long, args: [usize; 6]) -> Result<usize, Errno> {
+    let ret: isize;
+    // SAFETY: the syscall instruction clobbers only rax (result), rcx and r11; the caller vouches
+    // for what the arguments point to.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") args[0],
+            in("rsi") args[1],
+            in("rdx") args[2],
+            in("r10") args[3],
+            in("r8") args[4],
+            in("r9") args[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    if (-4095..0).contains(&ret) {
+        Err(Errno::from_raw(-ret as i32))
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Elsewhere: libc's syscall(), which sets errno (CLONE_VM children are x86_64-only, see below).
+///
+/// # Safety
+/// As for the x86_64 version.
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn raw_syscall(nr: libc::c_long, args: [usize; 6]) -> Result<usize, Errno> {
+    // SAFETY: the caller vouches for the arguments.
+    let rc = unsafe { libc::syscall(nr, args[0], args[1], args[2], args[3], args[4], args[5]) };
+    Errno::result(rc).map(|v| v as usize)
+}
+
+/// `struct clone_args` of clone3(2), up to and including `cgroup` (CLONE_ARGS_SIZE_VER2, 88 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Place the child in the cgroup given by `CloneArgs::cgroup` (Linux 5.7).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Bytes of a child's stack. Its steps are shallow (no recursion, no large locals): a few KiB at
+/// most, so this leaves a wide margin; a guard page below catches the impossible overflow.
+const STACK_LEN: usize = 64 * 1024;
+const GUARD_LEN: usize = 4096;
+
+/// A child's stack: anonymous memory with an inaccessible guard page at its low end.
+struct ChildStack {
+    base: *mut libc::c_void,
+}
+
+impl ChildStack {
+    fn new() -> Result<ChildStack, Errno> {
+        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                STACK_LEN + GUARD_LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        // SAFETY: the first page of the mapping just made; nothing refers to it.
+        if unsafe { libc::mprotect(base, GUARD_LEN, libc::PROT_NONE) } != 0 {
+            let e = Errno::last();
+            // SAFETY: unmapping the mapping just made, which nothing refers to.
+            unsafe { libc::munmap(base, STACK_LEN + GUARD_LEN) };
+            return Err(e);
+        }
+        Ok(ChildStack { base })
+    }
+
+    /// The initial stack pointer: the high end (the stack grows down), 16-byte aligned.
+    fn top(&self) -> u64 {
+        self.base as u64 + (STACK_LEN + GUARD_LEN) as u64
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: only dropped once no child runs on it (see `SharedChild`), so nothing refers to
+        // the mapping any more.
+        unsafe { libc::munmap(self.base, STACK_LEN + GUARD_LEN) };
+    }
+}
+
+thread_local! {
+    /// One stack kept for the next child: PID 1 spawns one child at a time, so this saves an
+    /// mmap and its page faults per spawn. Per thread because tests spawn from several threads.
+    static SPARE: Cell<Option<ChildStack>> = const { Cell::new(None) };
+}
+
+/// What the child shares with the parent: the word the kernel clears on release, the child's
+/// data and its stack. Boxed so that its address stays put while the child runs.
+struct Shared<T> {
+    tid: AtomicU32,
+    entry: fn(&T) -> !,
+    data: T,
+    stack: Option<ChildStack>,
+}
+
+/// A child started by `clone_vm`, sharing the parent's memory until it execs or exits.
+pub struct SharedChild<T> {
+    pid: Pid,
+    /// Dropped by hand: only once the child has let go of it, else never.
+    shared: ManuallyDrop<Box<Shared<T>>>,
+}
+
+impl<T> SharedChild<T> {
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// The data the child was started with (read-only: the child may still be reading it).
+    pub fn data(&self) -> &T {
+        &self.shared.data
+    }
+
+    /// Whether the child has let go of the shared memory (exec'd or exited).
+    pub fn released(&self) -> bool {
+        self.shared.tid.load(Ordering::Acquire) == 0
+    }
+}
+
+impl<T> Drop for SharedChild<T> {
+    fn drop(&mut self) {
+        if !self.released() {
+            // Still running on our memory (or stuck in the kernel, killed): it keeps it.
+            return;
+        }
+        // SAFETY: taken once, here, and `self.shared` is not used again; the kernel has cleared
+        // `tid`, so the child no longer uses the box (it exec'd into a new address space or
+        // exited).
+        let shared = unsafe { ManuallyDrop::take(&mut self.shared) };
+        let Shared { stack, data, .. } = *shared;
+        drop(data);
+        if let Some(stack) = stack {
+            SPARE.with(|s| s.set(Some(stack)));
+        }
+    }
+}
+
+/// What the child runs first: the entry passes its data to the caller's function.
+extern "C" fn child_start<T>(shared: *const Shared<T>) -> ! {
+    // SAFETY: `clone_vm` passes a pointer to the boxed `Shared<T>`, which stays allocated until
+    // the kernel has cleared `tid` (this child exec'd or exited), and which the parent only reads
+    // meanwhile.
+    let shared = unsafe { &*shared };
+    (shared.entry)(&shared.data)
+}
+
+/// Starts `entry(&data)` in a child that shares this process's memory (clone3 with CLONE_VM and
+/// CLONE_CHILD_CLEARTID; and CLONE_INTO_CGROUP when `cgroup` is given), on a stack of its own.
+/// The child gets copies of the descriptor table, signal handlers and everything else, as with
+/// fork. `entry` must keep the rules at the top of this module and end in exec or exit.
+///
+/// Gives `data` back with the error when no child was made: ENOSYS on kernels (or architectures)
+/// without it, EINVAL or the kernel's refusal for the cgroup (cgroup v1, 5.3–5.6).
+pub fn clone_vm<T: Sync>(
+    data: T,
+    entry: fn(&T) -> !,
+    cgroup: Option<BorrowedFd<'_>>,
+) -> Result<SharedChild<T>, (Errno, T)> {
+    if !cfg!(target_arch = "x86_64") {
+        return Err((Errno::ENOSYS, data));
+    }
+    let stack = match SPARE.with(|s| s.take()).map_or_else(ChildStack::new, Ok) {
+        Ok(s) => s,
+        Err(e) => return Err((e, data)),
+    };
+    let top = stack.top();
+    let shared = Box::new(Shared {
+        tid: AtomicU32::new(u32::MAX),
+        entry,
+        data,
+        stack: Some(stack),
+    });
+    let mut args = CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_CHILD_CLEARTID) as u64,
+        child_tid: shared.tid.as_ptr() as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: top - STACK_LEN as u64,
+        stack_size: STACK_LEN as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    match start(&args, &*shared as *const Shared<T>, child_start::<T>) {
+        Ok(pid) => Ok(SharedChild {
+            pid,
+            shared: ManuallyDrop::new(shared),
+        }),
+        Err(e) => {
+            let Shared { data, stack, .. } = *shared;
+            if let Some(stack) = stack {
+                SPARE.with(|s| s.set(Some(stack)));
+            }
+            Err((e, data))
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn start<T>(
+    args: &CloneArgs,
+    shared: *const Shared<T>,
+    first: extern "C" fn(*const Shared<T>) -> !,
+) -> Result<Pid, Errno> {
+    let ret: isize;
+    // SAFETY: clone3 with CLONE_VM starts the child at the instruction after `syscall`, with the
+    // parent's registers except rax = 0 and rsp = the top of `args.stack`, a fresh stack nothing
+    // else uses. rcx and r11 are clobbered by `syscall`; r12 and r13 survive it, so the child finds
+    // its function and arguments there, clears the frame pointer, and calls it with the stack
+    // 16-byte aligned at the call as the ABI requires; the function never returns (`ud2` traps if
+    // it did). The parent continues after label 2 with the child's pid or -errno in rax, its own
+    // stack untouched (the child never ran on it). `shared` outlives the child's use of it (see
+    // `SharedChild`); `args` is a valid clone_args of the size passed.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 as isize => ret,
+            in("rdi") args as *const CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") shared,
+            in("r13") first,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    if ret < 0 {
+        Err(Errno::from_raw(-ret as i32))
+    } else {
+        Ok(Pid::from_raw(ret as i32))
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn start<T>(
+    _args: &CloneArgs,
+    _shared: *const Shared<T>,
+    _first: extern "C" fn(*const Shared<T>) -> !,
+) -> Result<Pid, Errno> {
+    Err(Errno::ENOSYS)
+}
