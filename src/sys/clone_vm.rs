@@ -309,3 +309,90 @@ fn start<T>(
 ) -> Result<Pid, Errno> {
     Err(Errno::ENOSYS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Probe {
+        seen: AtomicU32,
+    }
+
+    fn store_and_exit(p: &Probe) -> ! {
+        // A test-only breach of the module's rules (writing parent memory) that proves the
+        // memory is shared: a forked child's store would land in its own copy.
+        p.seen.store(7, Ordering::Release);
+        super::super::process::exit_immediately(3)
+    }
+
+    #[test]
+    fn child_shares_memory_and_lets_go_when_it_exits() {
+        let child = match clone_vm(
+            Probe {
+                seen: AtomicU32::new(0),
+            },
+            store_and_exit,
+            None,
+        ) {
+            Ok(c) => c,
+            Err((e, _)) => panic!("clone_vm: {e}"),
+        };
+        let status = nix::sys::wait::waitpid(child.pid(), None).unwrap();
+        assert_eq!(
+            status,
+            nix::sys::wait::WaitStatus::Exited(child.pid(), 3),
+            "the child ran its entry and exited with its code"
+        );
+        assert!(child.released(), "the kernel cleared the tid word at exit");
+        assert_eq!(child.data().seen.load(Ordering::Acquire), 7);
+    }
+
+    fn exec_true(path: &std::ffi::CString) -> ! {
+        let argv = [path.as_ptr(), std::ptr::null()];
+        let envp = [std::ptr::null::<libc::c_char>()];
+        let args = [
+            path.as_ptr() as usize,
+            argv.as_ptr() as usize,
+            envp.as_ptr() as usize,
+            0,
+            0,
+            0,
+        ];
+        // SAFETY: NUL-terminated path and NULL-terminated arrays that live across the call.
+        let _ = unsafe { raw_syscall(libc::SYS_execve, args) };
+        super::super::process::exit_immediately(127)
+    }
+
+    #[test]
+    fn child_lets_go_when_it_execs_and_a_released_stack_is_reused() {
+        for _ in 0..3 {
+            let path = std::ffi::CString::new("/bin/true").unwrap();
+            let child = match clone_vm(path, exec_true, None) {
+                Ok(c) => c,
+                Err((e, _)) => panic!("clone_vm: {e}"),
+            };
+            let status = nix::sys::wait::waitpid(child.pid(), None).unwrap();
+            assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child.pid(), 0));
+            assert!(child.released());
+            drop(child);
+            assert!(
+                SPARE.with(|s| {
+                    let spare = s.take();
+                    let held = spare.is_some();
+                    s.set(spare);
+                    held
+                }),
+                "the stack went back to the spare slot"
+            );
+        }
+    }
+
+    #[test]
+    fn raw_syscall_reports_errno_without_setting_it() {
+        Errno::clear();
+        // SAFETY: close takes an integer; this one is not an open descriptor.
+        let r = unsafe { raw_syscall(libc::SYS_close, [usize::MAX >> 33, 0, 0, 0, 0, 0]) };
+        assert_eq!(r, Err(Errno::EBADF));
+        assert_eq!(Errno::last_raw(), 0, "errno untouched");
+    }
+}
