@@ -5,7 +5,8 @@
 //! Measured: stripped binary size; PID 1 RSS with 50 units running; crash-to-restart latency (first
 //! restart, which has no delay) against a bare fork+exec; time to start 1,000 trivial units in a random
 //! DAG and to stop them, against spawning and killing 1,000 processes from a plain loop.
-//! `LIFSEA_BENCH_RUNS` sets the repetitions (default 5).
+//! `LIFSEA_BENCH_RUNS` sets the repetitions (default 5); `LIFSEA_BENCH_BIN` runs another build of
+//! the init (to compare two in one session); `LIFSEA_BENCH_ONLY=dag` runs only the DAG benchmark.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,12 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lifsea-init");
+const BUILT: &str = env!("CARGO_BIN_EXE_lifsea-init");
+
+/// The init under test: this build's, or `LIFSEA_BENCH_BIN`.
+fn bin() -> String {
+    std::env::var("LIFSEA_BENCH_BIN").unwrap_or_else(|_| BUILT.to_string())
+}
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -54,7 +60,7 @@ impl Init {
                 "--fork",
                 "--mount-proc",
                 "--kill-child",
-                BIN,
+                &bin(),
                 "--container",
                 "--units",
             ])
@@ -156,8 +162,8 @@ fn sleeper(extra: &str) -> String {
 }
 
 fn bench_size() {
-    let size = fs::metadata(BIN).map(|m| m.len()).unwrap_or(0);
-    let out = Command::new("file").arg(BIN).output();
+    let size = fs::metadata(bin()).map(|m| m.len()).unwrap_or(0);
+    let out = Command::new("file").arg(bin()).output();
     let kind = out
         .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
         .unwrap_or_default();
@@ -349,6 +355,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
+    if std::env::var("LIFSEA_BENCH_ONLY").is_ok_and(|v| v == "dag") {
+        bench_dag(runs);
+        return;
+    }
     bench_size();
     bench_rss(runs);
     bench_restart(runs.max(5));

@@ -14,8 +14,8 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-pub use super::clone_vm::{clone_vm, SharedChild};
 use super::clone_vm::raw_syscall;
+pub use super::clone_vm::{clone_vm, SharedChild};
 
 /// Which side of a fork we are on.
 pub enum Forked {
@@ -70,7 +70,14 @@ pub fn reset_signals() -> Result<(), Errno> {
     unsafe {
         raw_syscall(
             libc::SYS_rt_sigprocmask,
-            [libc::SIG_SETMASK as usize, &empty as *const u64 as usize, 0, 8, 0, 0],
+            [
+                libc::SIG_SETMASK as usize,
+                &empty as *const u64 as usize,
+                0,
+                8,
+                0,
+                0,
+            ],
         )
     }
     .map(drop)
@@ -99,7 +106,14 @@ fn set_default_action(sig: i32) -> Result<(), Errno> {
     unsafe {
         raw_syscall(
             libc::SYS_rt_sigaction,
-            [sig as usize, &action as *const KernelSigaction as usize, 0, 8, 0, 0],
+            [
+                sig as usize,
+                &action as *const KernelSigaction as usize,
+                0,
+                8,
+                0,
+                0,
+            ],
         )
     }
     .map(drop)
@@ -145,7 +159,14 @@ pub fn open_write(path: &CStr) -> Result<RawFd, Errno> {
     let fd = unsafe {
         raw_syscall(
             libc::SYS_openat,
-            [libc::AT_FDCWD as usize, path.as_ptr() as usize, flags, 0, 0, 0],
+            [
+                libc::AT_FDCWD as usize,
+                path.as_ptr() as usize,
+                flags,
+                0,
+                0,
+                0,
+            ],
         )
     }?;
     Ok(fd as RawFd)
@@ -178,7 +199,14 @@ pub fn dup_onto(fd: RawFd, target: RawFd) -> Result<(), Errno> {
 
 /// Duplicates `fd` to the lowest free number ≥ `min`, close-on-exec (fcntl(2) F_DUPFD_CLOEXEC).
 pub fn dup_above(fd: RawFd, min: RawFd) -> Result<RawFd, Errno> {
-    let args = [fd as usize, libc::F_DUPFD_CLOEXEC as usize, min as usize, 0, 0, 0];
+    let args = [
+        fd as usize,
+        libc::F_DUPFD_CLOEXEC as usize,
+        min as usize,
+        0,
+        0,
+        0,
+    ];
     // SAFETY: F_DUPFD_CLOEXEC with an integer argument touches no memory.
     unsafe { raw_syscall(libc::SYS_fcntl, args) }.map(|fd| fd as RawFd)
 }
