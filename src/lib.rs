@@ -17,6 +17,7 @@ pub mod node;
 pub mod os;
 pub mod paths;
 pub mod procfs;
+pub mod sort;
 pub mod supervisor;
 pub mod sys;
 pub mod timeline;

@@ -93,6 +93,15 @@ impl Timeline {
     pub fn entries(&self) -> &[Stamp] {
         &self.entries
     }
+
+    /// Runs one step of the boot between a `Start` and a `Ready` stamp of stage `name`, so its
+    /// cost shows in `initctl analyze` and the critical path has no unexplained gap (issue 11).
+    pub fn span<T>(&mut self, name: &str, step: impl FnOnce() -> T) -> T {
+        self.mark(SubjectKind::Stage, name, TimelineEvent::Start);
+        let out = step();
+        self.mark(SubjectKind::Stage, name, TimelineEvent::Ready);
+        out
+    }
 }
 
 #[cfg(test)]

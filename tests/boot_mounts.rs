@@ -88,10 +88,10 @@ fn cgroup_root_enables_offered_controllers_and_moves_init() {
         std::fs::read_to_string(d.join("init/cgroup.procs")).unwrap(),
         "4242"
     );
-    // (a plain file keeps only the last write; the kernel's file accumulates them)
+    // One write for all of them (each write is a trip through the kernel's threadgroup lock).
     assert_eq!(
         std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap(),
-        "+pids"
+        "+cpuset +cpu +io +memory +pids"
     );
     std::fs::remove_dir_all(&d).unwrap();
 }

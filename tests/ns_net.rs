@@ -529,7 +529,12 @@ fn shipped_units_boot_to_completion_with_every_fact_they_name() {
                     .flatten()
                 {
                     let name = v.as_str().unwrap();
-                    if lifsea_init::units::schema::FACTS.contains(&name) {
+                    // In container mode only the network facts are reached during the boot (with
+                    // `--net`); the others (`machine`, `mounts`, ...) are true from the start and
+                    // have no stamp.
+                    if lifsea_init::units::schema::FACTS.contains(&name)
+                        && name.starts_with("network")
+                    {
                         facts.insert(name.to_string());
                     }
                 }

@@ -9,7 +9,7 @@
 //! Where each step lives: `stage0` (the initramfs, then exec), `cmdline` (the kernel command
 //! line), `ostree` (resolving and assembling the deployment
 //! through the `mount_ops` seam), `mounts` (the early-mounts table, cgroup root), `machine`
-//! (hostname, machine-id, sysctl), stage 2 in `crate::supervisor`, `shutdown` (stage 3, with
+//! (hostname, machine-id, sysctl) applied by `identity` right after containerd's spawn, stage 2 in `crate::supervisor`, `shutdown` (stage 3, with
 //! `bounded` for its sync and unmounts), and
 //! `fatal` (a boot that cannot continue).
 
@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 pub mod bounded;
 pub mod cmdline;
 mod fatal;
+pub mod identity;
 pub mod machine;
 pub mod mount_ops;
 pub mod mounts;
@@ -28,10 +29,7 @@ pub mod stage0;
 pub use fatal::fatal;
 
 use crate::cli;
-use crate::paths::{
-    ADMIN_SYSCTL_DIR, ADMIN_UNIT_DIR, CGROUP_ROOT, LOG_DIR, MOUNTINFO, RUN_DIR, VENDOR_SYSCTL_DIR,
-    VENDOR_UNIT_DIR,
-};
+use crate::paths::{ADMIN_UNIT_DIR, CGROUP_ROOT, LOG_DIR, MOUNTINFO, RUN_DIR, VENDOR_UNIT_DIR};
 use crate::procfs;
 use crate::supervisor;
 use crate::sys;
@@ -42,6 +40,8 @@ use mount_ops::SysMounts;
 /// Runs the init with its own arguments (after argv[0]); returns an exit code only in container mode
 /// or when the arguments are wrong and we are not PID 1.
 pub fn main(args: &[String]) -> i32 {
+    // The first thing the init does: the start of its own critical path in the timeline.
+    let entered_us = crate::timeline::boottime_us();
     let container_env = std::env::var("container").ok();
     let opts = match cli::parse(args, container_env.as_deref()) {
         Ok(o) => o,
@@ -57,7 +57,7 @@ pub fn main(args: &[String]) -> i32 {
     if opts.container {
         run_container(&opts)
     } else {
-        run_machine(&opts)
+        run_machine(&opts, entered_us)
     }
 }
 
@@ -113,7 +113,7 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
     0
 }
 
-fn run_machine(opts: &cli::InitOptions) -> i32 {
+fn run_machine(opts: &cli::InitOptions, entered_us: u64) -> i32 {
     let _ = opts;
     if std::process::id() != 1 {
         eprintln!("lifsea-init: machine mode runs only as PID 1 (use --container otherwise)");
@@ -124,33 +124,48 @@ fn run_machine(opts: &cli::InitOptions) -> i32 {
     if stage0::in_initramfs(&argv0) {
         stage0::stage0(&mut timeline)
     }
+    restore_stage0_stamps(&mut timeline);
+    // `startup`: from main() to stage 1 (the logger, the arguments; stage 0 when it ran).
+    timeline.mark_at(
+        entered_us,
+        SubjectKind::Stage,
+        "startup",
+        TimelineEvent::Start,
+    );
+    timeline.mark(SubjectKind::Stage, "startup", TimelineEvent::Ready);
     let finished = stage1(&mut timeline);
     shutdown::finish_machine(finished.kind, finished.deadline)
 }
 
 /// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts and
-/// cgroups → hostname, machine-id, sysctl → supervise: units whose dependencies are met are
-/// spawned first, then the subsystems that run beside them start (`machine_subsystems`). Each
+/// cgroups → supervise: units whose dependencies are met are spawned first (containerd), then
+/// the identity (hostname, machine-id, sysctl: fact `machine`) is applied and the subsystems that
+/// run beside the units start (`machine_subsystems`). Each
 /// step logs and degrades on failure; only an unusable root (bad `ostree=`) is fatal.
 fn stage1(timeline: &mut Timeline) -> supervisor::Finished {
     use SubjectKind::{Fact, Stage};
     use TimelineEvent::{Ready, Start};
-    restore_stage0_stamps(timeline);
     milestone(timeline, Stage, "machine-setup", Start);
     let params = read_cmdline();
     timeline.mark(Stage, "cmdline", Ready);
+    timeline.mark(Stage, "root", Start);
     let ostree_booted = ostree_root(&params);
     milestone(timeline, Stage, "root", Ready);
-    early_mounts(ostree_booted);
+    early_mounts(timeline, ostree_booted);
     milestone(timeline, Fact, "mounts", Ready);
-    machine_identity();
     let coldplug_all = params.coldplug_all;
     let bless = params.ostree.clone().filter(|_| ostree_booted);
     milestone(timeline, Stage, "machine-setup", Ready);
     timeline.mark(Stage, "supervise", Start);
     // Built only once the boot dispatch has spawned containerd (supervisor::run): none of this
-    // is on its critical path, and it all runs beside it.
-    let subsystems = move || machine_subsystems(coldplug_all, bless.as_deref());
+    // is on its critical path, and it all runs beside it. The identity (hostname, machine-id,
+    // sysctl.d) goes first, and units that need it wait for the fact `machine`.
+    let subsystems = move || {
+        let identity = identity::Identity::apply(&identity::Identity::machine_paths());
+        let mut subs: Vec<Box<dyn supervisor::Subsystem>> = vec![Box::new(identity)];
+        subs.extend(machine_subsystems(coldplug_all, bless.as_deref()));
+        subs
+    };
     supervise(std::mem::take(timeline), subsystems)
 }
 
@@ -196,36 +211,18 @@ fn read_cmdline() -> cmdline::BootParams {
 }
 
 /// The early-mounts table, the cgroup root, and `/run/ostree-booted` once /run is a tmpfs.
-fn early_mounts(ostree_booted: bool) {
-    mounts::apply_early_mounts(mounts::EARLY_MOUNTS, Path::new("/"), Path::new(MOUNTINFO));
-    let controllers = mounts::setup_cgroup_root(Path::new(CGROUP_ROOT), std::process::id());
+fn early_mounts(timeline: &mut Timeline, ostree_booted: bool) {
+    timeline.span("early-mounts", || {
+        mounts::apply_early_mounts(mounts::EARLY_MOUNTS, Path::new("/"), Path::new(MOUNTINFO))
+    });
+    let controllers = timeline.span("cgroup-root", || {
+        mounts::setup_cgroup_root(Path::new(CGROUP_ROOT), std::process::id())
+    });
     log::debug!("cgroup controllers enabled: {}", controllers.join(" "));
     if ostree_booted {
         if let Err(e) = ostree::mark_booted(Path::new("/run")) {
             log::warn!("{e}");
         }
-    }
-}
-
-/// Hostname, machine-id (generated on first boot) and sysctl.d settings.
-fn machine_identity() {
-    let etc = Path::new("/etc");
-    match machine::apply_hostname(etc) {
-        Ok(name) => log::info!("hostname {name}"),
-        Err(e) => log::warn!("{e}"),
-    }
-    match machine::ensure_machine_id(etc, None) {
-        Ok((id, true)) => log::info!("generated machine-id {id}"),
-        Ok((_, false)) => {}
-        Err(e) => log::warn!("{e}"),
-    }
-    let sysctl_dirs = [
-        PathBuf::from(VENDOR_SYSCTL_DIR),
-        PathBuf::from(ADMIN_SYSCTL_DIR),
-    ];
-    let (_, errors) = machine::apply_sysctl(&sysctl_dirs, Path::new("/proc/sys"));
-    for e in errors {
-        log::warn!("{e}");
     }
 }
 

@@ -60,7 +60,7 @@ fn kind_rank(k: SubjectKind) -> u8 {
 pub fn entries(stamps: &[Stamp]) -> Vec<Entry> {
     let mut by: BTreeMap<(u8, String), Entry> = BTreeMap::new();
     let mut sorted: Vec<&Stamp> = stamps.iter().collect();
-    sorted.sort_by_key(|s| s.at_us);
+    crate::sort::sort_by_key(&mut sorted, |s| s.at_us);
     for s in sorted {
         let e = by
             .entry((kind_rank(s.kind), s.name.clone()))
@@ -90,7 +90,7 @@ pub fn entries(stamps: &[Stamp]) -> Vec<Entry> {
             e
         })
         .collect();
-    v.sort_by_key(|e| {
+    crate::sort::sort_by_key(&mut v, |e| {
         let t = e.start_us.or(e.ready_us).or(e.failed_us).unwrap_or(0);
         (kind_rank(e.kind).min(1), t, e.name.clone())
     });
@@ -104,7 +104,9 @@ pub fn blame(entries: &[Entry]) -> Vec<Entry> {
         .filter(|e| e.kind == SubjectKind::Unit && e.duration_us.is_some())
         .cloned()
         .collect();
-    v.sort_by(|a, b| b.duration_us.cmp(&a.duration_us).then(a.name.cmp(&b.name)));
+    crate::sort::sort_by(&mut v, |a, b| {
+        b.duration_us.cmp(&a.duration_us).then(a.name.cmp(&b.name))
+    });
     v
 }
 
@@ -164,7 +166,7 @@ pub fn deps_from_units(units: &[UnitStatus]) -> BTreeMap<String, Vec<String>> {
                 .chain(&u.wants)
                 .cloned()
                 .collect();
-            d.sort();
+            crate::sort::sort(&mut d);
             d.dedup();
             (u.name.clone(), d)
         })

@@ -3,7 +3,7 @@
 //! `network-online`. Documented in docs/network.md; validated offline by
 //! `lifsea-init check --network FILE`.
 //!
-//! Like the unit parser, serde refuses unknown keys and every value keeps its span, so each error
+//! Like the unit parser (through `units::tomldoc`), unknown keys are refused and every value keeps its span, so each error
 //! names a line and column; all semantic errors of a file are reported at once. Without the file
 //! (and without `ip=`), every physical link gets DHCP and the first lease makes the node online.
 
@@ -11,12 +11,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use toml::Spanned;
 
 use super::dhcp::Route;
 use super::ipconfig::{valid_ifname, IpConfig};
 use crate::units::parse::line_col;
+use crate::units::tomldoc::{self, DeSp, DocError, Fields};
 use crate::units::values::parse_duration;
 
 pub const DEFAULT_PATH: &str = "/etc/lifsea/network.toml";
@@ -129,29 +129,22 @@ fn position(line: Option<usize>, column: Option<usize>) -> String {
 
 type S<T> = Spanned<T>;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Default)]
 struct RawConfig {
     online_timeout: Option<S<String>>,
-    #[serde(default)]
     link: Vec<S<RawLink>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Default)]
 struct RawLink {
     name: Option<S<String>>,
     mac: Option<S<String>>,
     driver: Option<S<String>>,
     dhcp: Option<bool>,
-    #[serde(default)]
     addresses: Vec<S<String>>,
     gateway: Option<S<String>>,
-    #[serde(default)]
     routes: Vec<S<RawRoute>>,
-    #[serde(default)]
     dns: Vec<S<String>>,
-    #[serde(default)]
     search: Vec<S<String>>,
     mtu: Option<S<u32>>,
     required: Option<bool>,
@@ -159,11 +152,80 @@ struct RawLink {
     hostname: Option<S<String>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawRoute {
     to: S<String>,
     via: Option<S<String>>,
+}
+
+/// Sorts the file's keys into RawConfig; the first unknown key or wrongly shaped value ends it.
+fn raw_config(text: &str) -> Result<RawConfig, DocError> {
+    let doc = tomldoc::parse(text)?;
+    let mut raw = RawConfig::default();
+    let mut fields = Fields::new(doc.get_ref(), &["online-timeout", "link"]);
+    while let Some((i, v)) = fields.next_field()? {
+        match i {
+            0 => raw.online_timeout = Some(tomldoc::to_string(v)?),
+            _ => raw.link = tomldoc::array_of(v, raw_link)?,
+        }
+    }
+    Ok(raw)
+}
+
+const LINK_KEYS: &[&str] = &[
+    "name",
+    "mac",
+    "driver",
+    "dhcp",
+    "addresses",
+    "gateway",
+    "routes",
+    "dns",
+    "search",
+    "mtu",
+    "required",
+    "release",
+    "hostname",
+];
+
+fn raw_link(v: &DeSp) -> Result<S<RawLink>, DocError> {
+    let t = tomldoc::table(v, "struct RawLink")?;
+    let mut l = RawLink::default();
+    let mut fields = Fields::new(t, LINK_KEYS);
+    while let Some((i, v)) = fields.next_field()? {
+        let string = || tomldoc::to_string(v).map(Some);
+        let strings = || tomldoc::array_of(v, tomldoc::to_string);
+        let boolean = || tomldoc::to_bool(v).map(Some);
+        match i {
+            0 => l.name = string()?,
+            1 => l.mac = string()?,
+            2 => l.driver = string()?,
+            3 => l.dhcp = boolean()?,
+            4 => l.addresses = strings()?,
+            5 => l.gateway = string()?,
+            6 => l.routes = tomldoc::array_of(v, raw_route)?,
+            7 => l.dns = strings()?,
+            8 => l.search = strings()?,
+            9 => l.mtu = Some(tomldoc::to_u32(v)?),
+            10 => l.required = boolean()?,
+            11 => l.release = boolean()?,
+            _ => l.hostname = string()?,
+        }
+    }
+    Ok(S::new(v.span(), l))
+}
+
+fn raw_route(v: &DeSp) -> Result<S<RawRoute>, DocError> {
+    let t = tomldoc::table(v, "struct RawRoute")?;
+    let (mut to, mut via) = (None, None);
+    let mut fields = Fields::new(t, &["to", "via"]);
+    while let Some((i, v)) = fields.next_field()? {
+        match i {
+            0 => to = Some(tomldoc::to_string(v)?),
+            _ => via = Some(tomldoc::to_string(v)?),
+        }
+    }
+    let to = to.ok_or_else(|| tomldoc::missing_field(v.span(), "to"))?;
+    Ok(S::new(v.span(), RawRoute { to, via }))
 }
 
 struct Errs<'a> {
@@ -194,15 +256,15 @@ pub fn parse(path: &Path, text: &str) -> Result<NetworkConfig, Vec<ConfigError>>
         text,
         list: Vec::new(),
     };
-    let raw: RawConfig = match toml::from_str(text) {
+    let raw: RawConfig = match raw_config(text) {
         Ok(r) => r,
         Err(e) => {
             let msg = e
-                .message()
+                .message
                 .trim()
                 .replace("struct Raw", "table ")
                 .replace('\n', ": ");
-            errs.at(e.span().map(|s| s.start), msg);
+            errs.at(e.span.map(|s| s.start), msg);
             return Err(errs.list);
         }
     };

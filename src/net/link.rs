@@ -17,14 +17,15 @@ use netlink_packet_core::{
     NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::link::{LinkFlags, LinkHeader};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_packet_route::AddressFamily;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 use super::dhcp::Route;
+use super::rtnl_request::Request;
 
 const RTNLGRP_LINK: u32 = 1;
 const RTNLGRP_IPV4_IFADDR: u32 = 5;
@@ -143,16 +144,16 @@ impl Rtnl {
             return Ok(());
         };
         let msg = match d {
-            Dump::Links => RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            Dump::Links => Request::GetLink(LinkHeader::default()),
             Dump::Addresses => {
                 let mut m = AddressMessage::default();
                 m.header.family = AddressFamily::Inet;
-                RouteNetlinkMessage::GetAddress(m)
+                Request::GetAddress(m)
             }
             Dump::Routes => {
                 let mut m = RouteMessage::default();
                 m.header.address_family = AddressFamily::Inet;
-                RouteNetlinkMessage::GetRoute(m)
+                Request::GetRoute(m)
             }
         };
         let seq = self.send(msg, NLM_F_REQUEST | NLM_F_DUMP)?;
@@ -162,14 +163,13 @@ impl Rtnl {
 
     /// Sets `IFF_UP` and optionally the MTU. Returns the request's sequence number.
     pub fn set_link(&mut self, index: u32, mtu: Option<u32>) -> Result<u32, LinkError> {
-        let mut m = LinkMessage::default();
-        m.header.index = index;
-        m.header.flags = LinkFlags::Up;
-        m.header.change_mask = LinkFlags::Up;
-        if let Some(mtu) = mtu {
-            m.attributes.push(LinkAttribute::Mtu(mtu));
-        }
-        self.send(RouteNetlinkMessage::SetLink(m), NLM_F_REQUEST | NLM_F_ACK)
+        let h = LinkHeader {
+            index,
+            flags: LinkFlags::Up,
+            change_mask: LinkFlags::Up,
+            ..LinkHeader::default()
+        };
+        self.send(Request::SetLink(h, mtu), NLM_F_REQUEST | NLM_F_ACK)
     }
 
     fn address_message(index: u32, address: Ipv4Addr, prefix: u8) -> AddressMessage {
@@ -197,7 +197,7 @@ impl Rtnl {
             m.attributes.push(AddressAttribute::Broadcast(b));
         }
         self.send(
-            RouteNetlinkMessage::NewAddress(m),
+            Request::NewAddress(m),
             NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
         )
     }
@@ -209,10 +209,7 @@ impl Rtnl {
         prefix: u8,
     ) -> Result<u32, LinkError> {
         let m = Self::address_message(index, address, prefix);
-        self.send(
-            RouteNetlinkMessage::DelAddress(m),
-            NLM_F_REQUEST | NLM_F_ACK,
-        )
+        self.send(Request::DelAddress(m), NLM_F_REQUEST | NLM_F_ACK)
     }
 
     fn route_message(index: u32, r: &Route, protocol: RouteProtocol) -> RouteMessage {
@@ -251,7 +248,7 @@ impl Rtnl {
         };
         let m = Self::route_message(index, r, proto);
         self.send(
-            RouteNetlinkMessage::NewRoute(m),
+            Request::NewRoute(m),
             NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
         )
     }
@@ -259,10 +256,10 @@ impl Rtnl {
     pub fn del_route(&mut self, index: u32, r: &Route) -> Result<u32, LinkError> {
         let mut m = Self::route_message(index, r, RouteProtocol::Unspec);
         m.header.scope = RouteScope::NoWhere;
-        self.send(RouteNetlinkMessage::DelRoute(m), NLM_F_REQUEST | NLM_F_ACK)
+        self.send(Request::DelRoute(m), NLM_F_REQUEST | NLM_F_ACK)
     }
 
-    fn send(&mut self, inner: RouteNetlinkMessage, flags: u16) -> Result<u32, LinkError> {
+    fn send(&mut self, inner: Request, flags: u16) -> Result<u32, LinkError> {
         self.seq = self.seq.wrapping_add(1).max(1);
         let mut header = NetlinkHeader::default();
         header.flags = flags;
@@ -483,6 +480,8 @@ const RTN_UNICAST: u8 = 1;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+    use netlink_packet_route::RouteNetlinkMessage;
 
     /// Serialises `m` the way the kernel would send it, with `netlink-packet-route`.
     fn wire(m: RouteNetlinkMessage, seq: u32) -> Vec<u8> {

@@ -12,6 +12,7 @@ pub mod ipconfig;
 pub mod link;
 pub mod manager;
 pub mod resolv;
+mod rtnl_request;
 pub mod view;
 
 pub use manager::{NetManager, NetOptions};

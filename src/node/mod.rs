@@ -14,7 +14,9 @@ pub mod ops;
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use toml::Spanned;
+
+use crate::units::tomldoc::{self, DocError, Fields};
 
 use crate::paths;
 
@@ -51,39 +53,66 @@ pub enum NodeError {
 }
 
 /// The declared prerequisites (docs/node.md lists the keys and defaults).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
     /// Created (with parents, mode 0755) when missing.
-    #[serde(default)]
     pub directories: Vec<PathBuf>,
     /// Enabled in the root's and the pods group's `cgroup.subtree_control`, where the kernel has them.
-    #[serde(default)]
     pub cgroup_controllers: Vec<String>,
     /// The pods' parent group, relative to the cgroup root (kubelet's cgroupfs default).
-    #[serde(default = "default_pods_cgroup")]
     pub pods_cgroup: String,
     /// Turn off every swap area in /proc/swaps.
-    #[serde(default = "default_true")]
     pub swap_off: bool,
 }
 
-fn default_pods_cgroup() -> String {
-    "kubepods".into()
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            directories: Vec::new(),
+            cgroup_controllers: Vec::new(),
+            pods_cgroup: "kubepods".into(),
+            swap_off: true,
+        }
+    }
 }
 
-fn default_true() -> bool {
-    true
+/// Sorts node.toml's keys into NodeConfig: the first unknown key or wrongly shaped value ends it.
+fn raw_config(text: &str) -> Result<NodeConfig, DocError> {
+    let doc = tomldoc::parse(text)?;
+    let mut cfg = NodeConfig::default();
+    let keys = &[
+        "directories",
+        "cgroup-controllers",
+        "pods-cgroup",
+        "swap-off",
+    ];
+    let mut fields = Fields::new(doc.get_ref(), keys);
+    while let Some((i, v)) = fields.next_field()? {
+        let strings = |expected: &'static str| {
+            tomldoc::array_of(v, |s| tomldoc::string_as(s, expected))
+                .map(|l| l.into_iter().map(Spanned::into_inner).collect::<Vec<_>>())
+        };
+        match i {
+            0 => {
+                let dirs = strings("path string")?;
+                cfg.directories = dirs.into_iter().map(PathBuf::from).collect();
+            }
+            1 => cfg.cgroup_controllers = strings("a string")?,
+            2 => cfg.pods_cgroup = tomldoc::to_string(v)?.into_inner(),
+            _ => cfg.swap_off = tomldoc::to_bool(v)?,
+        }
+    }
+    Ok(cfg)
 }
 
 /// Parses node.toml; the message carries line and column.
 pub fn parse_config(text: &str) -> Result<NodeConfig, String> {
-    let cfg: NodeConfig = toml::from_str(text).map_err(|e| {
+    let cfg = raw_config(text).map_err(|e| {
         let (line, col) = e
-            .span()
+            .span
             .map(|s| crate::units::parse::line_col(text, s.start))
             .unwrap_or((0, 0));
-        format!("{line}:{col}: {}", e.message().trim())
+        format!("{line}:{col}: {}", e.message.trim())
     })?;
     if let Err(m) = crate::units::parse::check_cgroup_path(&cfg.pods_cgroup) {
         return Err(format!("pods-cgroup: {m}"));
@@ -154,12 +183,7 @@ pub fn load_config(p: &Paths) -> Result<NodeConfig, NodeError> {
             Err(source) => return Err(NodeError::Read { path, source }),
         }
     }
-    Ok(NodeConfig {
-        directories: Vec::new(),
-        cgroup_controllers: Vec::new(),
-        pods_cgroup: default_pods_cgroup(),
-        swap_off: true,
-    })
+    Ok(NodeConfig::default())
 }
 
 /// Enables the controllers in the root's subtree_control, creates the pods group and enables them

@@ -13,9 +13,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use thiserror::Error;
+use toml::Spanned;
 
+use crate::units::parse::line_col;
+use crate::units::tomldoc::{self, DocError, Fields};
 use crate::units::values::parse_duration;
 
 /// Where the admin puts the settings.
@@ -55,8 +57,7 @@ impl Default for OsConfig {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Default)]
 struct Raw {
     health: Option<Vec<String>>,
     healthy_for: Option<String>,
@@ -65,13 +66,41 @@ struct Raw {
     watchdog: Option<String>,
 }
 
+/// Sorts the file's keys into Raw: the first unknown key or wrongly shaped value ends it.
+fn raw(text: &str) -> Result<Raw, DocError> {
+    let doc = tomldoc::parse(text)?;
+    let mut raw = Raw::default();
+    let keys = &["health", "healthy-for", "deadline", "tries", "watchdog"];
+    let mut fields = Fields::new(doc.get_ref(), keys);
+    while let Some((i, v)) = fields.next_field()? {
+        let string = || tomldoc::to_string(v).map(|s| Some(s.into_inner()));
+        match i {
+            0 => {
+                let list = tomldoc::array_of(v, tomldoc::to_string)?;
+                raw.health = Some(list.into_iter().map(Spanned::into_inner).collect());
+            }
+            1 => raw.healthy_for = string()?,
+            2 => raw.deadline = string()?,
+            3 => raw.tries = Some(tomldoc::to_u32(v)?.into_inner()),
+            _ => raw.watchdog = string()?,
+        }
+    }
+    Ok(raw)
+}
+
 /// Parses the file's text (`path` only names it in errors).
 pub fn parse(path: &Path, text: &str) -> Result<OsConfig, ConfigError> {
     let err = |message: String| ConfigError::Parse {
         path: path.to_path_buf(),
         message,
     };
-    let raw: Raw = toml::from_str(text).map_err(|e| err(e.to_string().trim().to_string()))?;
+    let raw = raw(text).map_err(|e| match e.span {
+        Some(s) => {
+            let (line, column) = line_col(text, s.start);
+            err(format!("line {line}, column {column}: {}", e.message))
+        }
+        None => err(e.message),
+    })?;
     let mut cfg = OsConfig::default();
     if let Some(h) = raw.health {
         cfg.health = Some(h);

@@ -15,9 +15,14 @@ use super::readiness;
 use super::spawn::{self, SpawnRequest};
 use super::state::{Event, KillScope};
 use crate::sys::reap as process;
+use crate::timeline::{SubjectKind::Stage, TimelineEvent};
 use crate::unitlog::Stream;
 use crate::units::schema::KillMode;
 use crate::units::Unit;
+
+/// How many of the boot's first spawns get a `cgroup <unit>` span in the timeline (a bound, so a
+/// boot of 1,000 units does not fill the timeline with them).
+const BOOT_SPAWN_STAMPS: usize = 4;
 
 impl Supervisor {
     pub(super) fn spawn_unit(&mut self, name: &str) {
@@ -28,7 +33,17 @@ impl Supervisor {
             });
             return;
         };
+        // The boot's first spawns (containerd's) are on the init's critical path: show their
+        // cgroup set-up apart from the fork and exec (the unit's own start stamp) in the timeline.
+        let stamp = (!self.boot.done && self.boot.spawned_at.len() < BOOT_SPAWN_STAMPS)
+            .then(|| format!("cgroup {name}"));
+        if let Some(s) = &stamp {
+            self.boot.timeline.mark(Stage, s, TimelineEvent::Start);
+        }
         let cgroup_dir = self.prepare_cgroup(&unit);
+        if let Some(s) = &stamp {
+            self.boot.timeline.mark(Stage, s, TimelineEvent::Ready);
+        }
         let shared = unit.kill_mode == KillMode::Main && self.ensure_shared_output(name);
         if !shared {
             self.io.shared_output.remove(name);

@@ -74,13 +74,7 @@ impl Supervisor {
         let facts: Vec<&str> = crate::units::schema::FACTS.to_vec();
         let core = Core::new(&facts, &cfg.facts_reached);
         let notify_path = cfg.run_dir.join("notify.sock");
-        let mut logs = UnitLogs::default();
-        if let Some(dir) = &cfg.log_dir {
-            // Not fatal: the in-memory ring keeps every unit's output either way.
-            if let Err(e) = logs.set_dir(dir) {
-                log::warn!("unit logs stay in memory only: {e}");
-            }
-        }
+        let logs = UnitLogs::default();
         Self {
             core,
             units: BTreeMap::new(),
@@ -124,6 +118,17 @@ impl Supervisor {
         }
     }
 
+    /// Starts persisting unit logs to `log_dir` (what the ring holds so far goes first). Called
+    /// after the boot dispatch: creating /var/log/lifsea is nothing containerd waits for.
+    pub(super) fn open_log_dir(&mut self) {
+        if let Some(dir) = self.env.cfg.log_dir.clone() {
+            // Not fatal: the in-memory ring keeps every unit's output either way.
+            if let Err(e) = self.logs.set_dir(&dir) {
+                log::warn!("unit logs stay in memory only: {e}");
+            }
+        }
+    }
+
     /// Marks a fact (`network-online`, ...) as reached: units waiting for it may start. For stage-1
     /// code that finishes while the loop runs (the network coming up).
     pub fn reach_fact(&mut self, fact: &str) {
@@ -142,6 +147,12 @@ impl Supervisor {
                     self.boot.timeline.mark(kind, &name, event);
                     log::debug!("timeline: {name} {event:?}");
                 }
+                Notice::StampAt {
+                    at_us,
+                    kind,
+                    name,
+                    event,
+                } => self.boot.timeline.mark_at(at_us, kind, &name, event),
                 Notice::Shutdown(kind) => {
                     if self.shutdown.kind.is_none() {
                         log::info!("shutdown requested ({kind:?})");

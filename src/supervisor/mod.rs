@@ -136,6 +136,9 @@ fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String, Option<CgroupClea
         format!("{base}/init")
     };
     match root.create(&init_group, false, None) {
+        // Stage 1 already moved us there on a machine: another write to cgroup.procs would only
+        // cost another trip through the kernel's threadgroup lock (issue 11).
+        Ok(_) if own_cgroup() == init_group => {}
         Ok(_) => {
             if let Err(e) = root.attach(&init_group, std::process::id() as i32) {
                 log::warn!("cannot move the init into its cgroup: {e}");
@@ -154,19 +157,36 @@ fn boot_units_then_subsystems(
     catalog: Option<catalog::Catalog>,
     subsystems: impl FnOnce() -> Vec<Box<dyn Subsystem>>,
 ) {
+    use crate::timeline::{SubjectKind::Stage, TimelineEvent};
     if let Some(catalog) = catalog {
         if recovery::guarded("installing units", || sup.install(catalog)).is_none() {
             sup.needs_recovery = true;
         }
     }
-    if recovery::guarded("the boot dispatch", || sup.dispatch(Event::Boot)).is_none() {
+    sup.boot
+        .timeline
+        .mark(Stage, "supervisor-state", TimelineEvent::Ready);
+    sup.boot
+        .timeline
+        .mark(Stage, "boot-dispatch", TimelineEvent::Start);
+    let dispatched = recovery::guarded("the boot dispatch", || sup.dispatch(Event::Boot));
+    sup.boot
+        .timeline
+        .mark(Stage, "boot-dispatch", TimelineEvent::Ready);
+    if dispatched.is_none() {
         sup.needs_recovery = true;
         if !sup.core.booted() {
             // Lost before the core saw it: once more (a second panic on it is logged and dropped).
             sup.queue.push_front(Event::Boot);
         }
     }
+    sup.boot
+        .timeline
+        .mark(Stage, "subsystems", TimelineEvent::Start);
     sup.subsystems = recovery::guarded("starting subsystems", subsystems).unwrap_or_default();
+    sup.boot
+        .timeline
+        .mark(Stage, "subsystems", TimelineEvent::Ready);
 }
 
 /// What the supervisor hands to stage 3 when every unit is down.
@@ -190,9 +210,14 @@ pub struct Finished {
 /// critical path).
 pub fn run(
     cfg: Config,
-    timeline: Timeline,
+    mut timeline: Timeline,
     subsystems: impl FnOnce() -> Vec<Box<dyn Subsystem>>,
 ) -> Finished {
+    timeline.mark(
+        crate::timeline::SubjectKind::Stage,
+        "signals",
+        crate::timeline::TimelineEvent::Start,
+    );
     if let Err(e) = crate::sys::signal::block_handled() {
         log::error!("cannot block signals: {e}");
     }
@@ -219,6 +244,16 @@ pub fn run(
         crate::klog::lift_kmsg_ratelimit(std::path::Path::new("/proc"));
     }
     shield::shield_self(std::path::Path::new("/proc/self"));
+    timeline.mark(
+        crate::timeline::SubjectKind::Stage,
+        "signals",
+        crate::timeline::TimelineEvent::Ready,
+    );
+    timeline.mark(
+        crate::timeline::SubjectKind::Stage,
+        "notify-socket",
+        crate::timeline::TimelineEvent::Start,
+    );
     if let Err(e) = std::fs::create_dir_all(&cfg.run_dir).and_then(|_| {
         std::fs::set_permissions(&cfg.run_dir, std::fs::Permissions::from_mode(0o755))
     }) {
@@ -241,23 +276,44 @@ pub fn run(
             )
         }
     };
-    let server = match ControlServer::bind(&cfg.run_dir.join("control.sock")) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            log::error!("{e}; running without the control API");
-            None
-        }
-    };
+    timeline.mark(
+        crate::timeline::SubjectKind::Stage,
+        "notify-socket",
+        crate::timeline::TimelineEvent::Ready,
+    );
     // Setup and the boot dispatch run under the same guard as the loop: a panic here would
     // otherwise end PID 1 before the loop that catches them ever ran.
-    let (cgroups, base, cgroup_cleanup) = recovery::guarded("cgroup setup", || setup_cgroups(&cfg))
+    let (cgroups, base, cgroup_cleanup) = timeline
+        .span("init-cgroup", || {
+            recovery::guarded("cgroup setup", || setup_cgroups(&cfg))
+        })
         .unwrap_or((None, String::new(), None));
     let dirs = cfg.unit_dirs.clone();
-    let catalog = recovery::guarded("loading units", || catalog::load(&dirs));
+    let catalog = timeline.span("load-units", || {
+        recovery::guarded("loading units", || catalog::load(&dirs))
+    });
+    timeline.mark(
+        crate::timeline::SubjectKind::Stage,
+        "supervisor-state",
+        crate::timeline::TimelineEvent::Start,
+    );
     let mut sup = Supervisor::new(cfg, timeline, cgroups, base);
     sup.env.cgroup_cleanup = cgroup_cleanup;
     sup.shutdown.limit = deadline::shutdown_limit_from_env();
+    let control_path = sup.env.cfg.run_dir.join("control.sock");
     boot_units_then_subsystems(&mut sup, catalog, subsystems);
+    // After the boot dispatch: no unit waits for the API, and no client can be served before
+    // the loop runs anyway (issue 11: the init's own critical path).
+    let server = sup.boot.timeline.span("control-socket", || {
+        match ControlServer::bind(&control_path) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!("{e}; running without the control API");
+                None
+            }
+        }
+    });
+    sup.open_log_dir();
     let mut io = LoopIo {
         signals,
         notify,

@@ -29,6 +29,13 @@ pub enum Notice {
         name: String,
         event: TimelineEvent,
     },
+    /// A stamp taken earlier than the notice is read (a step that ran before the loop did).
+    StampAt {
+        at_us: u64,
+        kind: SubjectKind,
+        name: String,
+        event: TimelineEvent,
+    },
     /// Begin an orderly shutdown (the power button); ignored when one is already under way.
     Shutdown(ShutdownKind),
 }

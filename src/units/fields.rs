@@ -10,10 +10,10 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::schema::{CapabilitySpec, CgroupSpec, Limit, Readiness};
+use super::tomldoc::{self, DeSp, DocError, Fields};
 use super::values::{
     check_duration_secs, check_limit_order, parse_capability, parse_duration, parse_limit,
     resource_by_name, valid_account_name, valid_env_name, valid_unit_name, RESOURCES,
@@ -23,19 +23,52 @@ pub(super) type Sp = Spanned<Value>;
 pub(super) type SpTable = Spanned<BTreeMap<Spanned<String>, Sp>>;
 pub(super) type SpArray = Spanned<Vec<Sp>>;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Default)]
 pub(super) struct RawCgroup {
     pub(super) path: Option<Sp>,
     pub(super) delegate: Option<Sp>,
     pub(super) pids_max: Option<Sp>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+impl RawCgroup {
+    /// `cgroup = { ... }`: a table of these keys only.
+    pub(super) fn read(v: &DeSp) -> Result<Spanned<RawCgroup>, DocError> {
+        let t = tomldoc::table(v, "struct RawCgroup")?;
+        let mut raw = RawCgroup::default();
+        let mut fields = Fields::new(t, &["path", "delegate", "pids-max"]);
+        while let Some((i, item)) = fields.next_field()? {
+            let sp = Some(tomldoc::to_sp(item)?);
+            match i {
+                0 => raw.path = sp,
+                1 => raw.delegate = sp,
+                _ => raw.pids_max = sp,
+            }
+        }
+        Ok(Spanned::new(v.span(), raw))
+    }
+}
+
+#[derive(Default)]
 pub(super) struct RawCapabilities {
     pub(super) bounding: Option<SpArray>,
     pub(super) ambient: Option<SpArray>,
+}
+
+impl RawCapabilities {
+    /// `capabilities = { ... }`: a table of these keys only.
+    pub(super) fn read(v: &DeSp) -> Result<Spanned<RawCapabilities>, DocError> {
+        let t = tomldoc::table(v, "struct RawCapabilities")?;
+        let mut raw = RawCapabilities::default();
+        let mut fields = Fields::new(t, &["bounding", "ambient"]);
+        while let Some((i, item)) = fields.next_field()? {
+            let arr = Some(tomldoc::to_sp_array(item)?);
+            match i {
+                0 => raw.bounding = arr,
+                _ => raw.ambient = arr,
+            }
+        }
+        Ok(Spanned::new(v.span(), raw))
+    }
 }
 
 /// Errors of one file, as (byte span, message); turned into line:col once at the end.

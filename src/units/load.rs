@@ -103,7 +103,7 @@ pub fn load_dirs(dirs: &[PathBuf]) -> LoadOutcome {
         }
     }
     // Stable: errors of one file keep their in-file order.
-    out.errors.sort_by(|a, b| a.path.cmp(&b.path));
+    crate::sort::sort_by(&mut out.errors, |a, b| a.path.cmp(&b.path));
     out
 }
 
@@ -144,7 +144,7 @@ fn list_dir(dir: &Path) -> io::Result<Vec<OsString>> {
     for entry in std::fs::read_dir(dir)? {
         names.push(entry?.file_name());
     }
-    names.sort();
+    crate::sort::sort(&mut names);
     Ok(names)
 }
 

@@ -12,6 +12,7 @@ pub mod image;
 pub mod load;
 pub mod parse;
 pub mod schema;
+pub mod tomldoc;
 pub mod users;
 pub mod values;
 

@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use toml::{Spanned, Value};
 
 pub use super::fields::check_cgroup_path;
@@ -17,6 +16,7 @@ use super::fields::{
     names, readiness, span, string, Errors, RawCapabilities, RawCgroup, Sp, SpArray, SpTable,
 };
 use super::schema::{KillMode, Readiness, RestartPolicy, Unit, UnitType};
+use super::tomldoc::{self, DocError, Fields};
 use super::values::{format_duration, is_fact, parse_signal, valid_unit_name, MAX_UNIT_NAME};
 
 /// Defaults documented in docs/units.md; keep the two in step.
@@ -26,8 +26,8 @@ pub const DEFAULT_RESTART_DELAY_MAX: Duration = Duration::from_secs(30);
 pub const DEFAULT_RESTART_RESET_AFTER: Duration = Duration::from_secs(60);
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+/// The keys of a unit file, each kept as written (with its span) for `validate` to judge.
+#[derive(Default)]
 struct RawUnit {
     description: Option<Sp>,
     exec: Option<SpArray>,
@@ -35,7 +35,6 @@ struct RawUnit {
     working_dir: Option<Sp>,
     user: Option<Sp>,
     group: Option<Sp>,
-    #[serde(rename = "type")]
     kind: Option<Sp>,
     requires: Option<SpArray>,
     wants: Option<SpArray>,
@@ -144,22 +143,21 @@ impl std::fmt::Display for UnitFileError {
 /// Parses and validates the unit `name` read from `source`.
 pub fn parse_unit(name: &str, source: &Path, text: &str) -> Result<Unit, Vec<UnitFileError>> {
     let mut errs = Errors::default();
-    let unit = match toml::from_str::<RawUnit>(text) {
+    let unit = match raw_unit(text) {
         Ok(raw) => Some(validate(name, source, raw, &mut errs)),
         Err(e) => {
-            match e.span() {
+            match e.span {
                 Some(span) => {
-                    let msg = serde_message(text, span.start, e.message());
+                    let msg = serde_message(text, span.start, &e.message);
                     errs.at(span, msg)
                 }
-                None => errs.nowhere(serde_message(text, 0, e.message())),
+                None => errs.nowhere(serde_message(text, 0, &e.message)),
             }
             None
         }
     };
     // Report in file order; errors without a position (a missing key) come first.
-    errs.0
-        .sort_by_key(|(span, _)| span.as_ref().map(|s| s.start));
+    crate::sort::sort_by_key(&mut errs.0, |(span, _)| span.as_ref().map(|s| s.start));
     match unit {
         Some(u) if errs.0.is_empty() => Ok(u),
         _ => Err(errs
@@ -177,6 +175,77 @@ pub fn parse_unit(name: &str, source: &Path, text: &str) -> Result<Unit, Vec<Uni
             })
             .collect()),
     }
+}
+
+/// The keys of RawUnit as a unit file spells them, in declaration order (serde's error lists them so).
+const UNIT_KEYS: &[&str] = &[
+    "description",
+    "exec",
+    "env",
+    "working-dir",
+    "user",
+    "group",
+    "type",
+    "requires",
+    "wants",
+    "after",
+    "ready",
+    "ready-timeout",
+    "restart",
+    "restart-delay",
+    "restart-delay-max",
+    "restart-reset-after",
+    "stop-signal",
+    "stop-timeout",
+    "kill",
+    "cgroup",
+    "oom-score-adjust",
+    "limits",
+    "capabilities",
+    "no-new-privileges",
+    "enabled",
+    "condition",
+];
+
+/// Sorts the file's keys into RawUnit: the first unknown key or wrongly shaped value ends it.
+fn raw_unit(text: &str) -> Result<RawUnit, DocError> {
+    let doc = tomldoc::parse(text)?;
+    let mut raw = RawUnit::default();
+    let mut fields = Fields::new(doc.get_ref(), UNIT_KEYS);
+    while let Some((i, v)) = fields.next_field()? {
+        let sp = || tomldoc::to_sp(v).map(Some);
+        let arr = || tomldoc::to_sp_array(v).map(Some);
+        let tab = || tomldoc::to_sp_table(v).map(Some);
+        match i {
+            0 => raw.description = sp()?,
+            1 => raw.exec = arr()?,
+            2 => raw.env = tab()?,
+            3 => raw.working_dir = sp()?,
+            4 => raw.user = sp()?,
+            5 => raw.group = sp()?,
+            6 => raw.kind = sp()?,
+            7 => raw.requires = arr()?,
+            8 => raw.wants = arr()?,
+            9 => raw.after = arr()?,
+            10 => raw.ready = sp()?,
+            11 => raw.ready_timeout = sp()?,
+            12 => raw.restart = sp()?,
+            13 => raw.restart_delay = sp()?,
+            14 => raw.restart_delay_max = sp()?,
+            15 => raw.restart_reset_after = sp()?,
+            16 => raw.stop_signal = sp()?,
+            17 => raw.stop_timeout = sp()?,
+            18 => raw.kill = sp()?,
+            19 => raw.cgroup = Some(RawCgroup::read(v)?),
+            20 => raw.oom_score_adjust = sp()?,
+            21 => raw.limits = tab()?,
+            22 => raw.capabilities = Some(RawCapabilities::read(v)?),
+            23 => raw.no_new_privileges = sp()?,
+            24 => raw.enabled = sp()?,
+            _ => raw.condition = tab()?,
+        }
+    }
+    Ok(raw)
 }
 
 fn validate(name: &str, source: &Path, raw: RawUnit, errs: &mut Errors) -> Unit {

@@ -13,7 +13,7 @@ use nix::sys::resource::Resource;
 use nix::sys::signal::Signal;
 
 /// Names of facts owned by the init itself that units may depend on like units.
-pub const FACTS: &[&str] = &["mounts", "devices", "network", "network-online"];
+pub const FACTS: &[&str] = &["mounts", "machine", "devices", "network", "network-online"];
 
 /// Whether the unit is a long-running service or a task that runs to completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

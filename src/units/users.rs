@@ -152,7 +152,7 @@ pub fn resolve(
             .collect(),
         None => Vec::new(),
     };
-    supplementary.sort_unstable();
+    crate::sort::sort(&mut supplementary);
     supplementary.dedup();
     Ok(Credentials {
         uid,
