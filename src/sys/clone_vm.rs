@@ -19,10 +19,11 @@
 //! lock, panic, unwind or return, must write nothing but its own stack, and must not set errno
 //! (the parent's thread-local, shared with it): every step it takes goes through `raw_syscall`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::unistd::Pid;
@@ -91,6 +92,21 @@ struct CloneArgs {
 /// Place the child in the cgroup given by `CloneArgs::cgroup` (Linux 5.7).
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
+/// futex(2) operation: sleep while the word holds the given value.
+const FUTEX_WAIT: usize = 0;
+
+/// Whether the child gets a copy of the descriptor table or shares the parent's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdTable {
+    /// A copy, as with fork: the kernel takes a reference on every open descriptor, and the
+    /// child's exec (or close_range) drops them again, one by one.
+    Copy,
+    /// The parent's own table (CLONE_FILES). The child must unshare it before it changes any
+    /// descriptor (`process::unshare_fds_from`, which copies only the numbers below its bound),
+    /// and the parent must leave the descriptors the child uses open until it has let go.
+    Share,
+}
+
 /// Bytes of a child's stack. Its steps are shallow (no recursion, no large locals): a few KiB at
 /// most, so this leaves a wide margin; a guard page below catches the impossible overflow.
 const STACK_LEN: usize = 64 * 1024;
@@ -145,6 +161,35 @@ thread_local! {
     /// One stack kept for the next child: PID 1 spawns one child at a time, so this saves an
     /// mmap and its page faults per spawn. Per thread because tests spawn from several threads.
     static SPARE: Cell<Option<ChildStack>> = const { Cell::new(None) };
+    /// What children dropped before they let go still hold (their stack, their data and the
+    /// descriptors in it): freed by a later `clone_vm` once the kernel has cleared their word.
+    static LIMBO: RefCell<Vec<Box<dyn Held>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A child's shared memory kept past its `SharedChild`, type-erased for `LIMBO`.
+trait Held {
+    fn released(&self) -> bool;
+}
+
+impl<T> Held for Shared<T> {
+    fn released(&self) -> bool {
+        self.tid.load(Ordering::Acquire) == 0
+    }
+}
+
+/// Frees what children that have let go since their `SharedChild` was dropped still held.
+fn sweep_limbo() {
+    // try_borrow_mut: never reached while borrowed (single-threaded, no re-entry), but a panic
+    // is not an option here.
+    let freed = LIMBO.try_with(|l| match l.try_borrow_mut() {
+        Ok(mut list) if !list.is_empty() => {
+            let (gone, kept): (Vec<_>, Vec<_>) = list.drain(..).partition(|h| h.released());
+            *list = kept;
+            gone
+        }
+        _ => Vec::new(),
+    });
+    drop(freed);
 }
 
 /// What the child shares with the parent: the word the kernel clears on release, the child's
@@ -157,13 +202,13 @@ struct Shared<T> {
 }
 
 /// A child started by `clone_vm`, sharing the parent's memory until it execs or exits.
-pub struct SharedChild<T> {
+pub struct SharedChild<T: 'static> {
     pid: Pid,
     /// Dropped by hand: only once the child has let go of it, else never.
     shared: ManuallyDrop<Box<Shared<T>>>,
 }
 
-impl<T> SharedChild<T> {
+impl<T: 'static> SharedChild<T> {
     pub fn pid(&self) -> Pid {
         self.pid
     }
@@ -177,22 +222,73 @@ impl<T> SharedChild<T> {
     pub fn released(&self) -> bool {
         self.shared.tid.load(Ordering::Acquire) == 0
     }
+
+    /// Waits, at most `timeout`, until the child has let go of the shared memory: the kernel
+    /// clears `tid` and wakes its futex when the child execs (past the point of no return) or
+    /// exits. ETIMEDOUT when it has not by then. What pthread_join does, with a bound.
+    pub fn wait_released(&self, timeout: Duration) -> Result<(), Errno> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let seen = self.shared.tid.load(Ordering::Acquire);
+            if seen == 0 {
+                return Ok(());
+            }
+            let left = deadline.map_or(Duration::ZERO, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                return Err(Errno::ETIMEDOUT);
+            }
+            let ts = libc::timespec {
+                tv_sec: left.as_secs().min(i64::MAX as u64) as _,
+                tv_nsec: left.subsec_nanos() as libc::c_long,
+            };
+            // Not FUTEX_PRIVATE_FLAG: the kernel's wake at release is a shared-key wake.
+            let args = [
+                self.shared.tid.as_ptr() as usize,
+                FUTEX_WAIT,
+                seen as usize,
+                &ts as *const libc::timespec as usize,
+                0,
+                0,
+            ];
+            // SAFETY: the word lives in the box this `SharedChild` owns; `ts` outlives the call.
+            match unsafe { raw_syscall(libc::SYS_futex, args) } {
+                // Woken, the word changed first, a signal, or the time is up: look again.
+                Ok(_) | Err(Errno::EAGAIN) | Err(Errno::EINTR) | Err(Errno::ETIMEDOUT) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
-impl<T> Drop for SharedChild<T> {
+impl<T: 'static> Drop for SharedChild<T> {
     fn drop(&mut self) {
-        if !self.released() {
-            // Still running on our memory (or stuck in the kernel, killed): it keeps it.
+        // SAFETY: taken once, here, and `self.shared` is not used again.
+        let shared = unsafe { ManuallyDrop::take(&mut self.shared) };
+        if shared.tid.load(Ordering::Acquire) != 0 {
+            // Still running on our memory (or stuck in the kernel, killed): it keeps the box
+            // until the kernel clears `tid`; a later `clone_vm` frees it then. Should pushing
+            // fail (a panic while allocating), the box leaks rather than being freed under the
+            // child.
+            let mut held: Option<Box<dyn Held>> = Some(shared);
+            let _ = LIMBO.try_with(|l| {
+                if let (Ok(mut v), Some(h)) = (l.try_borrow_mut(), held.take()) {
+                    v.push(h);
+                }
+            });
+            if let Some(h) = held {
+                std::mem::forget(h);
+            }
             return;
         }
-        // SAFETY: taken once, here, and `self.shared` is not used again; the kernel has cleared
-        // `tid`, so the child no longer uses the box (it exec'd into a new address space or
-        // exited).
-        let shared = unsafe { ManuallyDrop::take(&mut self.shared) };
+        // The kernel has cleared `tid`: the child no longer uses the box (it exec'd into a new
+        // address space or exited).
         let Shared { stack, data, .. } = *shared;
         drop(data);
         if let Some(stack) = stack {
-            SPARE.with(|s| s.set(Some(stack)));
+            // Outside a thread's lifetime (TLS gone) the stack is unmapped instead.
+            let _ = SPARE.try_with(|s| s.set(Some(stack)));
         }
     }
 }
@@ -213,15 +309,18 @@ extern "C" fn child_start<T>(shared: *const Shared<T>) -> ! {
 ///
 /// Gives `data` back with the error when no child was made: ENOSYS on kernels (or architectures)
 /// without it, EINVAL or the kernel's refusal for the cgroup (cgroup v1, 5.3–5.6).
-pub fn clone_vm<T: Sync>(
+pub fn clone_vm<T: Sync + 'static>(
     data: T,
     entry: fn(&T) -> !,
     cgroup: Option<BorrowedFd<'_>>,
+    fds: FdTable,
 ) -> Result<SharedChild<T>, (Errno, T)> {
     if !cfg!(target_arch = "x86_64") {
         return Err((Errno::ENOSYS, data));
     }
-    let stack = match SPARE.with(|s| s.take()).map_or_else(ChildStack::new, Ok) {
+    sweep_limbo();
+    let spare = SPARE.try_with(|s| s.take()).ok().flatten();
+    let stack = match spare.map_or_else(ChildStack::new, Ok) {
         Ok(s) => s,
         Err(e) => return Err((e, data)),
     };
@@ -240,6 +339,9 @@ pub fn clone_vm<T: Sync>(
         stack_size: STACK_LEN as u64,
         ..Default::default()
     };
+    if fds == FdTable::Share {
+        args.flags |= libc::CLONE_FILES as u64;
+    }
     if let Some(fd) = cgroup {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;
@@ -252,7 +354,7 @@ pub fn clone_vm<T: Sync>(
         Err(e) => {
             let Shared { data, stack, .. } = *shared;
             if let Some(stack) = stack {
-                SPARE.with(|s| s.set(Some(stack)));
+                let _ = SPARE.try_with(|s| s.set(Some(stack)));
             }
             Err((e, data))
         }
@@ -333,6 +435,7 @@ mod tests {
             },
             store_and_exit,
             None,
+            FdTable::Copy,
         ) {
             Ok(c) => c,
             Err((e, _)) => panic!("clone_vm: {e}"),
@@ -367,7 +470,7 @@ mod tests {
     fn child_lets_go_when_it_execs_and_a_released_stack_is_reused() {
         for _ in 0..3 {
             let path = std::ffi::CString::new("/bin/true").unwrap();
-            let child = match clone_vm(path, exec_true, None) {
+            let child = match clone_vm(path, exec_true, None, FdTable::Copy) {
                 Ok(c) => c,
                 Err((e, _)) => panic!("clone_vm: {e}"),
             };
@@ -385,6 +488,66 @@ mod tests {
                 "the stack went back to the spare slot"
             );
         }
+    }
+
+    fn limbo_len() -> usize {
+        LIMBO.with(|l| l.borrow().len())
+    }
+
+    /// Data that says when it is dropped.
+    struct DropFlag(std::sync::Arc<AtomicU32>);
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(1, Ordering::Release);
+        }
+    }
+
+    fn pause_forever(_: &DropFlag) -> ! {
+        loop {
+            // SAFETY: pause takes no arguments.
+            let _ = unsafe { raw_syscall(libc::SYS_pause, [0; 6]) };
+        }
+    }
+
+    fn exit_at_once(_: &DropFlag) -> ! {
+        super::super::process::exit_immediately(0)
+    }
+
+    #[test]
+    fn wait_is_bounded_and_a_child_dropped_early_is_freed_once_it_lets_go() {
+        let dropped = std::sync::Arc::new(AtomicU32::new(0));
+        let flag = DropFlag(dropped.clone());
+        let child = match clone_vm(flag, pause_forever, None, FdTable::Copy) {
+            Ok(c) => c,
+            Err((e, _)) => panic!("clone_vm: {e}"),
+        };
+        let t = Instant::now();
+        assert_eq!(
+            child.wait_released(Duration::from_millis(100)),
+            Err(Errno::ETIMEDOUT)
+        );
+        assert!(t.elapsed() >= Duration::from_millis(100));
+        let pid = child.pid();
+        let before = limbo_len();
+        drop(child);
+        assert_eq!(limbo_len(), before + 1, "kept while the child runs");
+        assert_eq!(
+            dropped.load(Ordering::Acquire),
+            0,
+            "not freed under the child"
+        );
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+        nix::sys::wait::waitpid(pid, None).unwrap();
+        // The next clone_vm sweeps what has let go.
+        let other = std::sync::Arc::new(AtomicU32::new(0));
+        let next = match clone_vm(DropFlag(other), exit_at_once, None, FdTable::Copy) {
+            Ok(c) => c,
+            Err((e, _)) => panic!("clone_vm: {e}"),
+        };
+        assert_eq!(dropped.load(Ordering::Acquire), 1, "freed once it let go");
+        assert_eq!(limbo_len(), before);
+        assert_eq!(next.wait_released(Duration::from_secs(10)), Ok(()));
+        nix::sys::wait::waitpid(next.pid(), None).unwrap();
     }
 
     #[test]

@@ -211,6 +211,21 @@ pub fn dup_above(fd: RawFd, min: RawFd) -> Result<RawFd, Errno> {
     unsafe { raw_syscall(libc::SYS_fcntl, args) }.map(|fd| fd as RawFd)
 }
 
+/// Where the init keeps descriptors that live as long as a unit (output pipes, log files): at or
+/// above this number, so that the few a spawn makes for its child are the lowest and a child
+/// sharing the init's table copies only those (`unshare_fds_from`), not one per unit.
+pub const PARK_AT: RawFd = 256;
+
+/// Moves a long-lived descriptor to the lowest free number at or above `PARK_AT` (fcntl(2)
+/// F_DUPFD_CLOEXEC, then close). Where that fails (RLIMIT_NOFILE at or below `PARK_AT`, no
+/// free number) it stays where it is: only a spawn's speed depends on it.
+pub fn park_fd(fd: OwnedFd) -> OwnedFd {
+    if fd.as_raw_fd() >= PARK_AT {
+        return fd;
+    }
+    dup_owned_above(&fd, PARK_AT).unwrap_or(fd)
+}
+
 /// Like `dup_above`, returning an owned descriptor for use in the parent.
 pub fn dup_owned_above(fd: &impl AsFd, min: RawFd) -> Result<OwnedFd, Errno> {
     let new = dup_above(fd.as_fd().as_raw_fd(), min)?;
@@ -270,6 +285,34 @@ pub fn close_fds_except(keep: &[RawFd]) -> Result<(), Errno> {
         first = fd + 1;
     }
     close_range(first, u32::MAX)
+}
+
+/// Gives the calling process a descriptor table of its own that holds only the descriptors
+/// below `first` (close_range(2) of [first, ∞) with CLOSE_RANGE_UNSHARE: the kernel copies only
+/// the numbers below `first` into the new table and drops none of the others one by one). The
+/// first step of a child that shares its parent's table (clone_vm's `FdTable::Share`); in a
+/// child with a table of its own it closes [first, ∞). Kernels before 5.9: unshare(2) with
+/// CLONE_FILES (a copy of the whole table), then the range is closed.
+pub fn unshare_fds_from(first: RawFd) -> Result<(), Errno> {
+    let first = first.max(0) as usize;
+    let flags = libc::CLOSE_RANGE_UNSHARE as usize;
+    // SAFETY: close_range only takes integers.
+    let rc = unsafe {
+        raw_syscall(
+            libc::SYS_close_range,
+            [first, u32::MAX as usize, flags, 0, 0, 0],
+        )
+    };
+    match rc {
+        Ok(_) => Ok(()),
+        Err(Errno::ENOSYS) => {
+            let what = libc::CLONE_FILES as usize;
+            // SAFETY: unshare takes an integer flag set.
+            unsafe { raw_syscall(libc::SYS_unshare, [what, 0, 0, 0, 0, 0]) }?;
+            close_range(first as u32, u32::MAX)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn close_range(first: u32, last: u32) -> Result<(), Errno> {
@@ -342,5 +385,87 @@ pub fn exec(path: &CStr, argv: &CStringArray, envp: &CStringArray) -> Errno {
     match unsafe { raw_syscall(libc::SYS_execve, args) } {
         Err(e) => e,
         Ok(_) => Errno::EIO,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::clone_vm::FdTable;
+    use std::time::Duration;
+
+    /// Descriptor numbers for a child sharing the test's table.
+    struct Fds {
+        low: RawFd,
+        high: RawFd,
+        unshare: bool,
+    }
+
+    fn is_open(fd: RawFd) -> bool {
+        // SAFETY: F_GETFD with an integer touches no memory.
+        unsafe {
+            raw_syscall(
+                libc::SYS_fcntl,
+                [fd as usize, libc::F_GETFD as usize, 0, 0, 0, 0],
+            )
+        }
+        .is_ok()
+    }
+
+    /// Told to unshare: takes its own table below `low + 1`, checks that it holds `low` but not
+    /// `high`, and closes `low` there. Otherwise closes `high` (a number other test threads'
+    /// descriptors do not reach, so the parent's check is not racy).
+    fn close_one(f: &Fds) -> ! {
+        if !f.unshare {
+            close_fd(f.high);
+            exit_immediately(0)
+        }
+        if unshare_fds_from(f.low + 1).is_err() {
+            exit_immediately(2)
+        }
+        if is_open(f.high) || !is_open(f.low) {
+            exit_immediately(3)
+        }
+        close_fd(f.low);
+        exit_immediately(0)
+    }
+
+    fn run(unshare: bool) -> (OwnedFd, OwnedFd) {
+        let (low, _w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let high = dup_owned_above(&low, 700).unwrap();
+        let fds = Fds {
+            low: low.as_raw_fd(),
+            high: high.as_raw_fd(),
+            unshare,
+        };
+        let child = match clone_vm(fds, close_one, None, FdTable::Share) {
+            Ok(c) => c,
+            Err((e, _)) => panic!("clone_vm: {e}"),
+        };
+        assert_eq!(child.wait_released(Duration::from_secs(10)), Ok(()));
+        let status = nix::sys::wait::waitpid(child.pid(), None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child.pid(), 0));
+        (low, high)
+    }
+
+    #[test]
+    fn a_child_sharing_the_table_takes_its_own_below_the_bound() {
+        // Precondition: without unsharing, the child's close reaches our table.
+        let (low, high) = run(false);
+        assert!(!is_open(high.as_raw_fd()), "the table was shared");
+        std::mem::forget(high); // already closed by the child
+        drop(low);
+        let (low, high) = run(true);
+        assert!(is_open(low.as_raw_fd()), "the child closed its own copy");
+        assert!(is_open(high.as_raw_fd()));
+    }
+
+    #[test]
+    fn parked_descriptors_sit_above_the_bound() {
+        let (r, _w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        assert!(r.as_raw_fd() < PARK_AT, "precondition: a fresh pipe is low");
+        let parked = park_fd(r);
+        assert!(parked.as_raw_fd() >= PARK_AT);
+        assert!(is_open(parked.as_raw_fd()));
     }
 }
