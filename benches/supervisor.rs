@@ -347,6 +347,8 @@ const SETTLE: Duration = Duration::from_millis(300);
 struct Figures {
     wall: Vec<f64>,
     cpu: Vec<f64>,
+    /// The starter's own share of `cpu` (the init, or the bench's loop).
+    own_cpu: Vec<f64>,
     stop: Vec<f64>,
     /// Wall and CPU against the baseline of the same round.
     round_ratio: Vec<f64>,
@@ -356,19 +358,42 @@ struct Figures {
 /// Starts 1,000 units under the init `bin`; wall is the init's own span from the supervise
 /// stage's start (before it loads the unit files) to boot complete; CPU is the init's and its
 /// children's on-CPU time by then (the init's includes loading and parsing the 1,000 files).
-fn dag_once(bin: &str, seed: u64) -> Option<(f64, f64, f64)> {
+fn dag_once(bin: &str, seed: u64) -> Option<Sample> {
     let init = Init::start_with(bin, "dag", &dag_units(1000, seed));
     let spans = init.wait_boot(Duration::from_secs(120));
-    let mut cpu = 0.0;
+    let (mut own, mut cpu) = (0.0, 0.0);
     if spans.is_some() {
         sleep(SETTLE);
         if let Some(pid) = init.host_pid() {
-            cpu = cpu_ms(pid) + children(pid).into_iter().map(cpu_ms).sum::<f64>();
+            own = cpu_ms(pid);
+            cpu = own + children(pid).into_iter().map(cpu_ms).sum::<f64>();
         }
     }
     let stop = init.stop().as_secs_f64() * 1000.0;
     let (s, d) = spans?;
-    Some(((d - s) as f64 / 1000.0, cpu, stop))
+    Some(Sample {
+        wall: (d - s) as f64 / 1000.0,
+        cpu,
+        own,
+        stop,
+    })
+}
+
+/// One run of one variant, in milliseconds.
+struct Sample {
+    wall: f64,
+    cpu: f64,
+    own: f64,
+    stop: f64,
+}
+
+impl Figures {
+    fn push(&mut self, s: &Sample) {
+        self.wall.push(s.wall);
+        self.cpu.push(s.cpu);
+        self.own_cpu.push(s.own);
+        self.stop.push(s.stop);
+    }
 }
 
 fn children(pid: u32) -> Vec<u32> {
@@ -381,7 +406,7 @@ fn children(pid: u32) -> Vec<u32> {
 
 /// The bare loop: 1,000 `sleep`s started by `Command::spawn` (posix_spawn: vfork semantics, no
 /// pipes, no cgroups, no unit files); CPU is this thread's plus the children's.
-fn baseline_once() -> (f64, f64, f64) {
+fn baseline_once() -> Sample {
     let c0 = thread_cpu_ms();
     let t = Instant::now();
     let mut kids: Vec<Child> = (0..1000)
@@ -398,7 +423,12 @@ fn baseline_once() -> (f64, f64, f64) {
     for k in kids.iter_mut() {
         let _ = k.wait();
     }
-    (wall, cpu, t.elapsed().as_secs_f64() * 1000.0)
+    Sample {
+        wall,
+        cpu,
+        own,
+        stop: t.elapsed().as_secs_f64() * 1000.0,
+    }
 }
 
 /// Baseline and init runs interleaved within one process run (the order alternating each
@@ -420,23 +450,24 @@ fn bench_dag(runs: usize) {
         for k in 0..n {
             let slot = (k + r) % n;
             if slot == 0 {
-                let (w, c, s) = baseline_once();
-                eprintln!("round {r}: baseline {w:.0} ms wall, {c:.0} ms cpu");
-                base.wall.push(w);
-                base.cpu.push(c);
-                base.stop.push(s);
-                round_base = Some((w, c));
+                let b = baseline_once();
+                eprintln!(
+                    "round {r}: baseline {:.0} ms wall, {:.0} ms cpu ({:.0} own)",
+                    b.wall, b.cpu, b.own
+                );
+                base.push(&b);
+                round_base = Some((b.wall, b.cpu));
                 continue;
             }
             let (name, path) = &variants[slot - 1];
             match dag_once(path, 0x5eed + r as u64) {
-                Some((w, c, s)) => {
-                    eprintln!("round {r}: {name} {w:.0} ms wall, {c:.0} ms cpu");
-                    let f = &mut inits[slot - 1];
-                    f.wall.push(w);
-                    f.cpu.push(c);
-                    f.stop.push(s);
-                    round[slot - 1] = Some((w, c));
+                Some(d) => {
+                    eprintln!(
+                        "round {r}: {name} {:.0} ms wall, {:.0} ms cpu ({:.0} own)",
+                        d.wall, d.cpu, d.own
+                    );
+                    inits[slot - 1].push(&d);
+                    round[slot - 1] = Some((d.wall, d.cpu));
                 }
                 None => eprintln!("round {r}: {name}: no boot-timeline.json within 120 s"),
             }
@@ -449,19 +480,25 @@ fn bench_dag(runs: usize) {
         }
     }
     let load_after = load_average();
-    let (bw, bc, bs) = (
+    let (bw, bc, bo, bs) = (
         median(&mut base.wall),
         median(&mut base.cpu),
+        median(&mut base.own_cpu),
         median(&mut base.stop),
     );
     println!(
         "1,000-unit random DAG, {runs} rounds interleaved; load average {load_before} before, {load_after} after"
     );
-    println!("  plain-loop spawn baseline: wall median {bw:.0} ms, cpu median {bc:.0} ms");
+    println!("  plain-loop spawn baseline: wall median {bw:.0} ms, cpu median {bc:.0} ms (the loop's own {bo:.0} ms)");
     for ((name, path), f) in variants.iter().zip(inits.iter_mut()) {
-        let (w, c, s) = (median(&mut f.wall), median(&mut f.cpu), median(&mut f.stop));
+        let (w, c, o, s) = (
+            median(&mut f.wall),
+            median(&mut f.cpu),
+            median(&mut f.own_cpu),
+            median(&mut f.stop),
+        );
         println!(
-            "  {name} ({path}): start wall median {w:.0} ms, ratio {:.2}x (target 1.15x); cpu median {c:.0} ms, ratio {:.2}x",
+            "  {name} ({path}): start wall median {w:.0} ms, ratio {:.2}x (target 1.15x); cpu median {c:.0} ms (the init's own {o:.0} ms), ratio {:.2}x",
             w / bw,
             c / bc
         );

@@ -1,23 +1,62 @@
 //! Starting a child that shares the parent's memory until it execs: clone3(2) with CLONE_VM
-//! (and CLONE_INTO_CGROUP when asked), running on a stack of its own; and the errno-free raw
-//! syscall that such a child (and the functions it calls) uses.
+//! (and CLONE_FILES, CLONE_INTO_CGROUP when asked), running on a stack of its own; and the
+//! errno-free raw syscall that such a child (and the functions it calls) uses.
 //!
 //! Why: fork copies PID 1's page tables and write-protects its pages, the parent then takes a
 //! copy-on-write fault on every page it writes, and the child's exec tears the copy down again.
 //! Starting 1,000 units that was about a fifth of PID 1's CPU time (perf, `cargo bench --bench
-//! supervisor`). A CLONE_VM child costs none of it.
+//! supervisor`). A CLONE_VM child costs none of it. Likewise a copy of the descriptor table takes
+//! a reference on each of PID 1's descriptors (two pipes per unit: thousands) and exec drops
+//! them again one by one; a child sharing the table (`FdTable::Share`) instead takes a table of
+//! its own holding only the few low numbers it uses (`process::unshare_fds_from`).
 //!
 //! Not CLONE_VFORK: vfork suspends the parent until the child execs, without a bound (a hung
-//! disk, a frozen cgroup), and PID 1 must never block. The parent waits, bounded, as it does for
-//! a forked child (spawn's report pipe). It learns that the child has let go of the shared memory
-//! from CLONE_CHILD_CLEARTID: the kernel zeroes a word the parent owns when the child execs or
-//! exits (mm_release), before the child's descriptors close. Until then the child's stack and the
-//! data it reads stay allocated; a child that never lets go (killed while stuck in the kernel)
-//! leaks them on purpose rather than have its memory reused under it.
+//! disk, a frozen cgroup), and PID 1 must never block. The parent waits, bounded
+//! (`SharedChild::wait_released`, a futex wait with a timeout): CLONE_CHILD_CLEARTID makes the
+//! kernel zero a word the parent owns, and wake its futex, when the child execs (past the point
+//! of no return) or exits (mm_release). Until then the child's stack and the data it reads stay
+//! allocated, and so do the descriptors in that data; a child dropped before it lets go (one
+//! killed at the parent's time limit while stuck in the kernel) keeps them in `LIMBO`, freed by
+//! a later `clone_vm` once its word is clear.
 //!
 //! The child runs at the same time as the parent in the same memory, so it must not allocate,
-//! lock, panic, unwind or return, must write nothing but its own stack, and must not set errno
-//! (the parent's thread-local, shared with it): every step it takes goes through `raw_syscall`.
+//! lock, panic, unwind or return, must write nothing but its own stack, must not touch
+//! thread-locals (it runs with the parent's thread pointer: errno is one, so every step goes
+//! through `raw_syscall`), and, sharing the descriptor table, must take its own before it changes
+//! any descriptor.
+//!
+//! # Review of everything the child runs (supervisor::spawn; checked 2026-11-30)
+//! - `child_start` → the entry (`spawn::child_main`) → `spawn::child::run_child` →
+//!   `child_steps`: reads the plan and descriptor numbers in the box, which the parent does not
+//!   change while the child runs (it waits in `wait_released` and only reads them); the report
+//!   fd is copied to a local. `Failure::at`/`encode` build a 12-byte array on the stack (no
+//!   slicing, so no bounds check); `?` and `map_err` move plain values.
+//! - `process::unshare_fds_from` (first step, before any descriptor changes; `ChildFds::bound`
+//!   is a saturating max over six integers), `new_session`, `reset_signals` (dispositions by raw
+//!   rt_sigaction from a stack struct, then the mask), `write_all` (`get(n..)`, no indexing),
+//!   `dup_onto`, `dup_above`, `open_write`, `close_fd`, `set_nice`, `set_rlimit` (stack
+//!   rlimit64), `change_dir`, `close_fds_except` (saturating arithmetic; its pre-5.9 fallback
+//!   reads RLIMIT_NOFILE into a stack struct), `exec` (pointers into the plan's
+//!   `CStringArray`s): each a `raw_syscall` on prepared values.
+//! - `cred::set_groups`, `set_gid`, `set_uid`, `keep_caps_on_setuid`, `drop_bounding_cap`,
+//!   `raise_ambient_cap`, `set_no_new_privs` (raw prctl/setres*id/setgroups), `set_caps` (header
+//!   and data arrays on the stack): raw syscalls, none through libc's all-threads broadcast.
+//! - `process::exit_immediately`: musl's `_exit`, which issues exit_group through its internal
+//!   `__syscall` (no errno, no atexit, no stdio). exit_group ends only the child: without
+//!   CLONE_THREAD it is a thread group of its own.
+//! - Signals: PID 1 installs no handler of its own (it reads signals from a signalfd, blocked);
+//!   the child inherits that mask, so no asynchronous handler can run before `reset_signals`.
+//!   Rust's runtime handles SIGSEGV and SIGBUS (stack overflow reports): a fault in the child
+//!   (say, its guard page) runs that handler on the child's stack, which only reads the
+//!   parent's thread-local guard range, finds the address outside it, restores the default
+//!   action and returns, so the fault repeats and kills the child alone (its signal handlers
+//!   are its own copy: no CLONE_SIGHAND). The kernel gives a CLONE_VM child no alternate signal
+//!   stack.
+//! - Arithmetic that could overflow is saturating, so no overflow check (debug builds) can panic.
+//!
+//! A parent killed at the time limit (`spawn::EXEC_TIMEOUT`) sends SIGKILL and goes on; a child
+//! that shares the table and has not yet taken its own can run no further user code once the
+//! signal is pending, so it never changes PID 1's descriptors afterwards.
 
 use std::cell::{Cell, RefCell};
 use std::mem::ManuallyDrop;

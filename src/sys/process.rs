@@ -273,6 +273,8 @@ pub fn change_dir(path: &CStr) -> Result<(), Errno> {
 /// Closes every descriptor from 3 up, except those in `keep` (close_range(2)). `keep` must be
 /// sorted ascending; entries below 3 are ignored.
 pub fn close_fds_except(keep: &[RawFd]) -> Result<(), Errno> {
+    // Saturating arithmetic: a child sharing the parent's memory must not reach a panic path,
+    // not even an overflow check of a debug build.
     let mut first: u32 = 3;
     for &fd in keep {
         if fd < first as RawFd {
@@ -280,9 +282,9 @@ pub fn close_fds_except(keep: &[RawFd]) -> Result<(), Errno> {
         }
         let fd = fd as u32;
         if fd > first {
-            close_range(first, fd - 1)?;
+            close_range(first, fd.saturating_sub(1))?;
         }
-        first = fd + 1;
+        first = fd.saturating_add(1);
     }
     close_range(first, u32::MAX)
 }
