@@ -5,7 +5,9 @@
 //! Measured: stripped binary size; PID 1 RSS with 50 units running; crash-to-restart latency (first
 //! restart, which has no delay) against a bare fork+exec; time to start 1,000 trivial units in a random
 //! DAG and to stop them, against spawning and killing 1,000 processes from a plain loop.
-//! `LIFSEA_BENCH_RUNS` sets the repetitions (default 5).
+//! `LIFSEA_BENCH_RUNS` sets the repetitions (default 5); `LIFSEA_BENCH_BIN` runs another build of
+//! the init; `LIFSEA_BENCH_BIN_OLD` adds a second build to the DAG rounds (before and after in one
+//! session); `LIFSEA_BENCH_ONLY=dag` runs only the DAG benchmark.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,12 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lifsea-init");
+const BUILT: &str = env!("CARGO_BIN_EXE_lifsea-init");
+
+/// The init under test: this build's, or `LIFSEA_BENCH_BIN`.
+fn bin() -> String {
+    std::env::var("LIFSEA_BENCH_BIN").unwrap_or_else(|_| BUILT.to_string())
+}
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -41,6 +48,10 @@ struct Init {
 
 impl Init {
     fn start(tag: &str, units: &[(String, String)]) -> Init {
+        Init::start_with(&bin(), tag, units)
+    }
+
+    fn start_with(bin: &str, tag: &str, units: &[(String, String)]) -> Init {
         let dir = std::env::temp_dir().join(format!("lifsea-bench-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("units")).expect("units dir");
@@ -54,7 +65,7 @@ impl Init {
                 "--fork",
                 "--mount-proc",
                 "--kill-child",
-                BIN,
+                bin,
                 "--container",
                 "--units",
             ])
@@ -156,8 +167,8 @@ fn sleeper(extra: &str) -> String {
 }
 
 fn bench_size() {
-    let size = fs::metadata(BIN).map(|m| m.len()).unwrap_or(0);
-    let out = Command::new("file").arg(BIN).output();
+    let size = fs::metadata(bin()).map(|m| m.len()).unwrap_or(0);
+    let out = Command::new("file").arg(bin()).output();
     let kind = out
         .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
         .unwrap_or_default();
@@ -301,43 +312,203 @@ fn dag_units(n: usize, seed: u64) -> Vec<(String, String)> {
         .collect()
 }
 
+/// On-CPU time of one task in milliseconds (`/proc/PID/schedstat`, first field, nanoseconds):
+/// exact, unlike the clock ticks of `/proc/PID/stat`, which round each short-lived child to 0.
+fn cpu_ms(pid: u32) -> f64 {
+    fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0.0, |ns| ns as f64 / 1e6)
+}
+
+/// On-CPU time of this thread so far, in milliseconds.
+fn thread_cpu_ms() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live timespec the kernel fills in.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
+}
+
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Time the children get to finish their own start-up (exec, the dynamic loader) before their
+/// CPU time is read, in both variants alike.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// One figure of one variant: wall time, and CPU time of the starter plus its children.
+#[derive(Default)]
+struct Figures {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+    /// The starter's own share of `cpu` (the init, or the bench's loop).
+    own_cpu: Vec<f64>,
+    stop: Vec<f64>,
+    /// Wall and CPU against the baseline of the same round.
+    round_ratio: Vec<f64>,
+    round_cpu_ratio: Vec<f64>,
+}
+
+/// Starts 1,000 units under the init `bin`; wall is the init's own span from the supervise
+/// stage's start (before it loads the unit files) to boot complete; CPU is the init's and its
+/// children's on-CPU time by then (the init's includes loading and parsing the 1,000 files).
+fn dag_once(bin: &str, seed: u64) -> Option<Sample> {
+    let init = Init::start_with(bin, "dag", &dag_units(1000, seed));
+    let spans = init.wait_boot(Duration::from_secs(120));
+    let (mut own, mut cpu) = (0.0, 0.0);
+    if spans.is_some() {
+        sleep(SETTLE);
+        if let Some(pid) = init.host_pid() {
+            own = cpu_ms(pid);
+            cpu = own + children(pid).into_iter().map(cpu_ms).sum::<f64>();
+        }
+    }
+    let stop = init.stop().as_secs_f64() * 1000.0;
+    let (s, d) = spans?;
+    Some(Sample {
+        wall: (d - s) as f64 / 1000.0,
+        cpu,
+        own,
+        stop,
+    })
+}
+
+/// One run of one variant, in milliseconds.
+struct Sample {
+    wall: f64,
+    cpu: f64,
+    own: f64,
+    stop: f64,
+}
+
+impl Figures {
+    fn push(&mut self, s: &Sample) {
+        self.wall.push(s.wall);
+        self.cpu.push(s.cpu);
+        self.own_cpu.push(s.own);
+        self.stop.push(s.stop);
+    }
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect()
+}
+
+/// The bare loop: 1,000 `sleep`s started by `Command::spawn` (posix_spawn: vfork semantics, no
+/// pipes, no cgroups, no unit files); CPU is this thread's plus the children's.
+fn baseline_once() -> Sample {
+    let c0 = thread_cpu_ms();
+    let t = Instant::now();
+    let mut kids: Vec<Child> = (0..1000)
+        .filter_map(|_| Command::new("/bin/sleep").arg("100000").spawn().ok())
+        .collect();
+    let wall = t.elapsed().as_secs_f64() * 1000.0;
+    let own = thread_cpu_ms() - c0;
+    sleep(SETTLE);
+    let cpu = own + kids.iter().map(|k| cpu_ms(k.id())).sum::<f64>();
+    let t = Instant::now();
+    for k in kids.iter_mut() {
+        let _ = k.kill();
+    }
+    for k in kids.iter_mut() {
+        let _ = k.wait();
+    }
+    Sample {
+        wall,
+        cpu,
+        own,
+        stop: t.elapsed().as_secs_f64() * 1000.0,
+    }
+}
+
+/// Baseline and init runs interleaved within one process run (the order alternating each
+/// round), so that a change in the machine's load hits both alike; `LIFSEA_BENCH_BIN_OLD` adds a
+/// second build of the init to every round (before/after in one session).
 fn bench_dag(runs: usize) {
-    let mut start = Vec::new();
-    let mut stop = Vec::new();
+    let mut variants: Vec<(String, String)> = vec![("init".into(), bin())];
+    if let Ok(old) = std::env::var("LIFSEA_BENCH_BIN_OLD") {
+        variants.push(("old init".into(), old));
+    }
+    let mut base = Figures::default();
+    let mut inits: Vec<Figures> = variants.iter().map(|_| Figures::default()).collect();
+    let load_before = load_average();
     for r in 0..runs {
-        let init = Init::start("dag", &dag_units(1000, 0x5eed + r as u64));
-        match init.wait_boot(Duration::from_secs(120)) {
-            Some((s, d)) => start.push((d - s) as f64 / 1000.0),
-            None => eprintln!("dag run {r}: no boot-timeline.json within 120 s"),
+        // Rotate which variant goes first: the first of a round finds the machine warmest.
+        let n = variants.len() + 1;
+        let mut round: Vec<Option<(f64, f64)>> = vec![None; variants.len()];
+        let mut round_base = None;
+        for k in 0..n {
+            let slot = (k + r) % n;
+            if slot == 0 {
+                let b = baseline_once();
+                eprintln!(
+                    "round {r}: baseline {:.0} ms wall, {:.0} ms cpu ({:.0} own)",
+                    b.wall, b.cpu, b.own
+                );
+                base.push(&b);
+                round_base = Some((b.wall, b.cpu));
+                continue;
+            }
+            let (name, path) = &variants[slot - 1];
+            match dag_once(path, 0x5eed + r as u64) {
+                Some(d) => {
+                    eprintln!(
+                        "round {r}: {name} {:.0} ms wall, {:.0} ms cpu ({:.0} own)",
+                        d.wall, d.cpu, d.own
+                    );
+                    inits[slot - 1].push(&d);
+                    round[slot - 1] = Some((d.wall, d.cpu));
+                }
+                None => eprintln!("round {r}: {name}: no boot-timeline.json within 120 s"),
+            }
         }
-        stop.push(init.stop().as_secs_f64() * 1000.0);
+        for (f, v) in inits.iter_mut().zip(round) {
+            if let (Some((w, c)), Some((bw, bc))) = (v, round_base) {
+                f.round_ratio.push(w / bw);
+                f.round_cpu_ratio.push(c / bc);
+            }
+        }
     }
-    // Baseline: start 1,000 sleep processes from a loop, then kill and reap them.
-    let mut bstart = Vec::new();
-    let mut bstop = Vec::new();
-    for _ in 0..runs {
-        let t = Instant::now();
-        let mut kids: Vec<Child> = (0..1000)
-            .filter_map(|_| Command::new("/bin/sleep").arg("100000").spawn().ok())
-            .collect();
-        bstart.push(t.elapsed().as_secs_f64() * 1000.0);
-        let t = Instant::now();
-        for k in kids.iter_mut() {
-            let _ = k.kill();
-        }
-        for k in kids.iter_mut() {
-            let _ = k.wait();
-        }
-        bstop.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    let (a, b, c, d) = (
-        median(&mut start),
-        median(&mut bstart),
-        median(&mut stop),
-        median(&mut bstop),
+    let load_after = load_average();
+    let (bw, bc, bo, bs) = (
+        median(&mut base.wall),
+        median(&mut base.cpu),
+        median(&mut base.own_cpu),
+        median(&mut base.stop),
     );
-    println!("1,000-unit random DAG: start median {a:.0} ms (target 1000 ms), plain-loop spawn baseline {b:.0} ms, ratio {:.2}x", a / b);
-    println!("1,000-unit stop (SIGTERM to exit): median {c:.0} ms, plain kill+reap baseline {d:.0} ms, ratio {:.2}x", c / d);
+    println!(
+        "1,000-unit random DAG, {runs} rounds interleaved; load average {load_before} before, {load_after} after"
+    );
+    println!("  plain-loop spawn baseline: wall median {bw:.0} ms, cpu median {bc:.0} ms (the loop's own {bo:.0} ms)");
+    for ((name, path), f) in variants.iter().zip(inits.iter_mut()) {
+        let (w, c, o, s) = (
+            median(&mut f.wall),
+            median(&mut f.cpu),
+            median(&mut f.own_cpu),
+            median(&mut f.stop),
+        );
+        println!(
+            "  {name} ({path}): start wall median {w:.0} ms, ratio {:.2}x (target 1.15x); cpu median {c:.0} ms (the init's own {o:.0} ms), ratio {:.2}x",
+            w / bw,
+            c / bc
+        );
+        println!(
+            "  {name}: median of the rounds' own ratios: wall {:.2}x, cpu {:.2}x",
+            median(&mut f.round_ratio),
+            median(&mut f.round_cpu_ratio)
+        );
+        println!("  {name}: stop (SIGTERM to exit) median {s:.0} ms, plain kill+reap baseline {bs:.0} ms, ratio {:.2}x", s / bs);
+    }
 }
 
 fn main() {
@@ -349,6 +520,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
+    if std::env::var("LIFSEA_BENCH_ONLY").is_ok_and(|v| v == "dag") {
+        bench_dag(runs);
+        return;
+    }
     bench_size();
     bench_rss(runs);
     bench_restart(runs.max(5));

@@ -409,12 +409,15 @@ fn missing_binary_is_an_exec_error_without_zombie() {
 
 #[test]
 fn parent_fds_do_not_leak() {
-    // An inheritable descriptor in the parent (no O_CLOEXEC), as a careless library might leave.
+    // Inheritable descriptors in the parent (no O_CLOEXEC), as a careless library might leave:
+    // one low, one high among where the init parks its long-lived descriptors.
     let leaky = nix::unistd::dup(1).unwrap();
+    let leaky_high = nix::fcntl::fcntl(1, nix::fcntl::FcntlArg::F_DUPFD(900)).unwrap();
     let mut unit = sleeper("fds");
     unit.ready = Readiness::Fd(7);
     let result = start(&unit, None);
     let _ = nix::unistd::close(leaky);
+    let _ = nix::unistd::close(leaky_high);
     let child = result.unwrap();
     let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{}/fd", child.pid))
         .unwrap()
@@ -424,4 +427,30 @@ fn parent_fds_do_not_leak() {
     assert_eq!(fds, vec![0, 1, 2, 7]);
     let stdin = std::fs::read_link(format!("/proc/{}/fd/0", child.pid)).unwrap();
     assert_eq!(stdin, Path::new("/dev/null"));
+}
+
+/// What the standard descriptors of this process are: (device, inode) of each.
+fn own_stdio() -> Vec<(u64, u64)> {
+    (0..3)
+        .map(|fd| {
+            let st = nix::sys::stat::fstat(fd).unwrap();
+            (st.st_dev as u64, st.st_ino as u64)
+        })
+        .collect()
+}
+
+#[test]
+fn the_parents_descriptors_stay_as_they_were() {
+    // The child shares the parent's descriptor table until its first step and then places its
+    // own stdio: had it not taken a table of its own first, ours would now be its pipes.
+    let before = own_stdio();
+    let child = start(&sleeper("stdio"), None).unwrap();
+    let stdout = std::fs::read_link(format!("/proc/{}/fd/1", child.pid)).unwrap();
+    assert!(stdout.to_string_lossy().starts_with("pipe:"), "{stdout:?}");
+    assert_eq!(own_stdio(), before);
+    let out = child.spawned().stdout.as_fd();
+    assert!(
+        std::os::fd::AsRawFd::as_raw_fd(&out) >= lifsea_init::sys::process::PARK_AT,
+        "the read end is parked high"
+    );
 }

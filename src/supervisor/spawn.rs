@@ -19,13 +19,14 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::sys::process::{self, CStringArray, Forked};
+use crate::sys::clone_vm::FdTable;
+use crate::sys::process::{self, CStringArray, Forked, SharedChild};
 use crate::units::schema::Readiness;
 use crate::units::users::{self, Credentials};
 use crate::units::Unit;
 
 mod child;
-use child::{read_report, run_child, ChildFds};
+use child::{read_report, run_child, take_report, ChildFds, Failure};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -83,11 +84,12 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
     };
     let (out_r, out_w) = pipe().map_err(|e| fail("stdout pipe", &e))?;
     let (err_r, err_w) = pipe().map_err(|e| fail("stderr pipe", &e))?;
-    let started = spawn_with_output(req, out_w.as_fd(), err_w.as_fd())?;
+    let (out, err) = (out_w.as_raw_fd(), err_w.as_raw_fd());
+    let started = start(req, out, err, vec![out_w, err_w])?;
     Ok(Spawned {
         pid: started.pid,
-        stdout: out_r,
-        stderr: err_r,
+        stdout: process::park_fd(out_r),
+        stderr: process::park_fd(err_r),
         ready_fd: started.ready_fd,
     })
 }
@@ -100,9 +102,12 @@ pub struct Started {
 }
 
 /// A pipe for a unit's output whose write end the caller keeps (close-on-exec, above the
-/// standard descriptors), so that every instance of the unit can be given the same one.
+/// standard descriptors), so that every instance of the unit can be given the same one. The
+/// read end is parked high (`process::PARK_AT`); the write end, which every spawn of the unit
+/// hands to its child, stays low.
 pub fn output_pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
-    pipe()
+    let (r, w) = pipe()?;
+    Ok((process::park_fd(r), w))
 }
 
 /// Like `spawn`, but the child's stdout and stderr are `stdout` and `stderr` (write ends the
@@ -114,6 +119,17 @@ pub fn spawn_with_output(
     req: &SpawnRequest<'_>,
     stdout: BorrowedFd<'_>,
     stderr: BorrowedFd<'_>,
+) -> Result<Started, SpawnError> {
+    start(req, stdout.as_raw_fd(), stderr.as_raw_fd(), Vec::new())
+}
+
+/// Starts the child onto `stdout` and `stderr`; `keep` holds descriptors (the fresh output
+/// write ends) that must stay open for as long as the child may use them.
+fn start(
+    req: &SpawnRequest<'_>,
+    stdout: RawFd,
+    stderr: RawFd,
+    keep: Vec<OwnedFd>,
 ) -> Result<Started, SpawnError> {
     let unit = &req.unit.name;
     let plan = prepare(req)?;
@@ -129,12 +145,19 @@ pub fn spawn_with_output(
         Some(_) => Some(pipe().map_err(|e| fail("readiness pipe", &e))?),
         None => None,
     };
-    let (report_r, report_w) = pipe().map_err(|e| fail("report pipe", &e))?;
+    // Non-blocking: a child sharing our memory is waited for by its release, after which the
+    // report is either there or not.
+    let (report_r, report_w) =
+        pipe_flags(OFlag::O_NONBLOCK).map_err(|e| fail("report pipe", &e))?;
+    let (ready_r, ready_w) = match ready {
+        Some((r, w)) => (Some(r), Some(w)),
+        None => (None, None),
+    };
     let fds = ChildFds {
         stdin: devnull.as_raw_fd(),
-        stdout: stdout.as_raw_fd(),
-        stderr: stderr.as_raw_fd(),
-        ready: ready.as_ref().map(|(_, w)| w.as_raw_fd()),
+        stdout,
+        stderr,
+        ready: ready_w.as_ref().map(|w| w.as_raw_fd()),
         report: report_w.as_raw_fd(),
         cgroup_procs: None,
     };
@@ -149,34 +172,24 @@ pub fn spawn_with_output(
             ),
             None => None,
         };
-    let born_in_group = cgroup_dir.as_ref().and_then(|dir| {
-        process::fork_into_cgroup(dir.as_fd())
-            .map_err(|e| log::debug!("clone3 into cgroup unavailable ({e}); forking instead"))
-            .ok()
-    });
-    // Otherwise fork, and the child joins its group through cgroup.procs.
-    let mut cgroup_procs: Option<OwnedFd> = None;
-    let forked = match born_in_group {
-        Some(forked) => Ok(forked),
-        None => {
-            if let Some(dir) = &req.cgroup_dir {
-                let path = dir.join("cgroup.procs");
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(|e| fail(&format!("open {}", path.display()), &e))?;
-                cgroup_procs = Some(file.into());
-            }
-            process::fork_process()
-        }
-    };
-    let fds = ChildFds {
-        cgroup_procs: cgroup_procs.as_ref().map(|f| f.as_raw_fd()),
-        ..fds
-    };
-    let pid = match forked {
-        Ok(Forked::Child) => run_child(&plan, &fds),
-        Ok(Forked::Parent(pid)) => pid,
+    let mut held = keep;
+    held.extend([devnull, report_w]);
+    held.extend(ready_w);
+    let job = ChildJob { plan, fds, held };
+    let launched = launch(job, cgroup_dir, || {
+        // Otherwise the child joins its group through cgroup.procs.
+        let Some(dir) = &req.cgroup_dir else {
+            return Ok(None);
+        };
+        let path = dir.join("cgroup.procs");
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| fail(&format!("open {}", path.display()), &e))?;
+        Ok(Some(OwnedFd::from(file)))
+    })?;
+    let launched = match launched {
+        Ok(l) => l,
         Err(source) => {
             return Err(SpawnError::Fork {
                 unit: unit.clone(),
@@ -184,41 +197,142 @@ pub fn spawn_with_output(
             })
         }
     };
+    let pid = launched.pid();
+    let ready_fd = ready_r.map(process::park_fd);
 
-    // The child holds its own copies now; ours must go so EOF on the report pipe means exec. (The
-    // output write ends are the caller's: only the report pipe's EOF matters here.)
-    drop((devnull, report_w, cgroup_procs, cgroup_dir));
-    let ready_fd = ready.map(|(r, _w)| r);
+    match launched {
+        Launched::Shared(child) => {
+            // Released: exec'd (past the point of no return) or exited, having written its report
+            // first if a step failed.
+            let outcome = child
+                .wait_released(EXEC_TIMEOUT)
+                .and_then(|()| take_report(&report_r));
+            let result = finish(unit, pid, outcome, &child.data().plan, ready_fd);
+            // Frees the child's stack and plan and closes its descriptors, now or (a child that
+            // has not let go) once the kernel says it has.
+            drop(child);
+            result
+        }
+        Launched::Forked(_, mut job) => {
+            // A forked child holds copies of its descriptors: ours must go so that EOF on the
+            // report pipe means exec.
+            job.held.clear();
+            let outcome = read_report(&report_r, EXEC_TIMEOUT);
+            finish(unit, pid, outcome, &job.plan, ready_fd)
+        }
+    }
+}
 
-    match read_report(&report_r, EXEC_TIMEOUT) {
+/// Turns the child's report (or the lack of one) into the result, reaping or killing the child
+/// where it will never exec.
+fn finish(
+    unit: &str,
+    pid: Pid,
+    outcome: Result<Option<Failure>, Errno>,
+    plan: &Plan,
+    ready_fd: Option<OwnedFd>,
+) -> Result<Started, SpawnError> {
+    match outcome {
         Ok(None) => Ok(Started { pid, ready_fd }),
         Ok(Some(report)) => {
             // Reap here: the event loop's reaper would see an exit for a pid it never learnt of.
             let _ = crate::sys::reap::reap(pid);
-            Err(report.into_error(unit, &plan))
+            Err(report.into_error(unit, plan))
         }
         Err(Errno::ETIMEDOUT) => {
             // Not reaped here: a child in uninterruptible sleep would block waitpid. The loop's
             // reaper collects it whenever the SIGKILL takes effect.
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             Err(SpawnError::Prepare {
-                unit: unit.clone(),
+                unit: unit.to_string(),
                 message: format!("did not exec within {}s", EXEC_TIMEOUT.as_secs()),
             })
         }
         Err(e) => {
-            // Cannot tell what happened; do not leave a half-started child behind.
+            // Cannot tell what happened; do not leave a half-started child behind. Not reaped
+            // here either (it may be stuck in the kernel): the loop's reaper collects it.
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            let _ = crate::sys::reap::reap(pid);
-            Err(fail("read spawn report", &e))
+            Err(SpawnError::Prepare {
+                unit: unit.to_string(),
+                message: format!("wait for exec: {e}"),
+            })
         }
     }
+}
+
+/// What the child reads: its plan and its descriptors; and, owned, the descriptors the parent
+/// made for it, which must stay open until the child has let go (a child sharing our table uses
+/// our very descriptors until its first step).
+struct ChildJob {
+    plan: Plan,
+    fds: ChildFds,
+    held: Vec<OwnedFd>,
+}
+
+fn child_main(job: &ChildJob) -> ! {
+    run_child(&job.plan, &job.fds)
+}
+
+/// A started child: one sharing our memory until it execs (dropping it after the child let go
+/// frees that memory; before, hands it to sys::clone_vm to free later), or a forked one.
+enum Launched {
+    Shared(SharedChild<ChildJob>),
+    Forked(Pid, Box<ChildJob>),
+}
+
+impl Launched {
+    fn pid(&self) -> Pid {
+        match self {
+            Launched::Shared(c) => c.pid(),
+            Launched::Forked(pid, _) => *pid,
+        }
+    }
+}
+
+/// Starts the child: sharing our memory and descriptor table (sys::clone_vm: no page tables to
+/// copy, no copy-on-write faults, no reference taken and dropped on each of the init's
+/// descriptors), born in `cgroup_dir` when given and the kernel can; otherwise joining its group
+/// through the descriptor `join_by_procs` opens; by fork where clone3 is missing (< 5.3).
+/// The outer error is `join_by_procs`'s, the inner one the kernel's refusal to make a process.
+fn launch(
+    job: ChildJob,
+    cgroup_dir: Option<OwnedFd>,
+    join_by_procs: impl FnOnce() -> Result<Option<OwnedFd>, SpawnError>,
+) -> Result<Result<Launched, Errno>, SpawnError> {
+    let mut job = job;
+    if let Some(dir) = cgroup_dir {
+        match process::clone_vm(job, child_main, Some(dir.as_fd()), FdTable::Share) {
+            Ok(child) => return Ok(Ok(Launched::Shared(child))),
+            Err((e, back)) => {
+                log::debug!("clone3 into cgroup unavailable ({e}); joining through cgroup.procs");
+                job = back;
+            }
+        }
+    }
+    if let Some(procs) = join_by_procs()? {
+        job.fds.cgroup_procs = Some(procs.as_raw_fd());
+        job.held.push(procs);
+    }
+    let job = match process::clone_vm(job, child_main, None, FdTable::Share) {
+        Ok(child) => return Ok(Ok(Launched::Shared(child))),
+        Err((Errno::ENOSYS, back)) => Box::new(back),
+        Err((e, _)) => return Ok(Err(e)),
+    };
+    Ok(match process::fork_process() {
+        Ok(Forked::Child) => run_child(&job.plan, &job.fds),
+        Ok(Forked::Parent(pid)) => Ok(Launched::Forked(pid, job)),
+        Err(e) => Err(e),
+    })
 }
 
 /// A close-on-exec pipe whose ends sit above the standard descriptors, so that placing the
 /// child's ends on 0, 1 and 2 can never overwrite another end (PID 1 may start with 0-2 closed).
 fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
-    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    pipe_flags(OFlag::empty())
+}
+
+fn pipe_flags(extra: OFlag) -> Result<(OwnedFd, OwnedFd), Errno> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | extra)?;
     Ok((above_stdio(r)?, above_stdio(w)?))
 }
 

@@ -3,35 +3,38 @@
 //! These are raw syscalls rather than libc wrappers on purpose: in a forked child only the calling
 //! thread exists, and musl's `setuid` family would try to broadcast the change to threads (taking
 //! locks another parent thread might have held at fork time). Capability sets are passed as bit
-//! masks prepared by the caller, so nothing here allocates.
+//! masks prepared by the caller, so nothing here allocates. Through `raw_syscall`, so they leave
+//! errno alone too (a CLONE_VM child shares the parent's, see sys::clone_vm).
 
 use nix::errno::Errno;
 
+use super::clone_vm::raw_syscall;
+
 /// Replaces the supplementary group list (setgroups(2)).
 pub fn set_groups(groups: &[u32]) -> Result<(), Errno> {
+    let args = [groups.len(), groups.as_ptr() as usize, 0, 0, 0, 0];
     // SAFETY: the pointer and length describe a live slice of gid_t-sized integers.
-    let rc = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
-    Errno::result(rc).map(drop)
+    unsafe { raw_syscall(libc::SYS_setgroups, args) }.map(drop)
 }
 
 /// Sets real, effective and saved group ids (setresgid(2)).
 pub fn set_gid(gid: u32) -> Result<(), Errno> {
+    let id = gid as usize;
     // SAFETY: integer arguments only.
-    let rc = unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) };
-    Errno::result(rc).map(drop)
+    unsafe { raw_syscall(libc::SYS_setresgid, [id, id, id, 0, 0, 0]) }.map(drop)
 }
 
 /// Sets real, effective and saved user ids (setresuid(2)).
 pub fn set_uid(uid: u32) -> Result<(), Errno> {
+    let id = uid as usize;
     // SAFETY: integer arguments only.
-    let rc = unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) };
-    Errno::result(rc).map(drop)
+    unsafe { raw_syscall(libc::SYS_setresuid, [id, id, id, 0, 0, 0]) }.map(drop)
 }
 
 fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> Result<(), Errno> {
+    let args = [option as usize, arg2 as usize, arg3 as usize, 0, 0, 0];
     // SAFETY: every option used here takes integer arguments only.
-    let rc = unsafe { libc::prctl(option, arg2, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) };
-    Errno::result(rc).map(drop)
+    unsafe { raw_syscall(libc::SYS_prctl, args) }.map(drop)
 }
 
 /// Keeps the permitted capabilities across the coming change to a non-zero uid
@@ -96,14 +99,15 @@ pub fn set_caps(effective: u64, permitted: u64, inheritable: u64) -> Result<(), 
             inheritable: (inheritable >> 32) as u32,
         },
     ];
+    let args = [
+        &mut header as *mut CapHeader as usize,
+        data.as_ptr() as usize,
+        0,
+        0,
+        0,
+        0,
+    ];
     // SAFETY: the header and the two-element data array (what version 3 requires) live across
     // the call and have the kernel's layout.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_capset,
-            &mut header as *mut CapHeader,
-            data.as_ptr(),
-        )
-    };
-    Errno::result(rc).map(drop)
+    unsafe { raw_syscall(libc::SYS_capset, args) }.map(drop)
 }

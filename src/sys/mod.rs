@@ -4,6 +4,7 @@
 #![allow(unsafe_code)]
 
 pub mod bootexec;
+pub mod clone_vm;
 pub mod cred;
 pub mod fdpass;
 pub mod inotify;

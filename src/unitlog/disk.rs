@@ -187,6 +187,8 @@ impl Disk {
                         )
                     })?;
                 let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                // Kept open for the unit's life: out of the way of a spawn's descriptors.
+                let file = File::from(crate::sys::process::park_fd(file.into()));
                 self.open.insert(unit.to_string(), OpenLog { file, size });
             }
             let size = self.open.get(unit).map_or(0, |o| o.size);

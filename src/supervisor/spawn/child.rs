@@ -26,6 +26,26 @@ pub(super) struct ChildFds {
     pub(super) cgroup_procs: Option<RawFd>,
 }
 
+impl ChildFds {
+    /// One above the highest descriptor the child uses: what its own table keeps of the
+    /// parent's (`process::unshare_fds_from`).
+    fn bound(&self) -> RawFd {
+        let all = [
+            self.stdin,
+            self.stdout,
+            self.stderr,
+            self.ready.unwrap_or(0),
+            self.report,
+            self.cgroup_procs.unwrap_or(0),
+        ];
+        let mut max = 2;
+        for fd in all {
+            max = max.max(fd);
+        }
+        max.saturating_add(1)
+    }
+}
+
 /// Steps of the child, in order; the number travels through the report pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
@@ -49,9 +69,10 @@ enum Stage {
     CloseFds,
     Exec,
     Nice,
+    Unshare,
 }
 
-const STAGES: [Stage; 19] = [
+const STAGES: [Stage; 20] = [
     Stage::Session,
     Stage::Signals,
     Stage::Cgroup,
@@ -71,6 +92,7 @@ const STAGES: [Stage; 19] = [
     Stage::CloseFds,
     Stage::Exec,
     Stage::Nice,
+    Stage::Unshare,
 ];
 
 /// A failed child step: which one, the errno, and a step-specific detail (limit or cap number).
@@ -92,12 +114,12 @@ impl Failure {
         }
     }
 
+    /// Runs in the child: no slicing, so no bounds check that could panic.
     fn encode(&self) -> [u8; REPORT_LEN] {
-        let mut b = [0u8; REPORT_LEN];
-        b[0..4].copy_from_slice(&(self.stage as u32).to_ne_bytes());
-        b[4..8].copy_from_slice(&self.errno.to_ne_bytes());
-        b[8..12].copy_from_slice(&self.detail.to_ne_bytes());
-        b
+        let [a0, a1, a2, a3] = (self.stage as u32).to_ne_bytes();
+        let [b0, b1, b2, b3] = self.errno.to_ne_bytes();
+        let [c0, c1, c2, c3] = self.detail.to_ne_bytes();
+        [a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3]
     }
 
     fn decode(b: &[u8; REPORT_LEN]) -> Option<Failure> {
@@ -147,6 +169,7 @@ impl Failure {
             Stage::NoNewPrivs => "set no-new-privileges".to_string(),
             Stage::CloseFds => "close inherited fds".to_string(),
             Stage::Nice => format!("reset nice value to {}", plan.nice.unwrap_or_default()),
+            Stage::Unshare => "take a descriptor table of its own".to_string(),
         };
         SpawnError::Prepare {
             unit: unit.to_string(),
@@ -192,7 +215,25 @@ pub(super) fn read_report(fd: &OwnedFd, timeout: Duration) -> Result<Option<Fail
     }
 }
 
-/// The child side of fork: async-signal-safe only (no allocation, no locks, no panics).
+/// The report of a child that has let go (sys::clone_vm): written before it exited, or absent
+/// because it exec'd. The pipe is non-blocking; its write end may still be open (ours, until
+/// the caller drops it), so "nothing there" is the answer, not EOF.
+pub(super) fn take_report(fd: &OwnedFd) -> Result<Option<Failure>, Errno> {
+    let mut buf = [0u8; REPORT_LEN];
+    match process::read_some(fd.as_raw_fd(), &mut buf) {
+        Ok(0) | Err(Errno::EAGAIN) => Ok(None),
+        Ok(REPORT_LEN) => Ok(Failure::decode(&buf).or(Some(Failure {
+            stage: Stage::Exec,
+            errno: Errno::EIO as i32,
+            detail: 0,
+        }))),
+        Ok(_) => Err(Errno::EIO),
+        Err(e) => Err(e),
+    }
+}
+
+/// The child side of fork or clone_vm: async-signal-safe only (no allocation, no locks, no
+/// panics), and every call reviewed for a child sharing the parent's memory (sys::clone_vm).
 pub(super) fn run_child(plan: &Plan, fds: &ChildFds) -> ! {
     let mut report = fds.report;
     if let Some(failure) = child_steps(plan, fds, &mut report).err() {
@@ -203,6 +244,10 @@ pub(super) fn run_child(plan: &Plan, fds: &ChildFds) -> ! {
 
 fn child_steps(plan: &Plan, fds: &ChildFds, report: &mut RawFd) -> Result<Infallible, Failure> {
     use Stage::*;
+    // First, before any descriptor changes: a child sharing the parent's table (sys::clone_vm)
+    // takes its own, with only the numbers it uses (the parent's long-lived ones sit above,
+    // process::PARK_AT). A forked child closes what it will not use.
+    process::unshare_fds_from(fds.bound()).map_err(Failure::at(Unshare, 0))?;
     process::new_session().map_err(Failure::at(Session, 0))?;
     process::reset_signals().map_err(Failure::at(Signals, 0))?;
     if let Some(fd) = fds.cgroup_procs {
