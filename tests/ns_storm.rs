@@ -410,6 +410,20 @@ fn nice_of(pid: i32) -> i32 {
     rest.split_whitespace().nth(16).unwrap().parse().unwrap()
 }
 
+/// "Max open files" (soft, hard) of /proc/PID/limits.
+fn open_files_limit(pid: i32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (v[0], v[1])
+}
+
 /// `VmLck` of /proc/PID/status, in kB.
 fn locked_kb(pid: i32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -417,11 +431,22 @@ fn locked_kb(pid: i32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// The init runs ten nice levels above what it was started with (supervisor::shield), and locks
-/// its memory once the boot is dispatched (reclaim never evicts the code its loop runs); its
-/// units get the starting nice value back and no locked memory: both are the init's alone.
+/// The init runs ten nice levels above what it was started with (supervisor::shield), locks
+/// its memory once the boot is dispatched (reclaim never evicts the code its loop runs) and
+/// raises its descriptor limit; its units get the starting nice value and descriptor limit back
+/// and no locked memory: all three are the init's alone.
 #[test]
 fn ns_init_is_boosted_and_locked_and_its_units_are_not() {
+    // Start the init with a soft descriptor limit below its hard one, as the kernel starts PID 1
+    // (1,024 of 4,096): raising the soft limit needs no privilege, so the raise is seen even
+    // where the test lacks CAP_SYS_RESOURCE (this sandbox does) for the hard one.
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    assert!(
+        hard > 4000,
+        "hard descriptor limit {hard} too low for this test"
+    );
+    setrlimit(Resource::RLIMIT_NOFILE, 4000, hard).unwrap();
     let mut ns = Ns::new("shield");
     ns.unit(
         "plain",
@@ -442,5 +467,15 @@ fn ns_init_is_boosted_and_locked_and_its_units_are_not() {
         ns.log()
     );
     assert_eq!(locked_kb(unit), 0);
+    // The init raised its descriptor limit; the unit has the test's (the init's starting value).
+    let own = open_files_limit(std::process::id() as i32);
+    assert_eq!(own, (4000, hard));
+    assert!(
+        open_files_limit(init).0 >= hard && open_files_limit(init).1 >= hard,
+        "{:?}\n{}",
+        open_files_limit(init),
+        ns.log()
+    );
+    assert_eq!(open_files_limit(unit), own);
     ns.stop(T);
 }

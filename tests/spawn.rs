@@ -288,12 +288,21 @@ fn missing_working_dir_is_reported() {
 }
 
 fn environ(child: &Child) -> Vec<String> {
-    child
-        .proc("environ")
-        .split('\0')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
+    // `start` returns once the exec has committed (the child left the init's memory), which is
+    // before the kernel has laid out the new image's environment: until then the file is empty.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let env: Vec<String> = child
+            .proc("environ")
+            .split('\0')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if !env.is_empty() || Instant::now() > deadline {
+            return env;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub const OOM_NEVER: i32 = -1000;
 pub struct Inherited {
     pub oom_score_adj: Option<i32>,
     pub nice: Option<i32>,
+    /// RLIMIT_NOFILE (soft, hard) as the init was given it, when the init raised its own.
+    pub nofile: Option<(u64, u64)>,
 }
 
 static INHERITED: OnceLock<Inherited> = OnceLock::new();
@@ -86,8 +88,51 @@ pub fn shield_self(proc_self: &Path) {
         }
         Err(e) => log::warn!("cannot read the init's nice value: {e}"),
     }
+    got.nofile = raise_nofile(Path::new(NR_OPEN));
     log::debug!("shielded: oom_score_adj {OOM_NEVER}, nice boost {NICE_BOOST}; units get {got:?}");
     let _ = INHERITED.set(got);
+}
+
+/// Where the kernel's ceiling for RLIMIT_NOFILE is.
+const NR_OPEN: &str = "/proc/sys/fs/nr_open";
+
+/// The descriptor limit the init wants for itself: the kernel's ceiling (`fs.nr_open`) where it
+/// may raise its hard limit, else its hard limit. `None` when `own` already is that.
+pub fn wanted_nofile(own: (u64, u64), nr_open: Option<u64>, privileged: bool) -> Option<u64> {
+    let want = match (privileged, nr_open) {
+        (true, Some(ceiling)) => ceiling.max(own.1),
+        _ => own.1,
+    };
+    (own != (want, want)).then_some(want)
+}
+
+/// The kernel starts PID 1 with 1,024 descriptors (4,096 hard), and the init holds two pipe ends
+/// per unit plus log files: a thousand units would run out, and a spawn or an accept fail with
+/// EMFILE. So the init raises its own limit as systemd does, and every unit gets the values the
+/// init was started with back (a unit's `limits.nofile` wins): programs that still use select(2)
+/// break above 1,024. Returns those values when the init raised its own.
+fn raise_nofile(nr_open: &Path) -> Option<(u64, u64)> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let own = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    let ceiling = std::fs::read_to_string(nr_open)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    let privileged = matches!(
+        caps::has_cap(
+            None,
+            caps::CapSet::Effective,
+            caps::Capability::CAP_SYS_RESOURCE
+        ),
+        Ok(true)
+    );
+    let want = wanted_nofile(own, ceiling, privileged)?;
+    match setrlimit(Resource::RLIMIT_NOFILE, want, want) {
+        Ok(()) => Some(own),
+        Err(e) => {
+            log::warn!("cannot raise the init's descriptor limit to {want}: {e}");
+            None
+        }
+    }
 }
 
 /// Keeps what the init has run in memory: under memory pressure the kernel otherwise evicts the
@@ -122,6 +167,25 @@ mod tests {
         assert_eq!(parse_oom_score_adj("0\n"), Some(0));
         assert_eq!(parse_oom_score_adj("1001\n"), None);
         assert_eq!(parse_oom_score_adj("x"), None);
+    }
+
+    #[test]
+    fn the_descriptor_limit_goes_to_the_ceiling_only_with_privilege() {
+        assert_eq!(
+            wanted_nofile((1024, 4096), Some(1 << 20), true),
+            Some(1 << 20)
+        );
+        assert_eq!(
+            wanted_nofile((1024, 4096), Some(1 << 20), false),
+            Some(4096)
+        );
+        assert_eq!(wanted_nofile((1024, 4096), None, true), Some(4096));
+        assert_eq!(wanted_nofile((4096, 4096), None, false), None);
+        // Never lowered: a hard limit above the ceiling stays.
+        assert_eq!(
+            wanted_nofile((10, 1 << 21), Some(1 << 20), true),
+            Some(1 << 21)
+        );
     }
 
     #[test]

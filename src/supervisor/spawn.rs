@@ -490,6 +490,13 @@ fn grantable_oom(unit: &Unit, privileged: bool) -> Option<i32> {
 /// The rlimits the service may get: without CAP_SYS_RESOURCE a hard limit cannot be raised, so
 /// each is capped at the init's own hard limit (with a warning) instead of failing the unit.
 fn grantable_limits(unit: &Unit, privileged: bool) -> Vec<(i32, u64, u64)> {
+    let nofile = nix::sys::resource::Resource::RLIMIT_NOFILE;
+    // The init raised its own descriptor limit (supervisor::shield); a unit that does not set
+    // one gets what the init was started with.
+    let reset = super::shield::inherited()
+        .nofile
+        .filter(|_| !unit.limits.iter().any(|l| l.resource == nofile))
+        .map(|(soft, hard)| (nofile as i32, soft, hard));
     unit.limits
         .iter()
         .map(|l| {
@@ -509,6 +516,7 @@ fn grantable_limits(unit: &Unit, privileged: bool) -> Vec<(i32, u64, u64)> {
             }
             (l.resource as i32, soft, hard)
         })
+        .chain(reset)
         .collect()
 }
 
