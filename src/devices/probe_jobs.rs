@@ -10,6 +10,7 @@
 //! effect once the read returns) and logged; the other devices are not held up by it. A device
 //! removed while its probe runs gets no links from that stale answer.
 
+use crate::strmap::StrMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::os::fd::{AsRawFd, RawFd};
@@ -119,7 +120,7 @@ pub struct ProbeJobs {
     /// Helpers given up on: still to be reaped.
     abandoned: BTreeSet<i32>,
     /// The newest generation per device; an answer from an older one is stale.
-    generation: BTreeMap<String, u64>,
+    generation: StrMap<u64>,
     next_generation: u64,
 }
 
@@ -132,7 +133,7 @@ impl ProbeJobs {
             timeout,
             jobs: BTreeMap::new(),
             abandoned: BTreeSet::new(),
-            generation: BTreeMap::new(),
+            generation: StrMap::new(),
             next_generation: 0,
         }
     }

@@ -12,6 +12,7 @@
 //! supervisor offers them through `facts_wanted`) when PATH exists, checked on every loop pass,
 //! or failed after `device_timeout` (units that require it fail, units ordered after it go on).
 
+use crate::strmap::StrMap;
 use std::collections::BTreeMap;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
@@ -503,7 +504,7 @@ impl Devices {
     }
 
     /// Links made so far, by device.
-    pub fn links(&self) -> &BTreeMap<String, Vec<(String, String)>> {
+    pub fn links(&self) -> &StrMap<Vec<(String, String)>> {
         self.links.all()
     }
 

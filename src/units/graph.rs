@@ -5,6 +5,7 @@
 //! supervisor (at boot) judge a unit set the same way. Edges point from a unit to what it depends on;
 //! facts (`network`, ...) are not nodes: the init itself makes them true.
 
+use crate::strmap::StrMap;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::values::is_fact;
@@ -57,7 +58,7 @@ pub fn dependencies(unit: &Unit) -> impl Iterator<Item = &str> {
 }
 
 /// Edges to existing units only, sorted and deduplicated.
-fn edges(units: &BTreeMap<String, Unit>) -> BTreeMap<&str, BTreeSet<&str>> {
+fn edges(units: &StrMap<Unit>) -> BTreeMap<&str, BTreeSet<&str>> {
     units
         .iter()
         .map(|(name, u)| {
@@ -117,7 +118,7 @@ fn shortest_cycle<'a>(
 /// unit is allowed and ignored) and every cycle over requires+wants+after edges: one error per
 /// strongly connected component, with a shortest cycle through its alphabetically first unit.
 /// Deterministic order: missing dependencies by unit, then cycles by first unit.
-pub fn check(units: &BTreeMap<String, Unit>) -> Vec<GraphError> {
+pub fn check(units: &StrMap<Unit>) -> Vec<GraphError> {
     let mut errors = Vec::new();
     for (name, unit) in units {
         let mut reported = BTreeSet::new();
@@ -155,7 +156,7 @@ pub fn check(units: &BTreeMap<String, Unit>) -> Vec<GraphError> {
 
 /// Every unit that lies on some dependency cycle: the members of every cyclic strongly connected
 /// component, not only the path a `Cycle` error shows. The supervisor must not start these.
-pub fn cyclic_units(units: &BTreeMap<String, Unit>) -> BTreeSet<String> {
+pub fn cyclic_units(units: &StrMap<Unit>) -> BTreeSet<String> {
     let graph = edges(units);
     graph
         .keys()
@@ -180,10 +181,7 @@ pub fn in_cycles(errors: &[GraphError]) -> BTreeSet<String> {
 /// Units that `requires`, directly or through other units, a unit in `failed` or a name that is
 /// neither a unit nor a fact: they cannot start and fail with it. Members of `failed` are not
 /// repeated in the result.
-pub fn transitive_requirers(
-    units: &BTreeMap<String, Unit>,
-    failed: &BTreeSet<String>,
-) -> BTreeSet<String> {
+pub fn transitive_requirers(units: &StrMap<Unit>, failed: &BTreeSet<String>) -> BTreeSet<String> {
     let is_bad = |dep: &String, found: &BTreeSet<String>| {
         failed.contains(dep) || found.contains(dep) || (!units.contains_key(dep) && !is_fact(dep))
     };
