@@ -1,34 +1,44 @@
-//! One ordered map code path for every string-keyed table in the binary.
+//! One ordered map code path per key type, whatever the values.
 //!
-//! `BTreeMap<String, V>` is generic over the value: each value type the crate stores got its own
-//! copy of the B-tree's insert, remove, rebalancing, search and drop code (about 5.5 KB with
-//! unwind tables per type; ~25 key/value types came to ~165 KB, docs/binary-size.md). [`StrMap`]
-//! keeps the keys in one `BTreeMap<String, u32>` shared by every value type and the values in a
-//! slot vector, so the tree code exists once; what remains per value type is a few lines of
-//! `Vec` indexing. Same behaviour as a `BTreeMap<String, V>`: iteration in key order, `get` by
-//! `&str`, `insert` returning the old value, `entry(..).or_default()`.
+//! `BTreeMap<K, V>` is generic over the value as well as the key: each value type the crate
+//! stored got its own copy of the B-tree's insert, remove, rebalancing, search and drop code
+//! (about 5 KB with unwind tables per pair; ~30 key/value pairs came to ~165 KB,
+//! docs/binary-size.md). [`KeyMap`] keeps the keys in one `BTreeMap<K, u32>` and the values in a
+//! slot vector, so the tree code exists once per key type (`String`, `i32`, `u32`); what remains
+//! per value type is a few lines of `Vec` indexing. Same behaviour as a `BTreeMap<K, V>`:
+//! iteration in key order, `get` by a borrowed key (`&str`), `insert` returning the old value,
+//! `entry(..).or_default()`. [`StrMap`] is the string-keyed form, [`FdMap`] the `i32` one
+//! (descriptors, pids).
 //!
 //! A removed value's slot is reused by the next insert, so a map that churns does not grow.
 
+use std::borrow::Borrow;
 use std::collections::btree_map;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// An ordered map from `String` to `V` (see the module documentation for why).
+/// An ordered map from `K` to `V` whose tree code depends on `K` alone (see the module
+/// documentation for why).
 #[derive(Clone)]
-pub struct StrMap<V> {
-    index: BTreeMap<String, u32>,
+pub struct KeyMap<K, V> {
+    index: BTreeMap<K, u32>,
     slots: Vec<Option<V>>,
     free: Vec<u32>,
 }
 
-impl<V> Default for StrMap<V> {
+/// The string-keyed form, the common one.
+pub type StrMap<V> = KeyMap<String, V>;
+
+/// Key types share the tree code too: descriptors and pids (`i32`), interface indices (`u32`).
+pub type FdMap<V> = KeyMap<i32, V>;
+
+impl<K, V> Default for KeyMap<K, V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<V> StrMap<V> {
+impl<K, V> KeyMap<K, V> {
     pub const fn new() -> Self {
         Self {
             index: BTreeMap::new(),
@@ -36,7 +46,9 @@ impl<V> StrMap<V> {
             free: Vec::new(),
         }
     }
+}
 
+impl<K: Ord, V> KeyMap<K, V> {
     pub fn len(&self) -> usize {
         self.index.len()
     }
@@ -51,23 +63,32 @@ impl<V> StrMap<V> {
         self.free.clear();
     }
 
-    pub fn contains_key(&self, key: &str) -> bool {
+    pub fn contains_key<Q: Ord + ?Sized>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
         self.index.contains_key(key)
     }
 
-    pub fn get(&self, key: &str) -> Option<&V> {
+    pub fn get<Q: Ord + ?Sized>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
         let i = *self.index.get(key)?;
         self.slots.get(i as usize)?.as_ref()
     }
 
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+    pub fn get_mut<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
         let i = *self.index.get(key)?;
         self.slots.get_mut(i as usize)?.as_mut()
     }
 
     /// Inserts `value` under `key`; returns the value it replaced.
-    pub fn insert(&mut self, key: String, value: V) -> Option<V> {
-        if let Some(&i) = self.index.get(key.as_str()) {
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        if let Some(&i) = self.index.get(&key) {
             if let Some(slot) = self.slots.get_mut(i as usize) {
                 return slot.replace(value);
             }
@@ -77,7 +98,10 @@ impl<V> StrMap<V> {
         None
     }
 
-    pub fn remove(&mut self, key: &str) -> Option<V> {
+    pub fn remove<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
         let i = self.index.remove(key)?;
         let value = self.slots.get_mut(i as usize)?.take();
         self.free.push(i);
@@ -85,12 +109,12 @@ impl<V> StrMap<V> {
     }
 
     /// The value under `key`, inserted by `make` first when there is none.
-    pub fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
-        let i = match self.index.get(key) {
+    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        let i = match self.index.get(&key) {
             Some(&i) => i,
             None => {
                 let i = self.reserve();
-                self.index.insert(key.to_string(), i);
+                self.index.insert(key, i);
                 i
             }
         };
@@ -98,12 +122,15 @@ impl<V> StrMap<V> {
     }
 
     /// `BTreeMap`'s `entry(key)`, for the `or_default`/`or_insert_with` forms.
-    pub fn entry(&mut self, key: String) -> Entry<'_, V> {
+    pub fn entry(&mut self, key: K) -> Entry<'_, K, V> {
         Entry { map: self, key }
     }
 
     /// Keeps the entries `keep` says yes to.
-    pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut V) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool)
+    where
+        K: Clone,
+    {
         let mut gone = Vec::new();
         for (k, &i) in &self.index {
             if let Some(Some(v)) = self.slots.get_mut(i as usize) {
@@ -117,14 +144,14 @@ impl<V> StrMap<V> {
         }
     }
 
-    pub fn iter(&self) -> Iter<'_, V> {
+    pub fn iter(&self) -> Iter<'_, K, V> {
         Iter {
             keys: self.index.iter(),
             slots: &self.slots,
         }
     }
 
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut V)> {
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
         // One `&mut` per slot, handed out in key order (each slot has at most one key).
         let mut values: Vec<Option<&mut V>> = self.slots.iter_mut().map(Option::as_mut).collect();
         self.index
@@ -136,7 +163,7 @@ impl<V> StrMap<V> {
         self.iter_mut().map(|(_, v)| v)
     }
 
-    pub fn keys(&self) -> btree_map::Keys<'_, String, u32> {
+    pub fn keys(&self) -> btree_map::Keys<'_, K, u32> {
         self.index.keys()
     }
 
@@ -144,7 +171,7 @@ impl<V> StrMap<V> {
         self.iter().map(|(_, v)| v)
     }
 
-    pub fn first_key_value(&self) -> Option<(&String, &V)> {
+    pub fn first_key_value(&self) -> Option<(&K, &V)> {
         self.iter().next()
     }
 
@@ -167,14 +194,14 @@ impl<V> StrMap<V> {
 }
 
 /// The entry for one key (see [`StrMap::entry`]).
-pub struct Entry<'a, V> {
-    map: &'a mut StrMap<V>,
-    key: String,
+pub struct Entry<'a, K, V> {
+    map: &'a mut KeyMap<K, V>,
+    key: K,
 }
 
-impl<'a, V> Entry<'a, V> {
+impl<'a, K: Ord, V> Entry<'a, K, V> {
     pub fn or_insert_with(self, make: impl FnOnce() -> V) -> &'a mut V {
-        self.map.get_or_insert_with(&self.key, make)
+        self.map.get_or_insert_with(self.key, make)
     }
 
     pub fn or_insert(self, value: V) -> &'a mut V {
@@ -182,20 +209,20 @@ impl<'a, V> Entry<'a, V> {
     }
 }
 
-impl<'a, V: Default> Entry<'a, V> {
+impl<'a, K: Ord, V: Default> Entry<'a, K, V> {
     pub fn or_default(self) -> &'a mut V {
         self.or_insert_with(V::default)
     }
 }
 
 /// Entries in key order.
-pub struct Iter<'a, V> {
-    keys: btree_map::Iter<'a, String, u32>,
+pub struct Iter<'a, K, V> {
+    keys: btree_map::Iter<'a, K, u32>,
     slots: &'a [Option<V>],
 }
 
-impl<'a, V> Iterator for Iter<'a, V> {
-    type Item = (&'a String, &'a V);
+impl<'a, K, V> Iterator for Iter<'a, K, V> {
+    type Item = (&'a K, &'a V);
 
     fn next(&mut self) -> Option<Self::Item> {
         for (k, &i) in self.keys.by_ref() {
@@ -207,7 +234,7 @@ impl<'a, V> Iterator for Iter<'a, V> {
     }
 }
 
-impl<'a, V> DoubleEndedIterator for Iter<'a, V> {
+impl<'a, K, V> DoubleEndedIterator for Iter<'a, K, V> {
     fn next_back(&mut self) -> Option<Self::Item> {
         while let Some((k, &i)) = self.keys.next_back() {
             if let Some(Some(v)) = self.slots.get(i as usize) {
@@ -218,18 +245,18 @@ impl<'a, V> DoubleEndedIterator for Iter<'a, V> {
     }
 }
 
-impl<'a, V> IntoIterator for &'a StrMap<V> {
-    type Item = (&'a String, &'a V);
-    type IntoIter = Iter<'a, V>;
+impl<'a, K: Ord, V> IntoIterator for &'a KeyMap<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = Iter<'a, K, V>;
 
-    fn into_iter(self) -> Iter<'a, V> {
+    fn into_iter(self) -> Iter<'a, K, V> {
         self.iter()
     }
 }
 
-impl<V> IntoIterator for StrMap<V> {
-    type Item = (String, V);
-    type IntoIter = std::vec::IntoIter<(String, V)>;
+impl<K, V> IntoIterator for KeyMap<K, V> {
+    type Item = (K, V);
+    type IntoIter = std::vec::IntoIter<(K, V)>;
 
     fn into_iter(mut self) -> Self::IntoIter {
         let index = std::mem::take(&mut self.index);
@@ -243,8 +270,8 @@ impl<V> IntoIterator for StrMap<V> {
     }
 }
 
-impl<V> FromIterator<(String, V)> for StrMap<V> {
-    fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {
+impl<K: Ord, V> FromIterator<(K, V)> for KeyMap<K, V> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut m = Self::new();
         for (k, v) in iter {
             m.insert(k, v);
@@ -253,8 +280,8 @@ impl<V> FromIterator<(String, V)> for StrMap<V> {
     }
 }
 
-impl<V> Extend<(String, V)> for StrMap<V> {
-    fn extend<I: IntoIterator<Item = (String, V)>>(&mut self, iter: I) {
+impl<K: Ord, V> Extend<(K, V)> for KeyMap<K, V> {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
         for (k, v) in iter {
             self.insert(k, v);
         }
@@ -263,7 +290,7 @@ impl<V> Extend<(String, V)> for StrMap<V> {
 
 /// `map["key"]`, like `BTreeMap`'s: panics when the key is absent, so tests only.
 #[cfg(test)]
-impl<V> std::ops::Index<&str> for StrMap<V> {
+impl<K: Ord + Borrow<str>, V> std::ops::Index<&str> for KeyMap<K, V> {
     type Output = V;
 
     fn index(&self, key: &str) -> &V {
@@ -274,15 +301,15 @@ impl<V> std::ops::Index<&str> for StrMap<V> {
     }
 }
 
-impl<V: PartialEq> PartialEq for StrMap<V> {
+impl<K: Ord, V: PartialEq> PartialEq for KeyMap<K, V> {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
 
-impl<V: Eq> Eq for StrMap<V> {}
+impl<K: Ord, V: Eq> Eq for KeyMap<K, V> {}
 
-impl<V: fmt::Debug> fmt::Debug for StrMap<V> {
+impl<K: Ord + fmt::Debug, V: fmt::Debug> fmt::Debug for KeyMap<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
     }
