@@ -5,7 +5,7 @@
 //! became ready last, it repeatedly steps to the `after`/`requires`/`wants` predecessor (all three order the start) that became ready
 //! last before the unit started, because that predecessor is what held it back.
 
-use crate::strmap::StrMap;
+use crate::strmap::{KeyMap, StrMap};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -114,7 +114,7 @@ pub fn blame(entries: &[Entry]) -> Vec<Entry> {
 /// The chain of predecessors that decided when the last unit became ready. `deps` maps a unit to
 /// its `after`, `requires` and `wants` names (units or facts).
 pub fn critical_chain(entries: &[Entry], deps: &StrMap<Vec<String>>) -> Vec<ChainLink> {
-    let subjects: BTreeMap<&str, &Entry> = entries
+    let subjects: KeyMap<&str, &Entry> = entries
         .iter()
         .filter(|e| e.kind != SubjectKind::Stage)
         .map(|e| (e.name.as_str(), e))

@@ -5,8 +5,8 @@
 //! supervisor (at boot) judge a unit set the same way. Edges point from a unit to what it depends on;
 //! facts (`network`, ...) are not nodes: the init itself makes them true.
 
-use crate::strmap::StrMap;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use crate::strmap::{KeyMap, StrMap};
+use std::collections::{BTreeSet, VecDeque};
 
 use super::values::is_fact;
 use super::Unit;
@@ -58,7 +58,7 @@ pub fn dependencies(unit: &Unit) -> impl Iterator<Item = &str> {
 }
 
 /// Edges to existing units only, sorted and deduplicated.
-fn edges(units: &StrMap<Unit>) -> BTreeMap<&str, BTreeSet<&str>> {
+fn edges(units: &StrMap<Unit>) -> KeyMap<&str, BTreeSet<&str>> {
     units
         .iter()
         .map(|(name, u)| {
@@ -69,10 +69,7 @@ fn edges(units: &StrMap<Unit>) -> BTreeMap<&str, BTreeSet<&str>> {
 }
 
 /// Units reachable from `start` in one or more steps.
-fn reachable<'a>(
-    graph: &BTreeMap<&'a str, BTreeSet<&'a str>>,
-    start: &'a str,
-) -> BTreeSet<&'a str> {
+fn reachable<'a>(graph: &KeyMap<&'a str, BTreeSet<&'a str>>, start: &'a str) -> BTreeSet<&'a str> {
     let mut seen = BTreeSet::new();
     let mut queue: VecDeque<&str> = graph.get(start).into_iter().flatten().copied().collect();
     while let Some(n) = queue.pop_front() {
@@ -85,11 +82,11 @@ fn reachable<'a>(
 
 /// The shortest path from `start` back to itself using only nodes of `within`.
 fn shortest_cycle<'a>(
-    graph: &BTreeMap<&'a str, BTreeSet<&'a str>>,
+    graph: &KeyMap<&'a str, BTreeSet<&'a str>>,
     start: &'a str,
     within: &BTreeSet<&'a str>,
 ) -> Vec<String> {
-    let mut parent: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut parent: KeyMap<&str, &str> = KeyMap::new();
     let mut queue = VecDeque::from([start]);
     while let Some(n) = queue.pop_front() {
         for &next in graph.get(n).into_iter().flatten() {
@@ -132,7 +129,7 @@ pub fn check(units: &StrMap<Unit>) -> Vec<GraphError> {
         }
     }
     let graph = edges(units);
-    let reach: BTreeMap<&str, BTreeSet<&str>> =
+    let reach: KeyMap<&str, BTreeSet<&str>> =
         graph.keys().map(|&n| (n, reachable(&graph, n))).collect();
     let mut done: BTreeSet<&str> = BTreeSet::new();
     for (&node, from_node) in &reach {
