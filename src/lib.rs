@@ -18,6 +18,7 @@ pub mod os;
 pub mod paths;
 pub mod procfs;
 pub mod sort;
+pub mod strmap;
 pub mod supervisor;
 pub mod sys;
 pub mod timeline;

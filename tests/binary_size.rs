@@ -15,7 +15,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_lifsea-init");
 /// 2.0 MB; this ceiling is the measured size after the reductions in docs/binary-size.md plus
 /// about 2 % for growth, so that a change that adds waste back fails here and says so. Lower it
 /// whenever the binary shrinks; raise it only together with a line in docs/binary-size.md.
-const CEILING: u64 = 2_330_000;
+const CEILING: u64 = 2_140_000;
 
 #[test]
 #[cfg_attr(

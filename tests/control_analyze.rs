@@ -1,7 +1,7 @@
 //! Boot analysis and the SVG chart on a known DAG of stamps (pure), the chart checked with a real
 //! XML parser; and `initctl check` delegating to the offline unit checker.
 
-use std::collections::BTreeMap;
+use lifsea_init::strmap::StrMap;
 use std::process::Command;
 
 use lifsea_init::control::analyze::{analyze, blame, critical_chain, entries};
@@ -83,7 +83,7 @@ fn critical_chain_and_blame_on_a_known_dag() {
     assert_eq!(b, ["sidecar", "containerd", "kubelet", "net-setup"]);
     assert_eq!(a.boot_complete_us, Some(2_600_000));
     // The same via the building blocks, with deps given directly.
-    let mut deps = BTreeMap::new();
+    let mut deps = StrMap::new();
     deps.insert("kubelet".to_string(), vec!["sidecar".to_string()]);
     let e = entries(&stamps);
     let only_sidecar: Vec<String> = critical_chain(&e, &deps)

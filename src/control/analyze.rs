@@ -5,6 +5,7 @@
 //! became ready last, it repeatedly steps to the `after`/`requires`/`wants` predecessor (all three order the start) that became ready
 //! last before the unit started, because that predecessor is what held it back.
 
+use crate::strmap::{KeyMap, StrMap};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -112,8 +113,8 @@ pub fn blame(entries: &[Entry]) -> Vec<Entry> {
 
 /// The chain of predecessors that decided when the last unit became ready. `deps` maps a unit to
 /// its `after`, `requires` and `wants` names (units or facts).
-pub fn critical_chain(entries: &[Entry], deps: &BTreeMap<String, Vec<String>>) -> Vec<ChainLink> {
-    let subjects: BTreeMap<&str, &Entry> = entries
+pub fn critical_chain(entries: &[Entry], deps: &StrMap<Vec<String>>) -> Vec<ChainLink> {
+    let subjects: KeyMap<&str, &Entry> = entries
         .iter()
         .filter(|e| e.kind != SubjectKind::Stage)
         .map(|e| (e.name.as_str(), e))
@@ -155,7 +156,7 @@ pub fn critical_chain(entries: &[Entry], deps: &BTreeMap<String, Vec<String>>) -
 }
 
 /// `after` ∪ `requires` ∪ `wants` of every unit, from `list`.
-pub fn deps_from_units(units: &[UnitStatus]) -> BTreeMap<String, Vec<String>> {
+pub fn deps_from_units(units: &[UnitStatus]) -> StrMap<Vec<String>> {
     units
         .iter()
         .map(|u| {
@@ -280,7 +281,7 @@ mod tests {
     /// A known DAG: network fact at 300 ms; etcd (after network) 300→900; containerd (after
     /// network) 310→600; kubelet (requires containerd, after etcd) must wait for etcd (ready later)
     /// 900→1500; logger has no deps 100→1200; broken fails.
-    fn known() -> (Vec<Stamp>, BTreeMap<String, Vec<String>>) {
+    fn known() -> (Vec<Stamp>, StrMap<Vec<String>>) {
         use SubjectKind::*;
         use TimelineEvent::*;
         let stamps = vec![
@@ -303,7 +304,7 @@ mod tests {
             st(5200, Unit, "containerd", Ready),
             st(1500, Stage, "boot", BootComplete),
         ];
-        let mut deps = BTreeMap::new();
+        let mut deps = StrMap::new();
         deps.insert("etcd".to_string(), vec!["network".to_string()]);
         deps.insert("containerd".to_string(), vec!["network".to_string()]);
         deps.insert(
@@ -397,6 +398,6 @@ mod tests {
     #[test]
     fn no_ready_unit_gives_empty_chain() {
         let stamps = vec![st(1, SubjectKind::Unit, "a", TimelineEvent::Start)];
-        assert!(critical_chain(&entries(&stamps), &BTreeMap::new()).is_empty());
+        assert!(critical_chain(&entries(&stamps), &StrMap::new()).is_empty());
     }
 }

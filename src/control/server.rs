@@ -6,7 +6,7 @@
 //! when its timeout passes. Only root is served: the peer's uid comes from SO_PEERCRED at accept
 //! time (the socket is also mode 0600, so this is the second of two locks).
 
-use std::collections::BTreeMap;
+use crate::strmap::FdMap;
 use std::io::ErrorKind;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -170,7 +170,7 @@ pub struct ControlServer {
     /// Device and inode of the socket we bound, so dropping removes only our own file.
     ident: Option<(u64, u64)>,
     listener: UnixListener,
-    clients: BTreeMap<RawFd, Client>,
+    clients: FdMap<Client>,
     limits: Limits,
     next_follow: Option<Instant>,
 }
@@ -238,7 +238,7 @@ impl ControlServer {
             path,
             ident,
             listener,
-            clients: BTreeMap::new(),
+            clients: FdMap::new(),
             limits,
             next_follow: None,
         })

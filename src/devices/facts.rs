@@ -6,7 +6,7 @@
 //! `ContainerDeviceFacts`, the subsystem container mode runs instead: there the container manager
 //! owns /dev and sends no uevents, so it looks again at a short interval while anything waits.
 
-use std::collections::BTreeMap;
+use crate::strmap::StrMap;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use crate::supervisor::subsystem::{Notice, PollFlags, Subsystem};
 pub struct DeviceFacts {
     dev_root: PathBuf,
     timeout: Duration,
-    wanted: BTreeMap<String, Instant>,
+    wanted: StrMap<Instant>,
 }
 
 impl DeviceFacts {
@@ -28,7 +28,7 @@ impl DeviceFacts {
         DeviceFacts {
             dev_root: dev_root.to_path_buf(),
             timeout,
-            wanted: BTreeMap::new(),
+            wanted: StrMap::new(),
         }
     }
 

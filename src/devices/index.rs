@@ -4,7 +4,8 @@
 //! modules.dep dependency comes before its user and `post:` modules after it. Pure: the module
 //! tree's files are passed in as text.
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::strmap::StrMap;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::modalias::{glob_match, modules_for, normalize, parse_aliases, Alias, DepTable};
@@ -19,7 +20,7 @@ pub struct ModuleIndex {
     pub builtin: BTreeSet<String>,
     /// Softdeps the modules declare themselves (depmod's modules.softdep); a modprobe.d
     /// `softdep` for the same module replaces them, as with kmod.
-    pub softdeps: BTreeMap<String, Softdep>,
+    pub softdeps: StrMap<Softdep>,
 }
 
 /// How a request resolved.

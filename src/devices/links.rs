@@ -7,7 +7,7 @@
 //! and the device; `LinkTable` keeps the links of each device correct across add, change and
 //! remove under a /dev root passed as a parameter (tests use a temporary directory).
 
-use std::collections::BTreeMap;
+use crate::strmap::StrMap;
 use std::path::{Path, PathBuf};
 
 use crate::devices::blockdev::{read_fs_ident, read_gpt, FsIdent, GptPartition};
@@ -150,19 +150,19 @@ pub fn probe(devname: &str, sys_class_block: &Path, dev_root: &Path) -> BlockInf
 #[derive(Debug, Default)]
 pub struct LinkTable {
     dev_root: PathBuf,
-    by_dev: BTreeMap<String, Vec<(String, String)>>,
+    by_dev: StrMap<Vec<(String, String)>>,
 }
 
 impl LinkTable {
     pub fn new(dev_root: &Path) -> LinkTable {
         LinkTable {
             dev_root: dev_root.to_path_buf(),
-            by_dev: BTreeMap::new(),
+            by_dev: StrMap::new(),
         }
     }
 
     /// Links of every device, for status reports.
-    pub fn all(&self) -> &BTreeMap<String, Vec<(String, String)>> {
+    pub fn all(&self) -> &StrMap<Vec<(String, String)>> {
         &self.by_dev
     }
 

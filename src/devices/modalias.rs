@@ -1,7 +1,8 @@
 //! Pure parsing of depmod's `modules.alias` and `modules.dep`, glob matching of device modaliases
 //! against alias patterns (fnmatch's `*`, `?`, `[...]`), and the dependency closure/load order.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use crate::strmap::StrMap;
+use std::collections::{BTreeSet, HashSet};
 
 /// Normalises a module name the way the kernel does (`-` and `_` are the same).
 pub fn normalize(name: &str) -> String {
@@ -40,12 +41,12 @@ pub fn parse_aliases(text: &str) -> Vec<Alias> {
 /// modules.dep: module name → (path relative to the module dir, dependency paths).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DepTable {
-    pub modules: BTreeMap<String, (String, Vec<String>)>,
+    pub modules: StrMap<(String, Vec<String>)>,
 }
 
 impl DepTable {
     pub fn parse(text: &str) -> DepTable {
-        let mut modules = BTreeMap::new();
+        let mut modules = StrMap::new();
         for line in text.lines() {
             let Some((path, deps)) = line.split_once(':') else {
                 continue;

@@ -12,7 +12,8 @@
 //! both, a file in `/etc` replacing the same-named one in `/usr/lib`. Then the kernel command line:
 //! `modprobe.blacklist=a,b` and `MODULE.PARAM=VALUE` (added after the files' options).
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::strmap::StrMap;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::modalias::normalize;
@@ -50,8 +51,8 @@ pub struct Softdep {
 pub struct ModprobeConfig {
     pub blacklist: BTreeSet<String>,
     /// Module → parameters, in the order given (`a=1 b=2`).
-    pub options: BTreeMap<String, Vec<String>>,
-    pub softdeps: BTreeMap<String, Softdep>,
+    pub options: StrMap<Vec<String>>,
+    pub softdeps: StrMap<Softdep>,
     /// `alias PATTERN MODULE`, in file order.
     pub aliases: Vec<(String, String)>,
 }

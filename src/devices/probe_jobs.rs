@@ -10,7 +10,8 @@
 //! effect once the read returns) and logged; the other devices are not held up by it. A device
 //! removed while its probe runs gets no links from that stale answer.
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::strmap::FdMap;
+use crate::strmap::StrMap;
 use std::io::Read;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -115,11 +116,11 @@ pub struct ProbeJobs {
     sys_class_block: PathBuf,
     dev_root: PathBuf,
     timeout: Duration,
-    jobs: BTreeMap<i32, Job>,
+    jobs: FdMap<Job>,
     /// Helpers given up on: still to be reaped.
-    abandoned: BTreeSet<i32>,
+    abandoned: FdMap<()>,
     /// The newest generation per device; an answer from an older one is stale.
-    generation: BTreeMap<String, u64>,
+    generation: StrMap<u64>,
     next_generation: u64,
 }
 
@@ -130,9 +131,9 @@ impl ProbeJobs {
             sys_class_block: sys_class_block.to_path_buf(),
             dev_root: dev_root.to_path_buf(),
             timeout,
-            jobs: BTreeMap::new(),
-            abandoned: BTreeSet::new(),
-            generation: BTreeMap::new(),
+            jobs: FdMap::new(),
+            abandoned: FdMap::new(),
+            generation: StrMap::new(),
             next_generation: 0,
         }
     }
@@ -208,7 +209,7 @@ impl ProbeJobs {
     /// A reaped child: if it was a probe, the devices it answered for that are still wanted,
     /// with what it found. `None` when `pid` was not a probe.
     pub fn finished(&mut self, pid: i32) -> Option<Vec<BlockInfo>> {
-        if self.abandoned.remove(&pid) {
+        if self.abandoned.remove(&pid).is_some() {
             return Some(Vec::new());
         }
         let mut job = self.jobs.remove(&pid)?;
@@ -243,7 +244,7 @@ impl ProbeJobs {
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
-            self.abandoned.insert(pid);
+            self.abandoned.insert(pid, ());
             out.push((pid, missing, answers));
         }
         out

@@ -12,6 +12,7 @@
 //! supervisor offers them through `facts_wanted`) when PATH exists, checked on every loop pass,
 //! or failed after `device_timeout` (units that require it fail, units ordered after it go on).
 
+use crate::strmap::{FdMap, StrMap};
 use std::collections::BTreeMap;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
@@ -107,7 +108,7 @@ pub struct Devices {
     rules: Vec<Rule>,
     coldplug: Coldplug,
     /// Running hotplug helpers: pid → the modaliases they were given.
-    helpers: BTreeMap<i32, Vec<String>>,
+    helpers: FdMap<Vec<String>>,
     /// Modaliases from uevents that arrived while coldplug ran.
     queued: Vec<String>,
     buttons: PowerButtons,
@@ -151,7 +152,7 @@ impl Devices {
             socket,
             rules,
             coldplug: Coldplug::NotStarted,
-            helpers: BTreeMap::new(),
+            helpers: FdMap::new(),
             queued: Vec::new(),
             buttons: PowerButtons::default(),
             shutting_down: false,
@@ -503,7 +504,7 @@ impl Devices {
     }
 
     /// Links made so far, by device.
-    pub fn links(&self) -> &BTreeMap<String, Vec<(String, String)>> {
+    pub fn links(&self) -> &StrMap<Vec<(String, String)>> {
         self.links.all()
     }
 

@@ -7,7 +7,7 @@
 //! (they start with `libudev\0` and carry a binary header) are not ours to read: they are reported
 //! as `UeventError::Libudev` so the caller can drop them quietly.
 
-use std::collections::BTreeMap;
+use crate::strmap::StrMap;
 
 /// The largest message accepted. The kernel's own limit is `UEVENT_BUFFER_SIZE` (2048 bytes of
 /// environment) plus the header, so anything much bigger did not come from the kernel.
@@ -81,7 +81,7 @@ pub struct Uevent {
     pub action: Action,
     /// Path under /sys, starting with `/devices/` (or `/module/`, `/bus/`...).
     pub devpath: String,
-    pub env: BTreeMap<String, String>,
+    pub env: StrMap<String>,
 }
 
 impl Uevent {
@@ -131,7 +131,7 @@ pub fn parse(buf: &[u8]) -> Result<Uevent, UeventError> {
     if devpath.contains("/../") || devpath.ends_with("/..") {
         return Err(UeventError::BadHeader(header.chars().take(80).collect()));
     }
-    let mut env = BTreeMap::new();
+    let mut env = StrMap::new();
     for f in fields {
         let (k, v) = f
             .split_once('=')

@@ -2,7 +2,8 @@
 //! files, cycles and missing dependencies into units that are shown as failed with the reason (and
 //! never started), and diffing a reload against what runs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::strmap::StrMap;
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::event_loop::Supervisor;
@@ -14,9 +15,9 @@ use crate::units::Unit;
 
 /// Units and the reasons some of them can never start.
 pub struct Catalog {
-    pub units: BTreeMap<String, Unit>,
+    pub units: StrMap<Unit>,
     /// unit → why it is blocked (broken file, cycle, missing dependency).
-    pub blocked: BTreeMap<String, String>,
+    pub blocked: StrMap<String>,
     /// Every problem, one line each.
     pub errors: Vec<String>,
 }
@@ -29,7 +30,7 @@ pub fn load(dirs: &[std::path::PathBuf]) -> Catalog {
 /// Classifies a load outcome plus graph errors (pure apart from the graph check).
 pub fn from_outcome(outcome: LoadOutcome) -> Catalog {
     let mut errors: Vec<String> = outcome.errors.iter().map(|e| e.to_string()).collect();
-    let mut blocked = BTreeMap::new();
+    let mut blocked = StrMap::new();
     for (name, errs) in &outcome.broken {
         let first = errs
             .first()

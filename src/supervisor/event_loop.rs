@@ -6,8 +6,9 @@
 //! Single-threaded on purpose: nothing runs concurrently with a fork, and the reaper is the only
 //! caller of waitpid(-1).
 
+use crate::strmap::StrMap;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -45,9 +46,9 @@ pub struct Supervisor {
     pub(super) env: Placement,
     pub(super) core: Core,
     /// Valid units from disk, by name.
-    pub(super) units: BTreeMap<String, Unit>,
+    pub(super) units: StrMap<Unit>,
     pub(super) logs: UnitLogs,
-    pub(super) status_text: BTreeMap<String, String>,
+    pub(super) status_text: StrMap<String>,
     pub(super) io: UnitIo,
     pub(super) boot: BootRecord,
     pub(super) shutdown: ShutdownState,
@@ -77,21 +78,21 @@ impl Supervisor {
         let logs = UnitLogs::default();
         Self {
             core,
-            units: BTreeMap::new(),
+            units: StrMap::new(),
             logs,
-            status_text: BTreeMap::new(),
+            status_text: StrMap::new(),
             io: UnitIo {
                 pipes: Vec::new(),
-                ready_fds: BTreeMap::new(),
-                probes: BTreeMap::new(),
+                ready_fds: StrMap::new(),
+                probes: StrMap::new(),
                 next_probe: None,
                 watcher: FileWatcher::new().ok(),
-                watches: BTreeMap::new(),
-                shared_output: BTreeMap::new(),
+                watches: StrMap::new(),
+                shared_output: StrMap::new(),
             },
             boot: BootRecord {
                 timeline,
-                spawned_at: BTreeMap::new(),
+                spawned_at: StrMap::new(),
                 done: false,
                 started_us: crate::timeline::boottime_us(),
             },

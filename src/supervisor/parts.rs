@@ -4,7 +4,7 @@
 //! own it), `BootRecord` (the timeline and boot completion; transitions and the report write it),
 //! `ShutdownState` (the kind asked for and the global deadline; signals and `deadline` use it).
 
-use std::collections::BTreeMap;
+use crate::strmap::StrMap;
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -41,22 +41,22 @@ pub(crate) struct Pipe {
 pub(crate) struct UnitIo {
     pub(crate) pipes: Vec<Pipe>,
     /// s6 readiness pipes of starting units, by unit.
-    pub(crate) ready_fds: BTreeMap<String, File>,
-    pub(crate) probes: BTreeMap<String, super::readiness::Probe>,
+    pub(crate) ready_fds: StrMap<File>,
+    pub(crate) probes: StrMap<super::readiness::Probe>,
     pub(crate) next_probe: Option<Instant>,
     pub(crate) watcher: Option<FileWatcher>,
     /// Each unit's cgroup.events watch.
-    pub(crate) watches: BTreeMap<String, WatchId>,
+    pub(crate) watches: StrMap<WatchId>,
     /// Write ends of the output pipes of `kill = "main"` units, kept across instances (see
     /// `spawn::spawn_with_output`); dropped when the unit is removed.
-    pub(crate) shared_output: BTreeMap<String, (OwnedFd, OwnedFd)>,
+    pub(crate) shared_output: StrMap<(OwnedFd, OwnedFd)>,
 }
 
 /// The record of this boot.
 pub(crate) struct BootRecord {
     pub(crate) timeline: Timeline,
     /// When each unit was last spawned (for the "ready (N ms)" lines).
-    pub(crate) spawned_at: BTreeMap<String, Instant>,
+    pub(crate) spawned_at: StrMap<Instant>,
     /// Every enabled unit settled once: boot-timeline.json written.
     pub(crate) done: bool,
     pub(crate) started_us: u64,

@@ -7,7 +7,8 @@
 //! whose dependencies are satisfied start, units nobody wants stop once their dependents have stopped,
 //! and failures of hard dependencies travel to their requirers with the reason.
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::strmap::StrMap;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -85,12 +86,12 @@ impl Entry {
 /// Every unit and fact, and the reverse dependency index.
 #[derive(Debug, Default)]
 pub struct Core {
-    units: BTreeMap<String, Entry>,
-    facts: BTreeMap<String, FactState>,
+    units: StrMap<Entry>,
+    facts: StrMap<FactState>,
     /// unit → units naming it in requires, wants or after.
-    dependents: BTreeMap<String, BTreeSet<String>>,
+    dependents: StrMap<BTreeSet<String>>,
     /// unit → units naming it in requires.
-    requirers: BTreeMap<String, BTreeSet<String>>,
+    requirers: StrMap<BTreeSet<String>>,
     shutting_down: bool,
     /// The boot event was applied.
     booted: bool,

@@ -12,7 +12,7 @@
 //! episode is logged; nothing is retried, so a full disk costs one failed write per unit per
 //! iteration and no memory.
 
-use std::collections::BTreeMap;
+use crate::strmap::StrMap;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -33,13 +33,13 @@ struct OpenLog {
 pub(super) struct Disk {
     dir: Option<PathBuf>,
     rotation: Rotation,
-    open: BTreeMap<String, OpenLog>,
-    queued: BTreeMap<String, Vec<String>>,
+    open: StrMap<OpenLog>,
+    queued: StrMap<Vec<String>>,
     queued_bytes: usize,
     /// Lines that never reached the unit's file, since the init started.
-    dropped: BTreeMap<String, u64>,
+    dropped: StrMap<u64>,
     /// Lines dropped in the current episode and not yet reported in the unit's file.
-    unreported: BTreeMap<String, u64>,
+    unreported: StrMap<u64>,
     /// Writing fails: the first error of the episode (logged once).
     failing: Option<String>,
 }
@@ -49,11 +49,11 @@ impl Disk {
         Self {
             dir: None,
             rotation,
-            open: BTreeMap::new(),
-            queued: BTreeMap::new(),
+            open: StrMap::new(),
+            queued: StrMap::new(),
             queued_bytes: 0,
-            dropped: BTreeMap::new(),
-            unreported: BTreeMap::new(),
+            dropped: StrMap::new(),
+            unreported: StrMap::new(),
             failing: None,
         }
     }

@@ -18,7 +18,8 @@ mod disk;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, VecDeque};
+use crate::strmap::StrMap;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -97,7 +98,7 @@ pub enum UnitLogError {
 
 #[derive(Debug)]
 pub struct UnitLogs {
-    per_unit: BTreeMap<String, VecDeque<LogLine>>,
+    per_unit: StrMap<VecDeque<LogLine>>,
     memory_lines: usize,
     next_seq: u64,
     disk: Disk,
@@ -123,7 +124,7 @@ impl UnitLogs {
 
     pub fn with_rotation(memory_lines: usize, rotation: Rotation) -> Self {
         Self {
-            per_unit: BTreeMap::new(),
+            per_unit: StrMap::new(),
             memory_lines: memory_lines.max(1),
             next_seq: 1,
             disk: Disk::new(Rotation {

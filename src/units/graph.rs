@@ -5,7 +5,8 @@
 //! supervisor (at boot) judge a unit set the same way. Edges point from a unit to what it depends on;
 //! facts (`network`, ...) are not nodes: the init itself makes them true.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use crate::strmap::{KeyMap, StrMap};
+use std::collections::{BTreeSet, VecDeque};
 
 use super::values::is_fact;
 use super::Unit;
@@ -57,7 +58,7 @@ pub fn dependencies(unit: &Unit) -> impl Iterator<Item = &str> {
 }
 
 /// Edges to existing units only, sorted and deduplicated.
-fn edges(units: &BTreeMap<String, Unit>) -> BTreeMap<&str, BTreeSet<&str>> {
+fn edges(units: &StrMap<Unit>) -> KeyMap<&str, BTreeSet<&str>> {
     units
         .iter()
         .map(|(name, u)| {
@@ -68,10 +69,7 @@ fn edges(units: &BTreeMap<String, Unit>) -> BTreeMap<&str, BTreeSet<&str>> {
 }
 
 /// Units reachable from `start` in one or more steps.
-fn reachable<'a>(
-    graph: &BTreeMap<&'a str, BTreeSet<&'a str>>,
-    start: &'a str,
-) -> BTreeSet<&'a str> {
+fn reachable<'a>(graph: &KeyMap<&'a str, BTreeSet<&'a str>>, start: &'a str) -> BTreeSet<&'a str> {
     let mut seen = BTreeSet::new();
     let mut queue: VecDeque<&str> = graph.get(start).into_iter().flatten().copied().collect();
     while let Some(n) = queue.pop_front() {
@@ -84,11 +82,11 @@ fn reachable<'a>(
 
 /// The shortest path from `start` back to itself using only nodes of `within`.
 fn shortest_cycle<'a>(
-    graph: &BTreeMap<&'a str, BTreeSet<&'a str>>,
+    graph: &KeyMap<&'a str, BTreeSet<&'a str>>,
     start: &'a str,
     within: &BTreeSet<&'a str>,
 ) -> Vec<String> {
-    let mut parent: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut parent: KeyMap<&str, &str> = KeyMap::new();
     let mut queue = VecDeque::from([start]);
     while let Some(n) = queue.pop_front() {
         for &next in graph.get(n).into_iter().flatten() {
@@ -117,7 +115,7 @@ fn shortest_cycle<'a>(
 /// unit is allowed and ignored) and every cycle over requires+wants+after edges: one error per
 /// strongly connected component, with a shortest cycle through its alphabetically first unit.
 /// Deterministic order: missing dependencies by unit, then cycles by first unit.
-pub fn check(units: &BTreeMap<String, Unit>) -> Vec<GraphError> {
+pub fn check(units: &StrMap<Unit>) -> Vec<GraphError> {
     let mut errors = Vec::new();
     for (name, unit) in units {
         let mut reported = BTreeSet::new();
@@ -131,7 +129,7 @@ pub fn check(units: &BTreeMap<String, Unit>) -> Vec<GraphError> {
         }
     }
     let graph = edges(units);
-    let reach: BTreeMap<&str, BTreeSet<&str>> =
+    let reach: KeyMap<&str, BTreeSet<&str>> =
         graph.keys().map(|&n| (n, reachable(&graph, n))).collect();
     let mut done: BTreeSet<&str> = BTreeSet::new();
     for (&node, from_node) in &reach {
@@ -155,7 +153,7 @@ pub fn check(units: &BTreeMap<String, Unit>) -> Vec<GraphError> {
 
 /// Every unit that lies on some dependency cycle: the members of every cyclic strongly connected
 /// component, not only the path a `Cycle` error shows. The supervisor must not start these.
-pub fn cyclic_units(units: &BTreeMap<String, Unit>) -> BTreeSet<String> {
+pub fn cyclic_units(units: &StrMap<Unit>) -> BTreeSet<String> {
     let graph = edges(units);
     graph
         .keys()
@@ -180,10 +178,7 @@ pub fn in_cycles(errors: &[GraphError]) -> BTreeSet<String> {
 /// Units that `requires`, directly or through other units, a unit in `failed` or a name that is
 /// neither a unit nor a fact: they cannot start and fail with it. Members of `failed` are not
 /// repeated in the result.
-pub fn transitive_requirers(
-    units: &BTreeMap<String, Unit>,
-    failed: &BTreeSet<String>,
-) -> BTreeSet<String> {
+pub fn transitive_requirers(units: &StrMap<Unit>, failed: &BTreeSet<String>) -> BTreeSet<String> {
     let is_bad = |dep: &String, found: &BTreeSet<String>| {
         failed.contains(dep) || found.contains(dep) || (!units.contains_key(dep) && !is_fact(dep))
     };

@@ -6,7 +6,7 @@
 //! (and absolute symlinks inside the image) must be resolved relative to that directory, never
 //! against the host's `/`.
 
-use std::collections::BTreeMap;
+use crate::strmap::StrMap;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -67,7 +67,7 @@ fn etc_dir(root: &Path) -> PathBuf {
 }
 
 /// Problems of each unit inside the image at `root`, as (unit, message), in unit order.
-pub fn check_against_root(root: &Path, units: &BTreeMap<String, Unit>) -> Vec<(String, String)> {
+pub fn check_against_root(root: &Path, units: &StrMap<Unit>) -> Vec<(String, String)> {
     let etc = etc_dir(root);
     let mut problems = Vec::new();
     for (name, unit) in units {
@@ -146,7 +146,7 @@ mod tests {
             "too many levels of symbolic links"
         );
 
-        let units: BTreeMap<String, Unit> = [
+        let units: StrMap<Unit> = [
             unit("ok", "exec = [\"/bin/abs\"]\nuser = \"svc\"\n"),
             unit("absent", "exec = [\"/usr/bin/kubelet\"]\n"),
             unit("data", "exec = [\"/usr/bin/data\"]\ngroup = \"wheel\"\n"),

@@ -7,7 +7,8 @@
 //! `<name>.disabled` / `<name>.enabled` marker files (written by `initctl disable/enable`) override
 //! the `enabled` key of the winning file when they sit in the same directory or a later one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::strmap::StrMap;
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -18,9 +19,9 @@ use super::Unit;
 #[derive(Debug, Default)]
 pub struct LoadOutcome {
     /// Valid units by name (disabled ones included, with `enabled == false`).
-    pub units: BTreeMap<String, Unit>,
+    pub units: StrMap<Unit>,
     /// Names of units whose file exists but is invalid: the supervisor shows them as failed.
-    pub broken: BTreeMap<String, Vec<UnitFileError>>,
+    pub broken: StrMap<Vec<UnitFileError>>,
     /// Every error, in path order.
     pub errors: Vec<UnitFileError>,
 }
@@ -33,9 +34,9 @@ pub struct LoadOutcome {
 pub fn load_dirs(dirs: &[PathBuf]) -> LoadOutcome {
     let mut out = LoadOutcome::default();
     // name -> (index of the directory holding the winning file, its path)
-    let mut files: BTreeMap<String, (usize, PathBuf)> = BTreeMap::new();
+    let mut files: StrMap<(usize, PathBuf)> = StrMap::new();
     // name -> (index of the last directory holding a marker, enabled?)
-    let mut markers: BTreeMap<String, (usize, bool)> = BTreeMap::new();
+    let mut markers: StrMap<(usize, bool)> = StrMap::new();
     for (index, dir) in dirs.iter().enumerate() {
         let names = match list_dir(dir) {
             Ok(names) => names,

@@ -10,7 +10,7 @@
 mod apply;
 mod facts;
 
-use std::collections::BTreeMap;
+use crate::strmap::KeyMap;
 use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
@@ -68,10 +68,10 @@ pub struct NetManager {
     online_deadline: Instant,
     /// When the wait for `network-online` began (for "no lease after Ns").
     online_since: Instant,
-    links: BTreeMap<u32, Managed>,
+    links: KeyMap<u32, Managed>,
     addresses: Vec<(u32, Ipv4Addr, u8)>,
     routes: Vec<(Option<u32>, Route)>,
-    pending: BTreeMap<u32, String>,
+    pending: KeyMap<u32, String>,
     network_reached: bool,
     online_reached: bool,
     online_failed: bool,
@@ -102,10 +102,10 @@ impl NetManager {
             online_deadline: now.checked_add(opts.config.online_timeout).unwrap_or(now),
             online_since: now,
             opts,
-            links: BTreeMap::new(),
+            links: KeyMap::new(),
             addresses: Vec::new(),
             routes: Vec::new(),
-            pending: BTreeMap::new(),
+            pending: KeyMap::new(),
             network_reached: false,
             online_reached: false,
             online_failed: false,
