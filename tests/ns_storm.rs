@@ -245,6 +245,7 @@ exec = ["/bin/sh", "-c", "i=0; while [ $i -lt 10000 ]; do ( : & ); i=$((i+1)); d
     );
     ns.start();
     let init = ns.init_pid().expect("init pid");
+    assert!(ns.wait_for_api(T), "no control API\n{}", ns.log());
     let mut slowest = Duration::ZERO;
     let mut peak_zombies = 0;
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -357,6 +358,7 @@ exec = ["/bin/sh", "-c", "b() { b | b & }; while :; do b; done"]
     // The measuring thread (the client, not the subject) runs at nice -10, so that the figure is
     // the init's latency rather than this thread's wait for a CPU on a loaded machine; the init and
     // the bomb keep their nice 0.
+    assert!(ns.wait_for_api(T), "no control API\n{}", ns.log());
     let tid = nix::unistd::gettid().as_raw().to_string();
     let reniced = std::process::Command::new("renice")
         .args(["-n", "-10", "-p", &tid])

@@ -202,6 +202,15 @@ impl Ns {
         None
     }
 
+    /// Waits until the control API accepts connections: the init binds it after the boot
+    /// dispatch, so a unit started by that dispatch may already be running before it exists.
+    pub fn wait_for_api(&self, timeout: Duration) -> bool {
+        let sock = self.run.join("control.sock");
+        self.wait_for(timeout, || {
+            std::os::unix::net::UnixStream::connect(&sock).is_ok()
+        })
+    }
+
     /// Polls `pred` every 20 ms until it holds or `timeout` passes.
     pub fn wait_for(&self, timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
         let deadline = Instant::now() + timeout;
