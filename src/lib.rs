@@ -7,6 +7,7 @@
 
 pub mod boot;
 pub mod cli;
+pub mod collections;
 pub mod control;
 pub mod devices;
 pub mod durable;
@@ -17,8 +18,6 @@ pub mod node;
 pub mod os;
 pub mod paths;
 pub mod procfs;
-pub mod sort;
-pub mod strmap;
 pub mod supervisor;
 pub mod sys;
 pub mod timeline;

@@ -1,7 +1,7 @@
 //! Boot analysis and the SVG chart on a known DAG of stamps (pure), the chart checked with a real
 //! XML parser; and `initctl check` delegating to the offline unit checker.
 
-use lifsea_init::strmap::StrMap;
+use lifsea_init::collections::strmap::StrMap;
 use std::process::Command;
 
 use lifsea_init::control::analyze::{analyze, blame, critical_chain, entries};

@@ -5,7 +5,7 @@
 //! became ready last, it repeatedly steps to the `after`/`requires`/`wants` predecessor (all three order the start) that became ready
 //! last before the unit started, because that predecessor is what held it back.
 
-use crate::strmap::{KeyMap, StrMap};
+use crate::collections::strmap::{KeyMap, StrMap};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -61,7 +61,7 @@ fn kind_rank(k: SubjectKind) -> u8 {
 pub fn entries(stamps: &[Stamp]) -> Vec<Entry> {
     let mut by: BTreeMap<(u8, String), Entry> = BTreeMap::new();
     let mut sorted: Vec<&Stamp> = stamps.iter().collect();
-    crate::sort::sort_by_key(&mut sorted, |s| s.at_us);
+    crate::collections::sort::sort_by_key(&mut sorted, |s| s.at_us);
     for s in sorted {
         let e = by
             .entry((kind_rank(s.kind), s.name.clone()))
@@ -91,7 +91,7 @@ pub fn entries(stamps: &[Stamp]) -> Vec<Entry> {
             e
         })
         .collect();
-    crate::sort::sort_by_key(&mut v, |e| {
+    crate::collections::sort::sort_by_key(&mut v, |e| {
         let t = e.start_us.or(e.ready_us).or(e.failed_us).unwrap_or(0);
         (kind_rank(e.kind).min(1), t, e.name.clone())
     });
@@ -105,7 +105,7 @@ pub fn blame(entries: &[Entry]) -> Vec<Entry> {
         .filter(|e| e.kind == SubjectKind::Unit && e.duration_us.is_some())
         .cloned()
         .collect();
-    crate::sort::sort_by(&mut v, |a, b| {
+    crate::collections::sort::sort_by(&mut v, |a, b| {
         b.duration_us.cmp(&a.duration_us).then(a.name.cmp(&b.name))
     });
     v
@@ -167,7 +167,7 @@ pub fn deps_from_units(units: &[UnitStatus]) -> StrMap<Vec<String>> {
                 .chain(&u.wants)
                 .cloned()
                 .collect();
-            crate::sort::sort(&mut d);
+            crate::collections::sort::sort(&mut d);
             d.dedup();
             (u.name.clone(), d)
         })

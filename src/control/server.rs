@@ -6,7 +6,7 @@
 //! when its timeout passes. Only root is served: the peer's uid comes from SO_PEERCRED at accept
 //! time (the socket is also mode 0600, so this is the second of two locks).
 
-use crate::strmap::FdMap;
+use crate::collections::strmap::FdMap;
 use std::io::ErrorKind;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};

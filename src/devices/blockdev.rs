@@ -222,7 +222,7 @@ pub fn list_block_devices(sys_block: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
-    crate::sort::sort(&mut v);
+    crate::collections::sort::sort(&mut v);
     v
 }
 

@@ -6,7 +6,7 @@
 //! `ContainerDeviceFacts`, the subsystem container mode runs instead: there the container manager
 //! owns /dev and sends no uevents, so it looks again at a short interval while anything waits.
 
-use crate::strmap::StrMap;
+use crate::collections::strmap::StrMap;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! modules.dep dependency comes before its user and `post:` modules after it. Pure: the module
 //! tree's files are passed in as text.
 
-use crate::strmap::StrMap;
+use crate::collections::strmap::StrMap;
 use std::collections::BTreeSet;
 use std::path::Path;
 

@@ -7,7 +7,7 @@
 //! and the device; `LinkTable` keeps the links of each device correct across add, change and
 //! remove under a /dev root passed as a parameter (tests use a temporary directory).
 
-use crate::strmap::StrMap;
+use crate::collections::strmap::StrMap;
 use std::path::{Path, PathBuf};
 
 use crate::devices::blockdev::{read_fs_ident, read_gpt, FsIdent, GptPartition};

@@ -1,7 +1,7 @@
 //! Pure parsing of depmod's `modules.alias` and `modules.dep`, glob matching of device modaliases
 //! against alias patterns (fnmatch's `*`, `?`, `[...]`), and the dependency closure/load order.
 
-use crate::strmap::StrMap;
+use crate::collections::strmap::StrMap;
 use std::collections::{BTreeSet, HashSet};
 
 /// Normalises a module name the way the kernel does (`-` and `_` are the same).

@@ -12,7 +12,7 @@
 //! both, a file in `/etc` replacing the same-named one in `/usr/lib`. Then the kernel command line:
 //! `modprobe.blacklist=a,b` and `MODULE.PARAM=VALUE` (added after the files' options).
 
-use crate::strmap::StrMap;
+use crate::collections::strmap::StrMap;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

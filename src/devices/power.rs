@@ -68,7 +68,7 @@ pub fn find_power_buttons(sys_class_input: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
-    crate::sort::sort(&mut out);
+    crate::collections::sort::sort(&mut out);
     out
 }
 

@@ -10,8 +10,8 @@
 //! effect once the read returns) and logged; the other devices are not held up by it. A device
 //! removed while its probe runs gets no links from that stale answer.
 
-use crate::strmap::FdMap;
-use crate::strmap::StrMap;
+use crate::collections::strmap::FdMap;
+use crate::collections::strmap::StrMap;
 use std::io::Read;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@
 //! supervisor offers them through `facts_wanted`) when PATH exists, checked on every loop pass,
 //! or failed after `device_timeout` (units that require it fail, units ordered after it go on).
 
-use crate::strmap::{FdMap, StrMap};
+use crate::collections::strmap::{FdMap, StrMap};
 use std::collections::BTreeMap;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};

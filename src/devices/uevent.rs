@@ -7,7 +7,7 @@
 //! (they start with `libudev\0` and carry a binary header) are not ours to read: they are reported
 //! as `UeventError::Libudev` so the caller can drop them quietly.
 
-use crate::strmap::StrMap;
+use crate::collections::strmap::StrMap;
 
 /// The largest message accepted. The kernel's own limit is `UEVENT_BUFFER_SIZE` (2048 bytes of
 /// environment) plus the header, so anything much bigger did not come from the kernel.

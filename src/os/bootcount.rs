@@ -71,7 +71,7 @@ fn trim_zeros(s: &[u8]) -> &[u8] {
 
 /// The specification's order: the bootloader's menu, default first.
 pub fn sort_entries(entries: &mut [Entry]) {
-    crate::sort::sort_by(entries, |a, b| {
+    crate::collections::sort::sort_by(entries, |a, b| {
         a.bad()
             .cmp(&b.bad())
             .then_with(|| match (&a.sort_key, &b.sort_key) {

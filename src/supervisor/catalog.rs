@@ -2,7 +2,7 @@
 //! files, cycles and missing dependencies into units that are shown as failed with the reason (and
 //! never started), and diffing a reload against what runs.
 
-use crate::strmap::StrMap;
+use crate::collections::strmap::StrMap;
 use std::collections::BTreeSet;
 use std::time::Instant;
 

@@ -6,7 +6,7 @@
 //! Single-threaded on purpose: nothing runs concurrently with a fork, and the reaper is the only
 //! caller of waitpid(-1).
 
-use crate::strmap::StrMap;
+use crate::collections::strmap::StrMap;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::os::fd::AsRawFd;

@@ -4,7 +4,7 @@
 //! own it), `BootRecord` (the timeline and boot completion; transitions and the report write it),
 //! `ShutdownState` (the kind asked for and the global deadline; signals and `deadline` use it).
 
-use crate::strmap::StrMap;
+use crate::collections::strmap::StrMap;
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;

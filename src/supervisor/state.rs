@@ -7,7 +7,7 @@
 //! whose dependencies are satisfied start, units nobody wants stop once their dependents have stopped,
 //! and failures of hard dependencies travel to their requirers with the reason.
 
-use crate::strmap::StrMap;
+use crate::collections::strmap::StrMap;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

@@ -12,7 +12,7 @@
 //! episode is logged; nothing is retried, so a full disk costs one failed write per unit per
 //! iteration and no memory.
 
-use crate::strmap::StrMap;
+use crate::collections::strmap::StrMap;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;

@@ -18,7 +18,7 @@ mod disk;
 #[cfg(test)]
 mod tests;
 
-use crate::strmap::StrMap;
+use crate::collections::strmap::StrMap;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 

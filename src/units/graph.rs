@@ -5,7 +5,7 @@
 //! supervisor (at boot) judge a unit set the same way. Edges point from a unit to what it depends on;
 //! facts (`network`, ...) are not nodes: the init itself makes them true.
 
-use crate::strmap::{KeyMap, StrMap};
+use crate::collections::strmap::{KeyMap, StrMap};
 use std::collections::{BTreeSet, VecDeque};
 
 use super::values::is_fact;

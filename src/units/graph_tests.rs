@@ -15,7 +15,7 @@ fn quoted(list: &[&str]) -> String {
 type Spec<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a [&'a str]);
 
 /// Builds units from their dependency lists through the real parser.
-fn units(spec: &[Spec]) -> crate::strmap::StrMap<Unit> {
+fn units(spec: &[Spec]) -> crate::collections::strmap::StrMap<Unit> {
     spec.iter()
         .map(|(name, requires, wants, after)| {
             let text = format!(
@@ -169,7 +169,7 @@ fn layers_follow_every_dependency_kind() {
 
 /// Test oracle over `edges`: topological layers: layer 0 depends on no unit (facts are ignored), layer k only on earlier
 /// layers. Units in a cycle, or depending on one, appear in no layer. Each layer is sorted.
-fn start_layers(units: &crate::strmap::StrMap<Unit>) -> Vec<Vec<String>> {
+fn start_layers(units: &crate::collections::strmap::StrMap<Unit>) -> Vec<Vec<String>> {
     let graph = edges(units);
     let mut placed: BTreeSet<&str> = BTreeSet::new();
     let mut layers = Vec::new();

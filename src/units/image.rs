@@ -6,7 +6,7 @@
 //! (and absolute symlinks inside the image) must be resolved relative to that directory, never
 //! against the host's `/`.
 
-use crate::strmap::StrMap;
+use crate::collections::strmap::StrMap;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};

@@ -7,7 +7,7 @@
 //! `<name>.disabled` / `<name>.enabled` marker files (written by `initctl disable/enable`) override
 //! the `enabled` key of the winning file when they sit in the same directory or a later one.
 
-use crate::strmap::StrMap;
+use crate::collections::strmap::StrMap;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io;
@@ -104,7 +104,7 @@ pub fn load_dirs(dirs: &[PathBuf]) -> LoadOutcome {
         }
     }
     // Stable: errors of one file keep their in-file order.
-    crate::sort::sort_by(&mut out.errors, |a, b| a.path.cmp(&b.path));
+    crate::collections::sort::sort_by(&mut out.errors, |a, b| a.path.cmp(&b.path));
     out
 }
 
@@ -145,7 +145,7 @@ fn list_dir(dir: &Path) -> io::Result<Vec<OsString>> {
     for entry in std::fs::read_dir(dir)? {
         names.push(entry?.file_name());
     }
-    crate::sort::sort(&mut names);
+    crate::collections::sort::sort(&mut names);
     Ok(names)
 }
 

@@ -157,7 +157,7 @@ pub fn parse_unit(name: &str, source: &Path, text: &str) -> Result<Unit, Vec<Uni
         }
     };
     // Report in file order; errors without a position (a missing key) come first.
-    crate::sort::sort_by_key(&mut errs.0, |(span, _)| span.as_ref().map(|s| s.start));
+    crate::collections::sort::sort_by_key(&mut errs.0, |(span, _)| span.as_ref().map(|s| s.start));
     match unit {
         Some(u) if errs.0.is_empty() => Ok(u),
         _ => Err(errs

@@ -152,7 +152,7 @@ pub fn resolve(
             .collect(),
         None => Vec::new(),
     };
-    crate::sort::sort(&mut supplementary);
+    crate::collections::sort::sort(&mut supplementary);
     supplementary.dedup();
     Ok(Credentials {
         uid,

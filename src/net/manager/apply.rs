@@ -52,7 +52,7 @@ impl NetManager {
             }
             // On-link routes first: a gateway must be reachable before a route through it.
             let mut routes = l.routes.clone();
-            crate::sort::sort_by_key(&mut routes, |r| r.gateway.is_some());
+            crate::collections::sort::sort_by_key(&mut routes, |r| r.gateway.is_some());
             for rt in routes {
                 let res = self.rtnl.as_mut().map(|r| r.add_route(index, &rt, true));
                 if let Some(res) = res {
@@ -225,6 +225,6 @@ fn static_routes(cfg: &LinkConfig) -> Vec<Route> {
             gateway: Some(gw),
         });
     }
-    crate::sort::sort_by_key(&mut routes, |r| r.gateway.is_some());
+    crate::collections::sort::sort_by_key(&mut routes, |r| r.gateway.is_some());
     routes
 }

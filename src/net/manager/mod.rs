@@ -10,7 +10,7 @@
 mod apply;
 mod facts;
 
-use crate::strmap::KeyMap;
+use crate::collections::strmap::KeyMap;
 use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
