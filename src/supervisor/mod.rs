@@ -314,7 +314,7 @@ pub fn run(
         }
     });
     sup.open_log_dir();
-    shield::lock_memory();
+    shield::after_dispatch();
     let mut io = LoopIo {
         signals,
         notify,

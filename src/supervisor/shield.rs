@@ -33,15 +33,21 @@ pub const OOM_NEVER: i32 = -1000;
 pub struct Inherited {
     pub oom_score_adj: Option<i32>,
     pub nice: Option<i32>,
-    /// RLIMIT_NOFILE (soft, hard) as the init was given it, when the init raised its own.
+    /// RLIMIT_NOFILE (soft, hard) as the init was given it, once the init has raised its own.
     pub nofile: Option<(u64, u64)>,
 }
 
 static INHERITED: OnceLock<Inherited> = OnceLock::new();
 
+/// The descriptor limit the init was started with, once it has raised its own (`after_dispatch`).
+static NOFILE: OnceLock<(u64, u64)> = OnceLock::new();
+
 /// The values a unit's child must put back before exec (see the module doc).
 pub fn inherited() -> Inherited {
-    INHERITED.get().copied().unwrap_or_default()
+    Inherited {
+        nofile: NOFILE.get().copied(),
+        ..INHERITED.get().copied().unwrap_or_default()
+    }
 }
 
 /// Parses `/proc/PID/oom_score_adj`.
@@ -88,7 +94,6 @@ pub fn shield_self(proc_self: &Path) {
         }
         Err(e) => log::warn!("cannot read the init's nice value: {e}"),
     }
-    got.nofile = raise_nofile(Path::new(NR_OPEN));
     log::debug!("shielded: oom_score_adj {OOM_NEVER}, nice boost {NICE_BOOST}; units get {got:?}");
     let _ = INHERITED.set(got);
 }
@@ -117,14 +122,7 @@ fn raise_nofile(nr_open: &Path) -> Option<(u64, u64)> {
     let ceiling = std::fs::read_to_string(nr_open)
         .ok()
         .and_then(|t| t.trim().parse::<u64>().ok());
-    let privileged = matches!(
-        caps::has_cap(
-            None,
-            caps::CapSet::Effective,
-            caps::Capability::CAP_SYS_RESOURCE
-        ),
-        Ok(true)
-    );
+    let privileged = holds(caps::Capability::CAP_SYS_RESOURCE);
     let want = wanted_nofile(own, ceiling, privileged)?;
     match setrlimit(Resource::RLIMIT_NOFILE, want, want) {
         Ok(()) => Some(own),
@@ -135,6 +133,21 @@ fn raise_nofile(nr_open: &Path) -> Option<(u64, u64)> {
     }
 }
 
+/// Whether the init holds `cap` in its effective set.
+fn holds(cap: caps::Capability) -> bool {
+    matches!(caps::has_cap(None, caps::CapSet::Effective, cap), Ok(true))
+}
+
+/// What can wait until containerd is spawned: raising the descriptor limit (units spawned before
+/// it simply inherit the starting value, which is what they get back afterwards) and locking the
+/// init's memory.
+pub fn after_dispatch() {
+    if let Some(own) = raise_nofile(Path::new(NR_OPEN)) {
+        let _ = NOFILE.set(own);
+    }
+    lock_memory();
+}
+
 /// Keeps what the init has run in memory: under memory pressure the kernel otherwise evicts the
 /// init's code pages and every wakeup faults them back in from disk (a guest under the OOM test
 /// spent 22 s in such faults, the control API silent). Locked on fault, so it costs nothing at
@@ -142,13 +155,8 @@ fn raise_nofile(nr_open: &Path) -> Option<(u64, u64)> {
 /// CAP_IPC_LOCK: without it RLIMIT_MEMLOCK would apply to every later allocation too, and an
 /// allocation over that limit would fail. Called after the boot dispatch: off containerd's
 /// critical path (it walks every mapping once).
-pub fn lock_memory() {
-    let may = caps::has_cap(
-        None,
-        caps::CapSet::Effective,
-        caps::Capability::CAP_IPC_LOCK,
-    );
-    if !matches!(may, Ok(true)) {
+fn lock_memory() {
+    if !holds(caps::Capability::CAP_IPC_LOCK) {
         log::debug!("no CAP_IPC_LOCK: the init's memory stays evictable");
         return;
     }
