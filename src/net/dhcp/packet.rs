@@ -427,7 +427,8 @@ mod error_text_tests {
     fn error_texts_are_dhcprotos_words() {
         let slice = <[u8; 2]>::try_from(&[1u8][..]).unwrap_err();
         let nul = std::ffi::CStr::from_bytes_with_nul(b"a").unwrap_err();
-        let utf8 = std::str::from_utf8(&[0xff]).unwrap_err();
+        let invalid = vec![0xffu8];
+        let utf8 = std::str::from_utf8(&invalid).unwrap_err();
         for e in [
             DecodeError::AddOverflow,
             DecodeError::NotEnoughBytes,
