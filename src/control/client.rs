@@ -18,7 +18,7 @@ use super::dispatch::EnableReport;
 use super::names::valid_unit_name;
 use super::ops::{ReloadReport, ShutdownKind, UnitStatus};
 use super::protocol::Op;
-use super::reply::{unit_status, unit_statuses};
+use super::reply::{log_lines, unit_status, unit_statuses};
 use super::server::socket_path;
 use super::table::{fmt_bytes, fmt_duration_us, fmt_seconds_us, Table};
 use super::views::{render_subsystem, SUBSYSTEM_VERBS};
@@ -340,7 +340,7 @@ fn render(op: &Op, result: Value) -> Result<i32, ClientError> {
             })
         }
         Op::Logs { .. } => {
-            let lines: Vec<LogLine> = decode(result.get("lines").cloned().unwrap_or(Value::Null))?;
+            let lines = log_lines(Some(&result)).map_err(ClientError::Reply)?;
             for l in &lines {
                 println!("{}", log_line_text(l));
             }
@@ -479,13 +479,7 @@ fn follow_logs(g: &Global, conn: &mut Connection, op: Op) -> Result<i32, ClientE
             }
             Err(e) => return Err(e),
         };
-        let lines: Vec<LogLine> = decode(
-            r.result
-                .as_ref()
-                .and_then(|v| v.get("lines"))
-                .cloned()
-                .unwrap_or(Value::Null),
-        )?;
+        let lines = log_lines(r.result.as_ref()).map_err(ClientError::Reply)?;
         for l in &lines {
             let text = if g.json {
                 serde_json::to_string(l).unwrap_or_default()
