@@ -3,7 +3,7 @@
 //! The init is a static PIE, so that the kernel places PID 1 at a random address (ASLR); musl's
 //! start code (`rcrt1.o`) applies its relocations before `main`. Nearly all of them are
 //! `R_X86_64_RELATIVE` ("add the load address to the word at X"), and the classic `.rela.dyn`
-//! spends 24 bytes on each (offset, type, addend): ~2,300 entries, 54 KB, for the vtables and
+//! spends 24 bytes on each (offset, type, addend): ~2,270 entries, 54 KB, for the vtables and
 //! static tables of a Rust program. `-z pack-relative-relocs` has the linker store the same
 //! relocations as DT_RELR (addresses as bitmaps: under 1 KB here). musl reads DT_RELR since 1.2.4
 //! (Rust's bundled musl is 1.2.5); binutils writes it since 2.38 and an older `ld` only warns
