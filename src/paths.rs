@@ -30,7 +30,7 @@ pub const MODULES_LOAD_DIRS: [&str; 2] = ["/usr/lib/modules-load.d", "/etc/modul
 /// `/etc/...`), in file-name order, a later directory's file replacing an earlier one of the same
 /// name (the rule of sysctl.d, modprobe.d and modules-load.d); hidden files are skipped.
 pub fn conf_files(dirs: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
-    let mut by_name = std::collections::BTreeMap::new();
+    let mut by_name = crate::collections::strmap::StrMap::new();
     for d in dirs {
         let Ok(rd) = std::fs::read_dir(d) else {
             continue;
@@ -42,5 +42,5 @@ pub fn conf_files(dirs: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
             }
         }
     }
-    by_name.into_values().collect()
+    by_name.into_iter().map(|(_, p)| p).collect()
 }

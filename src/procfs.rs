@@ -89,7 +89,7 @@ pub fn descendants(proc_dir: &Path, root_pid: i32) -> Vec<i32> {
     let Ok(rd) = std::fs::read_dir(proc_dir) else {
         return Vec::new();
     };
-    let mut parent = std::collections::BTreeMap::new();
+    let mut parent = crate::collections::strmap::FdMap::new();
     for ent in rd.flatten() {
         let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;

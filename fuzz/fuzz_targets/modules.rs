@@ -63,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
     let unique: BTreeSet<&String> = order.iter().collect();
     assert_eq!(unique.len(), order.len(), "{order:?}");
     // modules.dep of an initramfs is the subset rendered from the full one: it reads back the same.
-    let all: BTreeSet<String> = dep.modules.keys().cloned().collect();
+    let all: lifsea_init::collections::keyset::StrSet = dep.modules.keys().cloned().collect();
     let back = DepTable::parse(&dep.render_subset(&all));
     assert_eq!(&back, dep);
     for r in requests.iter().take(4) {

@@ -266,7 +266,7 @@ fn restore_stage0_stamps(timeline: &mut Timeline) {
         return;
     };
     std::env::remove_var(stage0::TIMELINE_ENV);
-    if let Ok(stamps) = serde_json::from_str::<Vec<crate::timeline::Stamp>>(&json) {
+    if let Ok(stamps) = serde_json::from_slice::<Vec<crate::timeline::Stamp>>(json.as_bytes()) {
         for s in stamps {
             timeline.mark_at(s.at_us, s.kind, &s.name, s.event);
         }

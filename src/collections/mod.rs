@@ -1,6 +1,9 @@
 //! Collections shared by the whole crate, each written once so the binary carries one copy of
-//! its code: a stable sort over indices (`sort`) and an ordered map whose tree code is shared per
-//! key type (`strmap`). Why they exist: docs/binary-size.md.
+//! its code: a stable sort over indices (`sort`), an ordered map whose tree code is shared per
+//! key type (`strmap`), an ordered set that reuses that tree (`keyset`) and a sorted vector for
+//! tables of a few entries (`vecmap`). Why they exist: docs/binary-size.md.
 
+pub mod keyset;
 pub mod sort;
 pub mod strmap;
+pub mod vecmap;

@@ -5,8 +5,8 @@
 //! became ready last, it repeatedly steps to the `after`/`requires`/`wants` predecessor (all three order the start) that became ready
 //! last before the unit started, because that predecessor is what held it back.
 
+use crate::collections::keyset::KeySet;
 use crate::collections::strmap::{KeyMap, StrMap};
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -59,12 +59,14 @@ fn kind_rank(k: SubjectKind) -> u8 {
 /// Folds the stamps into one entry per subject: the first start, the first ready at or after it,
 /// the first failure. Later restarts are not boot time and are left out.
 pub fn entries(stamps: &[Stamp]) -> Vec<Entry> {
-    let mut by: BTreeMap<(u8, String), Entry> = BTreeMap::new();
+    // Keyed by the kind's rank digit and the name: the order of the tuple `(rank, name)`, in the
+    // string-keyed tree the crate links anyway (a tuple key would link a B-tree of its own).
+    let mut by: StrMap<Entry> = StrMap::new();
     let mut sorted: Vec<&Stamp> = stamps.iter().collect();
     crate::collections::sort::sort_by_key(&mut sorted, |s| s.at_us);
     for s in sorted {
         let e = by
-            .entry((kind_rank(s.kind), s.name.clone()))
+            .entry(format!("{}{}", kind_rank(s.kind), s.name))
             .or_insert_with(|| Entry {
                 kind: s.kind,
                 name: s.name.clone(),
@@ -81,7 +83,8 @@ pub fn entries(stamps: &[Stamp]) -> Vec<Entry> {
         }
     }
     let mut v: Vec<Entry> = by
-        .into_values()
+        .into_iter()
+        .map(|(_, e)| e)
         .filter(|e| e.start_us.is_some() || e.ready_us.is_some() || e.failed_us.is_some())
         .map(|mut e| {
             e.duration_us = match (e.start_us, e.ready_us) {
@@ -128,7 +131,7 @@ pub fn critical_chain(entries: &[Entry], deps: &StrMap<Vec<String>>) -> Vec<Chai
         return Vec::new();
     };
     let mut chain = Vec::new();
-    let mut seen = BTreeSet::new();
+    let mut seen = KeySet::new();
     while let Some(ready) = cur.ready_us {
         chain.push(ChainLink {
             kind: cur.kind,

@@ -18,6 +18,7 @@ use super::dispatch::EnableReport;
 use super::names::valid_unit_name;
 use super::ops::{ReloadReport, ShutdownKind, UnitStatus};
 use super::protocol::Op;
+use super::reply::{log_lines, unit_status, unit_statuses};
 use super::server::socket_path;
 use super::table::{fmt_bytes, fmt_duration_us, fmt_seconds_us, Table};
 use super::views::{render_subsystem, SUBSYSTEM_VERBS};
@@ -198,7 +199,7 @@ fn run(g: &Global, args: &[String]) -> Result<i32, ClientError> {
     if g.json {
         print_json(&result);
         return Ok(match &op {
-            Op::Status { .. } => status_exit(&decode::<UnitStatus>(result)?),
+            Op::Status { .. } => status_exit(&unit_status(&result).map_err(ClientError::Reply)?),
             _ => EXIT_OK,
         });
     }
@@ -275,7 +276,7 @@ fn ago(since_us: u64) -> String {
 fn render(op: &Op, result: Value) -> Result<i32, ClientError> {
     match op {
         Op::List => {
-            let units: Vec<UnitStatus> = decode(result)?;
+            let units = unit_statuses(&result).map_err(ClientError::Reply)?;
             print!("{}", list_table(&units));
             Ok(if units.iter().any(|u| u.state == "failed") {
                 EXIT_FAILED
@@ -284,7 +285,7 @@ fn render(op: &Op, result: Value) -> Result<i32, ClientError> {
             })
         }
         Op::Status { .. } => {
-            let s: UnitStatus = decode(result)?;
+            let s = unit_status(&result).map_err(ClientError::Reply)?;
             print!("{}", status_text(&s));
             Ok(status_exit(&s))
         }
@@ -339,7 +340,7 @@ fn render(op: &Op, result: Value) -> Result<i32, ClientError> {
             })
         }
         Op::Logs { .. } => {
-            let lines: Vec<LogLine> = decode(result.get("lines").cloned().unwrap_or(Value::Null))?;
+            let lines = log_lines(Some(&result)).map_err(ClientError::Reply)?;
             for l in &lines {
                 println!("{}", log_line_text(l));
             }
@@ -478,13 +479,7 @@ fn follow_logs(g: &Global, conn: &mut Connection, op: Op) -> Result<i32, ClientE
             }
             Err(e) => return Err(e),
         };
-        let lines: Vec<LogLine> = decode(
-            r.result
-                .as_ref()
-                .and_then(|v| v.get("lines"))
-                .cloned()
-                .unwrap_or(Value::Null),
-        )?;
+        let lines = log_lines(r.result.as_ref()).map_err(ClientError::Reply)?;
         for l in &lines {
             let text = if g.json {
                 serde_json::to_string(l).unwrap_or_default()
@@ -520,8 +515,12 @@ fn analyze_verb(g: &Global, rest: &[String]) -> Result<i32, ClientError> {
         }
     }
     let mut conn = Connection::open(&socket_path(&g.run_dir))?;
-    let stamps: Vec<Stamp> = decode(conn.call(Op::Timeline)?)?;
-    let units: Vec<UnitStatus> = decode(conn.call(Op::List)?)?;
+    // Read from text with the very reader the init uses for stage 0's stamps (boot/mod.rs): one
+    // compiled `Vec<Stamp>` deserializer in the binary, not a second one over `Value`.
+    let stamps: Vec<Stamp> =
+        serde_json::from_slice(conn.call(Op::Timeline)?.to_string().as_bytes())
+            .map_err(|e| ClientError::Reply(e.to_string()))?;
+    let units = unit_statuses(&conn.call(Op::List)?).map_err(ClientError::Reply)?;
     let a: Analysis = analyze(&stamps, &units);
     if let Some(path) = svg {
         let chart = super::svg::render(&a);

@@ -12,6 +12,7 @@ pub mod names;
 pub mod ops;
 pub mod ops_client;
 pub mod protocol;
+pub mod reply;
 pub mod server;
 pub mod session;
 pub mod svg;

@@ -11,7 +11,7 @@
 //! or that the kernel loads itself on first use (the crypto API calls request_module). On the
 //! Debian cloud kernel under QEMU TCG, kvm and kvm_amd alone cost seconds of boot.
 
-use std::collections::BTreeSet;
+use crate::collections::keyset::{KeySet, StrSet};
 use std::path::Path;
 
 use super::kmod::{self, KmodError};
@@ -21,8 +21,8 @@ use super::modalias::{modules_for, parse_aliases, Alias, DepTable};
 /// `class/input/*/modalias` (input devices are class devices, and evdev matches them), plus the
 /// CPU's `devices/system/cpu/modalias`. Reading through the bus links touches a few hundred entries
 /// where a walk of /sys/devices touches thousands, which matters under TCG (0.1–0.2 s a round).
-pub fn collect_modaliases(sys: &Path) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+pub fn collect_modaliases(sys: &Path) -> StrSet {
+    let mut out = KeySet::new();
     let mut add = |p: &Path| {
         if let Ok(s) = std::fs::read_to_string(p) {
             let s = s.trim();
@@ -55,7 +55,7 @@ pub const SKIPPED_BY_DEFAULT: &[&str] = &["cpu:"];
 /// one of `skip_prefixes`.
 pub fn wanted_modules(
     aliases: &[Alias],
-    modaliases: &BTreeSet<String>,
+    modaliases: &StrSet,
     blacklist: &[String],
     skip_prefixes: &[&str],
 ) -> Vec<String> {
@@ -78,11 +78,11 @@ pub struct Coldplug {
     module_dir: std::path::PathBuf,
     aliases: Vec<Alias>,
     dep: DepTable,
-    loaded: BTreeSet<String>,
+    loaded: StrSet,
     blacklist: Vec<String>,
     skip_prefixes: &'static [&'static str],
     /// Modaliases matched in earlier rounds: only new devices are matched again.
-    seen: BTreeSet<String>,
+    seen: StrSet,
 }
 
 impl Coldplug {
@@ -102,7 +102,7 @@ impl Coldplug {
             loaded: kmod::loaded_modules(proc_modules),
             blacklist,
             skip_prefixes: if all { &[] } else { SKIPPED_BY_DEFAULT },
-            seen: BTreeSet::new(),
+            seen: KeySet::new(),
         }
     }
 

@@ -4,8 +4,8 @@
 //! modules.dep dependency comes before its user and `post:` modules after it. Pure: the module
 //! tree's files are passed in as text.
 
+use crate::collections::keyset::{KeySet, StrSet};
 use crate::collections::strmap::StrMap;
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::modalias::{glob_match, modules_for, normalize, parse_aliases, Alias, DepTable};
@@ -17,7 +17,7 @@ pub struct ModuleIndex {
     pub aliases: Vec<Alias>,
     pub dep: DepTable,
     /// Names from modules.builtin: requests for them succeed without loading anything.
-    pub builtin: BTreeSet<String>,
+    pub builtin: StrSet,
     /// Softdeps the modules declare themselves (depmod's modules.softdep); a modprobe.d
     /// `softdep` for the same module replaces them, as with kmod.
     pub softdeps: StrMap<Softdep>,
@@ -121,8 +121,8 @@ impl ModuleIndex {
     /// (a softdep on a module this kernel lacks is not an error, as with kmod).
     pub fn plan(&self, cfg: &ModprobeConfig, modules: &[String]) -> Vec<LoadStep> {
         let mut out = Vec::new();
-        let mut seen = BTreeSet::new();
-        let mut visiting = BTreeSet::new();
+        let mut seen = KeySet::new();
+        let mut visiting = KeySet::new();
         for m in modules {
             let mut walk = Walk {
                 seen: &mut seen,
@@ -183,9 +183,9 @@ impl ModuleIndex {
 /// The state of one `plan` walk.
 struct Walk<'a> {
     /// Modules already placed in the plan.
-    seen: &'a mut BTreeSet<String>,
+    seen: &'a mut StrSet,
     /// Modules whose softdeps are being walked (cycle guard).
-    visiting: &'a mut BTreeSet<String>,
+    visiting: &'a mut StrSet,
     out: &'a mut Vec<LoadStep>,
 }
 

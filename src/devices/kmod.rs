@@ -1,6 +1,6 @@
 //! Loading kernel modules with finit_module(2), in dependency order, skipping what is loaded.
 
-use std::collections::BTreeSet;
+use crate::collections::keyset::StrSet;
 use std::path::{Path, PathBuf};
 
 use super::modalias::{parse_proc_modules, DepTable};
@@ -17,7 +17,7 @@ pub enum KmodError {
 }
 
 /// Names of loaded modules (/proc/modules), plus built-in ones that show in /sys/module.
-pub fn loaded_modules(proc_modules: &Path) -> BTreeSet<String> {
+pub fn loaded_modules(proc_modules: &Path) -> StrSet {
     parse_proc_modules(&std::fs::read_to_string(proc_modules).unwrap_or_default())
 }
 
@@ -43,7 +43,7 @@ pub fn load_modules(
     module_dir: &Path,
     dep: &DepTable,
     wanted: &[String],
-    loaded: &mut BTreeSet<String>,
+    loaded: &mut StrSet,
 ) -> (Vec<String>, Vec<KmodError>) {
     let (order, unknown) = dep.load_order(wanted);
     let mut done = Vec::new();

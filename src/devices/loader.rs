@@ -7,7 +7,7 @@
 //! `initctl devices`. Format, one line per module: `ORIGIN\tMODULE\tMICROS\tRESULT\tREQUEST`
 //! where RESULT is `ok` or the error.
 
-use std::collections::BTreeSet;
+use crate::collections::keyset::StrSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -94,7 +94,7 @@ pub struct Loader {
     pub module_dir: PathBuf,
     pub index: ModuleIndex,
     pub cfg: ModprobeConfig,
-    loaded: BTreeSet<String>,
+    loaded: StrSet,
     origin: String,
     record: Option<PathBuf>,
     /// Plan only: nothing is loaded or recorded (`modprobe -n`).

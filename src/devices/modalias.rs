@@ -1,8 +1,9 @@
 //! Pure parsing of depmod's `modules.alias` and `modules.dep`, glob matching of device modaliases
 //! against alias patterns (fnmatch's `*`, `?`, `[...]`), and the dependency closure/load order.
 
+use crate::collections::keyset::StrSet;
 use crate::collections::strmap::StrMap;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 /// Normalises a module name the way the kernel does (`-` and `_` are the same).
 pub fn normalize(name: &str) -> String {
@@ -95,7 +96,7 @@ impl DepTable {
     }
 
     /// The subset of modules.dep text covering `names` (for an initramfs).
-    pub fn render_subset(&self, names: &BTreeSet<String>) -> String {
+    pub fn render_subset(&self, names: &StrSet) -> String {
         let mut out = String::new();
         for n in names {
             if let Some((p, deps)) = self.modules.get(n) {
@@ -208,7 +209,7 @@ pub fn modules_for(aliases: &[Alias], modalias: &str) -> Vec<String> {
 }
 
 /// Loaded module names from /proc/modules text.
-pub fn parse_proc_modules(text: &str) -> BTreeSet<String> {
+pub fn parse_proc_modules(text: &str) -> StrSet {
     text.lines()
         .filter_map(|l| l.split_whitespace().next())
         .map(normalize)
@@ -254,7 +255,7 @@ mod tests {
         assert_eq!(order, vec!["c", "b", "a", "d_x"]);
         assert_eq!(unknown, vec!["nope"]);
         assert_eq!(dep.path_of("d_x"), Some("kernel/d-x.ko.xz"));
-        let subset: BTreeSet<String> = ["b".to_string(), "c".to_string()].into();
+        let subset: StrSet = ["b".to_string(), "c".to_string()].into();
         assert_eq!(
             dep.render_subset(&subset),
             "kernel/b.ko: kernel/c.ko\nkernel/c.ko:\n"

@@ -16,7 +16,7 @@
 //! loads nothing (a bus driver creates new devices), skipping `cpu:` modaliases unless `--all`.
 //! Exit status: 0 when every required module is loaded (or built in), 1 otherwise.
 
-use std::collections::BTreeSet;
+use crate::collections::keyset::{KeySet, StrSet};
 use std::path::{Path, PathBuf};
 
 use super::coldplug::{collect_modaliases, SKIPPED_BY_DEFAULT};
@@ -174,7 +174,7 @@ pub fn main(args: &[String]) -> i32 {
 /// Loads the modules of every device under `sys` in rounds, until a round loads nothing.
 fn coldplug(loader: &mut Loader, sys: &Path, all: bool, quiet: bool) {
     let skip: &[&str] = if all { &[] } else { SKIPPED_BY_DEFAULT };
-    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut seen: StrSet = KeySet::new();
     for _ in 0..5 {
         let fresh: Vec<String> = collect_modaliases(sys)
             .into_iter()

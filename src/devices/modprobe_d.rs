@@ -12,8 +12,8 @@
 //! both, a file in `/etc` replacing the same-named one in `/usr/lib`. Then the kernel command line:
 //! `modprobe.blacklist=a,b` and `MODULE.PARAM=VALUE` (added after the files' options).
 
+use crate::collections::keyset::StrSet;
 use crate::collections::strmap::StrMap;
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::modalias::normalize;
@@ -49,7 +49,7 @@ pub struct Softdep {
 /// Everything modprobe.d and the command line say, merged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModprobeConfig {
-    pub blacklist: BTreeSet<String>,
+    pub blacklist: StrSet,
     /// Module → parameters, in the order given (`a=1 b=2`).
     pub options: StrMap<Vec<String>>,
     pub softdeps: StrMap<Softdep>,

@@ -13,7 +13,6 @@
 //! or failed after `device_timeout` (units that require it fail, units ordered after it go on).
 
 use crate::collections::strmap::{FdMap, StrMap};
-use std::collections::BTreeMap;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -653,12 +652,16 @@ impl Subsystem for Devices {
         let records = std::fs::read_to_string(self.cfg.run_dir.join(RECORD_FILE))
             .map(|t| parse_records(&t))
             .unwrap_or_default();
-        let links: BTreeMap<&String, Vec<&String>> = self
-            .links
-            .all()
-            .iter()
-            .map(|(d, l)| (d, l.iter().map(|(n, _)| n).collect()))
-            .collect();
+        // serde_json's own (sorted) map: the same object as a serialised `BTreeMap`, without a
+        // B-tree and a serializer of its own for this one table. Inserted one by one: `collect`
+        // would sort first (a sort instance of its own).
+        let mut links = serde_json::Map::new();
+        for (dev, l) in self.links.all() {
+            links.insert(
+                dev.clone(),
+                json!(l.iter().map(|(n, _)| n).collect::<Vec<_>>()),
+            );
+        }
         json!({
             "coldplug": { "state": state, "ms": ms },
             "modules": records,

@@ -9,7 +9,7 @@
 
 pub mod cpio;
 
-use std::collections::BTreeSet;
+use crate::collections::keyset::{KeySet, StrSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -113,7 +113,7 @@ fn parse_args(args: &[String]) -> Result<MkOptions, MkinitramfsError> {
 }
 
 /// Module names built into the kernel (modules.builtin), which need no file.
-pub fn builtin_modules(text: &str) -> BTreeSet<String> {
+pub fn builtin_modules(text: &str) -> StrSet {
     text.lines()
         .map(crate::devices::modalias::module_name)
         .collect()
@@ -154,7 +154,7 @@ pub fn plan_modules(module_dir: &Path, wanted: &[String]) -> Result<ModulePlan, 
 
 fn add_parents(
     w: &mut CpioWriter<impl Write>,
-    done: &mut BTreeSet<String>,
+    done: &mut StrSet,
     path: &str,
 ) -> std::io::Result<()> {
     let mut acc = String::new();
@@ -196,7 +196,7 @@ pub fn write_archive(
         source,
     };
     let mut w = CpioWriter::new(out);
-    let mut dirs = BTreeSet::new();
+    let mut dirs = KeySet::new();
     for d in ["dev", "proc", "sys", "run", "sysroot", "lib", "lib/modules"] {
         dirs.insert(d.to_string());
         w.dir(d, 0o755).map_err(wr)?;
@@ -204,7 +204,7 @@ pub fn write_archive(
     w.char_device("dev/console", 0o600, 5, 1).map_err(wr)?;
     w.file("init", 0o755, &read(&opts.binary)?).map_err(wr)?;
     let base = format!("lib/modules/{kver}");
-    let mut names = BTreeSet::new();
+    let mut names = KeySet::new();
     for name in &plan.order {
         let Some(rel) = plan.dep.path_of(name) else {
             continue;

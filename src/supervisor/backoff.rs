@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(run(42), run(42));
         assert_ne!(run(42), run(43));
         let mut b = Backoff::new(3);
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = crate::collections::keyset::KeySet::new();
         for _ in 0..20 {
             b.attempts = 3;
             seen.insert(b.next_delay(&p, Duration::ZERO));

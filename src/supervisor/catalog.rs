@@ -2,8 +2,8 @@
 //! files, cycles and missing dependencies into units that are shown as failed with the reason (and
 //! never started), and diffing a reload against what runs.
 
+use crate::collections::keyset::StrSet;
 use crate::collections::strmap::StrMap;
-use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::event_loop::Supervisor;
@@ -110,7 +110,7 @@ impl Supervisor {
         };
         let now = Instant::now();
         let has_cg = self.env.cgroups.is_some();
-        let old: BTreeSet<String> = self.core.entries().map(|(n, _)| n.clone()).collect();
+        let old: StrSet = self.core.entries().map(|(n, _)| n.clone()).collect();
         let mut to_start = Vec::new();
         let mut to_restart = Vec::new();
         let mut to_stop = Vec::new();

@@ -50,7 +50,7 @@ pub struct CgroupRoot {
     /// Groups this init has written `cgroup.kill` to. Some kernels (seen on 6.18) SIGKILL a child
     /// born into such a group with clone3(CLONE_INTO_CGROUP) as if it had been forked during the
     /// kill, so spawns into these groups take the fork + cgroup.procs path.
-    killed: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    killed: std::cell::RefCell<crate::collections::keyset::StrSet>,
 }
 
 fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> CgroupError + 'a {
@@ -395,7 +395,7 @@ pub struct CgroupCleanup {
     /// The base itself was created by us (not the group we were started in).
     pub remove_base: bool,
     /// First components of the groups created under the base (`init`, `system`, ...).
-    pub tops: std::collections::BTreeSet<String>,
+    pub tops: crate::collections::keyset::StrSet,
 }
 
 impl CgroupCleanup {

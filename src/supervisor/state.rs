@@ -7,8 +7,8 @@
 //! whose dependencies are satisfied start, units nobody wants stop once their dependents have stopped,
 //! and failures of hard dependencies travel to their requirers with the reason.
 
+use crate::collections::keyset::StrSet;
 use crate::collections::strmap::StrMap;
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -89,15 +89,15 @@ pub struct Core {
     units: StrMap<Entry>,
     facts: StrMap<FactState>,
     /// unit → units naming it in requires, wants or after.
-    dependents: StrMap<BTreeSet<String>>,
+    dependents: StrMap<StrSet>,
     /// unit → units naming it in requires.
-    requirers: StrMap<BTreeSet<String>>,
+    requirers: StrMap<StrSet>,
     shutting_down: bool,
     /// The boot event was applied.
     booted: bool,
     seed: u64,
     /// Units to re-evaluate in the next `reconcile`.
-    dirty: BTreeSet<String>,
+    dirty: StrSet,
     /// Bumped whenever a device fact is added, so the loop tells subsystems what is wanted.
     facts_gen: u64,
 }

@@ -5,8 +5,9 @@
 //! supervisor (at boot) judge a unit set the same way. Edges point from a unit to what it depends on;
 //! facts (`network`, ...) are not nodes: the init itself makes them true.
 
+use crate::collections::keyset::{KeySet, StrSet};
 use crate::collections::strmap::{KeyMap, StrMap};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use super::values::is_fact;
 use super::Unit;
@@ -58,7 +59,7 @@ pub fn dependencies(unit: &Unit) -> impl Iterator<Item = &str> {
 }
 
 /// Edges to existing units only, sorted and deduplicated.
-fn edges(units: &StrMap<Unit>) -> KeyMap<&str, BTreeSet<&str>> {
+fn edges(units: &StrMap<Unit>) -> KeyMap<&str, KeySet<&str>> {
     units
         .iter()
         .map(|(name, u)| {
@@ -69,8 +70,8 @@ fn edges(units: &StrMap<Unit>) -> KeyMap<&str, BTreeSet<&str>> {
 }
 
 /// Units reachable from `start` in one or more steps.
-fn reachable<'a>(graph: &KeyMap<&'a str, BTreeSet<&'a str>>, start: &'a str) -> BTreeSet<&'a str> {
-    let mut seen = BTreeSet::new();
+fn reachable<'a>(graph: &KeyMap<&'a str, KeySet<&'a str>>, start: &'a str) -> KeySet<&'a str> {
+    let mut seen = KeySet::new();
     let mut queue: VecDeque<&str> = graph.get(start).into_iter().flatten().copied().collect();
     while let Some(n) = queue.pop_front() {
         if seen.insert(n) {
@@ -82,9 +83,9 @@ fn reachable<'a>(graph: &KeyMap<&'a str, BTreeSet<&'a str>>, start: &'a str) -> 
 
 /// The shortest path from `start` back to itself using only nodes of `within`.
 fn shortest_cycle<'a>(
-    graph: &KeyMap<&'a str, BTreeSet<&'a str>>,
+    graph: &KeyMap<&'a str, KeySet<&'a str>>,
     start: &'a str,
-    within: &BTreeSet<&'a str>,
+    within: &KeySet<&'a str>,
 ) -> Vec<String> {
     let mut parent: KeyMap<&str, &str> = KeyMap::new();
     let mut queue = VecDeque::from([start]);
@@ -118,7 +119,7 @@ fn shortest_cycle<'a>(
 pub fn check(units: &StrMap<Unit>) -> Vec<GraphError> {
     let mut errors = Vec::new();
     for (name, unit) in units {
-        let mut reported = BTreeSet::new();
+        let mut reported = KeySet::new();
         for dep in unit.requires.iter().chain(&unit.after) {
             if !units.contains_key(dep) && !is_fact(dep) && reported.insert(dep) {
                 errors.push(GraphError::Missing {
@@ -129,15 +130,15 @@ pub fn check(units: &StrMap<Unit>) -> Vec<GraphError> {
         }
     }
     let graph = edges(units);
-    let reach: KeyMap<&str, BTreeSet<&str>> =
+    let reach: KeyMap<&str, KeySet<&str>> =
         graph.keys().map(|&n| (n, reachable(&graph, n))).collect();
-    let mut done: BTreeSet<&str> = BTreeSet::new();
+    let mut done: KeySet<&str> = KeySet::new();
     for (&node, from_node) in &reach {
         if done.contains(node) || !from_node.contains(node) {
             continue;
         }
         // Its strongly connected component: reachable from it and reaching back to it.
-        let component: BTreeSet<&str> = from_node
+        let component: KeySet<&str> = from_node
             .iter()
             .copied()
             .filter(|other| reach.get(other).is_some_and(|r| r.contains(node)))
@@ -153,7 +154,7 @@ pub fn check(units: &StrMap<Unit>) -> Vec<GraphError> {
 
 /// Every unit that lies on some dependency cycle: the members of every cyclic strongly connected
 /// component, not only the path a `Cycle` error shows. The supervisor must not start these.
-pub fn cyclic_units(units: &StrMap<Unit>) -> BTreeSet<String> {
+pub fn cyclic_units(units: &StrMap<Unit>) -> StrSet {
     let graph = edges(units);
     graph
         .keys()
@@ -164,7 +165,7 @@ pub fn cyclic_units(units: &StrMap<Unit>) -> BTreeSet<String> {
 
 /// The names of every unit on a reported cycle path. A component can hold units off the reported
 /// path (`a -> b -> c -> a` plus `a -> c` reports `a -> c -> a`); [`cyclic_units`] finds them all.
-pub fn in_cycles(errors: &[GraphError]) -> BTreeSet<String> {
+pub fn in_cycles(errors: &[GraphError]) -> StrSet {
     errors
         .iter()
         .filter_map(|e| match e {
@@ -178,11 +179,11 @@ pub fn in_cycles(errors: &[GraphError]) -> BTreeSet<String> {
 /// Units that `requires`, directly or through other units, a unit in `failed` or a name that is
 /// neither a unit nor a fact: they cannot start and fail with it. Members of `failed` are not
 /// repeated in the result.
-pub fn transitive_requirers(units: &StrMap<Unit>, failed: &BTreeSet<String>) -> BTreeSet<String> {
-    let is_bad = |dep: &String, found: &BTreeSet<String>| {
+pub fn transitive_requirers(units: &StrMap<Unit>, failed: &StrSet) -> StrSet {
+    let is_bad = |dep: &String, found: &StrSet| {
         failed.contains(dep) || found.contains(dep) || (!units.contains_key(dep) && !is_fact(dep))
     };
-    let mut found = BTreeSet::new();
+    let mut found = KeySet::new();
     loop {
         let newly: Vec<String> = units
             .iter()

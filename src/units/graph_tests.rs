@@ -34,7 +34,7 @@ fn messages(errors: &[GraphError]) -> Vec<String> {
     errors.iter().map(|e| e.to_string()).collect()
 }
 
-fn set(names: &[&str]) -> BTreeSet<String> {
+fn set(names: &[&str]) -> StrSet {
     names.iter().map(|s| s.to_string()).collect()
 }
 
@@ -171,7 +171,7 @@ fn layers_follow_every_dependency_kind() {
 /// layers. Units in a cycle, or depending on one, appear in no layer. Each layer is sorted.
 fn start_layers(units: &crate::collections::strmap::StrMap<Unit>) -> Vec<Vec<String>> {
     let graph = edges(units);
-    let mut placed: BTreeSet<&str> = BTreeSet::new();
+    let mut placed: KeySet<&str> = KeySet::new();
     let mut layers = Vec::new();
     loop {
         let layer: Vec<&str> = graph

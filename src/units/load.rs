@@ -7,8 +7,8 @@
 //! `<name>.disabled` / `<name>.enabled` marker files (written by `initctl disable/enable`) override
 //! the `enabled` key of the winning file when they sit in the same directory or a later one.
 
+use crate::collections::keyset::KeySet;
 use crate::collections::strmap::StrMap;
-use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -47,8 +47,8 @@ pub fn load_dirs(dirs: &[PathBuf]) -> LoadOutcome {
                 continue;
             }
         };
-        let mut enabled_here = BTreeSet::new();
-        let mut disabled_here = BTreeSet::new();
+        let mut enabled_here = KeySet::new();
+        let mut disabled_here = KeySet::new();
         for os_name in names {
             let Some(file_name) = os_name.to_str() else {
                 let lossy = os_name.to_string_lossy().into_owned();

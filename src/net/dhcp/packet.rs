@@ -116,7 +116,8 @@ pub fn build(
         opts.insert(DhcpOption::MaxMessageSize(MAX_MESSAGE as u16));
         opts.insert(DhcpOption::ParameterRequestList(WANTED.to_vec()));
     }
-    m.to_vec().map_err(|e| PacketError::Encode(e.to_string()))
+    m.to_vec()
+        .map_err(|e| PacketError::Encode(encode_error_text(&e)))
 }
 
 /// An empty BOOTP message for `xid` and `mac`, made by decoding a fixed header: `dhcproto`'s
@@ -132,7 +133,36 @@ fn blank(xid: u32, mac: [u8; 6]) -> Result<Message, PacketError> {
     b[28..34].copy_from_slice(&mac);
     b[236..240].copy_from_slice(&dhcproto::v4::MAGIC);
     b[240] = 255;
-    Message::from_bytes(&b).map_err(|e| PacketError::Encode(e.to_string()))
+    Message::from_bytes(&b).map_err(|e| PacketError::Encode(decode_error_text(&e)))
+}
+
+/// dhcproto's words for a decode error, except that a malformed domain name (options 15 and 119)
+/// is not spelled out by hickory-proto's error: its `Display` and `Debug` reach the formatting of
+/// every DNS record type (~17 KB of the binary) to describe a name a DHCP client only drops.
+fn decode_error_text(e: &dhcproto::error::DecodeError) -> String {
+    use dhcproto::error::DecodeError as E;
+    match e {
+        E::AddOverflow => "decoder checked_add failed".into(),
+        E::NotEnoughBytes => "parser ran out of data-- not enough bytes".into(),
+        E::SliceError(e) => format!("error converting from slice {e}"),
+        E::NulError(e) => format!("error getting null terminated string {e}"),
+        E::Utf8Error(e) => format!("error converting to UTF-8 {e}"),
+        E::InvalidData(n, msg) => format!("invalid data error {n} msg {msg}"),
+        E::DomainParseError(_) => "domain parse error: not a valid domain name".into(),
+        E::Unknown(_) => "unknown error".into(),
+    }
+}
+
+/// dhcproto's words for an encode error (see [`decode_error_text`] for the domain-name case).
+fn encode_error_text(e: &dhcproto::error::EncodeError) -> String {
+    use dhcproto::error::EncodeError as E;
+    match e {
+        E::AddOverflow => "encoder checked_add failed".into(),
+        E::StringSizeTooBig { len } => format!(
+            "message is trying to write a string to the message that exceeds the max size of {len}"
+        ),
+        E::DomainEncodeError(_) => "domain encoding error: not a valid domain name".into(),
+    }
 }
 
 /// Decodes and checks a packet received on the client port.
@@ -141,7 +171,7 @@ pub fn parse(bytes: &[u8], xid: u32, mac: [u8; 6]) -> Result<Reply, PacketError>
         return Err(PacketError::Oversized(bytes.len()));
     }
     screen_options(bytes)?;
-    let m = Message::from_bytes(bytes).map_err(|e| PacketError::Decode(e.to_string()))?;
+    let m = Message::from_bytes(bytes).map_err(|e| PacketError::Decode(decode_error_text(&e)))?;
     if m.opcode() != Opcode::BootReply {
         return Err(PacketError::NotReply);
     }
@@ -385,4 +415,47 @@ pub fn server_reply(
 #[cfg(test)]
 pub fn decode_request(bytes: &[u8]) -> Option<Message> {
     Message::from_bytes(bytes).ok()
+}
+
+#[cfg(test)]
+mod error_text_tests {
+    use super::*;
+    use dhcproto::error::{DecodeError, EncodeError};
+
+    /// The hand-written words are dhcproto's own (`Display`), the domain-name case aside.
+    #[test]
+    fn error_texts_are_dhcprotos_words() {
+        let slice = <[u8; 2]>::try_from(&[1u8][..]).unwrap_err();
+        let nul = std::ffi::CStr::from_bytes_with_nul(b"a").unwrap_err();
+        let invalid = vec![0xffu8];
+        let utf8 = std::str::from_utf8(&invalid).unwrap_err();
+        for e in [
+            DecodeError::AddOverflow,
+            DecodeError::NotEnoughBytes,
+            DecodeError::SliceError(slice),
+            DecodeError::NulError(nul),
+            DecodeError::Utf8Error(utf8),
+            DecodeError::InvalidData(7, "bad"),
+            DecodeError::Unknown("x".into()),
+        ] {
+            assert_eq!(decode_error_text(&e), e.to_string());
+        }
+        for e in [
+            EncodeError::AddOverflow,
+            EncodeError::StringSizeTooBig { len: 300 },
+        ] {
+            assert_eq!(encode_error_text(&e), e.to_string());
+        }
+        // hickory-proto's error text is what the hand-written words leave out.
+        let e = DecodeError::DomainParseError(dhcproto::NameError::from("label too long"));
+        assert_eq!(
+            decode_error_text(&e),
+            "domain parse error: not a valid domain name"
+        );
+        let e = EncodeError::DomainEncodeError(dhcproto::NameError::from("label too long"));
+        assert_eq!(
+            encode_error_text(&e),
+            "domain encoding error: not a valid domain name"
+        );
+    }
 }

@@ -13,13 +13,13 @@
 pub mod journal;
 pub mod plan;
 
-use std::collections::BTreeMap;
 use std::os::fd::{OwnedFd, RawFd};
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
 use nix::sys::signal::Signal;
 
+use crate::collections::vecmap::VecMap;
 use crate::control::ops::{OpsSessions, Peer, SessionEnd};
 use crate::control::protocol::OpsRequest;
 use crate::supervisor::subsystem::{ChildExit, Notice, PollFlags, Subsystem};
@@ -104,7 +104,8 @@ struct Session {
 pub struct Ops {
     cfg: OpsConfig,
     launcher: Box<dyn Launcher>,
-    sessions: BTreeMap<u64, Session>,
+    /// A few at most (`max_sessions`): a sorted vector, not a B-tree of its own.
+    sessions: VecMap<u64, Session>,
     next_key: u64,
     nonce: u32,
     shutting_down: bool,
@@ -121,7 +122,7 @@ impl Ops {
         Self {
             cfg,
             launcher,
-            sessions: BTreeMap::new(),
+            sessions: VecMap::new(),
             next_key: 1,
             nonce: u32::from_le_bytes(b),
             shutting_down: false,

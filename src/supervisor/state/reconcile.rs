@@ -2,7 +2,7 @@
 //! yet (its dependents first), the fixpoint pass that applies both after every event, and the walks
 //! that pull dependencies in, take requirers down, and carry failures to requirers.
 
-use std::collections::BTreeSet;
+use crate::collections::keyset::KeySet;
 use std::time::Instant;
 
 use super::{Action, AfterStop, Core, FactState, Phase, TimerKind};
@@ -120,7 +120,7 @@ impl Core {
     /// Marks a unit and, transitively, what it requires or wants as wanted up.
     pub(super) fn pull_in(&mut self, n: &str) {
         let mut todo = vec![n.to_string()];
-        let mut seen = BTreeSet::new();
+        let mut seen = KeySet::new();
         while let Some(n) = todo.pop() {
             if !seen.insert(n.clone()) {
                 continue;
@@ -146,7 +146,7 @@ impl Core {
 
     pub(super) fn stop_with_requirers(&mut self, n: &str) {
         let mut todo = vec![n.to_string()];
-        let mut seen = BTreeSet::new();
+        let mut seen = KeySet::new();
         while let Some(n) = todo.pop() {
             if !seen.insert(n.clone()) {
                 continue;
