@@ -136,14 +136,21 @@ impl Supervisor {
         } else {
             None
         };
-        let dir = match cg.create(&rel, unit.cgroup.delegate, owner) {
+        let (dir, fresh) = match cg.create_fresh(&rel, unit.cgroup.delegate, owner) {
             Ok(d) => d,
             Err(e) => {
                 log::warn!("unit {}: {e}; running it without its own cgroup", unit.name);
                 return None;
             }
         };
-        if let Err(e) = cg.set_pids_max(&rel, unit.cgroup.pids_max) {
+        // A group made just now already says `max`; one kept from an earlier run may hold a
+        // limit the unit no longer sets.
+        let limit = unit.cgroup.pids_max;
+        let result = match (fresh, limit) {
+            (true, None) => Ok(()),
+            _ => cg.set_pids_max(&rel, limit),
+        };
+        if let Err(e) = result {
             log::warn!(
                 "unit {}: {e}; its number of processes is not limited",
                 unit.name
