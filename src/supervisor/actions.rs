@@ -4,14 +4,12 @@
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
 use super::event_loop::{Pipe, Supervisor};
 use super::notify;
 use super::output::{LineBuffer, LINE_CAP};
-use super::readiness;
 use super::spawn::{self, SpawnRequest};
 use super::state::{Event, KillScope};
 use crate::sys::reap as process;
@@ -60,33 +58,14 @@ impl Supervisor {
                 .is_some_and(|cg| !cg.was_killed(&rel)),
             etc_dir: &self.env.cfg.etc_dir,
         };
-        let spawned = match self.io.shared_output.get(name) {
-            Some((out, err)) => spawn::spawn_with_output(&req, out.as_fd(), err.as_fd())
-                .map(|s| (s.pid, s.ready_fd, None)),
-            None => spawn::spawn(&req).map(|s| (s.pid, s.ready_fd, Some((s.stdout, s.stderr)))),
+        // Started, not yet exec'd: the batch settles it (spawn_batch.rs) before the core sees
+        // anything but another spawn's result.
+        let begun = match self.io.shared_output.get(name) {
+            Some((out, err)) => spawn::begin_with_output(&req, out.as_fd(), err.as_fd()),
+            None => spawn::begin(&req),
         };
-        match spawned {
-            Ok((pid, ready_fd, fresh_output)) => {
-                if let Some((stdout, stderr)) = fresh_output {
-                    self.add_pipe(name, Stream::Stdout, stdout);
-                    self.add_pipe(name, Stream::Stderr, stderr);
-                }
-                self.io.ready_fds.remove(name);
-                if let Some(fd) = ready_fd {
-                    let _ = crate::sys::poll::set_nonblocking(fd.as_raw_fd());
-                    self.io.ready_fds.insert(name.to_string(), File::from(fd));
-                }
-                if readiness::is_probe(&unit.ready) {
-                    self.io
-                        .probes
-                        .insert(name.to_string(), readiness::Probe::new(unit.ready.clone()));
-                    self.io.next_probe = Some(Instant::now());
-                }
-                self.queue.push_back(Event::Spawned {
-                    unit: name.to_string(),
-                    pid: pid.as_raw(),
-                });
-            }
+        match begun {
+            Ok(pending) => self.fly(pending),
             Err(e) => {
                 log::warn!("{e}");
                 self.queue.push_back(Event::SpawnFailed {
@@ -188,7 +167,12 @@ impl Supervisor {
     }
 
     pub(super) fn kill_unit(&mut self, name: &str, signal: Signal, scope: KillScope) {
-        let pid = self.core.get(name).and_then(|e| e.pid);
+        // A child still in flight has no pid in the core yet (see spawn_batch).
+        let pid = self
+            .core
+            .get(name)
+            .and_then(|e| e.pid)
+            .or_else(|| self.io.spawning.pid_of(name));
         let Some(unit) = self.units.get(name) else {
             return;
         };
