@@ -582,6 +582,32 @@ mod tests {
     }
 
     #[test]
+    fn parents_are_read_once_and_again_after_being_made_anew() {
+        let root = fake_tree("cache", &["", "system"], "cpu pids\n");
+        let cg = CgroupRoot::at(&root);
+        let control = root.join("system/cgroup.subtree_control");
+        let (dir, fresh) = cg.create_fresh("system/a", false, None).unwrap();
+        assert!(fresh && dir.is_dir());
+        assert_eq!(std::fs::read_to_string(&control).unwrap(), "+cpu +pids");
+        // Known enabled: the next group under it neither reads nor writes the parent again.
+        std::fs::write(&control, "").unwrap();
+        assert!(cg.create_fresh("system/b", false, None).unwrap().1);
+        assert_eq!(std::fs::read_to_string(&control).unwrap(), "");
+        // An existing group is reported as such.
+        assert!(!cg.create_fresh("system/b", false, None).unwrap().1);
+        // A parent made anew starts without controllers, so it is looked at again: in this
+        // plain directory (no control files, unlike cgroupfs) that read is what fails.
+        std::fs::remove_dir_all(root.join("system")).unwrap();
+        let err = cg.create_fresh("system/c", false, None).unwrap_err();
+        assert!(
+            err.to_string().contains("system/cgroup.controllers"),
+            "{err}"
+        );
+        assert!(root.join("system/c").is_dir());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn pids_max_is_written_and_lifted_and_missing_controller_reported() {
         let root = fake_tree("pids", &["", "with", "without"], "pids\n");
         // An empty file stands for the kernel's control file (which a write replaces whole).
