@@ -81,6 +81,18 @@ fn ns_batched_spawns_keep_order_failures_and_reaping() {
         "{}",
         failure("b2")
     );
+    // Only the boot's first few spawns get a `cgroup <unit>` span, however many one event
+    // starts before any of them is settled.
+    let spans = tl["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "stage" && e["event"] == "start")
+        .filter(|e| e["name"].as_str().is_some_and(|n| n.starts_with("cgroup ")))
+        .count();
+    if ns.has_cgroup() {
+        assert!((1..=4).contains(&spans), "{spans} cgroup spans");
+    }
     // ready = "exec": a dependent starts only after its dependency's exec was seen.
     for i in 1..31 {
         let parent = format!("t{}", (i - 1) / 2);

@@ -33,7 +33,7 @@ impl Supervisor {
         };
         // The boot's first spawns (containerd's) are on the init's critical path: show their
         // cgroup set-up apart from the fork and exec (the unit's own start stamp) in the timeline.
-        let stamp = (!self.boot.done && self.boot.spawned_at.len() < BOOT_SPAWN_STAMPS)
+        let stamp = (!self.boot.done && self.io.spawning.begun() < BOOT_SPAWN_STAMPS)
             .then(|| format!("cgroup {name}"));
         if let Some(s) = &stamp {
             self.boot.timeline.mark(Stage, s, TimelineEvent::Start);

@@ -41,9 +41,17 @@ struct InFlight {
 pub(crate) struct SpawnBatch {
     flying: VecDeque<InFlight>,
     exec_at: StrMap<u64>,
+    /// Children begun since the init started (the boot's first few get a timeline span).
+    begun: usize,
 }
 
 impl SpawnBatch {
+    /// How many children were begun so far: unlike the units' start stamps, which a batch
+    /// writes only once it is settled, this counts each spawn as it begins.
+    pub(crate) fn begun(&self) -> usize {
+        self.begun
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.flying.is_empty()
     }
@@ -77,6 +85,7 @@ impl Supervisor {
     /// Takes a started child into the batch; settles the oldest when the window is full.
     pub(super) fn fly(&mut self, pending: Pending) {
         self.io.spawning.note_settled();
+        self.io.spawning.begun = self.io.spawning.begun.saturating_add(1);
         self.io.spawning.flying.push_back(InFlight {
             pending,
             seen_us: None,
