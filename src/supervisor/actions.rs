@@ -135,17 +135,29 @@ impl Supervisor {
                 unit.name
             );
         }
-        if !self.io.watches.contains_key(&unit.name) {
-            if let Some(w) = &self.io.watcher {
-                match w.watch_modify(&cg.events_path(&rel)) {
-                    Ok(id) => {
-                        self.io.watches.insert(unit.name.clone(), id);
-                    }
-                    Err(e) => log::warn!("unit {}: cannot watch cgroup.events: {e}", unit.name),
-                }
-            }
-        }
         Some(dir)
+    }
+
+    /// Watches the unit's cgroup.events (once), so that a stop learns when the group empties.
+    /// Made when a stop first looks at the group (`Action::CheckGroup`, which every stop that
+    /// waits for its group performs before it waits) rather than at each spawn: a watch from the
+    /// start fired once per unit as its first process joined, for nothing, and cost a syscall
+    /// per spawn. Watching before that look loses no change: the look sees what came before.
+    pub(super) fn watch_group(&mut self, name: &str) {
+        if self.io.watches.contains_key(name) {
+            return;
+        }
+        let (Some(cg), Some(unit), Some(w)) =
+            (&self.env.cgroups, self.units.get(name), &self.io.watcher)
+        else {
+            return;
+        };
+        match w.watch_modify(&cg.events_path(&self.cgroup_rel(unit))) {
+            Ok(id) => {
+                self.io.watches.insert(name.to_string(), id);
+            }
+            Err(e) => log::warn!("unit {name}: cannot watch cgroup.events: {e}"),
+        }
     }
 
     pub(super) fn add_pipe(&mut self, unit: &str, stream: Stream, fd: OwnedFd) {

@@ -274,6 +274,7 @@ impl Supervisor {
                 }));
             }
             Action::CheckGroup(unit) => {
+                self.watch_group(&unit);
                 if !self.group_populated(&unit) {
                     self.queue.push_back(Event::GroupEmpty(unit));
                 }
