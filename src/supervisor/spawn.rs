@@ -171,9 +171,21 @@ fn start(
         message: format!("{what}: {e}"),
     };
 
-    let devnull: OwnedFd = std::fs::File::open("/dev/null")
-        .map_err(|e| fail("open /dev/null", &e))?
-        .into();
+    // Opened once for every child (close-on-exec, above stdio; never closed): an open and a
+    // close less per spawn. Where that failed, each spawn opens its own.
+    let own_devnull: Option<OwnedFd> = match dev_null() {
+        Some(_) => None,
+        None => Some(
+            std::fs::File::open("/dev/null")
+                .map_err(|e| fail("open /dev/null", &e))?
+                .into(),
+        ),
+    };
+    let stdin = match (&own_devnull, dev_null()) {
+        (Some(fd), _) => fd.as_raw_fd(),
+        (None, Some(fd)) => fd.as_raw_fd(),
+        (None, None) => return Err(fail("open /dev/null", &"unavailable")),
+    };
     let ready = match plan.ready_target {
         Some(_) => Some(pipe().map_err(|e| fail("readiness pipe", &e))?),
         None => None,
@@ -187,7 +199,7 @@ fn start(
         None => (None, None),
     };
     let fds = ChildFds {
-        stdin: devnull.as_raw_fd(),
+        stdin,
         stdout,
         stderr,
         ready: ready_w.as_ref().map(|w| w.as_raw_fd()),
@@ -206,7 +218,8 @@ fn start(
             None => None,
         };
     let mut held = keep;
-    held.extend([devnull, report_w]);
+    held.extend(own_devnull);
+    held.push(report_w);
     held.extend(ready_w);
     let job = ChildJob { plan, fds, held };
     let launched = launch(job, cgroup_dir, || {
@@ -316,6 +329,20 @@ fn launch(
         Ok(Forked::Parent(pid)) => Ok(Launched::Forked(pid, job)),
         Err(e) => Err(e),
     })
+}
+
+/// The init's one /dev/null, for every child's stdin: opened on first use, close-on-exec and
+/// above the standard descriptors (PID 1 may start with 0-2 closed), kept for good. `None` when
+/// it cannot be opened (the caller then opens one per spawn, and reports the error).
+fn dev_null() -> Option<BorrowedFd<'static>> {
+    static DEV_NULL: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    DEV_NULL
+        .get_or_init(|| {
+            let fd: OwnedFd = std::fs::File::open("/dev/null").ok()?.into();
+            above_stdio(fd).ok()
+        })
+        .as_ref()
+        .map(|fd| fd.as_fd())
 }
 
 /// A close-on-exec pipe whose ends sit above the standard descriptors, so that placing the
