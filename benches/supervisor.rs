@@ -405,12 +405,22 @@ fn children(pid: u32) -> Vec<u32> {
 }
 
 /// The bare loop: 1,000 `sleep`s started by `Command::spawn` (posix_spawn: vfork semantics, no
-/// pipes, no cgroups, no unit files); CPU is this thread's plus the children's.
+/// pipes, no cgroups, no unit files); CPU is this thread's plus the children's. Each child gets
+/// the environment a unit gets (PATH and NOTIFY_SOCKET), not cargo's hundred variables, which
+/// would make every baseline exec (and the dynamic loader after it) dearer than a unit's.
 fn baseline_once() -> Sample {
     let c0 = thread_cpu_ms();
     let t = Instant::now();
     let mut kids: Vec<Child> = (0..1000)
-        .filter_map(|_| Command::new("/bin/sleep").arg("100000").spawn().ok())
+        .filter_map(|_| {
+            Command::new("/bin/sleep")
+                .arg("100000")
+                .env_clear()
+                .env("PATH", lifsea_init::supervisor::spawn::DEFAULT_PATH)
+                .env("NOTIFY_SOCKET", "/tmp/lifsea-bench-run/notify.sock")
+                .spawn()
+                .ok()
+        })
         .collect();
     let wall = t.elapsed().as_secs_f64() * 1000.0;
     let own = thread_cpu_ms() - c0;

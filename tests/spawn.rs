@@ -463,3 +463,69 @@ fn the_parents_descriptors_stay_as_they_were() {
         "the read end is parked high"
     );
 }
+
+/// Children started back to back with `begin` and settled afterwards, in another order: each
+/// gets its own outcome (pid, or the failed step with its errno and path), and a child that
+/// failed is reaped by its `finish`.
+#[test]
+fn begun_children_settle_each_with_its_own_outcome() {
+    use lifsea_init::supervisor::spawn::begin;
+    let good = test_unit("good", &["/bin/sleep", "100"]);
+    let missing = test_unit("missing", &["/nonexistent/spawn-begin-binary"]);
+    let mut nodir = test_unit("nodir", &["/bin/sleep", "100"]);
+    nodir.working_dir = Some("/nonexistent-dir-for-begin-test".into());
+    let good2 = test_unit("good2", &["/bin/sleep", "100"]);
+    let req = |unit| SpawnRequest {
+        unit,
+        notify_socket: None,
+        cgroup_dir: None,
+        clone_into_cgroup: false,
+        etc_dir: Path::new("/etc"),
+    };
+    let pending: Vec<_> = [&good, &missing, &nodir, &good2]
+        .into_iter()
+        .map(|u| begin(&req(u)).expect("begin"))
+        .collect();
+    let pids: Vec<Pid> = pending.iter().map(|p| p.pid()).collect();
+    assert_eq!(
+        pending.iter().map(|p| p.unit()).collect::<Vec<_>>(),
+        ["good", "missing", "nodir", "good2"]
+    );
+    let mut results: Vec<_> = pending.into_iter().rev().map(|p| p.finish()).collect();
+    results.reverse();
+    let mut guards = Vec::new();
+    for (i, r) in results.into_iter().enumerate() {
+        match (i, r) {
+            (0 | 3, Ok((started, output))) => {
+                assert_eq!(started.pid, pids[i]);
+                assert!(output.is_some(), "begin made output pipes");
+                let child = Child {
+                    pid: started.pid,
+                    spawned: None,
+                };
+                let deadline = Instant::now() + TIMEOUT;
+                while child.proc("comm").trim() != "sleep" {
+                    assert!(Instant::now() < deadline, "child {i} never became sleep");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                guards.push(child);
+            }
+            (1, Err(SpawnError::Exec { path, source, .. })) => {
+                assert_eq!(path, "/nonexistent/spawn-begin-binary");
+                assert_eq!(source.raw_os_error(), Some(libc::ENOENT));
+            }
+            (2, Err(e)) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("chdir /nonexistent-dir-for-begin-test"),
+                    "{msg}"
+                );
+            }
+            (i, r) => panic!("child {i}: unexpected {:?}", r.map(|(s, _)| s.pid)),
+        }
+    }
+    // The failed ones were reaped by their finish: nothing left to wait for.
+    for pid in [pids[1], pids[2]] {
+        assert_eq!(waitpid(pid, None), Err(nix::errno::Errno::ECHILD));
+    }
+}

@@ -4,14 +4,12 @@
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
 use super::event_loop::{Pipe, Supervisor};
 use super::notify;
 use super::output::{LineBuffer, LINE_CAP};
-use super::readiness;
 use super::spawn::{self, SpawnRequest};
 use super::state::{Event, KillScope};
 use crate::sys::reap as process;
@@ -35,7 +33,7 @@ impl Supervisor {
         };
         // The boot's first spawns (containerd's) are on the init's critical path: show their
         // cgroup set-up apart from the fork and exec (the unit's own start stamp) in the timeline.
-        let stamp = (!self.boot.done && self.boot.spawned_at.len() < BOOT_SPAWN_STAMPS)
+        let stamp = (!self.boot.done && self.io.spawning.begun() < BOOT_SPAWN_STAMPS)
             .then(|| format!("cgroup {name}"));
         if let Some(s) = &stamp {
             self.boot.timeline.mark(Stage, s, TimelineEvent::Start);
@@ -60,33 +58,14 @@ impl Supervisor {
                 .is_some_and(|cg| !cg.was_killed(&rel)),
             etc_dir: &self.env.cfg.etc_dir,
         };
-        let spawned = match self.io.shared_output.get(name) {
-            Some((out, err)) => spawn::spawn_with_output(&req, out.as_fd(), err.as_fd())
-                .map(|s| (s.pid, s.ready_fd, None)),
-            None => spawn::spawn(&req).map(|s| (s.pid, s.ready_fd, Some((s.stdout, s.stderr)))),
+        // Started, not yet exec'd: the batch settles it (spawn_batch.rs) before the core sees
+        // anything but another spawn's result.
+        let begun = match self.io.shared_output.get(name) {
+            Some((out, err)) => spawn::begin_with_output(&req, out.as_fd(), err.as_fd()),
+            None => spawn::begin(&req),
         };
-        match spawned {
-            Ok((pid, ready_fd, fresh_output)) => {
-                if let Some((stdout, stderr)) = fresh_output {
-                    self.add_pipe(name, Stream::Stdout, stdout);
-                    self.add_pipe(name, Stream::Stderr, stderr);
-                }
-                self.io.ready_fds.remove(name);
-                if let Some(fd) = ready_fd {
-                    let _ = crate::sys::poll::set_nonblocking(fd.as_raw_fd());
-                    self.io.ready_fds.insert(name.to_string(), File::from(fd));
-                }
-                if readiness::is_probe(&unit.ready) {
-                    self.io
-                        .probes
-                        .insert(name.to_string(), readiness::Probe::new(unit.ready.clone()));
-                    self.io.next_probe = Some(Instant::now());
-                }
-                self.queue.push_back(Event::Spawned {
-                    unit: name.to_string(),
-                    pid: pid.as_raw(),
-                });
-            }
+        match begun {
+            Ok(pending) => self.fly(pending),
             Err(e) => {
                 log::warn!("{e}");
                 self.queue.push_back(Event::SpawnFailed {
@@ -136,30 +115,49 @@ impl Supervisor {
         } else {
             None
         };
-        let dir = match cg.create(&rel, unit.cgroup.delegate, owner) {
+        let (dir, fresh) = match cg.create_fresh(&rel, unit.cgroup.delegate, owner) {
             Ok(d) => d,
             Err(e) => {
                 log::warn!("unit {}: {e}; running it without its own cgroup", unit.name);
                 return None;
             }
         };
-        if let Err(e) = cg.set_pids_max(&rel, unit.cgroup.pids_max) {
+        // A group made just now already says `max`; one kept from an earlier run may hold a
+        // limit the unit no longer sets.
+        let limit = unit.cgroup.pids_max;
+        let result = match (fresh, limit) {
+            (true, None) => Ok(()),
+            _ => cg.set_pids_max(&rel, limit),
+        };
+        if let Err(e) = result {
             log::warn!(
                 "unit {}: {e}; its number of processes is not limited",
                 unit.name
             );
         }
-        if !self.io.watches.contains_key(&unit.name) {
-            if let Some(w) = &self.io.watcher {
-                match w.watch_modify(&cg.events_path(&rel)) {
-                    Ok(id) => {
-                        self.io.watches.insert(unit.name.clone(), id);
-                    }
-                    Err(e) => log::warn!("unit {}: cannot watch cgroup.events: {e}", unit.name),
-                }
-            }
-        }
         Some(dir)
+    }
+
+    /// Watches the unit's cgroup.events (once), so that a stop learns when the group empties.
+    /// Made when a stop first looks at the group (`Action::CheckGroup`, which every stop that
+    /// waits for its group performs before it waits) rather than at each spawn: a watch from the
+    /// start fired once per unit as its first process joined, for nothing, and cost a syscall
+    /// per spawn. Watching before that look loses no change: the look sees what came before.
+    pub(super) fn watch_group(&mut self, name: &str) {
+        if self.io.watches.contains_key(name) {
+            return;
+        }
+        let (Some(cg), Some(unit), Some(w)) =
+            (&self.env.cgroups, self.units.get(name), &self.io.watcher)
+        else {
+            return;
+        };
+        match w.watch_modify(&cg.events_path(&self.cgroup_rel(unit))) {
+            Ok(id) => {
+                self.io.watches.insert(name.to_string(), id);
+            }
+            Err(e) => log::warn!("unit {name}: cannot watch cgroup.events: {e}"),
+        }
     }
 
     pub(super) fn add_pipe(&mut self, unit: &str, stream: Stream, fd: OwnedFd) {
@@ -181,7 +179,12 @@ impl Supervisor {
     }
 
     pub(super) fn kill_unit(&mut self, name: &str, signal: Signal, scope: KillScope) {
-        let pid = self.core.get(name).and_then(|e| e.pid);
+        // A child still in flight has no pid in the core yet (see spawn_batch).
+        let pid = self
+            .core
+            .get(name)
+            .and_then(|e| e.pid)
+            .or_else(|| self.io.spawning.pid_of(name));
         let Some(unit) = self.units.get(name) else {
             return;
         };

@@ -51,6 +51,13 @@ pub struct CgroupRoot {
     /// born into such a group with clone3(CLONE_INTO_CGROUP) as if it had been forked during the
     /// kill, so spawns into these groups take the fork + cgroup.procs path.
     killed: std::cell::RefCell<crate::collections::keyset::StrSet>,
+    /// Parents whose `cgroup.subtree_control` already holds every wanted controller the parent
+    /// offers (found so, or written by us): creating a thousand unit groups under `system` reads
+    /// and parses its two control files once instead of a thousand times. Forgotten whenever a
+    /// parent had to be created again (a new group starts with no controllers enabled). Keyed
+    /// by the parent's path as text (the set shares the string-keyed tree; a path that is not
+    /// UTF-8 is simply not remembered).
+    enabled: std::cell::RefCell<crate::collections::keyset::StrSet>,
 }
 
 fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> CgroupError + 'a {
@@ -123,6 +130,7 @@ impl CgroupRoot {
         Self {
             root: root.to_path_buf(),
             killed: Default::default(),
+            enabled: Default::default(),
         }
     }
 
@@ -139,6 +147,7 @@ impl CgroupRoot {
             .map(|root| Self {
                 root,
                 killed: Default::default(),
+                enabled: Default::default(),
             })
             .ok_or(CgroupError::NotFound)
     }
@@ -169,15 +178,32 @@ impl CgroupRoot {
         delegate: bool,
         owner: Option<(u32, u32)>,
     ) -> Result<PathBuf, CgroupError> {
+        self.create_fresh(rel, delegate, owner).map(|(dir, _)| dir)
+    }
+
+    /// `create`, also saying whether the group itself was made now (true) or existed already:
+    /// a fresh group holds the kernel's defaults (`pids.max` is `max`), so nothing needs undoing.
+    pub fn create_fresh(
+        &self,
+        rel: &str,
+        delegate: bool,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(PathBuf, bool), CgroupError> {
         let dir = self.dir(rel, "create")?;
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir, "mkdir"))?;
+        let fresh = self.make_dir(&dir)?;
 
         // Each ancestor's subtree_control decides what its children get, so walk from the root to
         // the group's parent. The group's own subtree_control stays empty: a group with processes
         // may not enable controllers for children (the no-internal-processes rule).
         let mut parent = self.root.clone();
         for part in Path::new(rel).components() {
-            self.enable_controllers(&parent)?;
+            let text = parent.to_str();
+            let known = text.is_some_and(|t| self.enabled.borrow().contains(t));
+            if !known && self.enable_controllers(&parent)? {
+                if let Some(t) = text {
+                    self.enabled.borrow_mut().insert(t.to_owned());
+                }
+            }
             parent.push(part);
         }
 
@@ -200,7 +226,23 @@ impl CgroupRoot {
                 }
             }
         }
-        Ok(dir)
+        Ok((dir, fresh))
+    }
+
+    /// mkdir of the group: one call when its parent exists (the usual case: a unit under
+    /// `system`). True when made now, false when it existed.
+    fn make_dir(&self, dir: &Path) -> Result<bool, CgroupError> {
+        match std::fs::create_dir(dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // A parent is missing: every parent made now starts without controllers.
+                self.enabled.borrow_mut().clear();
+                std::fs::create_dir_all(dir).map_err(io_err(dir, "mkdir"))?;
+                Ok(true)
+            }
+            Err(e) => Err(io_err(dir, "mkdir")(e)),
+        }
     }
 
     /// Writes the group's `pids.max` (`None` writes `max`, lifting an earlier limit). Without the
@@ -221,13 +263,16 @@ impl CgroupRoot {
 
     /// Best effort: on a hybrid host the controllers are bound to v1 hierarchies and cannot be
     /// enabled; a parent with processes of its own refuses with EBUSY. Neither stops a unit.
-    fn enable_controllers(&self, dir: &Path) -> Result<(), CgroupError> {
+    /// True when every wanted controller the parent offers is on now (nothing to do next time);
+    /// false after such a refusal, which a later call tries again (the init's own container base
+    /// refuses until the init has moved out of it).
+    fn enable_controllers(&self, dir: &Path) -> Result<bool, CgroupError> {
         let available = read(&dir.join("cgroup.controllers"), "read controllers")?;
         let control = dir.join("cgroup.subtree_control");
         let enabled = read(&control, "read subtree_control")?;
         let wanted = controllers_to_enable(&available, &enabled);
         if wanted.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let line: Vec<String> = wanted.iter().map(|c| format!("+{c}")).collect();
         match write(&control, "enable controllers", &line.join(" ")) {
@@ -242,9 +287,9 @@ impl CgroupRoot {
                     control.display(),
                     line.join(" ")
                 );
-                Ok(())
+                Ok(false)
             }
-            other => other,
+            other => other.map(|()| true),
         }
     }
 
@@ -538,6 +583,32 @@ mod tests {
         cg.create("svc", false, None).unwrap();
         let control = std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap();
         assert_eq!(control, "");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn parents_are_read_once_and_again_after_being_made_anew() {
+        let root = fake_tree("cache", &["", "system"], "cpu pids\n");
+        let cg = CgroupRoot::at(&root);
+        let control = root.join("system/cgroup.subtree_control");
+        let (dir, fresh) = cg.create_fresh("system/a", false, None).unwrap();
+        assert!(fresh && dir.is_dir());
+        assert_eq!(std::fs::read_to_string(&control).unwrap(), "+cpu +pids");
+        // Known enabled: the next group under it neither reads nor writes the parent again.
+        std::fs::write(&control, "").unwrap();
+        assert!(cg.create_fresh("system/b", false, None).unwrap().1);
+        assert_eq!(std::fs::read_to_string(&control).unwrap(), "");
+        // An existing group is reported as such.
+        assert!(!cg.create_fresh("system/b", false, None).unwrap().1);
+        // A parent made anew starts without controllers, so it is looked at again: in this
+        // plain directory (no control files, unlike cgroupfs) that read is what fails.
+        std::fs::remove_dir_all(root.join("system")).unwrap();
+        let err = cg.create_fresh("system/c", false, None).unwrap_err();
+        assert!(
+            err.to_string().contains("system/cgroup.controllers"),
+            "{err}"
+        );
+        assert!(root.join("system/c").is_dir());
         std::fs::remove_dir_all(&root).unwrap();
     }
 

@@ -89,6 +89,7 @@ impl Supervisor {
                 watcher: FileWatcher::new().ok(),
                 watches: StrMap::new(),
                 shared_output: StrMap::new(),
+                spawning: Default::default(),
             },
             boot: BootRecord {
                 timeline,
@@ -221,8 +222,20 @@ impl Supervisor {
     }
 
     /// Steps the core through every queued event. A panic leaves the rest queued for recovery.
+    /// Spawns in flight are settled before any event but another spawn's result, and before
+    /// the queue is left (spawn_batch.rs).
     pub(super) fn drain_queue(&mut self) {
-        while let Some(ev) = self.queue.pop_front() {
+        loop {
+            let result_next = matches!(
+                self.queue.front(),
+                Some(Event::Spawned { .. } | Event::SpawnFailed { .. })
+            );
+            if !result_next && !self.io.spawning.is_empty() {
+                self.settle_spawns(0);
+            }
+            let Some(ev) = self.queue.pop_front() else {
+                break;
+            };
             log::debug!("event {ev:?}");
             #[cfg(feature = "fault-injection")]
             super::fault::point(super::fault::When::Before, &ev);
@@ -261,6 +274,7 @@ impl Supervisor {
                 }));
             }
             Action::CheckGroup(unit) => {
+                self.watch_group(&unit);
                 if !self.group_populated(&unit) {
                     self.queue.push_back(Event::GroupEmpty(unit));
                 }
@@ -281,7 +295,13 @@ impl Supervisor {
         event: TimelineEvent,
         detail: &str,
     ) {
-        self.boot.timeline.mark(subject, name, event);
+        // A start is stamped when the exec was seen, which a batch of spawns may settle later.
+        match self.io.spawning.take_exec_at(name) {
+            Some(at) if event == TimelineEvent::Start => {
+                self.boot.timeline.mark_at(at, subject, name, event)
+            }
+            _ => self.boot.timeline.mark(subject, name, event),
+        }
         let suffix = if detail.is_empty() {
             String::new()
         } else {

@@ -124,7 +124,16 @@ impl Supervisor {
                 .iter()
                 .find(|(_, w)| **w == id)
                 .map(|(u, _)| u.clone());
-            if let Some(u) = unit {
+            // Only a stop waits for the group to empty (the core ignores `GroupEmpty` in every
+            // other phase, and a stop looks at the group itself when it begins): every unit's
+            // first process joining its group fires a watch too, and reading cgroup.events for
+            // each of those cost a file read per spawn.
+            let stopping = |u: &String| {
+                self.core
+                    .get(u)
+                    .is_some_and(|e| e.phase == super::state::Phase::Stopping)
+            };
+            if let Some(u) = unit.filter(stopping) {
                 if !self.group_populated(&u) {
                     self.dispatch(Event::GroupEmpty(u));
                 }

@@ -31,6 +31,7 @@ mod recovery;
 pub mod report;
 pub mod shield;
 pub mod spawn;
+mod spawn_batch;
 pub mod state;
 #[cfg(test)]
 mod state_tests;

@@ -50,6 +50,8 @@ pub(crate) struct UnitIo {
     /// Write ends of the output pipes of `kill = "main"` units, kept across instances (see
     /// `spawn::spawn_with_output`); dropped when the unit is removed.
     pub(crate) shared_output: StrMap<(OwnedFd, OwnedFd)>,
+    /// Children started and not yet seen to exec (empty outside `drain_queue`).
+    pub(crate) spawning: super::spawn_batch::SpawnBatch,
 }
 
 /// The record of this boot.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::collections::strmap::KeyMap;
 use crate::timeline::{Stamp, TimelineEvent};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,12 +42,20 @@ pub fn summarize<'a>(
     entries: &'a [Stamp],
     states: &[(String, String, u32, Option<String>)],
 ) -> BootReport<'a> {
-    let first = |name: &str, ev: TimelineEvent| {
-        entries
-            .iter()
-            .find(|s| s.name == name && s.event == ev)
-            .map(|s| s.at_us)
-    };
+    // Each name's first start and first readiness, found in one pass: a search per unit went
+    // over the whole timeline each time (1,000 units: millions of string compares).
+    // KeyMap: the `&str`-keyed tree the unit graph links anyway, not one more B-tree instance.
+    let mut starts = KeyMap::<&str, u64>::default();
+    let mut readies = KeyMap::<&str, u64>::default();
+    for s in entries {
+        let seen = match s.event {
+            TimelineEvent::Start => &mut starts,
+            TimelineEvent::Ready => &mut readies,
+            _ => continue,
+        };
+        seen.entry(s.name.as_str()).or_insert(s.at_us);
+    }
+    let first = |seen: &KeyMap<&str, u64>, name: &str| seen.get(name).copied();
     BootReport {
         boot_complete_us: entries
             .iter()
@@ -58,8 +67,8 @@ pub fn summarize<'a>(
             .map(|(name, state, restarts, failure)| UnitSummary {
                 name: name.clone(),
                 state: state.clone(),
-                started_us: first(name, TimelineEvent::Start),
-                ready_us: first(name, TimelineEvent::Ready),
+                started_us: first(&starts, name),
+                ready_us: first(&readies, name),
                 restarts: *restarts,
                 failure: failure.clone(),
             })

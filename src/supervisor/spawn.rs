@@ -5,18 +5,20 @@
 //! data (C strings, ids, capability numbers, limits) because after fork only async-signal-safe
 //! calls are allowed: no allocation, no locks. The child then walks a fixed list of steps, each one
 //! a syscall from `crate::sys`, and on the first failure writes `(stage, errno, detail)` to a
-//! close-on-exec pipe and exits 127. The parent reads that pipe until EOF: EOF alone means exec
-//! succeeded, a report means it did not, and the parent turns it into an error naming the step.
+//! close-on-exec pipe and exits 127. Whether the child exec'd is learnt afterwards (`Pending`):
+//! once it has let go of the parent's memory, a report means it failed, none that it exec'd; the
+//! parent turns a report into an error naming the step. `begin` returns as soon as the child
+//! exists, so the supervisor starts the next units while this one execs, and `Pending::finish`
+//! (bounded by `EXEC_TIMEOUT`) settles it; `spawn` does both at once.
 
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::sys::clone_vm::FdTable;
@@ -26,7 +28,9 @@ use crate::units::users::{self, Credentials};
 use crate::units::Unit;
 
 mod child;
-use child::{read_report, run_child, take_report, ChildFds, Failure};
+mod pending;
+use child::{read_report, run_child, ChildFds};
+pub use pending::Pending;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -78,6 +82,24 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 ///
 /// The returned pipe ends are blocking; an event loop sets O_NONBLOCK itself.
 pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
+    let (started, output) = begin(req)?.finish()?;
+    let Some((stdout, stderr)) = output else {
+        return Err(SpawnError::Prepare {
+            unit: req.unit.name.clone(),
+            message: "output pipes missing".into(),
+        });
+    };
+    Ok(Spawned {
+        pid: started.pid,
+        stdout,
+        stderr,
+        ready_fd: started.ready_fd,
+    })
+}
+
+/// Starts the unit's process with fresh output pipes and returns at once: the child may still
+/// be on its way to exec. `Pending::finish` says how that went (and gives the pipes' read ends).
+pub fn begin(req: &SpawnRequest<'_>) -> Result<Pending, SpawnError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| SpawnError::Prepare {
         unit: req.unit.name.clone(),
         message: format!("{what}: {e}"),
@@ -85,13 +107,10 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
     let (out_r, out_w) = pipe().map_err(|e| fail("stdout pipe", &e))?;
     let (err_r, err_w) = pipe().map_err(|e| fail("stderr pipe", &e))?;
     let (out, err) = (out_w.as_raw_fd(), err_w.as_raw_fd());
-    let started = start(req, out, err, vec![out_w, err_w])?;
-    Ok(Spawned {
-        pid: started.pid,
-        stdout: process::park_fd(out_r),
-        stderr: process::park_fd(err_r),
-        ready_fd: started.ready_fd,
-    })
+    let mut pending = start(req, out, err, vec![out_w, err_w])?;
+    // Parking closes the low numbers: the child never uses the read ends.
+    pending.output = Some((process::park_fd(out_r), process::park_fd(err_r)));
+    Ok(pending)
 }
 
 /// A child started onto output descriptors the caller keeps.
@@ -120,27 +139,53 @@ pub fn spawn_with_output(
     stdout: BorrowedFd<'_>,
     stderr: BorrowedFd<'_>,
 ) -> Result<Started, SpawnError> {
+    begin_with_output(req, stdout, stderr)?
+        .finish()
+        .map(|(started, _)| started)
+}
+
+/// `spawn_with_output`, returning as soon as the child exists (see `begin`). The caller keeps
+/// `stdout` and `stderr` open until `Pending::finish`.
+pub fn begin_with_output(
+    req: &SpawnRequest<'_>,
+    stdout: BorrowedFd<'_>,
+    stderr: BorrowedFd<'_>,
+) -> Result<Pending, SpawnError> {
     start(req, stdout.as_raw_fd(), stderr.as_raw_fd(), Vec::new())
 }
 
 /// Starts the child onto `stdout` and `stderr`; `keep` holds descriptors (the fresh output
-/// write ends) that must stay open for as long as the child may use them.
+/// write ends) that must stay open for as long as the child may use them. Returns once the
+/// child exists (a forked one, on kernels without clone3: once it exec'd or failed).
 fn start(
     req: &SpawnRequest<'_>,
     stdout: RawFd,
     stderr: RawFd,
     keep: Vec<OwnedFd>,
-) -> Result<Started, SpawnError> {
+) -> Result<Pending, SpawnError> {
     let unit = &req.unit.name;
+    let began = Instant::now();
     let plan = prepare(req)?;
     let fail = |what: &str, e: &dyn std::fmt::Display| SpawnError::Prepare {
         unit: unit.clone(),
         message: format!("{what}: {e}"),
     };
 
-    let devnull: OwnedFd = std::fs::File::open("/dev/null")
-        .map_err(|e| fail("open /dev/null", &e))?
-        .into();
+    // Opened once for every child (close-on-exec, above stdio; never closed): an open and a
+    // close less per spawn. Where that failed, each spawn opens its own.
+    let own_devnull: Option<OwnedFd> = match dev_null() {
+        Some(_) => None,
+        None => Some(
+            std::fs::File::open("/dev/null")
+                .map_err(|e| fail("open /dev/null", &e))?
+                .into(),
+        ),
+    };
+    let stdin = match (&own_devnull, dev_null()) {
+        (Some(fd), _) => fd.as_raw_fd(),
+        (None, Some(fd)) => fd.as_raw_fd(),
+        (None, None) => return Err(fail("open /dev/null", &"unavailable")),
+    };
     let ready = match plan.ready_target {
         Some(_) => Some(pipe().map_err(|e| fail("readiness pipe", &e))?),
         None => None,
@@ -154,7 +199,7 @@ fn start(
         None => (None, None),
     };
     let fds = ChildFds {
-        stdin: devnull.as_raw_fd(),
+        stdin,
         stdout,
         stderr,
         ready: ready_w.as_ref().map(|w| w.as_raw_fd()),
@@ -173,7 +218,8 @@ fn start(
             None => None,
         };
     let mut held = keep;
-    held.extend([devnull, report_w]);
+    held.extend(own_devnull);
+    held.push(report_w);
     held.extend(ready_w);
     let job = ChildJob { plan, fds, held };
     let launched = launch(job, cgroup_dir, || {
@@ -199,65 +245,25 @@ fn start(
     };
     let pid = launched.pid();
     let ready_fd = ready_r.map(process::park_fd);
-
-    match launched {
-        Launched::Shared(child) => {
-            // Released: exec'd (past the point of no return) or exited, having written its report
-            // first if a step failed.
-            let outcome = child
-                .wait_released(EXEC_TIMEOUT)
-                .and_then(|()| take_report(&report_r));
-            let result = finish(unit, pid, outcome, &child.data().plan, ready_fd);
-            // Frees the child's stack and plan and closes its descriptors, now or (a child that
-            // has not let go) once the kernel says it has.
-            drop(child);
-            result
-        }
+    let child = match launched {
+        Launched::Shared(child) => pending::Child::Shared(child),
         Launched::Forked(_, mut job) => {
             // A forked child holds copies of its descriptors: ours must go so that EOF on the
             // report pipe means exec.
             job.held.clear();
             let outcome = read_report(&report_r, EXEC_TIMEOUT);
-            finish(unit, pid, outcome, &job.plan, ready_fd)
+            pending::Child::Forked(outcome, job)
         }
-    }
-}
-
-/// Turns the child's report (or the lack of one) into the result, reaping or killing the child
-/// where it will never exec.
-fn finish(
-    unit: &str,
-    pid: Pid,
-    outcome: Result<Option<Failure>, Errno>,
-    plan: &Plan,
-    ready_fd: Option<OwnedFd>,
-) -> Result<Started, SpawnError> {
-    match outcome {
-        Ok(None) => Ok(Started { pid, ready_fd }),
-        Ok(Some(report)) => {
-            // Reap here: the event loop's reaper would see an exit for a pid it never learnt of.
-            let _ = crate::sys::reap::reap(pid);
-            Err(report.into_error(unit, plan))
-        }
-        Err(Errno::ETIMEDOUT) => {
-            // Not reaped here: a child in uninterruptible sleep would block waitpid. The loop's
-            // reaper collects it whenever the SIGKILL takes effect.
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            Err(SpawnError::Prepare {
-                unit: unit.to_string(),
-                message: format!("did not exec within {}s", EXEC_TIMEOUT.as_secs()),
-            })
-        }
-        Err(e) => {
-            // Cannot tell what happened; do not leave a half-started child behind. Not reaped
-            // here either (it may be stuck in the kernel): the loop's reaper collects it.
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            Err(SpawnError::Prepare {
-                unit: unit.to_string(),
-                message: format!("wait for exec: {e}"),
-            })
-        }
-    }
+    };
+    Ok(Pending {
+        unit: unit.clone(),
+        pid,
+        child,
+        report: report_r,
+        ready_fd,
+        output: None,
+        deadline: began.checked_add(EXEC_TIMEOUT),
+    })
 }
 
 /// What the child reads: its plan and its descriptors; and, owned, the descriptors the parent
@@ -323,6 +329,20 @@ fn launch(
         Ok(Forked::Parent(pid)) => Ok(Launched::Forked(pid, job)),
         Err(e) => Err(e),
     })
+}
+
+/// The init's one /dev/null, for every child's stdin: opened on first use, close-on-exec and
+/// above the standard descriptors (PID 1 may start with 0-2 closed), kept for good. `None` when
+/// it cannot be opened (the caller then opens one per spawn, and reports the error).
+fn dev_null() -> Option<BorrowedFd<'static>> {
+    static DEV_NULL: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    DEV_NULL
+        .get_or_init(|| {
+            let fd: OwnedFd = std::fs::File::open("/dev/null").ok()?.into();
+            above_stdio(fd).ok()
+        })
+        .as_ref()
+        .map(|fd| fd.as_fd())
 }
 
 /// A close-on-exec pipe whose ends sit above the standard descriptors, so that placing the

@@ -11,13 +11,15 @@
 //! its own holding only the few low numbers it uses (`process::unshare_fds_from`).
 //!
 //! Not CLONE_VFORK: vfork suspends the parent until the child execs, without a bound (a hung
-//! disk, a frozen cgroup), and PID 1 must never block. The parent waits, bounded
-//! (`SharedChild::wait_released`, a futex wait with a timeout): CLONE_CHILD_CLEARTID makes the
-//! kernel zero a word the parent owns, and wake its futex, when the child execs (past the point
-//! of no return) or exits (mm_release). Until then the child's stack and the data it reads stay
-//! allocated, and so do the descriptors in that data; a child dropped before it lets go (one
-//! killed at the parent's time limit while stuck in the kernel) keeps them in `LIMBO`, freed by
-//! a later `clone_vm` once its word is clear.
+//! disk, a frozen cgroup), and PID 1 must never block. The parent goes on, and learns later
+//! whether the child let go: CLONE_CHILD_CLEARTID makes the kernel zero a word the parent owns,
+//! and wake its futex, when the child execs (past the point of no return) or exits
+//! (mm_release); `SharedChild::released` looks at the word, `wait_released` waits for it with a
+//! bound. The supervisor starts further children meanwhile and waits for each later
+//! (supervisor::spawn_batch). Until the word is clear the child's stack and the data it reads
+//! stay allocated, and so do the descriptors in that data; a child dropped before it lets go
+//! (one killed at the parent's time limit while stuck in the kernel) keeps them in `LIMBO`,
+//! freed by a later `clone_vm` once its word is clear.
 //!
 //! The child runs at the same time as the parent in the same memory, so it must not allocate,
 //! lock, panic, unwind or return, must write nothing but its own stack, must not touch
@@ -28,8 +30,9 @@
 //! # Review of everything the child runs (supervisor::spawn; checked 2026-11-30)
 //! - `child_start` → the entry (`spawn::child_main`) → `spawn::child::run_child` →
 //!   `child_steps`: reads the plan and descriptor numbers in the box, which the parent does not
-//!   change while the child runs (it waits in `wait_released` and only reads them); the report
-//!   fd is copied to a local. `Failure::at`/`encode` build a 12-byte array on the stack (no
+//!   change while the child runs: the box belongs to the `SharedChild` (moving that moves a
+//!   pointer, not the box), whose owner only reads it (`data`, `released`, `wait_released`)
+//!   until the word is clear; the report fd is copied to a local. `Failure::at`/`encode` build a 12-byte array on the stack (no
 //!   slicing, so no bounds check); `?` and `map_err` move plain values.
 //! - `process::unshare_fds_from` (first step, before any descriptor changes; `ChildFds::bound`
 //!   is a saturating max over six integers), `new_session`, `reset_signals` (dispositions by raw
@@ -53,12 +56,24 @@
 //!   are its own copy: no CLONE_SIGHAND). The kernel gives a CLONE_VM child no alternate signal
 //!   stack.
 //! - Arithmetic that could overflow is saturating, so no overflow check (debug builds) can panic.
+//! - Several children in flight (supervisor::spawn_batch; checked 2026-11-30). The child runs no
+//!   code it did not run before; what changed is what the parent does meanwhile: it allocates,
+//!   frees, makes cgroups and starts further children. None of that writes or frees a box or a
+//!   stack a child is using: each child has its own box, and a stack goes back to `SPARE` (for
+//!   the next child) only once its child's word is clear. The descriptor table is shared until
+//!   each child's first step, and meanwhile the parent opens and closes descriptors: a number
+//!   the child uses never changes under it (its descriptors are owned by its box, closed only
+//!   after it let go), and any other number below its bound that its private table copies
+//!   (another child's pipe ends, a cgroup directory) was opened close-on-exec, as everything the
+//!   init opens is (std, `pipe2(O_CLOEXEC)`, `F_DUPFD_CLOEXEC`), so it closes at the child's
+//!   exec, or with the child if it fails; a copy of another child's report pipe does not matter,
+//!   because reports are read after the release, not by waiting for end of file.
 //!
 //! A parent killed at the time limit (`spawn::EXEC_TIMEOUT`) sends SIGKILL and goes on; a child
 //! that shares the table and has not yet taken its own can run no further user code once the
 //! signal is pending, so it never changes PID 1's descriptors afterwards.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -197,12 +212,38 @@ impl Drop for ChildStack {
 }
 
 thread_local! {
-    /// One stack kept for the next child: PID 1 spawns one child at a time, so this saves an
-    /// mmap and its page faults per spawn. Per thread because tests spawn from several threads.
-    static SPARE: Cell<Option<ChildStack>> = const { Cell::new(None) };
-    /// What children dropped before they let go still hold (their stack, their data and the
+    /// Stacks kept for the next children, up to `SPARE_MAX`: the supervisor has a few children
+    /// in flight at once (supervisor::spawn_batch), so this saves an mmap, an mprotect, a munmap
+    /// and the stack's page faults per spawn. Per thread because tests spawn from several threads.
+    static SPARE: RefCell<Vec<ChildStack>> = const { RefCell::new(Vec::new()) };
+        /// What children dropped before they let go still hold (their stack, their data and the
     /// descriptors in it): freed by a later `clone_vm` once the kernel has cleared their word.
     static LIMBO: RefCell<Vec<Box<dyn Held>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many released stacks `SPARE` keeps (64 KiB each, untouched pages not even allocated).
+const SPARE_MAX: usize = 16;
+
+/// Takes a kept stack, if any.
+fn spare_stack() -> Option<ChildStack> {
+    SPARE
+        .try_with(|s| s.try_borrow_mut().ok().and_then(|mut v| v.pop()))
+        .ok()
+        .flatten()
+}
+
+/// Keeps a stack no child runs on any more for the next one, or frees it when enough are kept
+/// (or outside a thread's lifetime, TLS gone).
+fn keep_stack(stack: ChildStack) {
+    let mut stack = Some(stack);
+    let _ = SPARE.try_with(|s| {
+        if let Ok(mut v) = s.try_borrow_mut() {
+            if v.len() < SPARE_MAX {
+                v.extend(stack.take());
+            }
+        }
+    });
+    drop(stack);
 }
 
 /// A child's shared memory kept past its `SharedChild`, type-erased for `LIMBO`.
@@ -326,8 +367,7 @@ impl<T: 'static> Drop for SharedChild<T> {
         let Shared { stack, data, .. } = *shared;
         drop(data);
         if let Some(stack) = stack {
-            // Outside a thread's lifetime (TLS gone) the stack is unmapped instead.
-            let _ = SPARE.try_with(|s| s.set(Some(stack)));
+            keep_stack(stack);
         }
     }
 }
@@ -358,7 +398,7 @@ pub fn clone_vm<T: Sync + 'static>(
         return Err((Errno::ENOSYS, data));
     }
     sweep_limbo();
-    let spare = SPARE.try_with(|s| s.take()).ok().flatten();
+    let spare = spare_stack();
     let stack = match spare.map_or_else(ChildStack::new, Ok) {
         Ok(s) => s,
         Err(e) => return Err((e, data)),
@@ -393,7 +433,7 @@ pub fn clone_vm<T: Sync + 'static>(
         Err(e) => {
             let Shared { data, stack, .. } = *shared;
             if let Some(stack) = stack {
-                let _ = SPARE.try_with(|s| s.set(Some(stack)));
+                keep_stack(stack);
             }
             Err((e, data))
         }
@@ -518,13 +558,8 @@ mod tests {
             assert!(child.released());
             drop(child);
             assert!(
-                SPARE.with(|s| {
-                    let spare = s.take();
-                    let held = spare.is_some();
-                    s.set(spare);
-                    held
-                }),
-                "the stack went back to the spare slot"
+                SPARE.with(|s| !s.borrow().is_empty()),
+                "the stack went back to the spare pool"
             );
         }
     }

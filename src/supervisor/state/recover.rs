@@ -13,8 +13,8 @@ impl Core {
     /// unit, kind and generation) is the loop's to skip.
     pub fn recover(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
-        // Spawning is synchronous and reports at once, so between events a starting unit always
-        // has a pid: one without was never spawned. Back to waiting, and reconcile launches it.
+        // The loop settles every spawn before it leaves its queue (spawn_batch), so between
+        // events a starting unit always has a pid: one without was never spawned. Back to waiting, and reconcile launches it.
         let lost: Vec<String> = self
             .units
             .iter()
