@@ -161,50 +161,6 @@ pub fn apply_early_mounts(
     out
 }
 
-/// Controllers to enable for the whole tree when the kernel offers them.
-pub const CGROUP_CONTROLLERS: &[&str] = &[
-    "cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc",
-];
-
-/// Enables the available `CGROUP_CONTROLLERS` in the root's subtree_control and moves `pid` into
-/// `<root>/init`, so the root holds no processes and services can get controllers (cgroup v2's
-/// no-internal-processes rule applies below the root). Returns the controllers enabled.
-///
-/// All controllers go in one write, before `init` exists: each write to subtree_control applies
-/// the change to the whole tree (and takes the kernel's cgroup threadgroup lock), so one is the
-/// least work. Measured under TCG this step stays at 60–170 ms either way (issue 11: not yet
-/// explained). Only when the kernel refuses the whole line is each controller tried alone, so one
-/// it refuses does not keep the others off.
-pub fn setup_cgroup_root(cgroup_root: &Path, pid: u32) -> Vec<String> {
-    let available =
-        std::fs::read_to_string(cgroup_root.join("cgroup.controllers")).unwrap_or_default();
-    let want: Vec<&str> = CGROUP_CONTROLLERS
-        .iter()
-        .copied()
-        .filter(|c| available.split_whitespace().any(|a| a == *c))
-        .collect();
-    let ctl = cgroup_root.join("cgroup.subtree_control");
-    let line: Vec<String> = want.iter().map(|c| format!("+{c}")).collect();
-    let mut enabled = Vec::new();
-    if want.is_empty() || std::fs::write(&ctl, line.join(" ")).is_ok() {
-        enabled.extend(want.iter().map(|c| c.to_string()));
-    } else {
-        for c in want {
-            match std::fs::write(&ctl, format!("+{c}")) {
-                Ok(()) => enabled.push(c.to_string()),
-                Err(e) => log::warn!("enable cgroup controller {c}: {e}"),
-            }
-        }
-    }
-    let init = cgroup_root.join("init");
-    if let Err(e) = std::fs::create_dir_all(&init) {
-        log::warn!("create {}: {e}", init.display());
-    } else if let Err(e) = std::fs::write(init.join("cgroup.procs"), pid.to_string()) {
-        log::warn!("move pid {pid} into {}: {e}", init.display());
-    }
-    enabled
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

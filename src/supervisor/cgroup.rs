@@ -51,6 +51,8 @@ pub struct CgroupRoot {
     /// born into such a group with clone3(CLONE_INTO_CGROUP) as if it had been forked during the
     /// kill, so spawns into these groups take the fork + cgroup.procs path.
     killed: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    /// `Some` while the root's controllers wait (`cgroup_root`): the groups made meanwhile.
+    pub(super) deferred: std::cell::RefCell<Option<Vec<String>>>,
 }
 
 fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> CgroupError + 'a {
@@ -123,6 +125,7 @@ impl CgroupRoot {
         Self {
             root: root.to_path_buf(),
             killed: Default::default(),
+            deferred: Default::default(),
         }
     }
 
@@ -139,6 +142,7 @@ impl CgroupRoot {
             .map(|root| Self {
                 root,
                 killed: Default::default(),
+                deferred: Default::default(),
             })
             .ok_or(CgroupError::NotFound)
     }
@@ -160,7 +164,8 @@ impl CgroupRoot {
         }
     }
 
-    /// Creates `rel` (and parents) and enables the available controllers on the way down; with
+    /// Creates `rel` (and parents) and enables the available controllers on the way down (later,
+    /// while the root's are deferred: `cgroup_root`); with
     /// `delegate`, chowns the group and its delegatable files to `owner` so the service can manage
     /// its own subtree.
     pub fn create(
@@ -172,13 +177,8 @@ impl CgroupRoot {
         let dir = self.dir(rel, "create")?;
         std::fs::create_dir_all(&dir).map_err(io_err(&dir, "mkdir"))?;
 
-        // Each ancestor's subtree_control decides what its children get, so walk from the root to
-        // the group's parent. The group's own subtree_control stays empty: a group with processes
-        // may not enable controllers for children (the no-internal-processes rule).
-        let mut parent = self.root.clone();
-        for part in Path::new(rel).components() {
-            self.enable_controllers(&parent)?;
-            parent.push(part);
+        if !self.defer_group(rel) {
+            self.enable_ancestors(rel, false)?;
         }
 
         if delegate {
@@ -201,6 +201,21 @@ impl CgroupRoot {
             }
         }
         Ok(dir)
+    }
+
+    /// Each ancestor's subtree_control decides what its children get, so this walks from the root
+    /// (or its child, with `skip_root`) to the group's parent. The group's own subtree_control
+    /// stays empty: a group with processes may not enable controllers for children (the
+    /// no-internal-processes rule).
+    pub(super) fn enable_ancestors(&self, rel: &str, skip_root: bool) -> Result<(), CgroupError> {
+        let mut parent = self.root.clone();
+        for (i, part) in Path::new(rel).components().enumerate() {
+            if i > 0 || !skip_root {
+                self.enable_controllers(&parent)?;
+            }
+            parent.push(part);
+        }
+        Ok(())
     }
 
     /// Writes the group's `pids.max` (`None` writes `max`, lifting an earlier limit). Without the

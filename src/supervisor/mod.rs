@@ -14,6 +14,9 @@ pub mod backoff;
 mod boot_order_tests;
 pub mod catalog;
 pub mod cgroup;
+#[cfg(test)]
+mod cgroup_order_tests;
+pub mod cgroup_root;
 mod conditions;
 pub mod deadline;
 pub mod event_loop;
@@ -64,6 +67,9 @@ pub struct Config {
     /// The cgroup (relative to `cgroup_root`) under which unit groups are created ("" on a machine).
     /// In container mode an empty base means "the cgroup the init was started in".
     pub cgroup_base: String,
+    /// The hierarchy is the machine's own: the supervisor enables the root's controllers, after
+    /// the boot dispatch unless a unit asks for a limit (`cgroup_root`, issue 11).
+    pub root_controllers: bool,
     /// Where /etc/passwd and /etc/group are read from.
     pub etc_dir: PathBuf,
     /// Facts already true when the supervisor starts (in container mode: all of them).
@@ -93,6 +99,7 @@ impl Config {
             container: true,
             cgroup_root: None,
             cgroup_base: String::new(),
+            root_controllers: false,
             etc_dir: PathBuf::from("/etc"),
             facts_reached: vec![],
         }
@@ -103,7 +110,11 @@ fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String, Option<CgroupClea
     let root = match &cfg.cgroup_root {
         Some(p) => Some(CgroupRoot::at(p)),
         None => CgroupRoot::detect().ok(),
-    };
+    }
+    .map(|r| match cfg.root_controllers {
+        true => r.with_deferred_controllers(),
+        false => r,
+    });
     let Some(root) = root else {
         log::info!("no cgroup2 filesystem: units share the init's cgroup; stops signal each unit's main pid and its process group");
         return (None, String::new(), None);
@@ -130,21 +141,10 @@ fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String, Option<CgroupClea
     } else {
         cfg.cgroup_base.trim_matches('/').to_string()
     };
-    let init_group = if base.is_empty() {
-        "init".to_string()
-    } else {
-        format!("{base}/init")
-    };
-    match root.create(&init_group, false, None) {
-        // Stage 1 already moved us there on a machine: another write to cgroup.procs would only
-        // cost another trip through the kernel's threadgroup lock (issue 11).
-        Ok(_) if own_cgroup() == init_group => {}
-        Ok(_) => {
-            if let Err(e) = root.attach(&init_group, std::process::id() as i32) {
-                log::warn!("cannot move the init into its cgroup: {e}");
-            }
-        }
-        Err(e) => log::warn!("{e}"),
+    // A machine's init joins its group with the root's controllers, after the boot dispatch
+    // (`cgroup_root`): nothing a unit needs, and a write of cgroup.procs costs under TCG.
+    if !root.controllers_deferred() {
+        cgroup_root::join_init_group(&root, &base);
     }
     log::debug!("unit cgroups under {}/{base}", root.root.display());
     (Some(root), base, cleanup)
@@ -158,6 +158,12 @@ fn boot_units_then_subsystems(
     subsystems: impl FnOnce() -> Vec<Box<dyn Subsystem>>,
 ) {
     use crate::timeline::{SubjectKind::Stage, TimelineEvent};
+    if catalog
+        .as_ref()
+        .is_some_and(cgroup_root::limits_need_controllers)
+    {
+        sup.catch_up_controllers();
+    }
     if let Some(catalog) = catalog {
         if recovery::guarded("installing units", || sup.install(catalog)).is_none() {
             sup.needs_recovery = true;
@@ -180,6 +186,7 @@ fn boot_units_then_subsystems(
             sup.queue.push_front(Event::Boot);
         }
     }
+    sup.catch_up_controllers();
     sup.boot
         .timeline
         .mark(Stage, "subsystems", TimelineEvent::Start);
