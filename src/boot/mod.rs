@@ -19,10 +19,12 @@ pub mod bounded;
 pub mod cmdline;
 mod fatal;
 pub mod identity;
+pub mod late_mounts;
 pub mod machine;
 pub mod mount_ops;
 pub mod mounts;
 pub mod ostree;
+pub mod prefetch;
 pub mod shutdown;
 pub mod stage0;
 
@@ -139,21 +141,22 @@ fn run_machine(opts: &cli::InitOptions, entered_us: u64) -> i32 {
 }
 
 /// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts
-/// → supervise: units whose dependencies are met are spawned first (containerd), then
-/// the identity (hostname, machine-id, sysctl: fact `machine`) is applied and the subsystems that
+/// → supervise: units whose dependencies are met are spawned first (containerd), then the rest
+/// of the mounts (fact `mounts`), the identity (hostname, machine-id, sysctl: fact `machine`) is applied and the subsystems that
 /// run beside the units start (`machine_subsystems`). Each
 /// step logs and degrades on failure; only an unusable root (bad `ostree=`) is fatal.
 fn stage1(timeline: &mut Timeline) -> supervisor::Finished {
-    use SubjectKind::{Fact, Stage};
+    use SubjectKind::Stage;
     use TimelineEvent::{Ready, Start};
     milestone(timeline, Stage, "machine-setup", Start);
     let params = read_cmdline();
+    // As soon as /proc is there: the rest of the init's code is read while it runs.
+    prefetch::own_binary(Path::new("/proc/self/exe"));
     timeline.mark(Stage, "cmdline", Ready);
     timeline.mark(Stage, "root", Start);
     let ostree_booted = ostree_root(&params);
     milestone(timeline, Stage, "root", Ready);
     early_mounts(timeline, ostree_booted);
-    milestone(timeline, Fact, "mounts", Ready);
     let coldplug_all = params.coldplug_all;
     let bless = params.ostree.clone().filter(|_| ostree_booted);
     milestone(timeline, Stage, "machine-setup", Ready);
@@ -161,9 +164,16 @@ fn stage1(timeline: &mut Timeline) -> supervisor::Finished {
     // Built only once the boot dispatch has spawned containerd (supervisor::run): none of this
     // is on its critical path, and it all runs beside it. The identity (hostname, machine-id,
     // sysctl.d) goes first, and units that need it wait for the fact `machine`.
+    // The rest of the mounts table goes first (fact `mounts`), then the identity.
     let subsystems = move || {
+        let late = late_mounts::LateMounts::apply(
+            mounts::LATE_MOUNTS,
+            Path::new("/"),
+            Path::new(MOUNTINFO),
+        );
         let identity = identity::Identity::apply(&identity::Identity::machine_paths());
-        let mut subs: Vec<Box<dyn supervisor::Subsystem>> = vec![Box::new(identity)];
+        let mut subs: Vec<Box<dyn supervisor::Subsystem>> =
+            vec![Box::new(late), Box::new(identity)];
         subs.extend(machine_subsystems(coldplug_all, bless.as_deref()));
         subs
     };
@@ -241,7 +251,8 @@ fn supervise(
         cgroup_base: String::new(),
         root_controllers: true,
         etc_dir: PathBuf::from("/etc"),
-        facts_reached: ["mounts"].into_iter().map(str::to_string).collect(),
+        // `mounts` comes with the late mounts, after the boot dispatch (`late_mounts`).
+        facts_reached: Vec::new(),
     };
     supervisor::run(cfg, timeline, subsystems)
 }

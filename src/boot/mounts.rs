@@ -1,7 +1,9 @@
 //! The early-mounts table and /proc/self/mountinfo parsing.
 //!
-//! Boot is data: the kernel filesystems a container host needs are one const table, applied in
-//! order by `apply_early_mounts`, which skips what is already mounted (the kernel's devtmpfs
+//! Boot is data: the kernel filesystems a container host needs are two const tables, applied in
+//! order by `apply_early_mounts`: `EARLY_MOUNTS` before the supervisor (what containerd's exec
+//! needs), `LATE_MOUNTS` right after the boot dispatch has spawned it (`super::late_mounts`, which
+//! then reaches the fact `mounts`). `apply_early_mounts` which skips what is already mounted (the kernel's devtmpfs
 //! automount, or an initramfs that moved its mounts over) and logs each failure without aborting.
 //!
 //! Chosen: proc, sysfs, devtmpfs, devpts (ptys for containers and consoles), /dev/shm, /run,
@@ -31,9 +33,14 @@ pub struct EarlyMount {
     /// `MS_*` flags.
     pub flags: libc::c_ulong,
     pub data: &'static str,
+    /// Options added to `data` when the kernel knows them: if it refuses them (EINVAL), the row
+    /// is mounted with `data` alone.
+    pub extra: &'static str,
 }
 
-/// The kernel filesystems, parents before children.
+/// The kernel filesystems containerd's exec needs, parents before children: /proc, /sys, /dev,
+/// /run (its state and sockets) and the cgroup2 hierarchy (its cgroup and every unit's). Stage 0
+/// applies the first three itself.
 pub const EARLY_MOUNTS: &[EarlyMount] = &[
     EarlyMount {
         source: "proc",
@@ -41,6 +48,7 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "proc",
         flags: NOSUID | NODEV | NOEXEC,
         data: "",
+        extra: "",
     },
     EarlyMount {
         source: "sysfs",
@@ -48,6 +56,7 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "sysfs",
         flags: NOSUID | NODEV | NOEXEC,
         data: "",
+        extra: "",
     },
     EarlyMount {
         source: "devtmpfs",
@@ -55,27 +64,7 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "devtmpfs",
         flags: NOSUID,
         data: "mode=0755",
-    },
-    EarlyMount {
-        source: "devpts",
-        target: "/dev/pts",
-        fstype: "devpts",
-        flags: NOSUID | NOEXEC,
-        data: "mode=0620,gid=5,ptmxmode=0666",
-    },
-    EarlyMount {
-        source: "tmpfs",
-        target: "/dev/shm",
-        fstype: "tmpfs",
-        flags: NOSUID | NODEV,
-        data: "mode=1777",
-    },
-    EarlyMount {
-        source: "mqueue",
-        target: "/dev/mqueue",
-        fstype: "mqueue",
-        flags: NOSUID | NODEV | NOEXEC,
-        data: "",
+        extra: "",
     },
     EarlyMount {
         source: "tmpfs",
@@ -83,6 +72,7 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "tmpfs",
         flags: NOSUID | NODEV,
         data: "mode=0755",
+        extra: "",
     },
     EarlyMount {
         source: "cgroup2",
@@ -90,6 +80,43 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "cgroup2",
         flags: NOSUID | NODEV | NOEXEC,
         data: "nsdelegate",
+        // Cheap migrations and controller changes (kernel >= 6.0): enabling the root's
+        // controllers moves every task under the cgroup threadgroup lock, whose writer otherwise
+        // waits for an RCU grace period while forks and new threads queue behind it, and that
+        // happens while containerd starts (`supervisor::cgroup_root`); kubelet and runc move
+        // tasks between groups all day. The price is a slightly slower fork and exit.
+        extra: "favordynmods",
+    },
+];
+
+/// The rest of the table, mounted right after the boot dispatch has spawned containerd (issue 11
+/// item 4: under TCG each filesystem's first mount runs its code for the first time, ~2–3 ms
+/// apiece on a quiet host): nothing in it is needed to exec a runtime, and units that use it
+/// order themselves `after = ["mounts"]` (`late_mounts`). Their parents are all in `EARLY_MOUNTS`.
+pub const LATE_MOUNTS: &[EarlyMount] = &[
+    EarlyMount {
+        source: "devpts",
+        target: "/dev/pts",
+        fstype: "devpts",
+        flags: NOSUID | NOEXEC,
+        data: "mode=0620,gid=5,ptmxmode=0666",
+        extra: "",
+    },
+    EarlyMount {
+        source: "tmpfs",
+        target: "/dev/shm",
+        fstype: "tmpfs",
+        flags: NOSUID | NODEV,
+        data: "mode=1777",
+        extra: "",
+    },
+    EarlyMount {
+        source: "mqueue",
+        target: "/dev/mqueue",
+        fstype: "mqueue",
+        flags: NOSUID | NODEV | NOEXEC,
+        data: "",
+        extra: "",
     },
     EarlyMount {
         source: "securityfs",
@@ -97,6 +124,7 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "securityfs",
         flags: NOSUID | NODEV | NOEXEC,
         data: "",
+        extra: "",
     },
     EarlyMount {
         source: "bpf",
@@ -104,6 +132,7 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "bpf",
         flags: NOSUID | NODEV | NOEXEC,
         data: "mode=0700",
+        extra: "",
     },
 ];
 
@@ -144,7 +173,7 @@ pub fn apply_early_mounts(
             MountOutcome::AlreadyMounted
         } else {
             let _ = std::fs::create_dir_all(&target);
-            match crate::sys::mount::mount_fs(m.source, &target, m.fstype, m.flags, m.data) {
+            match mount_row(m, &target) {
                 Ok(()) => MountOutcome::Mounted,
                 Err(e) => {
                     log::warn!(
@@ -161,6 +190,26 @@ pub fn apply_early_mounts(
     out
 }
 
+/// Mounts one row at `target`: with its `extra` options first, if any, then without them when the
+/// kernel says it does not know them.
+fn mount_row(m: &EarlyMount, target: &Path) -> nix::Result<()> {
+    use crate::sys::mount::mount_fs;
+    if m.extra.is_empty() {
+        return mount_fs(m.source, target, m.fstype, m.flags, m.data);
+    }
+    let with_extra = match m.data {
+        "" => m.extra.to_string(),
+        data => format!("{data},{}", m.extra),
+    };
+    match mount_fs(m.source, target, m.fstype, m.flags, &with_extra) {
+        Err(nix::Error::EINVAL) => {
+            log::debug!("{} ({}): without {}", target.display(), m.fstype, m.extra);
+            mount_fs(m.source, target, m.fstype, m.flags, m.data)
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,15 +217,25 @@ mod tests {
 
     #[test]
     fn table_has_parents_before_children_and_absolute_targets() {
-        for (i, m) in EARLY_MOUNTS.iter().enumerate() {
+        let table: Vec<EarlyMount> = EARLY_MOUNTS.iter().chain(LATE_MOUNTS).copied().collect();
+        for (i, m) in table.iter().enumerate() {
             assert!(m.target.starts_with('/'));
-            for later in &EARLY_MOUNTS[i + 1..] {
+            for later in &table[i + 1..] {
                 assert!(
                     !m.target.starts_with(&format!("{}/", later.target)),
                     "{} after its child",
                     later.target
                 );
             }
+        }
+        // Stage 0 applies the first three rows itself.
+        let first: Vec<&str> = EARLY_MOUNTS[..3].iter().map(|m| m.target).collect();
+        assert_eq!(first, ["/proc", "/sys", "/dev"]);
+        // What containerd's exec needs is early; the rest waits for the boot dispatch.
+        let late: Vec<&str> = LATE_MOUNTS.iter().map(|m| m.target).collect();
+        for needed in ["/run", "/sys/fs/cgroup"] {
+            assert!(EARLY_MOUNTS.iter().any(|m| m.target == needed), "{needed}");
+            assert!(!late.contains(&needed), "{needed}");
         }
         assert!(is_mounted(
             "22 27 0:21 / /proc rw - proc proc rw\n",

@@ -296,8 +296,16 @@ pub fn run(
         })
         .unwrap_or((None, String::new(), None));
     let dirs = cfg.unit_dirs.clone();
+    // Two spans: under TCG the cold reads and the parser's first run cost apart (issue 11).
+    let files = timeline.span("unit-files", || {
+        recovery::guarded("reading units", || crate::units::load::read_dirs(&dirs))
+    });
     let catalog = timeline.span("load-units", || {
-        recovery::guarded("loading units", || catalog::load(&dirs))
+        files.and_then(|f| {
+            recovery::guarded("loading units", || {
+                catalog::from_outcome(crate::units::load::parse_files(f))
+            })
+        })
     });
     timeline.mark(
         crate::timeline::SubjectKind::Stage,
