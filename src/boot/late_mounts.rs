@@ -127,7 +127,6 @@ mod tests {
             fstype: "tmpfs",
             flags: 0,
             data: "",
-            extra: "",
         }];
         let before = boottime_us();
         let mut step = LateMounts::apply(&table, &dir, &mountinfo);
@@ -168,7 +167,6 @@ mod tests {
             fstype: "no-such-fs",
             flags: 0,
             data: "",
-            extra: "",
         }];
         let mut step = LateMounts::apply(&table, &dir, &dir.join("mountinfo"));
         let mut out = Vec::new();

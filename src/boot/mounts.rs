@@ -33,9 +33,6 @@ pub struct EarlyMount {
     /// `MS_*` flags.
     pub flags: libc::c_ulong,
     pub data: &'static str,
-    /// Options added to `data` when the kernel knows them: if it refuses them (EINVAL), the row
-    /// is mounted with `data` alone.
-    pub extra: &'static str,
 }
 
 /// The kernel filesystems containerd's exec needs, parents before children: /proc, /sys, /dev,
@@ -48,7 +45,6 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "proc",
         flags: NOSUID | NODEV | NOEXEC,
         data: "",
-        extra: "",
     },
     EarlyMount {
         source: "sysfs",
@@ -56,7 +52,6 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "sysfs",
         flags: NOSUID | NODEV | NOEXEC,
         data: "",
-        extra: "",
     },
     EarlyMount {
         source: "devtmpfs",
@@ -64,7 +59,6 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "devtmpfs",
         flags: NOSUID,
         data: "mode=0755",
-        extra: "",
     },
     EarlyMount {
         source: "tmpfs",
@@ -72,7 +66,6 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "tmpfs",
         flags: NOSUID | NODEV,
         data: "mode=0755",
-        extra: "",
     },
     EarlyMount {
         source: "cgroup2",
@@ -80,12 +73,6 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "cgroup2",
         flags: NOSUID | NODEV | NOEXEC,
         data: "nsdelegate",
-        // Cheap migrations and controller changes (kernel >= 6.0): enabling the root's
-        // controllers moves every task under the cgroup threadgroup lock, whose writer otherwise
-        // waits for an RCU grace period while forks and new threads queue behind it, and that
-        // happens while containerd starts (`supervisor::cgroup_root`); kubelet and runc move
-        // tasks between groups all day. The price is a slightly slower fork and exit.
-        extra: "favordynmods",
     },
 ];
 
@@ -100,7 +87,6 @@ pub const LATE_MOUNTS: &[EarlyMount] = &[
         fstype: "devpts",
         flags: NOSUID | NOEXEC,
         data: "mode=0620,gid=5,ptmxmode=0666",
-        extra: "",
     },
     EarlyMount {
         source: "tmpfs",
@@ -108,7 +94,6 @@ pub const LATE_MOUNTS: &[EarlyMount] = &[
         fstype: "tmpfs",
         flags: NOSUID | NODEV,
         data: "mode=1777",
-        extra: "",
     },
     EarlyMount {
         source: "mqueue",
@@ -116,7 +101,6 @@ pub const LATE_MOUNTS: &[EarlyMount] = &[
         fstype: "mqueue",
         flags: NOSUID | NODEV | NOEXEC,
         data: "",
-        extra: "",
     },
     EarlyMount {
         source: "securityfs",
@@ -124,7 +108,6 @@ pub const LATE_MOUNTS: &[EarlyMount] = &[
         fstype: "securityfs",
         flags: NOSUID | NODEV | NOEXEC,
         data: "",
-        extra: "",
     },
     EarlyMount {
         source: "bpf",
@@ -132,7 +115,6 @@ pub const LATE_MOUNTS: &[EarlyMount] = &[
         fstype: "bpf",
         flags: NOSUID | NODEV | NOEXEC,
         data: "mode=0700",
-        extra: "",
     },
 ];
 
@@ -173,7 +155,7 @@ pub fn apply_early_mounts(
             MountOutcome::AlreadyMounted
         } else {
             let _ = std::fs::create_dir_all(&target);
-            match mount_row(m, &target) {
+            match crate::sys::mount::mount_fs(m.source, &target, m.fstype, m.flags, m.data) {
                 Ok(()) => MountOutcome::Mounted,
                 Err(e) => {
                     log::warn!(
@@ -188,26 +170,6 @@ pub fn apply_early_mounts(
         out.push((target, outcome));
     }
     out
-}
-
-/// Mounts one row at `target`: with its `extra` options first, if any, then without them when the
-/// kernel says it does not know them.
-fn mount_row(m: &EarlyMount, target: &Path) -> nix::Result<()> {
-    use crate::sys::mount::mount_fs;
-    if m.extra.is_empty() {
-        return mount_fs(m.source, target, m.fstype, m.flags, m.data);
-    }
-    let with_extra = match m.data {
-        "" => m.extra.to_string(),
-        data => format!("{data},{}", m.extra),
-    };
-    match mount_fs(m.source, target, m.fstype, m.flags, &with_extra) {
-        Err(nix::Error::EINVAL) => {
-            log::debug!("{} ({}): without {}", target.display(), m.fstype, m.extra);
-            mount_fs(m.source, target, m.fstype, m.flags, m.data)
-        }
-        other => other,
-    }
 }
 
 #[cfg(test)]

@@ -227,7 +227,6 @@ fn units_after_mounts_wait_for_the_late_mounts() {
             fstype: "tmpfs",
             flags: 0,
             data: "",
-            extra: "",
         }];
         vec![Box::new(LateMounts::apply(&table, &root, &mountinfo)) as Box<dyn Subsystem>]
     });

@@ -250,7 +250,6 @@ pub fn run(
         }
         crate::klog::lift_kmsg_ratelimit(std::path::Path::new("/proc"));
     }
-    shield::shield_self(std::path::Path::new("/proc/self"));
     timeline.mark(
         crate::timeline::SubjectKind::Stage,
         "signals",
@@ -329,6 +328,10 @@ pub fn run(
         }
     });
     sup.open_log_dir();
+    // After the boot dispatch too: units spawned before it inherit the init's own oom_score_adj
+    // and nice value, which is what they would be given back (`shield`); a first read and
+    // write of /proc/self/oom_score_adj costs under TCG (issue 11).
+    shield::shield_self(std::path::Path::new("/proc/self"));
     shield::after_dispatch();
     let mut io = LoopIo {
         signals,
