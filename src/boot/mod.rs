@@ -24,7 +24,6 @@ pub mod machine;
 pub mod mount_ops;
 pub mod mounts;
 pub mod ostree;
-pub mod prefetch;
 pub mod shutdown;
 pub mod stage0;
 
@@ -150,8 +149,6 @@ fn stage1(timeline: &mut Timeline) -> supervisor::Finished {
     use TimelineEvent::{Ready, Start};
     milestone(timeline, Stage, "machine-setup", Start);
     let params = read_cmdline();
-    // As soon as /proc is there: the rest of the init's code is read while it runs.
-    prefetch::own_binary(Path::new("/proc/self/exe"));
     timeline.mark(Stage, "cmdline", Ready);
     timeline.mark(Stage, "root", Start);
     let ostree_booted = ostree_root(&params);
