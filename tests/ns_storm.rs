@@ -132,6 +132,8 @@ exec = ["/bin/sh", "-c", "echo run >> @OUT@/fragile; exec sleep 4242.$0", "@P@5"
     );
     ns.start();
     let init = ns.init_pid().expect("init pid");
+    // The API is bound after the boot dispatch: the units can be up before it answers.
+    assert!(ns.wait_for_api(T), "no control API\n{}", ns.log());
     let cmd = |n: u32| format!("sleep 4242.{p}{n}");
 
     // starting: slow's first run (and fragile) are spawned but not ready; dependent waits.
