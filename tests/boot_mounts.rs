@@ -1,14 +1,12 @@
 //! The early-mounts table applied for real in a private mount namespace (root), skipping what is
-//! mounted already; the cgroup root setup against a cgroup-shaped directory.
+//! mounted already.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
 use common::unshare::{inside, rerun_inside, test_dir, Space};
-use lifsea_init::boot::mounts::{
-    apply_early_mounts, setup_cgroup_root, MountOutcome, EARLY_MOUNTS,
-};
+use lifsea_init::boot::mounts::{apply_early_mounts, MountOutcome, EARLY_MOUNTS, LATE_MOUNTS};
 use lifsea_init::procfs::parse_mountinfo;
 
 #[test]
@@ -21,8 +19,10 @@ fn early_mounts_mount_once_then_skip() {
     // A tmpfs root, so mount points can be created and everything vanishes with the namespace.
     lifsea_init::sys::mount::mount_fs("tmpfs", &root, "tmpfs", 0, "mode=0755").unwrap();
     let mi = Path::new("/proc/self/mountinfo");
-    let first = apply_early_mounts(EARLY_MOUNTS, &root, mi);
+    let mut first = apply_early_mounts(EARLY_MOUNTS, &root, mi);
     assert_eq!(first.len(), EARLY_MOUNTS.len());
+    // The late rows (after the boot dispatch on a machine) land on the early ones' parents.
+    first.extend(apply_early_mounts(LATE_MOUNTS, &root, mi));
     for (target, outcome) in &first {
         assert_eq!(outcome, &MountOutcome::Mounted, "{}", target.display());
     }
@@ -39,7 +39,8 @@ fn early_mounts_mount_once_then_skip() {
     assert_eq!(find("dev/pts").fs_type, "devpts");
     assert!(find("run").options.contains("nosuid"));
     assert!(find("proc").options.contains("noexec"));
-    let second = apply_early_mounts(EARLY_MOUNTS, &root, mi);
+    let mut second = apply_early_mounts(EARLY_MOUNTS, &root, mi);
+    second.extend(apply_early_mounts(LATE_MOUNTS, &root, mi));
     assert!(
         second
             .iter()
@@ -74,24 +75,4 @@ fn early_mounts_mount_once_then_skip() {
         "unknown filesystem type"
     );
     assert_eq!(third[1].1, MountOutcome::Mounted);
-}
-
-#[test]
-fn cgroup_root_enables_offered_controllers_and_moves_init() {
-    let d = std::env::temp_dir().join(format!("lifsea-cgroot-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("cgroup.controllers"), "cpuset cpu io memory pids\n").unwrap();
-    let enabled = setup_cgroup_root(&d, 4242);
-    assert_eq!(enabled, vec!["cpuset", "cpu", "io", "memory", "pids"]);
-    assert_eq!(
-        std::fs::read_to_string(d.join("init/cgroup.procs")).unwrap(),
-        "4242"
-    );
-    // One write for all of them (each write is a trip through the kernel's threadgroup lock).
-    assert_eq!(
-        std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap(),
-        "+cpuset +cpu +io +memory +pids"
-    );
-    std::fs::remove_dir_all(&d).unwrap();
 }

@@ -25,6 +25,12 @@ const BASE_CHECKS: &[&str] = &[
     "mount:/dev",
     "mount:/run",
     "mount:/sys/fs/cgroup",
+    // After containerd's spawn (boot::late_mounts): the checker is ordered after `mounts`.
+    "mount:/dev/pts",
+    "mount:/dev/shm",
+    "mount:/dev/mqueue",
+    "mount:/sys/kernel/security",
+    "mount:/sys/fs/bpf",
     "netdev-virtio",
     "sysroot-physical",
     "ostree-booted",

@@ -8,7 +8,7 @@
 //!
 //! Where each step lives: `stage0` (the initramfs, then exec), `cmdline` (the kernel command
 //! line), `ostree` (resolving and assembling the deployment
-//! through the `mount_ops` seam), `mounts` (the early-mounts table, cgroup root), `machine`
+//! through the `mount_ops` seam), `mounts` (the early-mounts table), `machine`
 //! (hostname, machine-id, sysctl) applied by `identity` right after containerd's spawn, stage 2 in `crate::supervisor`, `shutdown` (stage 3, with
 //! `bounded` for its sync and unmounts), and
 //! `fatal` (a boot that cannot continue).
@@ -19,6 +19,7 @@ pub mod bounded;
 pub mod cmdline;
 mod fatal;
 pub mod identity;
+pub mod late_mounts;
 pub mod machine;
 pub mod mount_ops;
 pub mod mounts;
@@ -82,6 +83,7 @@ fn run_container(opts: &cli::InitOptions) -> i32 {
         container: true,
         cgroup_root: None,
         cgroup_base: String::new(),
+        root_controllers: false,
         etc_dir: PathBuf::from("/etc"),
         facts_reached: FACTS
             .iter()
@@ -137,13 +139,13 @@ fn run_machine(opts: &cli::InitOptions, entered_us: u64) -> i32 {
     shutdown::finish_machine(finished.kind, finished.deadline)
 }
 
-/// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts and
-/// cgroups → supervise: units whose dependencies are met are spawned first (containerd), then
-/// the identity (hostname, machine-id, sysctl: fact `machine`) is applied and the subsystems that
+/// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts
+/// → supervise: units whose dependencies are met are spawned first (containerd), then the rest
+/// of the mounts (fact `mounts`), the identity (hostname, machine-id, sysctl: fact `machine`) is applied and the subsystems that
 /// run beside the units start (`machine_subsystems`). Each
 /// step logs and degrades on failure; only an unusable root (bad `ostree=`) is fatal.
 fn stage1(timeline: &mut Timeline) -> supervisor::Finished {
-    use SubjectKind::{Fact, Stage};
+    use SubjectKind::Stage;
     use TimelineEvent::{Ready, Start};
     milestone(timeline, Stage, "machine-setup", Start);
     let params = read_cmdline();
@@ -152,7 +154,6 @@ fn stage1(timeline: &mut Timeline) -> supervisor::Finished {
     let ostree_booted = ostree_root(&params);
     milestone(timeline, Stage, "root", Ready);
     early_mounts(timeline, ostree_booted);
-    milestone(timeline, Fact, "mounts", Ready);
     let coldplug_all = params.coldplug_all;
     let bless = params.ostree.clone().filter(|_| ostree_booted);
     milestone(timeline, Stage, "machine-setup", Ready);
@@ -160,9 +161,16 @@ fn stage1(timeline: &mut Timeline) -> supervisor::Finished {
     // Built only once the boot dispatch has spawned containerd (supervisor::run): none of this
     // is on its critical path, and it all runs beside it. The identity (hostname, machine-id,
     // sysctl.d) goes first, and units that need it wait for the fact `machine`.
+    // The rest of the mounts table goes first (fact `mounts`), then the identity.
     let subsystems = move || {
+        let late = late_mounts::LateMounts::apply(
+            mounts::LATE_MOUNTS,
+            Path::new("/"),
+            Path::new(MOUNTINFO),
+        );
         let identity = identity::Identity::apply(&identity::Identity::machine_paths());
-        let mut subs: Vec<Box<dyn supervisor::Subsystem>> = vec![Box::new(identity)];
+        let mut subs: Vec<Box<dyn supervisor::Subsystem>> =
+            vec![Box::new(late), Box::new(identity)];
         subs.extend(machine_subsystems(coldplug_all, bless.as_deref()));
         subs
     };
@@ -210,15 +218,12 @@ fn read_cmdline() -> cmdline::BootParams {
     params
 }
 
-/// The early-mounts table, the cgroup root, and `/run/ostree-booted` once /run is a tmpfs.
+/// The early-mounts table and `/run/ostree-booted` once /run is a tmpfs. The cgroup root's
+/// controllers and the init's own group come after containerd's spawn (`supervisor::cgroup_root`).
 fn early_mounts(timeline: &mut Timeline, ostree_booted: bool) {
     timeline.span("early-mounts", || {
         mounts::apply_early_mounts(mounts::EARLY_MOUNTS, Path::new("/"), Path::new(MOUNTINFO))
     });
-    let controllers = timeline.span("cgroup-root", || {
-        mounts::setup_cgroup_root(Path::new(CGROUP_ROOT), std::process::id())
-    });
-    log::debug!("cgroup controllers enabled: {}", controllers.join(" "));
     if ostree_booted {
         if let Err(e) = ostree::mark_booted(Path::new("/run")) {
             log::warn!("{e}");
@@ -241,8 +246,10 @@ fn supervise(
         container: false,
         cgroup_root: Some(PathBuf::from(CGROUP_ROOT)),
         cgroup_base: String::new(),
+        root_controllers: true,
         etc_dir: PathBuf::from("/etc"),
-        facts_reached: ["mounts"].into_iter().map(str::to_string).collect(),
+        // `mounts` comes with the late mounts, after the boot dispatch (`late_mounts`).
+        facts_reached: Vec::new(),
     };
     supervisor::run(cfg, timeline, subsystems)
 }

@@ -1,7 +1,9 @@
 //! The early-mounts table and /proc/self/mountinfo parsing.
 //!
-//! Boot is data: the kernel filesystems a container host needs are one const table, applied in
-//! order by `apply_early_mounts`, which skips what is already mounted (the kernel's devtmpfs
+//! Boot is data: the kernel filesystems a container host needs are two const tables, applied in
+//! order by `apply_early_mounts`: `EARLY_MOUNTS` before the supervisor (what containerd's exec
+//! needs), `LATE_MOUNTS` right after the boot dispatch has spawned it (`super::late_mounts`, which
+//! then reaches the fact `mounts`). `apply_early_mounts` which skips what is already mounted (the kernel's devtmpfs
 //! automount, or an initramfs that moved its mounts over) and logs each failure without aborting.
 //!
 //! Chosen: proc, sysfs, devtmpfs, devpts (ptys for containers and consoles), /dev/shm, /run,
@@ -33,7 +35,9 @@ pub struct EarlyMount {
     pub data: &'static str,
 }
 
-/// The kernel filesystems, parents before children.
+/// The kernel filesystems containerd's exec needs, parents before children: /proc, /sys, /dev,
+/// /run (its state and sockets) and the cgroup2 hierarchy (its cgroup and every unit's). Stage 0
+/// applies the first three itself.
 pub const EARLY_MOUNTS: &[EarlyMount] = &[
     EarlyMount {
         source: "proc",
@@ -57,6 +61,27 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         data: "mode=0755",
     },
     EarlyMount {
+        source: "tmpfs",
+        target: "/run",
+        fstype: "tmpfs",
+        flags: NOSUID | NODEV,
+        data: "mode=0755",
+    },
+    EarlyMount {
+        source: "cgroup2",
+        target: "/sys/fs/cgroup",
+        fstype: "cgroup2",
+        flags: NOSUID | NODEV | NOEXEC,
+        data: "nsdelegate",
+    },
+];
+
+/// The rest of the table, mounted right after the boot dispatch has spawned containerd (issue 11
+/// item 4: under TCG each filesystem's first mount runs its code for the first time, ~2–3 ms
+/// apiece on a quiet host): nothing in it is needed to exec a runtime, and units that use it
+/// order themselves `after = ["mounts"]` (`late_mounts`). Their parents are all in `EARLY_MOUNTS`.
+pub const LATE_MOUNTS: &[EarlyMount] = &[
+    EarlyMount {
         source: "devpts",
         target: "/dev/pts",
         fstype: "devpts",
@@ -76,20 +101,6 @@ pub const EARLY_MOUNTS: &[EarlyMount] = &[
         fstype: "mqueue",
         flags: NOSUID | NODEV | NOEXEC,
         data: "",
-    },
-    EarlyMount {
-        source: "tmpfs",
-        target: "/run",
-        fstype: "tmpfs",
-        flags: NOSUID | NODEV,
-        data: "mode=0755",
-    },
-    EarlyMount {
-        source: "cgroup2",
-        target: "/sys/fs/cgroup",
-        fstype: "cgroup2",
-        flags: NOSUID | NODEV | NOEXEC,
-        data: "nsdelegate",
     },
     EarlyMount {
         source: "securityfs",
@@ -161,50 +172,6 @@ pub fn apply_early_mounts(
     out
 }
 
-/// Controllers to enable for the whole tree when the kernel offers them.
-pub const CGROUP_CONTROLLERS: &[&str] = &[
-    "cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc",
-];
-
-/// Enables the available `CGROUP_CONTROLLERS` in the root's subtree_control and moves `pid` into
-/// `<root>/init`, so the root holds no processes and services can get controllers (cgroup v2's
-/// no-internal-processes rule applies below the root). Returns the controllers enabled.
-///
-/// All controllers go in one write, before `init` exists: each write to subtree_control applies
-/// the change to the whole tree (and takes the kernel's cgroup threadgroup lock), so one is the
-/// least work. Measured under TCG this step stays at 60–170 ms either way (issue 11: not yet
-/// explained). Only when the kernel refuses the whole line is each controller tried alone, so one
-/// it refuses does not keep the others off.
-pub fn setup_cgroup_root(cgroup_root: &Path, pid: u32) -> Vec<String> {
-    let available =
-        std::fs::read_to_string(cgroup_root.join("cgroup.controllers")).unwrap_or_default();
-    let want: Vec<&str> = CGROUP_CONTROLLERS
-        .iter()
-        .copied()
-        .filter(|c| available.split_whitespace().any(|a| a == *c))
-        .collect();
-    let ctl = cgroup_root.join("cgroup.subtree_control");
-    let line: Vec<String> = want.iter().map(|c| format!("+{c}")).collect();
-    let mut enabled = Vec::new();
-    if want.is_empty() || std::fs::write(&ctl, line.join(" ")).is_ok() {
-        enabled.extend(want.iter().map(|c| c.to_string()));
-    } else {
-        for c in want {
-            match std::fs::write(&ctl, format!("+{c}")) {
-                Ok(()) => enabled.push(c.to_string()),
-                Err(e) => log::warn!("enable cgroup controller {c}: {e}"),
-            }
-        }
-    }
-    let init = cgroup_root.join("init");
-    if let Err(e) = std::fs::create_dir_all(&init) {
-        log::warn!("create {}: {e}", init.display());
-    } else if let Err(e) = std::fs::write(init.join("cgroup.procs"), pid.to_string()) {
-        log::warn!("move pid {pid} into {}: {e}", init.display());
-    }
-    enabled
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,15 +179,25 @@ mod tests {
 
     #[test]
     fn table_has_parents_before_children_and_absolute_targets() {
-        for (i, m) in EARLY_MOUNTS.iter().enumerate() {
+        let table: Vec<EarlyMount> = EARLY_MOUNTS.iter().chain(LATE_MOUNTS).copied().collect();
+        for (i, m) in table.iter().enumerate() {
             assert!(m.target.starts_with('/'));
-            for later in &EARLY_MOUNTS[i + 1..] {
+            for later in &table[i + 1..] {
                 assert!(
                     !m.target.starts_with(&format!("{}/", later.target)),
                     "{} after its child",
                     later.target
                 );
             }
+        }
+        // Stage 0 applies the first three rows itself.
+        let first: Vec<&str> = EARLY_MOUNTS[..3].iter().map(|m| m.target).collect();
+        assert_eq!(first, ["/proc", "/sys", "/dev"]);
+        // What containerd's exec needs is early; the rest waits for the boot dispatch.
+        let late: Vec<&str> = LATE_MOUNTS.iter().map(|m| m.target).collect();
+        for needed in ["/run", "/sys/fs/cgroup"] {
+            assert!(EARLY_MOUNTS.iter().any(|m| m.target == needed), "{needed}");
+            assert!(!late.contains(&needed), "{needed}");
         }
         assert!(is_mounted(
             "22 27 0:21 / /proc rw - proc proc rw\n",

@@ -88,7 +88,7 @@ fn kill_and_reap(pid: i32) {
 
 /// Issue 11 item 4: hostname, machine-id and sysctl.d moved off containerd's path, but a unit
 /// ordered `after = ["machine"]` (kubelet, node-prep) still starts only once they are applied. On a
-/// machine only `mounts` is reached when the supervisor starts; the identity is applied while the
+/// machine no fact is reached when the supervisor starts; the identity is applied while the
 /// subsystems are built, after the boot dispatch, and its fact comes on the loop's first pass.
 #[test]
 fn units_after_machine_wait_for_the_identity() {
@@ -176,5 +176,105 @@ fn units_after_machine_wait_for_the_identity() {
     assert!(
         early_start <= id_start && id_start <= id_ready && id_ready <= fact && fact <= late_start,
         "order: early {early_start}, identity {id_start}..{id_ready}, fact {fact}, late {late_start}"
+    );
+}
+
+/// Issue 11 item 4: devpts, /dev/shm, mqueue, securityfs and bpf are mounted after the boot
+/// dispatch, and a unit ordered `after = ["mounts"]` (kubelet, node-prep) starts only once they
+/// are: on a machine no fact is reached when the supervisor starts; the late mounts run while the
+/// subsystems are built and their fact comes on the loop's first pass.
+#[test]
+fn units_after_mounts_wait_for_the_late_mounts() {
+    use crate::boot::late_mounts::{LateMounts, FACT};
+    use crate::boot::mounts::EarlyMount;
+    let dir = std::env::temp_dir().join(format!("lifsea-boot-order-mnt-{}", std::process::id()));
+    let units = dir.join("units");
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(
+        units.join("early.toml"),
+        "exec = [\"/bin/sleep\", \"30\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        units.join("late.toml"),
+        "exec = [\"/bin/sleep\", \"30\"]\nafter = [\"mounts\"]\n",
+    )
+    .unwrap();
+    // The row's target is listed as mounted already: the step runs without mounting anything.
+    let mountinfo = dir.join("mountinfo");
+    std::fs::write(
+        &mountinfo,
+        format!(
+            "30 25 0:26 / {}/dev/shm rw - tmpfs tmpfs rw\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let cfg = Config {
+        facts_reached: vec![],
+        ..Config::for_test(vec![units.clone()], dir.join("run"))
+    };
+    let mut sup = Supervisor::new(cfg, Timeline::new(), None, String::new());
+    let cat = catalog::load(std::slice::from_ref(&units));
+    let root = dir.clone();
+    let children_at_build: Rc<RefCell<Option<Vec<i32>>>> = Rc::default();
+    let seen = Rc::clone(&children_at_build);
+    super::boot_units_then_subsystems(&mut sup, Some(cat), move || {
+        *seen.borrow_mut() = Some(children_of_this_thread());
+        let table = [EarlyMount {
+            source: "tmpfs",
+            target: "/dev/shm",
+            fstype: "tmpfs",
+            flags: 0,
+            data: "",
+        }];
+        vec![Box::new(LateMounts::apply(&table, &root, &mountinfo)) as Box<dyn Subsystem>]
+    });
+    let early = sup.core.get("early").and_then(|e| e.pid);
+    let late_before = sup.core.get("late").and_then(|e| e.pid);
+    let mut notices = Vec::new();
+    for s in &mut sup.subsystems {
+        s.tick(std::time::Instant::now(), &mut notices);
+    }
+    sup.apply_notices(notices);
+    let late = sup.core.get("late").and_then(|e| e.pid);
+    let stamps = sup.boot.timeline.entries().to_vec();
+    for pid in [early, late].into_iter().flatten() {
+        kill_and_reap(pid);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let early = early.expect("the boot dispatch spawned the unit without dependencies");
+    let at_build = children_at_build
+        .borrow()
+        .clone()
+        .expect("subsystems built");
+    assert!(
+        at_build.contains(&early),
+        "early ran before the late mounts"
+    );
+    assert_eq!(late_before, None, "late started before the fact `{FACT}`");
+    assert!(
+        late.is_some(),
+        "late did not start once `{FACT}` was reached"
+    );
+    use crate::timeline::{SubjectKind, TimelineEvent};
+    let at = |kind, name: &str, event| {
+        stamps
+            .iter()
+            .find(|s| s.kind == kind && s.name == name && s.event == event)
+            .map(|s| s.at_us)
+            .unwrap_or_else(|| panic!("no {name} {event:?} stamp in {stamps:?}"))
+    };
+    let early_start = at(SubjectKind::Unit, "early", TimelineEvent::Start);
+    let mnt_start = at(SubjectKind::Stage, "late-mounts", TimelineEvent::Start);
+    let mnt_ready = at(SubjectKind::Stage, "late-mounts", TimelineEvent::Ready);
+    let fact = at(SubjectKind::Fact, FACT, TimelineEvent::Ready);
+    let late_start = at(SubjectKind::Unit, "late", TimelineEvent::Start);
+    assert!(
+        early_start <= mnt_start
+            && mnt_start <= mnt_ready
+            && mnt_ready <= fact
+            && fact <= late_start,
+        "order: early {early_start}, mounts {mnt_start}..{mnt_ready}, fact {fact}, late {late_start}"
     );
 }

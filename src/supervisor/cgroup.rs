@@ -57,7 +57,9 @@ pub struct CgroupRoot {
     /// parent had to be created again (a new group starts with no controllers enabled). Keyed
     /// by the parent's path as text (the set shares the string-keyed tree; a path that is not
     /// UTF-8 is simply not remembered).
-    enabled: std::cell::RefCell<crate::collections::keyset::StrSet>,
+    pub(super) enabled: std::cell::RefCell<crate::collections::keyset::StrSet>,
+    /// `Some` while the root's controllers wait (`cgroup_root`): the groups made meanwhile.
+    pub(super) deferred: std::cell::RefCell<Option<Vec<String>>>,
 }
 
 fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> CgroupError + 'a {
@@ -131,6 +133,7 @@ impl CgroupRoot {
             root: root.to_path_buf(),
             killed: Default::default(),
             enabled: Default::default(),
+            deferred: Default::default(),
         }
     }
 
@@ -148,6 +151,7 @@ impl CgroupRoot {
                 root,
                 killed: Default::default(),
                 enabled: Default::default(),
+                deferred: Default::default(),
             })
             .ok_or(CgroupError::NotFound)
     }
@@ -169,7 +173,8 @@ impl CgroupRoot {
         }
     }
 
-    /// Creates `rel` (and parents) and enables the available controllers on the way down; with
+    /// Creates `rel` (and parents) and enables the available controllers on the way down (later,
+    /// while the root's are deferred: `cgroup_root`); with
     /// `delegate`, chowns the group and its delegatable files to `owner` so the service can manage
     /// its own subtree.
     pub fn create(
@@ -192,19 +197,8 @@ impl CgroupRoot {
         let dir = self.dir(rel, "create")?;
         let fresh = self.make_dir(&dir)?;
 
-        // Each ancestor's subtree_control decides what its children get, so walk from the root to
-        // the group's parent. The group's own subtree_control stays empty: a group with processes
-        // may not enable controllers for children (the no-internal-processes rule).
-        let mut parent = self.root.clone();
-        for part in Path::new(rel).components() {
-            let text = parent.to_str();
-            let known = text.is_some_and(|t| self.enabled.borrow().contains(t));
-            if !known && self.enable_controllers(&parent)? {
-                if let Some(t) = text {
-                    self.enabled.borrow_mut().insert(t.to_owned());
-                }
-            }
-            parent.push(part);
+        if !self.defer_group(rel) {
+            self.enable_ancestors(rel, false)?;
         }
 
         if delegate {
@@ -243,6 +237,27 @@ impl CgroupRoot {
             }
             Err(e) => Err(io_err(dir, "mkdir")(e)),
         }
+    }
+
+    /// Each ancestor's subtree_control decides what its children get, so this walks from the root
+    /// (or its child, with `skip_root`) to the group's parent. The group's own subtree_control
+    /// stays empty: a group with processes may not enable controllers for children (the
+    /// no-internal-processes rule).
+    pub(super) fn enable_ancestors(&self, rel: &str, skip_root: bool) -> Result<(), CgroupError> {
+        let mut parent = self.root.clone();
+        for (i, part) in Path::new(rel).components().enumerate() {
+            if i > 0 || !skip_root {
+                let text = parent.to_str();
+                let known = text.is_some_and(|t| self.enabled.borrow().contains(t));
+                if !known && self.enable_controllers(&parent)? {
+                    if let Some(t) = text {
+                        self.enabled.borrow_mut().insert(t.to_owned());
+                    }
+                }
+            }
+            parent.push(part);
+        }
+        Ok(())
     }
 
     /// Writes the group's `pids.max` (`None` writes `max`, lifting an earlier limit). Without the

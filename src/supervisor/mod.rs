@@ -14,6 +14,9 @@ pub mod backoff;
 mod boot_order_tests;
 pub mod catalog;
 pub mod cgroup;
+#[cfg(test)]
+mod cgroup_order_tests;
+pub mod cgroup_root;
 mod conditions;
 pub mod deadline;
 pub mod event_loop;
@@ -65,6 +68,9 @@ pub struct Config {
     /// The cgroup (relative to `cgroup_root`) under which unit groups are created ("" on a machine).
     /// In container mode an empty base means "the cgroup the init was started in".
     pub cgroup_base: String,
+    /// The hierarchy is the machine's own: the supervisor enables the root's controllers, after
+    /// the boot dispatch unless a unit asks for a limit (`cgroup_root`, issue 11).
+    pub root_controllers: bool,
     /// Where /etc/passwd and /etc/group are read from.
     pub etc_dir: PathBuf,
     /// Facts already true when the supervisor starts (in container mode: all of them).
@@ -94,6 +100,7 @@ impl Config {
             container: true,
             cgroup_root: None,
             cgroup_base: String::new(),
+            root_controllers: false,
             etc_dir: PathBuf::from("/etc"),
             facts_reached: vec![],
         }
@@ -104,7 +111,11 @@ fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String, Option<CgroupClea
     let root = match &cfg.cgroup_root {
         Some(p) => Some(CgroupRoot::at(p)),
         None => CgroupRoot::detect().ok(),
-    };
+    }
+    .map(|r| match cfg.root_controllers {
+        true => r.with_deferred_controllers(),
+        false => r,
+    });
     let Some(root) = root else {
         log::info!("no cgroup2 filesystem: units share the init's cgroup; stops signal each unit's main pid and its process group");
         return (None, String::new(), None);
@@ -131,21 +142,10 @@ fn setup_cgroups(cfg: &Config) -> (Option<CgroupRoot>, String, Option<CgroupClea
     } else {
         cfg.cgroup_base.trim_matches('/').to_string()
     };
-    let init_group = if base.is_empty() {
-        "init".to_string()
-    } else {
-        format!("{base}/init")
-    };
-    match root.create(&init_group, false, None) {
-        // Stage 1 already moved us there on a machine: another write to cgroup.procs would only
-        // cost another trip through the kernel's threadgroup lock (issue 11).
-        Ok(_) if own_cgroup() == init_group => {}
-        Ok(_) => {
-            if let Err(e) = root.attach(&init_group, std::process::id() as i32) {
-                log::warn!("cannot move the init into its cgroup: {e}");
-            }
-        }
-        Err(e) => log::warn!("{e}"),
+    // A machine's init joins its group with the root's controllers, after the boot dispatch
+    // (`cgroup_root`): nothing a unit needs, and a write of cgroup.procs costs under TCG.
+    if !root.controllers_deferred() {
+        cgroup_root::join_init_group(&root, &base);
     }
     log::debug!("unit cgroups under {}/{base}", root.root.display());
     (Some(root), base, cleanup)
@@ -159,6 +159,12 @@ fn boot_units_then_subsystems(
     subsystems: impl FnOnce() -> Vec<Box<dyn Subsystem>>,
 ) {
     use crate::timeline::{SubjectKind::Stage, TimelineEvent};
+    if catalog
+        .as_ref()
+        .is_some_and(cgroup_root::limits_need_controllers)
+    {
+        sup.catch_up_controllers();
+    }
     if let Some(catalog) = catalog {
         if recovery::guarded("installing units", || sup.install(catalog)).is_none() {
             sup.needs_recovery = true;
@@ -181,6 +187,7 @@ fn boot_units_then_subsystems(
             sup.queue.push_front(Event::Boot);
         }
     }
+    sup.catch_up_controllers();
     sup.boot
         .timeline
         .mark(Stage, "subsystems", TimelineEvent::Start);
@@ -244,7 +251,6 @@ pub fn run(
         }
         crate::klog::lift_kmsg_ratelimit(std::path::Path::new("/proc"));
     }
-    shield::shield_self(std::path::Path::new("/proc/self"));
     timeline.mark(
         crate::timeline::SubjectKind::Stage,
         "signals",
@@ -290,8 +296,16 @@ pub fn run(
         })
         .unwrap_or((None, String::new(), None));
     let dirs = cfg.unit_dirs.clone();
+    // Two spans: under TCG the cold reads and the parser's first run cost apart (issue 11).
+    let files = timeline.span("unit-files", || {
+        recovery::guarded("reading units", || crate::units::load::read_dirs(&dirs))
+    });
     let catalog = timeline.span("load-units", || {
-        recovery::guarded("loading units", || catalog::load(&dirs))
+        files.and_then(|f| {
+            recovery::guarded("loading units", || {
+                catalog::from_outcome(crate::units::load::parse_files(f))
+            })
+        })
     });
     timeline.mark(
         crate::timeline::SubjectKind::Stage,
@@ -315,6 +329,10 @@ pub fn run(
         }
     });
     sup.open_log_dir();
+    // After the boot dispatch too: units spawned before it inherit the init's own oom_score_adj
+    // and nice value, which is what they would be given back (`shield`); a first read and
+    // write of /proc/self/oom_score_adj costs under TCG (issue 11).
+    shield::shield_self(std::path::Path::new("/proc/self"));
     shield::after_dispatch();
     let mut io = LoopIo {
         signals,

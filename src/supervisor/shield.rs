@@ -2,7 +2,9 @@
 //! death is a kernel panic) and a fork bomb or a CPU hog in a unit must not starve the loop that
 //! reaps, answers the control API and restarts services.
 //!
-//! At setup the init lowers its own `oom_score_adj` to -1000 and its nice value by `NICE_BOOST`.
+//! Right after the boot dispatch (off containerd's critical path; units spawned before it simply
+//! inherit the values they would be given back) the init lowers its own `oom_score_adj` to -1000
+//! and its nice value by `NICE_BOOST`.
 //! Both are inherited across fork, so every unit's child puts back what the init itself was given
 //! (the "inherited" value documented for units without `oom-score-adjust`) before exec: units do
 //! not get the init's privileges by accident. Raising either value again needs no capability, so
@@ -64,7 +66,8 @@ pub fn boosted(nice: i32) -> i32 {
 }
 
 /// Shields the calling process (PID 1, or the container-mode init); `proc_self` is
-/// `/proc/self`. Records what units are reset to. Called once, at supervisor setup.
+/// `/proc/self`. Records what units are reset to. Called once, right after the boot dispatch:
+/// units spawned before it have nothing to be reset from.
 pub fn shield_self(proc_self: &Path) {
     let mut got = Inherited::default();
     let adj_path = proc_self.join("oom_score_adj");

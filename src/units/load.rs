@@ -32,7 +32,22 @@ pub struct LoadOutcome {
 /// Deterministic: names are processed in byte order, errors are sorted by path (and by position
 /// inside a file). Files in a directory other than `*.toml` and markers are ignored.
 pub fn load_dirs(dirs: &[PathBuf]) -> LoadOutcome {
-    let mut out = LoadOutcome::default();
+    parse_files(read_dirs(dirs))
+}
+
+/// The unit files' text, read from disk and not parsed yet: the I/O half of `load_dirs`, apart so
+/// that the boot timeline can tell cold reads from the parser's first run (issue 11 item 4).
+#[derive(Debug, Default)]
+pub struct UnitFiles {
+    /// (name, path, text or why it could not be read, the `enabled` marker that applies), by name.
+    files: Vec<(String, PathBuf, io::Result<String>, Option<bool>)>,
+    /// Directory and file-name errors found while listing.
+    errors: Vec<UnitFileError>,
+}
+
+/// Lists the directories and reads every winning `*.toml` (see `load_dirs`).
+pub fn read_dirs(dirs: &[PathBuf]) -> UnitFiles {
+    let mut out = UnitFiles::default();
     // name -> (index of the directory holding the winning file, its path)
     let mut files: StrMap<(usize, PathBuf)> = StrMap::new();
     // name -> (index of the last directory holding a marker, enabled?)
@@ -79,7 +94,24 @@ pub fn load_dirs(dirs: &[PathBuf]) -> LoadOutcome {
             out.errors.push(file_error(&path, None, message));
             continue;
         }
-        let text = match read_unit_file(&path) {
+        let text = read_unit_file(&path);
+        let marker = markers
+            .get(&name)
+            .filter(|&&(marker_index, _)| marker_index >= index)
+            .map(|&(_, enabled)| enabled);
+        out.files.push((name, path, text, marker));
+    }
+    out
+}
+
+/// Parses what `read_dirs` read (see `load_dirs`).
+pub fn parse_files(read: UnitFiles) -> LoadOutcome {
+    let mut out = LoadOutcome {
+        errors: read.errors,
+        ..LoadOutcome::default()
+    };
+    for (name, path, text, marker) in read.files {
+        let text = match text {
             Ok(t) => t,
             Err(e) => {
                 let err = file_error(&path, Some(&name), format!("cannot read: {e}"));
@@ -90,10 +122,8 @@ pub fn load_dirs(dirs: &[PathBuf]) -> LoadOutcome {
         };
         match parse_unit(&name, &path, &text) {
             Ok(mut unit) => {
-                if let Some(&(marker_index, enabled)) = markers.get(&name) {
-                    if marker_index >= index {
-                        unit.enabled = enabled;
-                    }
+                if let Some(enabled) = marker {
+                    unit.enabled = enabled;
                 }
                 out.units.insert(name, unit);
             }

@@ -91,7 +91,9 @@ mi=/proc/self/mountinfo
 mnt_field() { # mountpoint -> "options fstype" of the last (topmost) mount there
     awk -v m="$1" '$5 == m { for (i = 7; i <= NF; i++) if ($i == "-") { o = $6 " " $(i + 1) } } END { print o }' "$mi"
 }
-for m in / /usr /var /sysroot /boot /proc /sys /dev /run /sys/fs/cgroup; do
+# The second line: mounted right after containerd's spawn (fact `mounts`, which this unit is after).
+for m in / /usr /var /sysroot /boot /proc /sys /dev /run /sys/fs/cgroup \
+        /dev/pts /dev/shm /dev/mqueue /sys/kernel/security /sys/fs/bpf; do
     f=$(mnt_field "$m")
     if [ -z "$f" ]; then
         result "mount:$m" FAIL "not a mount point"
