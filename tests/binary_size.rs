@@ -13,10 +13,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_lifsea-init");
 
 /// Stripped bytes the release binary may have. Issue 11's budget with networking and hotplug is
 /// 2.0 MB (2,000,000 bytes); this ceiling is the measured size after the reductions in
-/// docs/binary-size.md (1,971,072 after the third pass) plus under 1 % for growth, so that a
+/// docs/binary-size.md (1,971,072 after the third pass, 1,987,456 with the spawns in flight and
+/// the cgroup catch-up merged beside it) plus a page for growth, so that a
 /// change that adds waste back fails here and says so. Lower it whenever the binary shrinks;
 /// raise it only together with a line in docs/binary-size.md.
-const CEILING: u64 = 1_985_000;
+const CEILING: u64 = 1_995_000;
 
 #[test]
 #[cfg_attr(
