@@ -4,9 +4,10 @@
 //! (a field visitor and a state machine per field, each `Option<String>` and `Vec<String>`
 //! monomorphised again) for a type only the client reads; the init itself only serialises it
 //! (docs/binary-size.md, "Third pass"); `Vec<LogLine>` cost 4 KB more. [`unit_status`] and
-//! [`log_lines`] read the same objects with the `Value` accessors the client already links. Same rules as the derive: unknown fields are ignored, an
-//! absent `Option` field is `None`, `skipped` and `log_lines_dropped` default, every other field
-//! is required; a missing or mistyped one is an error naming the field.
+//! [`log_lines`] read the same objects with the `Value` accessors the client already links. Same
+//! rules as the derive: unknown fields are ignored, an absent `Option` field is `None`, `skipped`
+//! and `log_lines_dropped` default, every other field is required; a missing or mistyped one is an
+//! error naming the field.
 
 use serde_json::{Map, Value};
 
