@@ -496,7 +496,8 @@ fn hung_upgrade_is_reset_by_the_watchdog_and_falls_back() {
         );
         assert!(
             !b.run.console.contains("OS-BOOT"),
-            "the driver ran on a wedged init"
+            "the driver ran on a wedged init\n{}",
+            b.run.tail()
         );
     });
 }

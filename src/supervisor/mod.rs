@@ -188,6 +188,13 @@ fn boot_units_then_subsystems(
         }
     }
     sup.catch_up_controllers();
+    // After the boot dispatch: units spawned before it inherit the init's own oom_score_adj and
+    // nice value, which is what they would be given back (`shield`); a first read and write of
+    // /proc/self/oom_score_adj costs under TCG (issue 11). Before the subsystems: their helpers
+    // (softdog's modprobe for the watchdog) are the init's own work and run with its boost, so the
+    // watchdog is armed early in the boot, not after containerd and coldplug have had the CPUs.
+    shield::shield_self(std::path::Path::new("/proc/self"));
+    shield::after_dispatch();
     sup.boot
         .timeline
         .mark(Stage, "subsystems", TimelineEvent::Start);
@@ -329,11 +336,6 @@ pub fn run(
         }
     });
     sup.open_log_dir();
-    // After the boot dispatch too: units spawned before it inherit the init's own oom_score_adj
-    // and nice value, which is what they would be given back (`shield`); a first read and
-    // write of /proc/self/oom_score_adj costs under TCG (issue 11).
-    shield::shield_self(std::path::Path::new("/proc/self"));
-    shield::after_dispatch();
     let mut io = LoopIo {
         signals,
         notify,
