@@ -15,9 +15,10 @@ use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::done_step::DoneStep;
 use super::machine;
 use crate::supervisor::subsystem::{Notice, PollFlags, Subsystem};
-use crate::timeline::{boottime_us, SubjectKind, TimelineEvent};
+use crate::timeline::boottime_us;
 
 /// The fact reached once the identity is applied (see docs/units.md).
 pub const FACT: &str = "machine";
@@ -36,9 +37,7 @@ pub struct Identity {
     machine_id: Option<String>,
     sysctl_applied: usize,
     errors: Vec<String>,
-    started_us: u64,
-    finished_us: u64,
-    reported: bool,
+    step: DoneStep,
 }
 
 impl Identity {
@@ -82,9 +81,7 @@ impl Identity {
             machine_id,
             sysctl_applied,
             errors,
-            started_us,
-            finished_us: boottime_us(),
-            reported: false,
+            step: DoneStep::finished_now("identity", FACT, started_us),
         }
     }
 
@@ -111,30 +108,14 @@ impl Subsystem for Identity {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        // Due at once: the first loop pass reports the fact.
-        (!self.reported).then(Instant::now)
+        self.step.deadline()
     }
 
     fn on_ready(&mut self, _fd: RawFd, _revents: PollFlags, _now: Instant, _out: &mut Vec<Notice>) {
     }
 
     fn tick(&mut self, _now: Instant, out: &mut Vec<Notice>) {
-        if self.reported {
-            return;
-        }
-        self.reported = true;
-        for (at_us, event) in [
-            (self.started_us, TimelineEvent::Start),
-            (self.finished_us, TimelineEvent::Ready),
-        ] {
-            out.push(Notice::StampAt {
-                at_us,
-                kind: SubjectKind::Stage,
-                name: "identity".into(),
-                event,
-            });
-        }
-        out.push(Notice::FactReached(FACT.into()));
+        self.step.report(out);
     }
 
     fn status(&self) -> serde_json::Value {
@@ -143,7 +124,7 @@ impl Subsystem for Identity {
             "machine_id": self.machine_id,
             "sysctl_applied": self.sysctl_applied,
             "errors": self.errors,
-            "reached": self.reported,
+            "reached": self.step.reported(),
         })
     }
 }
@@ -151,6 +132,7 @@ impl Subsystem for Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timeline::TimelineEvent;
 
     /// `apply` sets the hostname: give this test thread its own UTS namespace so the host's
     /// stays untouched (needs root, like the ns_ tests).

@@ -17,9 +17,10 @@ use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::done_step::DoneStep;
 use super::mounts::{apply_early_mounts, EarlyMount, MountOutcome};
 use crate::supervisor::subsystem::{Notice, PollFlags, Subsystem};
-use crate::timeline::{boottime_us, SubjectKind, TimelineEvent};
+use crate::timeline::boottime_us;
 
 /// The fact reached once every row has been tried (see docs/units.md).
 pub const FACT: &str = "mounts";
@@ -28,9 +29,7 @@ pub const FACT: &str = "mounts";
 pub struct LateMounts {
     mounted: Vec<PathBuf>,
     failed: Vec<String>,
-    started_us: u64,
-    finished_us: u64,
-    reported: bool,
+    step: DoneStep,
 }
 
 impl LateMounts {
@@ -48,9 +47,7 @@ impl LateMounts {
         LateMounts {
             mounted,
             failed,
-            started_us,
-            finished_us: boottime_us(),
-            reported: false,
+            step: DoneStep::finished_now("late-mounts", FACT, started_us),
         }
     }
 }
@@ -65,37 +62,21 @@ impl Subsystem for LateMounts {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        // Due at once: the first loop pass reports the fact.
-        (!self.reported).then(Instant::now)
+        self.step.deadline()
     }
 
     fn on_ready(&mut self, _fd: RawFd, _revents: PollFlags, _now: Instant, _out: &mut Vec<Notice>) {
     }
 
     fn tick(&mut self, _now: Instant, out: &mut Vec<Notice>) {
-        if self.reported {
-            return;
-        }
-        self.reported = true;
-        for (at_us, event) in [
-            (self.started_us, TimelineEvent::Start),
-            (self.finished_us, TimelineEvent::Ready),
-        ] {
-            out.push(Notice::StampAt {
-                at_us,
-                kind: SubjectKind::Stage,
-                name: "late-mounts".into(),
-                event,
-            });
-        }
-        out.push(Notice::FactReached(FACT.into()));
+        self.step.report(out);
     }
 
     fn status(&self) -> serde_json::Value {
         serde_json::json!({
             "mounted": self.mounted.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "failed": self.failed,
-            "reached": self.reported,
+            "reached": self.step.reported(),
         })
     }
 }
@@ -103,6 +84,7 @@ impl Subsystem for LateMounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timeline::TimelineEvent;
 
     /// Rows whose targets mountinfo already lists are not mounted again: the work done at
     /// construction, the fact after it with the step's own stamps, once.

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub mod bounded;
 pub mod cmdline;
+pub mod done_step;
 mod fatal;
 pub mod identity;
 pub mod late_mounts;
