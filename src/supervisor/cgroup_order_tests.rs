@@ -1,6 +1,7 @@
 //! When the cgroup root's controllers are enabled on a machine (issue 11 item 4, `cgroup_root`):
-//! after the boot dispatch has spawned the units whose dependencies are met, and before the
-//! subsystems are built, unless a unit asks for a limit, which then never runs without it.
+//! before the boot dispatch, with or without a unit asking for a limit. (Enabling them after
+//! containerd's spawn was tried and is held back: a guest livelocked in the catch-up; see the
+//! comment in `boot_units_then_subsystems`.)
 //!
 //! A directory tree shaped like cgroupfs stands for the hierarchy (the spawn falls back from
 //! clone3 into the group to a write of cgroup.procs, which here is a plain file), so the order is
@@ -120,7 +121,7 @@ fn read(path: PathBuf) -> String {
 }
 
 #[test]
-fn controllers_are_enabled_after_the_spawn_and_before_the_subsystems() {
+fn controllers_are_enabled_before_the_spawn_without_limits_too() {
     let (dir, b) = boot_one(
         "after",
         "exec = [\"/bin/sleep\", \"30\"]\nrestart = \"no\"\n",
@@ -139,16 +140,16 @@ fn controllers_are_enabled_after_the_spawn_and_before_the_subsystems() {
     assert_eq!(
         init_procs,
         std::process::id().to_string(),
-        "the init joined `init` in the catch-up"
+        "the init joined `init` with the controllers"
     );
     let spawned = position(&b.stamps, SubjectKind::Unit, "first");
     let enabled = position(&b.stamps, SubjectKind::Stage, "cgroup-controllers");
     assert!(
-        spawned < enabled,
-        "controllers enabled before the spawn: {:?}",
+        enabled < spawned,
+        "controllers enabled after the spawn: {:?}",
         b.stamps
     );
-    // Caught up: the root's controllers, then the ones `create` skipped for the unit's parent.
+    // The root's controllers, then the ones `create` skipped for the unit's parent.
     assert_eq!(enabled_set(&root_now), enabled_set(OFFERED));
     assert_eq!(enabled_set(&system_now), enabled_set(OFFERED));
     assert_eq!(

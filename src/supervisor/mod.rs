@@ -159,12 +159,13 @@ fn boot_units_then_subsystems(
     subsystems: impl FnOnce() -> Vec<Box<dyn Subsystem>>,
 ) {
     use crate::timeline::{SubjectKind::Stage, TimelineEvent};
-    if catalog
-        .as_ref()
-        .is_some_and(cgroup_root::limits_need_controllers)
-    {
-        sup.catch_up_controllers();
-    }
+    // The root's controllers are enabled here, before the boot dispatch, for every catalog, not
+    // only one with resource limits (`cgroup_root::limits_need_controllers`). Enabling them after
+    // containerd's spawn took them off its critical path, but twice a guest then hung for minutes
+    // with both CPUs in soft lockups: PID 1 in cgroup_subtree_control_write (populating the new
+    // controllers' files) and containerd in a page fault (vm_bench at load 9-16, vm_os on a
+    // quiet host; issue 11's note). Until that is understood, containerd waits for them.
+    sup.catch_up_controllers();
     if let Some(catalog) = catalog {
         if recovery::guarded("installing units", || sup.install(catalog)).is_none() {
             sup.needs_recovery = true;
@@ -187,7 +188,6 @@ fn boot_units_then_subsystems(
             sup.queue.push_front(Event::Boot);
         }
     }
-    sup.catch_up_controllers();
     // After the boot dispatch: units spawned before it inherit the init's own oom_score_adj and
     // nice value, which is what they would be given back (`shield`); a first read and write of
     // /proc/self/oom_score_adj costs under TCG (issue 11). Before the subsystems: their helpers
