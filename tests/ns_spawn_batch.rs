@@ -93,6 +93,32 @@ fn ns_batched_spawns_keep_order_failures_and_reaping() {
     if ns.has_cgroup() {
         assert!((1..=4).contains(&spans), "{spans} cgroup spans");
     }
+    // The same first spawns get a `spawn <unit>` span (PID 1's side of the start), which begins
+    // after the unit's cgroup is made and ends no later than its exec was seen.
+    let entries = tl["entries"].as_array().unwrap();
+    let stamp = |name: &str, event: &str| {
+        entries
+            .iter()
+            .find(|e| e["kind"] == "stage" && e["name"] == name && e["event"] == event)
+            .and_then(|e| e["at_us"].as_u64())
+    };
+    let spawned: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["kind"] == "stage" && e["event"] == "start")
+        .filter_map(|e| e["name"].as_str()?.strip_prefix("spawn "))
+        .collect();
+    assert!((1..=4).contains(&spawned.len()), "{spawned:?}");
+    for unit in spawned {
+        let begun = stamp(&format!("spawn {unit}"), "start").unwrap();
+        let done = stamp(&format!("spawn {unit}"), "ready").expect("the span ends");
+        assert!(begun <= done);
+        if let Some(cg) = stamp(&format!("cgroup {unit}"), "ready") {
+            assert!(cg <= begun, "{unit}: cgroup ready at {cg}, spawn began at {begun}");
+        }
+        if let Some(started) = units[unit]["started_us"].as_u64() {
+            assert!(done <= started, "{unit}: spawn span ends at {done}, exec seen at {started}");
+        }
+    }
     // ready = "exec": a dependent starts only after its dependency's exec was seen.
     for i in 1..31 {
         let parent = format!("t{}", (i - 1) / 2);

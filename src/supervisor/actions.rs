@@ -60,10 +60,19 @@ impl Supervisor {
         };
         // Started, not yet exec'd: the batch settles it (spawn_batch.rs) before the core sees
         // anything but another spawn's result.
+        // The same first spawns: PID 1's side of the start (the plan, pipes, clone3) as a span,
+        // so what is left until the unit's `start` stamp is the child's own steps and the exec.
+        let span = stamp.map(|_| format!("spawn {name}"));
+        if let Some(s) = &span {
+            self.boot.timeline.mark(Stage, s, TimelineEvent::Start);
+        }
         let begun = match self.io.shared_output.get(name) {
             Some((out, err)) => spawn::begin_with_output(&req, out.as_fd(), err.as_fd()),
             None => spawn::begin(&req),
         };
+        if let Some(s) = &span {
+            self.boot.timeline.mark(Stage, s, TimelineEvent::Ready);
+        }
         match begun {
             Ok(pending) => self.fly(pending),
             Err(e) => {

@@ -21,8 +21,21 @@
 //! for minutes right in the catch-up after containerd's spawn, both CPUs in soft lockups (PID 1 in
 //! `cgroup_subtree_control_write` populating the controllers' files, containerd in a page fault),
 //! once on a quiet host; 40 loaded boots in between did not show it. The deferral stays in one
-//! piece (groups made while deferred, the catch-up of their ancestors) for the day the cause is
-//! found; it costs one call before the dispatch.
+//! piece (groups made while deferred, the catch-up of their ancestors); it costs one call before
+//! the dispatch.
+//!
+//! **The likely cause** (2026-11-30, 22:30 UTC): a third variant, a helper child that enabled the
+//! root's controllers and made the init's group on the second CPU while PID 1 parsed the units,
+//! hung the same way (1 of 45 boots; console in `docs/cgroup-livelock-console.txt`). Every time,
+//! one CPU was creating the first groups below the root with the controllers just enabled
+//! (`cgroup_mkdir` → `css_populate_dir`, or the subtree_control write's catch-up), and both CPUs
+//! sat for minutes at the *same instruction*: the static-branch NOP at `kmem_cache_alloc+0x5d`,
+//! the memory controller's kernel-memory check. The first memory group below the root switches
+//! that static key on (`memcg_online_kmem`), which rewrites kernel code the other CPU is running
+//! through on every allocation; under QEMU's TCG that live code patching between two vCPUs is
+//! where they stop. Hence the rule this module now keeps: the controllers are enabled and the first
+//! groups below the root are made while nothing else runs on the machine, i.e. before the first
+//! spawn and on PID 1's own thread. A later group (a unit's) finds the key switched already.
 
 use std::path::Path;
 

@@ -164,7 +164,9 @@ fn boot_units_then_subsystems(
     // containerd's spawn took them off its critical path, but twice a guest then hung for minutes
     // with both CPUs in soft lockups: PID 1 in cgroup_subtree_control_write (populating the new
     // controllers' files) and containerd in a page fault (vm_bench at load 9-16, vm_os on a
-    // quiet host; issue 11's note). Until that is understood, containerd waits for them.
+    // quiet host; issue 11's note). The first groups below the root switch kernel static keys on
+    // (live code patching), which must not race with another CPU under TCG (`cgroup_root`'s
+    // docs), so containerd waits for them.
     sup.catch_up_controllers();
     if let Some(catalog) = catalog {
         if recovery::guarded("installing units", || sup.install(catalog)).is_none() {
