@@ -113,10 +113,16 @@ fn ns_batched_spawns_keep_order_failures_and_reaping() {
         let done = stamp(&format!("spawn {unit}"), "ready").expect("the span ends");
         assert!(begun <= done);
         if let Some(cg) = stamp(&format!("cgroup {unit}"), "ready") {
-            assert!(cg <= begun, "{unit}: cgroup ready at {cg}, spawn began at {begun}");
+            assert!(
+                cg <= begun,
+                "{unit}: cgroup ready at {cg}, spawn began at {begun}"
+            );
         }
         if let Some(started) = units[unit]["started_us"].as_u64() {
-            assert!(done <= started, "{unit}: spawn span ends at {done}, exec seen at {started}");
+            assert!(
+                done <= started,
+                "{unit}: spawn span ends at {done}, exec seen at {started}"
+            );
         }
     }
     // ready = "exec": a dependent starts only after its dependency's exec was seen.

@@ -1,7 +1,7 @@
 //! When the cgroup root's controllers are enabled on a machine (issue 11 item 4, `cgroup_root`):
-//! before the boot dispatch, with or without a unit asking for a limit. (Enabling them after
-//! containerd's spawn was tried and is held back: a guest livelocked in the catch-up; see the
-//! comment in `boot_units_then_subsystems`.)
+//! before the boot dispatch, with or without a unit asking for a limit, and the init's own move
+//! into `init` after it. (Enabling them after containerd's spawn was tried and is held back: a
+//! guest livelocked in the catch-up; see `cgroup_root`'s module docs.)
 //!
 //! A directory tree shaped like cgroupfs stands for the hierarchy (the spawn falls back from
 //! clone3 into the group to a write of cgroup.procs, which here is a plain file), so the order is
@@ -148,6 +148,27 @@ fn controllers_are_enabled_before_the_spawn_without_limits_too() {
         enabled < spawned,
         "controllers enabled after the spawn: {:?}",
         b.stamps
+    );
+    // The init's move waits until the unit is spawned (its group, the first below the root, was
+    // made before the spawn), and comes once.
+    let moved = position(&b.stamps, SubjectKind::Stage, "init-group");
+    assert!(
+        spawned < moved,
+        "the init moved before the spawn: {:?}",
+        b.stamps
+    );
+    let dispatched = b
+        .stamps
+        .iter()
+        .position(|s| s.name == "boot-dispatch" && s.event == TimelineEvent::Ready)
+        .expect("the dispatch ended");
+    assert!(dispatched < moved);
+    assert_eq!(
+        b.stamps
+            .iter()
+            .filter(|s| s.name == "init-group" && s.event == TimelineEvent::Start)
+            .count(),
+        1
     );
     // The root's controllers, then the ones `create` skipped for the unit's parent.
     assert_eq!(enabled_set(&root_now), enabled_set(OFFERED));

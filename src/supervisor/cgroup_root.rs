@@ -34,8 +34,11 @@
 //! that static key on (`memcg_online_kmem`), which rewrites kernel code the other CPU is running
 //! through on every allocation; under QEMU's TCG that live code patching between two vCPUs is
 //! where they stop. Hence the rule this module now keeps: the controllers are enabled and the first
-//! groups below the root are made while nothing else runs on the machine, i.e. before the first
-//! spawn and on PID 1's own thread. A later group (a unit's) finds the key switched already.
+//! group below the root is made while nothing else runs on the machine, on PID 1's own thread:
+//! the root's controllers right before the boot dispatch, and the first unit's group (containerd's)
+//! in the dispatch before its spawn. Every later group finds the keys switched already, which is
+//! why the init's own group `init` and its move there can wait until after the dispatch
+//! (`join_init_group_late`: ~60 ms under TCG off the critical path).
 
 use std::path::Path;
 
@@ -153,9 +156,8 @@ pub fn limits_need_controllers(catalog: &Catalog) -> bool {
 
 impl Supervisor {
     /// Enables the root's deferred controllers (a `cgroup-controllers` span in the timeline);
-    /// nothing when none wait. Called right after the boot dispatch, before the loop runs, so
-    /// every later spawn (and every unit asking for a limit, see `limits_need_controllers`)
-    /// finds them enabled.
+    /// nothing when none wait. Called right before the boot dispatch, so every spawn finds them
+    /// enabled; the init's own move into `init` waits for `join_init_group_late`.
     pub(super) fn catch_up_controllers(&mut self) {
         let Some(cg) = self
             .env
@@ -165,13 +167,35 @@ impl Supervisor {
         else {
             return;
         };
-        let base = &self.env.cgroup_base;
-        let enabled = self.boot.timeline.span("cgroup-controllers", || {
-            let enabled = cg.enable_deferred();
-            join_init_group(cg, base);
-            enabled
-        });
+        let enabled = self
+            .boot
+            .timeline
+            .span("cgroup-controllers", || cg.enable_deferred());
+        self.env.init_group_pending = true;
         log::debug!("cgroup controllers enabled: {}", enabled.join(" "));
+    }
+
+    /// Moves the init into its own group `init` once the boot dispatch is over (an `init-group`
+    /// span); nothing when `catch_up_controllers` did not leave it pending.
+    ///
+    /// Why after the dispatch: the move was 22–43 ms of the critical path under TCG (its mkdir
+    /// another ~25 ms), and no unit needs it: on a machine the init waits in the root, which
+    /// cgroup v2 exempts from the no-internal-processes rule. Why it is safe there: by now the
+    /// first group below the root (the first unit's, made before its spawn with nothing else
+    /// running) has switched the controllers' static keys on, so this mkdir patches no kernel code
+    /// (module docs), and a move creates no group at all. Helpers the subsystems start before it
+    /// (softdog's modprobe) run in the root's group for their few milliseconds.
+    pub(super) fn join_init_group_late(&mut self) {
+        if !std::mem::take(&mut self.env.init_group_pending) {
+            return;
+        }
+        let Some(cg) = self.env.cgroups.as_ref() else {
+            return;
+        };
+        let base = &self.env.cgroup_base;
+        self.boot
+            .timeline
+            .span("init-group", || join_init_group(cg, base));
     }
 }
 

@@ -116,6 +116,7 @@ impl Supervisor {
                 cgroup_base,
                 notify_path,
                 cgroup_cleanup: None,
+                init_group_pending: false,
             },
         }
     }

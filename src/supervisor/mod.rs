@@ -204,6 +204,9 @@ fn boot_units_then_subsystems(
     sup.boot
         .timeline
         .mark(Stage, "subsystems", TimelineEvent::Ready);
+    // Last: nothing waits for the init's own group, and the move costs tens of milliseconds under
+    // TCG (`cgroup_root::join_init_group_late`).
+    sup.join_init_group_late();
 }
 
 /// What the supervisor hands to stage 3 when every unit is down.

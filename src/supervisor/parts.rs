@@ -27,6 +27,9 @@ pub(crate) struct Placement {
     pub(crate) notify_path: PathBuf,
     /// Container mode: the cgroups created so far, removed by stage 3.
     pub(crate) cgroup_cleanup: Option<CgroupCleanup>,
+    /// The root's controllers were enabled before the boot dispatch and the init still waits in
+    /// the root for its own group (`cgroup_root::join_init_group_late`).
+    pub(crate) init_group_pending: bool,
 }
 
 /// A service output pipe being drained into the unit's log.
