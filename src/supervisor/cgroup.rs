@@ -60,6 +60,9 @@ pub struct CgroupRoot {
     pub(super) enabled: std::cell::RefCell<crate::collections::keyset::StrSet>,
     /// `Some` while the root's controllers wait (`cgroup_root`): the groups made meanwhile.
     pub(super) deferred: std::cell::RefCell<Option<Vec<String>>>,
+    /// A group was made below the root by this init (the first one switches the controllers'
+    /// static keys on: `cgroup_root`'s module docs).
+    pub(super) made_one: std::cell::Cell<bool>,
 }
 
 fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> CgroupError + 'a {
@@ -134,6 +137,7 @@ impl CgroupRoot {
             killed: Default::default(),
             enabled: Default::default(),
             deferred: Default::default(),
+            made_one: Default::default(),
         }
     }
 
@@ -147,12 +151,7 @@ impl CgroupRoot {
         let path = Path::new("/proc/self/mountinfo");
         let text = read(path, "read mountinfo")?;
         pick_cgroup2(&parse_mountinfo(&text))
-            .map(|root| Self {
-                root,
-                killed: Default::default(),
-                enabled: Default::default(),
-                deferred: Default::default(),
-            })
+            .map(|root| Self::at(&root))
             .ok_or(CgroupError::NotFound)
     }
 
@@ -196,6 +195,7 @@ impl CgroupRoot {
     ) -> Result<(PathBuf, bool), CgroupError> {
         let dir = self.dir(rel, "create")?;
         let fresh = self.make_dir(&dir)?;
+        self.made_one.set(true);
 
         if !self.defer_group(rel) {
             self.enable_ancestors(rel, false)?;

@@ -163,6 +163,13 @@ fn controllers_are_enabled_before_the_spawn_without_limits_too() {
         .position(|s| s.name == "boot-dispatch" && s.event == TimelineEvent::Ready)
         .expect("the dispatch ended");
     assert!(dispatched < moved);
+    // Last, after the subsystems: the unit's group switched the static keys already.
+    let built = b
+        .stamps
+        .iter()
+        .position(|s| s.name == "subsystems" && s.event == TimelineEvent::Ready)
+        .expect("the subsystems were built");
+    assert!(built < moved, "{:?}", b.stamps);
     assert_eq!(
         b.stamps
             .iter()
@@ -205,4 +212,30 @@ fn a_unit_with_a_limit_gets_the_controllers_before_its_spawn() {
         .filter(|s| s.name == "cgroup-controllers" && s.event == TimelineEvent::Start)
         .count();
     assert_eq!(times, 1);
+}
+
+/// With no unit startable at boot, no group below the root exists after the dispatch: `init`
+/// would be the first (the one that switches the controllers' static keys on), so it is made
+/// before the subsystems start anything beside it.
+#[test]
+fn the_init_group_comes_first_when_the_dispatch_made_none() {
+    let (dir, b) = boot_one(
+        "skipped",
+        "exec = [\"/bin/sleep\", \"30\"]\nrestart = \"no\"\n\
+         condition = { path-exists = \"/nonexistent-lifsea-cg-order\" }\n",
+    );
+    let init_procs = read(dir.join("cgroup/init/cgroup.procs"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(b.pid.is_none(), "the unit was skipped, not spawned");
+    assert_eq!(init_procs, std::process::id().to_string());
+    let moved = position(&b.stamps, SubjectKind::Stage, "init-group");
+    let subsystems = position(&b.stamps, SubjectKind::Stage, "subsystems");
+    assert!(moved < subsystems, "{:?}", b.stamps);
+    assert_eq!(
+        b.stamps
+            .iter()
+            .filter(|s| s.name == "init-group" && s.event == TimelineEvent::Start)
+            .count(),
+        1
+    );
 }

@@ -185,6 +185,10 @@ impl Supervisor {
     /// running) has switched the controllers' static keys on, so this mkdir patches no kernel code
     /// (module docs), and a move creates no group at all. Helpers the subsystems start before it
     /// (softdog's modprobe) run in the root's group for their few milliseconds.
+    ///
+    /// When the dispatch made no group (no unit startable at boot), `init` would be the first
+    /// group below the root, so it is made at once, before anything else runs
+    /// (`join_init_group_if_first`).
     pub(super) fn join_init_group_late(&mut self) {
         if !std::mem::take(&mut self.env.init_group_pending) {
             return;
@@ -196,6 +200,20 @@ impl Supervisor {
         self.boot
             .timeline
             .span("init-group", || join_init_group(cg, base));
+    }
+
+    /// `join_init_group_late` now when no group below the root exists yet: then `init` is the
+    /// first one, whose creation switches the static keys, and it must be made while nothing
+    /// else runs, i.e. before the subsystems start their helpers.
+    pub(super) fn join_init_group_if_first(&mut self) {
+        let first = self
+            .env
+            .cgroups
+            .as_ref()
+            .is_some_and(|cg| !cg.made_one.get());
+        if first {
+            self.join_init_group_late();
+        }
     }
 }
 

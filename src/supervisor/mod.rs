@@ -195,6 +195,8 @@ fn boot_units_then_subsystems(
     // /proc/self/oom_score_adj costs under TCG (issue 11). Before the subsystems: their helpers
     // (softdog's modprobe for the watchdog) are the init's own work and run with its boost, so the
     // watchdog is armed early in the boot, not after containerd and coldplug have had the CPUs.
+    // Before anything else runs, if no unit's group switched the controllers' static keys on.
+    sup.join_init_group_if_first();
     shield::shield_self(std::path::Path::new("/proc/self"));
     shield::after_dispatch();
     sup.boot
