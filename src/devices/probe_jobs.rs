@@ -156,6 +156,7 @@ impl ProbeJobs {
                 .args(chunk)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped());
+            crate::supervisor::shield::unboost(&mut cmd);
             let mut child = cmd.spawn()?;
             let Some(out) = child.stdout.take() else {
                 continue;

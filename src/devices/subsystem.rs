@@ -279,6 +279,7 @@ impl Devices {
         let mut cmd = Command::new(helper);
         std::os::unix::process::CommandExt::arg0(&mut cmd, "lifsea-init");
         cmd.arg("modprobe").args(args).stdin(Stdio::null());
+        crate::supervisor::shield::unboost(&mut cmd);
         match cmd.spawn() {
             Ok(child) => {
                 self.counters.helpers += 1;

@@ -144,6 +144,18 @@ fn holds(cap: caps::Capability) -> bool {
 /// What can wait until containerd is spawned: raising the descriptor limit (units spawned before
 /// it simply inherit the starting value, which is what they get back afterwards) and locking the
 /// init's memory.
+/// Makes `cmd` start at the nice value the init was given rather than its boost: for background
+/// helpers the init starts for itself (coldplug, hotplug module loads, block probes), which must
+/// not outrank containerd's start-up on the machine's CPUs (a modprobe at nice -10 takes ~90 % of
+/// a CPU it shares with a nice-0 thread). The watchdog's helper keeps the boost on purpose (it must
+/// arm early). Nothing when the init was not boosted.
+pub fn unboost(cmd: &mut std::process::Command) {
+    let Some(nice) = inherited().nice else {
+        return;
+    };
+    crate::sys::process::nice_before_exec(cmd, nice);
+}
+
 pub fn after_dispatch() {
     if let Some(own) = raise_nofile(Path::new(NR_OPEN)) {
         let _ = NOFILE.set(own);

@@ -273,6 +273,20 @@ pub fn set_nice(value: i32) -> Result<(), Errno> {
     unsafe { raw_syscall(libc::SYS_setpriority, args) }.map(drop)
 }
 
+/// Makes the child `cmd` starts run at nice `value` (set between fork and exec); a child that
+/// cannot be reniced runs at the parent's value.
+pub fn nice_before_exec(cmd: &mut std::process::Command, value: i32) {
+    // SAFETY: the closure runs in the forked child between fork and exec and only issues
+    // setpriority(2) through `raw_syscall` (no allocation, no lock, errno untouched), which is
+    // async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            let _ = set_nice(value);
+            Ok(())
+        });
+    }
+}
+
 /// Changes the working directory (chdir(2)).
 pub fn change_dir(path: &CStr) -> Result<(), Errno> {
     // SAFETY: `path` is a valid NUL-terminated string.
@@ -402,6 +416,27 @@ pub fn exec(path: &CStr, argv: &CStringArray, envp: &CStringArray) -> Errno {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The child runs at the value asked for, whatever the parent's (raising it needs no
+    /// privilege, so this holds for any user running the test).
+    #[test]
+    fn a_child_can_be_started_at_another_nice_value() {
+        let own = nice_value().unwrap();
+        let want = (own + 3).min(19);
+        let mut cmd = std::process::Command::new("nice");
+        nice_before_exec(&mut cmd, want);
+        let out = cmd.output().expect("run nice(1)");
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want.to_string()
+        );
+        assert_eq!(
+            nice_value().unwrap(),
+            own,
+            "the parent's value is untouched"
+        );
+    }
     use crate::sys::clone_vm::FdTable;
     use std::time::Duration;
 
