@@ -105,6 +105,14 @@ fn position(stamps: &[crate::timeline::Stamp], kind: SubjectKind, name: &str) ->
         .unwrap_or_else(|| panic!("no {name} start in {stamps:?}"))
 }
 
+/// How many times a stage started.
+fn starts(stamps: &[crate::timeline::Stamp], name: &str) -> usize {
+    stamps
+        .iter()
+        .filter(|s| s.name == name && s.event == TimelineEvent::Start)
+        .count()
+}
+
 /// The controllers a subtree_control write (or cgroup.controllers) names, in a fixed order: the
 /// fake files keep the last line written, where the kernel would list the controllers on.
 fn enabled_set(text: &str) -> Vec<String> {
@@ -170,13 +178,7 @@ fn controllers_are_enabled_before_the_spawn_without_limits_too() {
         .position(|s| s.name == "subsystems" && s.event == TimelineEvent::Ready)
         .expect("the subsystems were built");
     assert!(built < moved, "{:?}", b.stamps);
-    assert_eq!(
-        b.stamps
-            .iter()
-            .filter(|s| s.name == "init-group" && s.event == TimelineEvent::Start)
-            .count(),
-        1
-    );
+    assert_eq!(starts(&b.stamps, "init-group"), 1);
     // The root's controllers, then the ones `create` skipped for the unit's parent.
     assert_eq!(enabled_set(&root_now), enabled_set(OFFERED));
     assert_eq!(enabled_set(&system_now), enabled_set(OFFERED));
@@ -206,12 +208,7 @@ fn a_unit_with_a_limit_gets_the_controllers_before_its_spawn() {
     assert_eq!(pids_max, "16");
     assert_eq!(enabled_set(&system_now), enabled_set(OFFERED));
     // Once, not again after the dispatch.
-    let times = b
-        .stamps
-        .iter()
-        .filter(|s| s.name == "cgroup-controllers" && s.event == TimelineEvent::Start)
-        .count();
-    assert_eq!(times, 1);
+    assert_eq!(starts(&b.stamps, "cgroup-controllers"), 1);
 }
 
 /// With no unit startable at boot, no group below the root exists after the dispatch: `init`
@@ -231,11 +228,5 @@ fn the_init_group_comes_first_when_the_dispatch_made_none() {
     let moved = position(&b.stamps, SubjectKind::Stage, "init-group");
     let subsystems = position(&b.stamps, SubjectKind::Stage, "subsystems");
     assert!(moved < subsystems, "{:?}", b.stamps);
-    assert_eq!(
-        b.stamps
-            .iter()
-            .filter(|s| s.name == "init-group" && s.event == TimelineEvent::Start)
-            .count(),
-        1
-    );
+    assert_eq!(starts(&b.stamps, "init-group"), 1);
 }
