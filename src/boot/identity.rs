@@ -11,13 +11,12 @@
 //! subsystems; the fact and the step's timeline stamps (taken while it ran) are reported on the
 //! first loop pass, the only way a subsystem talks to the supervisor.
 
-use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::done_step::DoneStep;
 use super::machine;
-use crate::supervisor::subsystem::{Notice, PollFlags, Subsystem};
+use crate::supervisor::subsystem::{Notice, Subsystem};
 use crate::timeline::boottime_us;
 
 /// The fact reached once the identity is applied (see docs/units.md).
@@ -103,15 +102,8 @@ impl Subsystem for Identity {
         "machine"
     }
 
-    fn poll_fds(&self) -> Vec<(RawFd, PollFlags)> {
-        Vec::new()
-    }
-
     fn deadline(&self) -> Option<Instant> {
         self.step.deadline()
-    }
-
-    fn on_ready(&mut self, _fd: RawFd, _revents: PollFlags, _now: Instant, _out: &mut Vec<Notice>) {
     }
 
     fn tick(&mut self, _now: Instant, out: &mut Vec<Notice>) {

@@ -13,13 +13,12 @@
 //! Same shape as `identity`: the work runs when the subsystems are built; the fact and the step's
 //! own timeline stamps are reported on the first loop pass.
 
-use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::done_step::DoneStep;
 use super::mounts::{apply_early_mounts, EarlyMount, MountOutcome};
-use crate::supervisor::subsystem::{Notice, PollFlags, Subsystem};
+use crate::supervisor::subsystem::{Notice, Subsystem};
 use crate::timeline::boottime_us;
 
 /// The fact reached once every row has been tried (see docs/units.md).
@@ -57,15 +56,8 @@ impl Subsystem for LateMounts {
         "mounts"
     }
 
-    fn poll_fds(&self) -> Vec<(RawFd, PollFlags)> {
-        Vec::new()
-    }
-
     fn deadline(&self) -> Option<Instant> {
         self.step.deadline()
-    }
-
-    fn on_ready(&mut self, _fd: RawFd, _revents: PollFlags, _now: Instant, _out: &mut Vec<Notice>) {
     }
 
     fn tick(&mut self, _now: Instant, out: &mut Vec<Notice>) {

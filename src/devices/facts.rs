@@ -7,13 +7,12 @@
 //! owns /dev and sends no uevents, so it looks again at a short interval while anything waits.
 
 use crate::collections::strmap::StrMap;
-use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::supervisor::subsystem::{Notice, PollFlags, Subsystem};
+use crate::supervisor::subsystem::{Notice, Subsystem};
 
 /// Facts units wait for, each with the time it fails at.
 #[derive(Debug)]
@@ -99,16 +98,9 @@ impl Subsystem for ContainerDeviceFacts {
         "devices"
     }
 
-    fn poll_fds(&self) -> Vec<(RawFd, PollFlags)> {
-        Vec::new()
-    }
-
     fn deadline(&self) -> Option<Instant> {
         let fail = self.facts.next_deadline()?;
         Some(fail.min(Instant::now() + CONTAINER_RECHECK))
-    }
-
-    fn on_ready(&mut self, _fd: RawFd, _revents: PollFlags, _now: Instant, _out: &mut Vec<Notice>) {
     }
 
     fn tick(&mut self, now: Instant, out: &mut Vec<Notice>) {

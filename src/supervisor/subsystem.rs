@@ -61,12 +61,16 @@ pub struct UnitsView {
 pub trait Subsystem {
     /// Short name, used by the control API (`initctl net` asks for "net") and in log lines.
     fn name(&self) -> &'static str;
-    /// Descriptors to poll now, with the events to wait for.
-    fn poll_fds(&self) -> Vec<(RawFd, PollFlags)>;
+    /// Descriptors to poll now, with the events to wait for (none by default: a step that only
+    /// works from `tick`).
+    fn poll_fds(&self) -> Vec<(RawFd, PollFlags)> {
+        Vec::new()
+    }
     /// The earliest time `tick` must run (a retransmission, a lease's T1, a bounded wait).
     fn deadline(&self) -> Option<Instant>;
     /// One of its descriptors is ready (`revents` as poll(2) returned them).
-    fn on_ready(&mut self, fd: RawFd, revents: PollFlags, now: Instant, out: &mut Vec<Notice>);
+    fn on_ready(&mut self, _fd: RawFd, _revents: PollFlags, _now: Instant, _out: &mut Vec<Notice>) {
+    }
     /// Called on every loop pass after descriptors were handled; acts on whatever is due by `now`.
     fn tick(&mut self, now: Instant, out: &mut Vec<Notice>);
     /// A child process the supervisor does not own was reaped; returns whether it was this

@@ -13,7 +13,7 @@
 pub mod journal;
 pub mod plan;
 
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
@@ -22,7 +22,7 @@ use nix::sys::signal::Signal;
 use crate::collections::vecmap::VecMap;
 use crate::control::ops::{OpsSessions, Peer, SessionEnd};
 use crate::control::protocol::OpsRequest;
-use crate::supervisor::subsystem::{ChildExit, Notice, PollFlags, Subsystem};
+use crate::supervisor::subsystem::{ChildExit, Notice, Subsystem};
 pub use plan::OpsConfig;
 
 /// Starts and signals the session's processes: the real one runs `ctr`; tests record.
@@ -342,10 +342,6 @@ impl Subsystem for Ops {
         "ops"
     }
 
-    fn poll_fds(&self) -> Vec<(RawFd, PollFlags)> {
-        Vec::new()
-    }
-
     fn deadline(&self) -> Option<Instant> {
         self.sessions
             .values()
@@ -363,9 +359,6 @@ impl Subsystem for Ops {
                 Phase::Done { at } => Some(*at),
             })
             .min()
-    }
-
-    fn on_ready(&mut self, _fd: RawFd, _revents: PollFlags, _now: Instant, _out: &mut Vec<Notice>) {
     }
 
     fn tick(&mut self, now: Instant, _out: &mut Vec<Notice>) {
