@@ -146,7 +146,8 @@ fn signal_rest(sig: Signal) {
 
 /// Reaps until no child is left or `limit` passed; true when nothing is left.
 fn reap_until_none(limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
+    // `None`: a limit beyond what `Instant` holds, i.e. no limit.
+    let deadline = Instant::now().checked_add(limit);
     loop {
         match process::reap_nohang() {
             ReapOutcome::Reaped(_) => continue,
@@ -159,7 +160,7 @@ fn reap_until_none(limit: Duration) -> bool {
             }
             ReapOutcome::Running => {}
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             return false;
         }
         std::thread::sleep(Duration::from_millis(10));

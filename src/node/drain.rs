@@ -59,11 +59,12 @@ fn populated(cg: &CgroupRoot, groups: &[&str]) -> Left {
 /// Waits until every group is empty or `limit` passes, reaping orphans meanwhile; returns what is
 /// left.
 fn wait_empty(cg: &CgroupRoot, groups: &[&str], limit: Duration) -> Left {
-    let deadline = Instant::now() + limit;
+    // `None`: a limit beyond what `Instant` holds, i.e. no limit.
+    let deadline = Instant::now().checked_add(limit);
     loop {
         while crate::sys::reap::reap_one().is_some() {}
         let left = populated(cg, groups);
-        if left.is_empty() || Instant::now() >= deadline {
+        if left.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
             return left;
         }
         std::thread::sleep(Duration::from_millis(20));
