@@ -1,9 +1,9 @@
 //! Starting a service process: everything between fork and exec, with the least privilege its unit
 //! asks for.
 //!
-//! The work is split in two on purpose. `prepare` (`plan.rs`) runs in the parent and turns the unit into plain
-//! data (C strings, ids, capability numbers, limits) because after fork only async-signal-safe
-//! calls are allowed: no allocation, no locks. The child then walks a fixed list of steps, each one
+//! The work is split in two on purpose. `prepare` (`plan.rs`) runs in the parent and turns the
+//! unit into plain data (C strings, ids, capability numbers, limits) because after fork only
+//! async-signal-safe calls are allowed: no allocation, no locks. The child then walks a fixed list of steps, each one
 //! a syscall from `crate::sys`, and on the first failure writes `(stage, errno, detail)` to a
 //! close-on-exec pipe and exits 127. Whether the child exec'd is learnt afterwards (`Pending`):
 //! once it has let go of the parent's memory, a report means it failed, none that it exec'd; the
