@@ -145,13 +145,7 @@ mod tests {
     /// Random operations against `BTreeSet<String>`: same answers, same contents, same order.
     #[test]
     fn behaves_like_a_btreeset() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = super::super::xorshift(0x9e37_79b9_7f4a_7c15_u64);
         let mut ours = StrSet::new();
         let mut theirs = BTreeSet::new();
         for _ in 0..20_000 {

@@ -7,3 +7,15 @@ pub mod keyset;
 pub mod sort;
 pub mod strmap;
 pub mod vecmap;
+
+/// A deterministic xorshift64 stream for the collections' property tests: each compares a
+/// collection with its standard counterpart under the same pseudo-random operations.
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}

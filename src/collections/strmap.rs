@@ -323,13 +323,7 @@ mod tests {
     /// returned values, and slots reused.
     #[test]
     fn behaves_like_a_btreemap() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = super::super::xorshift(0x2545_f491_4f6c_dd1du64);
         let mut ours: StrMap<u64> = StrMap::new();
         let mut theirs: BTreeMap<String, u64> = BTreeMap::new();
         for step in 0..20_000 {

@@ -112,13 +112,7 @@ mod tests {
     /// Random operations against `BTreeMap<u64, u64>`: same answers, same contents, same order.
     #[test]
     fn behaves_like_a_btreemap() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = super::super::xorshift(0x2545_f491_4f6c_dd1du64);
         let mut ours = VecMap::new();
         let mut theirs = BTreeMap::new();
         for step in 0..20_000u64 {
