@@ -86,6 +86,109 @@ fn kill_and_reap(pid: i32) {
     let _ = nix::sys::wait::waitpid(pid, None);
 }
 
+/// What a boot of two units showed: `early` (no dependencies) and `late` (`after` a fact that a
+/// subsystem reaches on the loop's first pass).
+struct TwoUnitBoot {
+    /// early's pid once the dispatch was over.
+    early: Option<i32>,
+    /// late's pid before the first pass (none expected) and after it.
+    late_before: Option<i32>,
+    late: Option<i32>,
+    /// This thread's children when the subsystems were built.
+    at_build: Vec<i32>,
+    stamps: Vec<crate::timeline::Stamp>,
+}
+
+impl TwoUnitBoot {
+    /// Writes the two units in `dir/units`, dispatches the boot with `subsystems` built as the
+    /// supervisor builds them, runs the subsystems' first pass, and kills what it started.
+    fn run(
+        dir: &std::path::Path,
+        fact: &str,
+        facts_reached: Vec<String>,
+        subsystems: impl FnOnce() -> Vec<Box<dyn Subsystem>>,
+    ) -> TwoUnitBoot {
+        let units = dir.join("units");
+        std::fs::create_dir_all(&units).unwrap();
+        std::fs::write(
+            units.join("early.toml"),
+            "exec = [\"/bin/sleep\", \"30\"]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            units.join("late.toml"),
+            format!("exec = [\"/bin/sleep\", \"30\"]\nafter = [\"{fact}\"]\n"),
+        )
+        .unwrap();
+        let cfg = Config {
+            facts_reached,
+            ..Config::for_test(vec![units.clone()], dir.join("run"))
+        };
+        let mut sup = Supervisor::new(cfg, Timeline::new(), None, String::new());
+        let cat = catalog::load(std::slice::from_ref(&units));
+        let children_at_build: Rc<RefCell<Option<Vec<i32>>>> = Rc::default();
+        let seen = Rc::clone(&children_at_build);
+        super::boot_units_then_subsystems(&mut sup, Some(cat), move || {
+            *seen.borrow_mut() = Some(children_of_this_thread());
+            subsystems()
+        });
+        let early = sup.core.get("early").and_then(|e| e.pid);
+        let late_before = sup.core.get("late").and_then(|e| e.pid);
+        let mut notices = Vec::new();
+        for s in &mut sup.subsystems {
+            s.tick(std::time::Instant::now(), &mut notices);
+        }
+        sup.apply_notices(notices);
+        let late = sup.core.get("late").and_then(|e| e.pid);
+        for pid in [early, late].into_iter().flatten() {
+            kill_and_reap(pid);
+        }
+        let at_build = children_at_build
+            .borrow()
+            .clone()
+            .expect("subsystems built");
+        TwoUnitBoot {
+            early,
+            late_before,
+            late,
+            at_build,
+            stamps: sup.boot.timeline.entries().to_vec(),
+        }
+    }
+
+    /// Checks early before the subsystems, late only after the fact, and returns the stamps of
+    /// early's start, the stage's start and end, the fact and late's start, in that order.
+    fn order(&self, fact: &str, stage: &str) -> [u64; 5] {
+        use crate::timeline::{SubjectKind, TimelineEvent};
+        let early = self
+            .early
+            .expect("the boot dispatch spawned the unit without dependencies");
+        assert!(self.at_build.contains(&early), "early ran before {stage}");
+        assert_eq!(
+            self.late_before, None,
+            "late started before the fact `{fact}`"
+        );
+        assert!(
+            self.late.is_some(),
+            "late did not start once `{fact}` was reached"
+        );
+        let at = |kind, name: &str, event| {
+            self.stamps
+                .iter()
+                .find(|s| s.kind == kind && s.name == name && s.event == event)
+                .map(|s| s.at_us)
+                .unwrap_or_else(|| panic!("no {name} {event:?} stamp in {:?}", self.stamps))
+        };
+        [
+            at(SubjectKind::Unit, "early", TimelineEvent::Start),
+            at(SubjectKind::Stage, stage, TimelineEvent::Start),
+            at(SubjectKind::Stage, stage, TimelineEvent::Ready),
+            at(SubjectKind::Fact, fact, TimelineEvent::Ready),
+            at(SubjectKind::Unit, "late", TimelineEvent::Start),
+        ]
+    }
+}
+
 /// Issue 11 item 4: hostname, machine-id and sysctl.d moved off containerd's path, but a unit
 /// ordered `after = ["machine"]` (kubelet, node-prep) still starts only once they are applied. On a
 /// machine no fact is reached when the supervisor starts; the identity is applied while the
@@ -97,85 +200,29 @@ fn units_after_machine_wait_for_the_identity() {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS)
         .expect("unshare(CLONE_NEWUTS): this test needs root");
     let dir = std::env::temp_dir().join(format!("lifsea-boot-order-id-{}", std::process::id()));
-    let units = dir.join("units");
-    std::fs::create_dir_all(&units).unwrap();
     std::fs::create_dir_all(dir.join("etc")).unwrap();
-    std::fs::write(
-        units.join("early.toml"),
-        "exec = [\"/bin/sleep\", \"30\"]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        units.join("late.toml"),
-        "exec = [\"/bin/sleep\", \"30\"]\nafter = [\"machine\"]\n",
-    )
-    .unwrap();
-    let cfg = Config {
-        facts_reached: vec!["mounts".into()],
-        ..Config::for_test(vec![units.clone()], dir.join("run"))
-    };
-    let mut sup = Supervisor::new(cfg, Timeline::new(), None, String::new());
-    let cat = catalog::load(std::slice::from_ref(&units));
     let paths = IdentityPaths {
         etc: dir.join("etc"),
         sysctl_dirs: vec![],
         proc_sys: dir.join("proc-sys"),
     };
-    let children_at_build: Rc<RefCell<Option<Vec<i32>>>> = Rc::default();
-    let seen = Rc::clone(&children_at_build);
-    super::boot_units_then_subsystems(&mut sup, Some(cat), move || {
-        *seen.borrow_mut() = Some(children_of_this_thread());
-        vec![Box::new(Identity::apply(&paths)) as Box<dyn Subsystem>]
+    let hostname: Rc<RefCell<Option<std::ffi::OsString>>> = Rc::default();
+    let seen = Rc::clone(&hostname);
+    let boot = TwoUnitBoot::run(&dir, FACT, vec!["mounts".into()], move || {
+        let id = Identity::apply(&paths);
+        *seen.borrow_mut() = nix::unistd::gethostname().ok();
+        vec![Box::new(id) as Box<dyn Subsystem>]
     });
-    let early = sup.core.get("early").and_then(|e| e.pid);
-    let late_before = sup.core.get("late").and_then(|e| e.pid);
-    let hostname_after_build = nix::unistd::gethostname().unwrap();
-    // The loop's first pass: the identity reports its stamps and the fact.
-    let mut notices = Vec::new();
-    for s in &mut sup.subsystems {
-        s.tick(std::time::Instant::now(), &mut notices);
-    }
-    sup.apply_notices(notices);
-    let late = sup.core.get("late").and_then(|e| e.pid);
-    let stamps = sup.boot.timeline.entries().to_vec();
-    for pid in [early, late].into_iter().flatten() {
-        kill_and_reap(pid);
-    }
     let _ = std::fs::remove_dir_all(&dir);
-    let early = early.expect("the boot dispatch spawned the unit without dependencies");
-    let at_build = children_at_build
-        .borrow()
-        .clone()
-        .expect("subsystems built");
-    assert!(
-        at_build.contains(&early),
-        "early ran before the identity was applied"
-    );
-    assert_eq!(late_before, None, "late started before the fact `{FACT}`");
+    let [early, start, ready, fact, late] = boot.order(FACT, "identity");
     assert_eq!(
-        hostname_after_build, "lifsea",
+        hostname.borrow().as_deref(),
+        Some(std::ffi::OsStr::new("lifsea")),
         "the identity was applied at build time"
     );
     assert!(
-        late.is_some(),
-        "late did not start once `{FACT}` was reached"
-    );
-    let at = |kind, name: &str, event| {
-        stamps
-            .iter()
-            .find(|s| s.kind == kind && s.name == name && s.event == event)
-            .map(|s| s.at_us)
-            .unwrap_or_else(|| panic!("no {name} {event:?} stamp in {stamps:?}"))
-    };
-    use crate::timeline::{SubjectKind, TimelineEvent};
-    let early_start = at(SubjectKind::Unit, "early", TimelineEvent::Start);
-    let id_start = at(SubjectKind::Stage, "identity", TimelineEvent::Start);
-    let id_ready = at(SubjectKind::Stage, "identity", TimelineEvent::Ready);
-    let fact = at(SubjectKind::Fact, FACT, TimelineEvent::Ready);
-    let late_start = at(SubjectKind::Unit, "late", TimelineEvent::Start);
-    assert!(
-        early_start <= id_start && id_start <= id_ready && id_ready <= fact && fact <= late_start,
-        "order: early {early_start}, identity {id_start}..{id_ready}, fact {fact}, late {late_start}"
+        early <= start && start <= ready && ready <= fact && fact <= late,
+        "order: early {early}, identity {start}..{ready}, fact {fact}, late {late}"
     );
 }
 
@@ -188,18 +235,7 @@ fn units_after_mounts_wait_for_the_late_mounts() {
     use crate::boot::late_mounts::{LateMounts, FACT};
     use crate::boot::mounts::EarlyMount;
     let dir = std::env::temp_dir().join(format!("lifsea-boot-order-mnt-{}", std::process::id()));
-    let units = dir.join("units");
-    std::fs::create_dir_all(&units).unwrap();
-    std::fs::write(
-        units.join("early.toml"),
-        "exec = [\"/bin/sleep\", \"30\"]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        units.join("late.toml"),
-        "exec = [\"/bin/sleep\", \"30\"]\nafter = [\"mounts\"]\n",
-    )
-    .unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
     // The row's target is listed as mounted already: the step runs without mounting anything.
     let mountinfo = dir.join("mountinfo");
     std::fs::write(
@@ -210,17 +246,8 @@ fn units_after_mounts_wait_for_the_late_mounts() {
         ),
     )
     .unwrap();
-    let cfg = Config {
-        facts_reached: vec![],
-        ..Config::for_test(vec![units.clone()], dir.join("run"))
-    };
-    let mut sup = Supervisor::new(cfg, Timeline::new(), None, String::new());
-    let cat = catalog::load(std::slice::from_ref(&units));
     let root = dir.clone();
-    let children_at_build: Rc<RefCell<Option<Vec<i32>>>> = Rc::default();
-    let seen = Rc::clone(&children_at_build);
-    super::boot_units_then_subsystems(&mut sup, Some(cat), move || {
-        *seen.borrow_mut() = Some(children_of_this_thread());
+    let boot = TwoUnitBoot::run(&dir, FACT, vec![], move || {
         let table = [EarlyMount {
             source: "tmpfs",
             target: "/dev/shm",
@@ -230,51 +257,10 @@ fn units_after_mounts_wait_for_the_late_mounts() {
         }];
         vec![Box::new(LateMounts::apply(&table, &root, &mountinfo)) as Box<dyn Subsystem>]
     });
-    let early = sup.core.get("early").and_then(|e| e.pid);
-    let late_before = sup.core.get("late").and_then(|e| e.pid);
-    let mut notices = Vec::new();
-    for s in &mut sup.subsystems {
-        s.tick(std::time::Instant::now(), &mut notices);
-    }
-    sup.apply_notices(notices);
-    let late = sup.core.get("late").and_then(|e| e.pid);
-    let stamps = sup.boot.timeline.entries().to_vec();
-    for pid in [early, late].into_iter().flatten() {
-        kill_and_reap(pid);
-    }
     let _ = std::fs::remove_dir_all(&dir);
-    let early = early.expect("the boot dispatch spawned the unit without dependencies");
-    let at_build = children_at_build
-        .borrow()
-        .clone()
-        .expect("subsystems built");
+    let [early, start, ready, fact, late] = boot.order(FACT, "late-mounts");
     assert!(
-        at_build.contains(&early),
-        "early ran before the late mounts"
-    );
-    assert_eq!(late_before, None, "late started before the fact `{FACT}`");
-    assert!(
-        late.is_some(),
-        "late did not start once `{FACT}` was reached"
-    );
-    use crate::timeline::{SubjectKind, TimelineEvent};
-    let at = |kind, name: &str, event| {
-        stamps
-            .iter()
-            .find(|s| s.kind == kind && s.name == name && s.event == event)
-            .map(|s| s.at_us)
-            .unwrap_or_else(|| panic!("no {name} {event:?} stamp in {stamps:?}"))
-    };
-    let early_start = at(SubjectKind::Unit, "early", TimelineEvent::Start);
-    let mnt_start = at(SubjectKind::Stage, "late-mounts", TimelineEvent::Start);
-    let mnt_ready = at(SubjectKind::Stage, "late-mounts", TimelineEvent::Ready);
-    let fact = at(SubjectKind::Fact, FACT, TimelineEvent::Ready);
-    let late_start = at(SubjectKind::Unit, "late", TimelineEvent::Start);
-    assert!(
-        early_start <= mnt_start
-            && mnt_start <= mnt_ready
-            && mnt_ready <= fact
-            && fact <= late_start,
-        "order: early {early_start}, mounts {mnt_start}..{mnt_ready}, fact {fact}, late {late_start}"
+        early <= start && start <= ready && ready <= fact && fact <= late,
+        "order: early {early}, mounts {start}..{ready}, fact {fact}, late {late}"
     );
 }
