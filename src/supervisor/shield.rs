@@ -141,9 +141,6 @@ fn holds(cap: caps::Capability) -> bool {
     matches!(caps::has_cap(None, caps::CapSet::Effective, cap), Ok(true))
 }
 
-/// What can wait until containerd is spawned: raising the descriptor limit (units spawned before
-/// it simply inherit the starting value, which is what they get back afterwards) and locking the
-/// init's memory.
 /// Makes `cmd` start at the nice value the init was given rather than its boost: for background
 /// helpers the init starts for itself (coldplug, hotplug module loads, block probes), which must
 /// not outrank containerd's start-up on the machine's CPUs (a modprobe at nice -10 takes ~90 % of
@@ -156,6 +153,9 @@ pub fn unboost(cmd: &mut std::process::Command) {
     crate::sys::process::nice_before_exec(cmd, nice);
 }
 
+/// What can wait until containerd is spawned: raising the descriptor limit (units spawned before
+/// it simply inherit the starting value, which is what they get back afterwards) and locking the
+/// init's memory.
 pub fn after_dispatch() {
     if let Some(own) = raise_nofile(Path::new(NR_OPEN)) {
         let _ = NOFILE.set(own);
