@@ -50,6 +50,15 @@ pub struct LinkState {
     pub up: bool,
     /// `IFF_LOWER_UP`: the driver says there is carrier.
     pub carrier: bool,
+    /// Operstate UP (`IFLA_OPERSTATE`), which only the kernel's link watcher sets, in the same
+    /// run that attaches the link's queueing discipline once carrier is on.
+    ///
+    /// Why it matters: a link set up just before (or while) its driver turns carrier on reports
+    /// `IFF_LOWER_UP` with operstate UNKNOWN or DOWN until that run, and until the qdisc is
+    /// attached packets go to the no-op one, dropped without an error. virtio-net at boot races
+    /// its own carrier work that way; the DHCP client sends its first message again when the link
+    /// turns UP (`dhcp::Input::LinkReady`).
+    pub oper_up: bool,
     pub loopback: bool,
     pub mac: Option<[u8; 6]>,
     pub mtu: u32,
@@ -397,12 +406,15 @@ pub fn event(kind: u16, p: &[u8]) -> Option<RtnlEvent> {
                 name: String::new(),
                 up: flags & libc::IFF_UP as u32 != 0,
                 carrier: flags & IFF_LOWER_UP != 0,
+                oper_up: false,
                 loopback: flags & libc::IFF_LOOPBACK as u32 != 0,
                 mac: None,
                 mtu: 0,
             };
+            let mut operstate = None;
             for (k, v) in attributes(p, 16) {
                 match k {
+                    IFLA_OPERSTATE => operstate = v.first().copied(),
                     IFLA_ADDRESS => s.mac = v.try_into().ok(),
                     IFLA_IFNAME => {
                         s.name = String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v))
@@ -412,6 +424,7 @@ pub fn event(kind: u16, p: &[u8]) -> Option<RtnlEvent> {
                     _ => {}
                 }
             }
+            s.oper_up = operstate == Some(IF_OPER_UP);
             Some(RtnlEvent::Link(s))
         }
         RTM_NEWADDR | RTM_DELADDR => {
@@ -466,6 +479,8 @@ pub fn event(kind: u16, p: &[u8]) -> Option<RtnlEvent> {
 }
 
 const IFF_LOWER_UP: u32 = 0x1_0000;
+const IFLA_OPERSTATE: u16 = 16;
+const IF_OPER_UP: u8 = 6;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
@@ -529,6 +544,7 @@ mod tests {
                     name: "eth0".into(),
                     up: true,
                     carrier: true,
+                    oper_up: false,
                     loopback: false,
                     mac: Some([0x52, 0x54, 0, 1, 2, 3]),
                     mtu: 9000,
@@ -556,6 +572,30 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn carrier_and_operstate_up_come_from_the_message() {
+        let link = |operstate: u8| {
+            let mut l = LinkMessage::default();
+            l.header.index = 3;
+            l.header.flags = LinkFlags::Up | LinkFlags::LowerUp;
+            l.attributes.push(LinkAttribute::IfName("eth0".into()));
+            l.attributes.push(LinkAttribute::OperState(
+                netlink_packet_route::link::State::from(operstate),
+            ));
+            let data = wire(RouteNetlinkMessage::NewLink(l), 1);
+            match messages(&data)
+                .into_iter()
+                .find_map(|(k, _, p)| event(k, p))
+            {
+                Some(RtnlEvent::Link(s)) => (s.carrier, s.oper_up),
+                other => panic!("not a link: {other:?}"),
+            }
+        };
+        assert_eq!(link(0), (true, false), "LOWER_UP, operstate UNKNOWN");
+        assert_eq!(link(2), (true, false), "LOWER_UP, operstate DOWN");
+        assert_eq!(link(6), (true, true), "operstate UP");
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub enum Input<'a> {
     Timer,
     CarrierUp,
     CarrierDown,
+    /// The link has just become able to send (operstate UP after carrier): a first message sent
+    /// before that may have been dropped by the kernel.
+    LinkReady,
     /// Shutdown: release the lease to the server.
     Release,
 }
@@ -188,6 +191,7 @@ impl Client {
                     self.next = None;
                 }
             }
+            Input::LinkReady => self.resend_first(now, &mut out),
             Input::CarrierUp => {
                 if let Some(l) = self.lease.clone() {
                     self.remembered = Some(l);
@@ -217,24 +221,51 @@ impl Client {
         self.attempt = 0;
         self.xid = self.random() as u32;
         self.exchange_start = Some(now);
-        if let Some(l) = &self.remembered {
+        if self.remembered.is_some() {
             self.state = State::InitReboot;
-            let f = RequestFields {
-                requested: Some(l.address),
-                broadcast: true,
-                ..Default::default()
-            };
-            self.send(MessageType::Request, Dest::Broadcast, f, out);
+            self.send_reboot_request(now, out);
         } else {
             self.state = State::Selecting;
             self.offer = None;
-            let f = RequestFields {
-                broadcast: true,
-                ..Default::default()
-            };
-            self.send(MessageType::Discover, Dest::Broadcast, f, out);
+            self.send_discover(now, out);
         }
         self.next = Some(now + self.backoff());
+    }
+
+    /// Sends the exchange's first message again, with its transaction id and deadline, when
+    /// nothing has answered it and it has not been retransmitted yet (`Input::LinkReady`).
+    fn resend_first(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.attempt != 0 {
+            return;
+        }
+        match self.state {
+            State::Selecting if self.offer.is_none() => self.send_discover(now, out),
+            State::InitReboot => self.send_reboot_request(now, out),
+            _ => {}
+        }
+    }
+
+    fn send_discover(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let f = RequestFields {
+            broadcast: true,
+            secs: self.secs(now),
+            ..Default::default()
+        };
+        self.send(MessageType::Discover, Dest::Broadcast, f, out);
+    }
+
+    /// INIT-REBOOT's REQUEST for the remembered address (nothing without one).
+    fn send_reboot_request(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Some(address) = self.remembered.as_ref().map(|l| l.address) else {
+            return;
+        };
+        let f = RequestFields {
+            requested: Some(address),
+            broadcast: true,
+            secs: self.secs(now),
+            ..Default::default()
+        };
+        self.send(MessageType::Request, Dest::Broadcast, f, out);
     }
 
     fn on_packet(&mut self, bytes: &[u8], now: Instant, out: &mut Vec<Action>) {
@@ -301,12 +332,7 @@ impl Client {
         match self.state {
             State::Init => self.start(now, out),
             State::Selecting => {
-                let f = RequestFields {
-                    broadcast: true,
-                    secs: self.secs(now),
-                    ..Default::default()
-                };
-                self.send(MessageType::Discover, Dest::Broadcast, f, out);
+                self.send_discover(now, out);
                 self.next = Some(now + self.backoff());
             }
             State::Requesting if self.attempt < REQUEST_TRIES => {
@@ -318,15 +344,7 @@ impl Client {
                 self.start(now, out)
             }
             State::InitReboot if self.attempt < REBOOT_TRIES => {
-                if let Some(l) = &self.remembered {
-                    let f = RequestFields {
-                        requested: Some(l.address),
-                        broadcast: true,
-                        secs: self.secs(now),
-                        ..Default::default()
-                    };
-                    self.send(MessageType::Request, Dest::Broadcast, f, out);
-                }
+                self.send_reboot_request(now, out);
                 self.next = Some(now + self.backoff());
             }
             State::InitReboot => {

@@ -321,6 +321,53 @@ fn init_reboot_with_remembered_lease() {
     assert_eq!(sent(&a), vec![(Dest::Broadcast, MessageType::Discover)]);
 }
 
+/// A first message sent before the kernel attached the link's qdisc may have been dropped:
+/// when the link turns operstate UP, it goes again at once, same transaction, same deadline;
+/// once answered or retransmitted, nothing more.
+#[test]
+fn link_ready_resends_the_unanswered_first_message_once() {
+    let t0 = Instant::now();
+    let t1 = t0 + Duration::from_millis(15);
+    let mut c = Client::new(MAC, 7, None);
+    c.step(Input::Start, t0);
+    let (xid, deadline) = (c.xid(), c.deadline());
+    let a = c.step(Input::LinkReady, t1);
+    assert_eq!(sent(&a), vec![(Dest::Broadcast, MessageType::Discover)]);
+    assert_eq!((c.xid(), c.deadline()), (xid, deadline));
+    // Answered: an OFFER taken, the REQUEST out; a late LinkReady sends nothing.
+    c.step(Input::Packet(&offer(&c)), t1);
+    assert_eq!(c.state(), State::Requesting);
+    assert!(sent(&c.step(Input::LinkReady, t1)).is_empty());
+
+    // Already retransmitted by its timer: the retransmission went out with the link ready.
+    let mut c = Client::new(MAC, 8, None);
+    c.step(Input::Start, t0);
+    let due = c.deadline().unwrap();
+    c.step(Input::Timer, due);
+    assert!(sent(&c.step(Input::LinkReady, due)).is_empty());
+
+    // INIT-REBOOT's REQUEST for the remembered address goes again the same way.
+    let remembered = bound(t0, 3600).lease().cloned().unwrap();
+    let mut c = Client::new(MAC, 9, Some(remembered));
+    c.step(Input::Start, t0);
+    let a = c.step(Input::LinkReady, t1);
+    assert_eq!(sent(&a), vec![(Dest::Broadcast, MessageType::Request)]);
+    let Action::Send { packet, .. } = &a[0] else {
+        panic!()
+    };
+    assert_eq!(
+        decode_request(packet)
+            .unwrap()
+            .opts()
+            .get(OptionCode::RequestedIpAddress),
+        Some(&DhcpOption::RequestedIpAddress(ADDR))
+    );
+
+    // Bound: nothing to resend.
+    let mut c = bound(t0, 3600);
+    assert!(sent(&c.step(Input::LinkReady, t1)).is_empty());
+}
+
 #[test]
 fn carrier_regained_rechecks_the_lease() {
     let t0 = Instant::now();

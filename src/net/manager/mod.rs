@@ -193,6 +193,10 @@ impl NetManager {
         let carrier_now = st.up && st.carrier;
         if cfg.dhcp && carrier_now && !carrier_was {
             self.start_or_resume_dhcp(index, now, out);
+        } else if cfg.dhcp && carrier_now && st.oper_up && !was.oper_up {
+            // Carrier came before operstate UP: what was sent then may have met the no-op qdisc
+            // (`LinkState::oper_up`).
+            self.dhcp_input(index, Input::LinkReady, now, out);
         } else if cfg.dhcp && !carrier_now && carrier_was {
             log::info!("net: {} lost carrier", st.name);
             self.dhcp_input(index, Input::CarrierDown, now, out);
