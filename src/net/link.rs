@@ -411,10 +411,9 @@ pub fn event(kind: u16, p: &[u8]) -> Option<RtnlEvent> {
                 mac: None,
                 mtu: 0,
             };
-            let mut operstate = None;
             for (k, v) in attributes(p, 16) {
                 match k {
-                    IFLA_OPERSTATE => operstate = v.first().copied(),
+                    IFLA_OPERSTATE => s.oper_up = v.first() == Some(&IF_OPER_UP),
                     IFLA_ADDRESS => s.mac = v.try_into().ok(),
                     IFLA_IFNAME => {
                         s.name = String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v))
@@ -424,7 +423,6 @@ pub fn event(kind: u16, p: &[u8]) -> Option<RtnlEvent> {
                     _ => {}
                 }
             }
-            s.oper_up = operstate == Some(IF_OPER_UP);
             Some(RtnlEvent::Link(s))
         }
         RTM_NEWADDR | RTM_DELADDR => {
