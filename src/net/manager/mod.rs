@@ -223,8 +223,17 @@ impl NetManager {
             return;
         };
         let name = m.kernel.name.clone();
-        if m.dhcp.is_some() {
-            log::info!("net: {name} carrier regained: re-checking the lease");
+        if let Some(d) = &m.dhcp {
+            // CarrierUp confirms the current or remembered address (INIT-REBOOT) when there is
+            // one, else starts over with DISCOVER: say which.
+            if let Some(l) = d.client.lease() {
+                log::info!(
+                    "net: {name} carrier regained: confirming the lease of {}",
+                    l.address
+                );
+            } else {
+                log::info!("net: {name} carrier regained: asking for a lease again");
+            }
             self.dhcp_input(index, Input::CarrierUp, now, out);
             return;
         }
