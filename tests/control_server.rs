@@ -436,8 +436,11 @@ fn non_root_client_is_refused() {
 
 #[test]
 fn stuck_client_does_not_delay_others_and_is_dropped() {
+    // A server that waited on the stuck client would keep the others for the whole write timeout,
+    // so the timeout is well above the bound the others are held to (a slow host stays on the
+    // right side of both).
     let limits = Limits {
-        write_timeout: Duration::from_millis(500),
+        write_timeout: Duration::from_secs(2),
         max_output: 256 * 1024,
         ..Limits::default()
     };
@@ -461,11 +464,7 @@ fn stuck_client_does_not_delay_others_and_is_dropped() {
             unit: "alpha".into(),
         })
         .unwrap();
-        assert!(
-            t.elapsed() < Duration::from_millis(500),
-            "{:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     }
     // The stuck client is dropped (its output bound or write timeout): its socket reaches EOF.
     stuck.set_nonblocking(false).unwrap();
@@ -482,7 +481,7 @@ fn stuck_client_does_not_delay_others_and_is_dropped() {
             Err(e) => panic!("stuck client was not dropped: {e}"),
         }
     }
-    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(t.elapsed() < Duration::from_secs(6));
     assert!(
         total < 400 * 1000,
         "it got all its output ({total}) instead of being dropped"
