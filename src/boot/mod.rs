@@ -57,14 +57,23 @@ pub fn main(args: &[String]) -> i32 {
     };
     crate::klog::init(false);
     if opts.container {
-        run_container(&opts)
+        run_container(&opts, entered_us)
     } else {
         run_machine(&opts, entered_us)
     }
 }
 
-fn run_container(opts: &cli::InitOptions) -> i32 {
+fn run_container(opts: &cli::InitOptions, entered_us: u64) -> i32 {
     let mut timeline = Timeline::new();
+    // The same `startup` span as on a machine, so that the critical path (startup to containerd's
+    // spawn) reads the same in both modes (`qemu/crit-path --native` compares them).
+    timeline.mark_at(
+        entered_us,
+        SubjectKind::Stage,
+        "startup",
+        TimelineEvent::Start,
+    );
+    timeline.mark(SubjectKind::Stage, "startup", TimelineEvent::Ready);
     timeline.mark(SubjectKind::Stage, "supervise", TimelineEvent::Start);
     let unit_dirs = if opts.unit_dirs.is_empty() {
         vec![
