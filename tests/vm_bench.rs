@@ -122,6 +122,8 @@ fn bench_one_round_reports_every_field_for_the_fast_variants() {
     // lifsea-init really was PID 1 (as ostree-prepare-root in direct mode) and the marker really
     // asked containerd and waited for the lease of the init's own DHCP client.
     assert_eq!(row("lifsea-direct")["marker"], "containerd,lease");
+    // D waits for the same (its init gets the lease itself, beside containerd).
+    assert_eq!(row("floor-containerd")["marker"], "containerd,lease");
     let pid1 = row("lifsea-direct")["pid1"].as_str().unwrap_or_default();
     assert!(pid1.starts_with("ostree-prepare"), "PID 1 was {pid1}");
     // Issue 9's figure: lifsea-init's coldplug start to `devices`, read from its console line.
@@ -141,6 +143,17 @@ fn bench_one_round_reports_every_field_for_the_fast_variants() {
         .find(|q| q["name"] == "A/D" && q["a"] == "lifsea-direct")
         .unwrap_or_else(|| panic!("no A/D ratio:\n{text}"));
     assert!(seconds(&a_d["uptime_s"]) > 0.0 && seconds(&a_d["wall_s"]) > 0.0);
+    // One round: one pair, and its ratio is the ratio of the two boots of that round.
+    assert_eq!(a_d["pairs"], 1, "{a_d:#}");
+    let boot = |name: &str, key: &str| seconds(&row(name)["boots"][0][key]);
+    for key in ["uptime_s", "wall_s"] {
+        let paired = seconds(&a_d[format!("{key}_paired")]);
+        let expect = boot("lifsea-direct", key) / boot("floor-containerd", key);
+        assert!(
+            (paired - expect).abs() < 0.002,
+            "{key}: {paired} vs {expect}"
+        );
+    }
     assert!(
         stdout.contains("A/D lifsea-direct / floor-containerd"),
         "no ratio on stdout:\n{stdout}"
