@@ -67,13 +67,7 @@ fn run_container(opts: &cli::InitOptions, entered_us: u64) -> i32 {
     let mut timeline = Timeline::new();
     // The same `startup` span as on a machine, so that the critical path (startup to containerd's
     // spawn) reads the same in both modes (`qemu/crit-path --native` compares them).
-    timeline.mark_at(
-        entered_us,
-        SubjectKind::Stage,
-        "startup",
-        TimelineEvent::Start,
-    );
-    timeline.mark(SubjectKind::Stage, "startup", TimelineEvent::Ready);
+    mark_startup(&mut timeline, entered_us);
     timeline.mark(SubjectKind::Stage, "supervise", TimelineEvent::Start);
     let unit_dirs = if opts.unit_dirs.is_empty() {
         vec![
@@ -137,7 +131,14 @@ fn run_machine(opts: &cli::InitOptions, entered_us: u64) -> i32 {
         stage0::stage0(&mut timeline)
     }
     restore_stage0_stamps(&mut timeline);
-    // `startup`: from main() to stage 1 (the logger, the arguments; stage 0 when it ran).
+    mark_startup(&mut timeline, entered_us);
+    let finished = stage1(&mut timeline);
+    shutdown::finish_machine(finished.kind, finished.deadline)
+}
+
+/// `startup`: from main() (`entered_us`) to now, stage 1 or the supervisor (the logger, the
+/// arguments; stage 0 when it ran).
+fn mark_startup(timeline: &mut Timeline, entered_us: u64) {
     timeline.mark_at(
         entered_us,
         SubjectKind::Stage,
@@ -145,8 +146,6 @@ fn run_machine(opts: &cli::InitOptions, entered_us: u64) -> i32 {
         TimelineEvent::Start,
     );
     timeline.mark(SubjectKind::Stage, "startup", TimelineEvent::Ready);
-    let finished = stage1(&mut timeline);
-    shutdown::finish_machine(finished.kind, finished.deadline)
 }
 
 /// Stage 1, in order: /proc → kernel command line → ostree root (direct mode) → early mounts
