@@ -17,8 +17,8 @@ use nix::sys::signal::Signal;
 
 use super::cgroup::CgroupRoot;
 pub(super) use super::parts::{BootRecord, Pipe, Placement, ShutdownState, UnitIo};
-use super::state::{Action, Core, Event, ExitStatus, Phase, TimerKind};
-use super::subsystem::{ChildExit, Notice, Subsystem, UnitsView};
+use super::state::{Action, Core, Event, ExitStatus, TimerKind};
+use super::subsystem::{ChildExit, Subsystem};
 use super::Config;
 use crate::control::ops::ShutdownKind;
 use crate::control::server::ControlServer;
@@ -27,7 +27,7 @@ use crate::sys::notify_socket::NotifySocket;
 use crate::sys::poll::{poll_fds, Watch};
 use crate::sys::reap::{self as process, Reaped};
 use crate::timeline::{SubjectKind, Timeline, TimelineEvent};
-use crate::unitlog::{Stream, UnitLogs};
+use crate::unitlog::UnitLogs;
 use crate::units::Unit;
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -62,7 +62,7 @@ pub struct Supervisor {
     /// A panic cut a pass short: rebuild what it lost before the next one (see `recovery`).
     pub(super) needs_recovery: bool,
     /// The core's facts generation last offered to the subsystems.
-    facts_gen_offered: u64,
+    pub(super) facts_gen_offered: u64,
 }
 
 impl Supervisor {
@@ -136,75 +136,6 @@ impl Supervisor {
     /// code that finishes while the loop runs (the network coming up).
     pub fn reach_fact(&mut self, fact: &str) {
         self.dispatch(Event::FactReached(fact.to_string()));
-    }
-
-    /// Carries out what subsystems reported.
-    pub(super) fn apply_notices(&mut self, notices: Vec<Notice>) {
-        for n in notices {
-            match n {
-                Notice::FactReached(f) => self.reach_fact(&f),
-                Notice::FactFailed { fact, reason } => {
-                    self.dispatch(Event::FactFailed { fact, reason })
-                }
-                Notice::Stamp { kind, name, event } => {
-                    self.boot.timeline.mark(kind, &name, event);
-                    log::debug!("timeline: {name} {event:?}");
-                }
-                Notice::StampAt {
-                    at_us,
-                    kind,
-                    name,
-                    event,
-                } => self.boot.timeline.mark_at(at_us, kind, &name, event),
-                Notice::Shutdown(kind) => {
-                    if self.shutdown.kind.is_none() {
-                        log::info!("shutdown requested ({kind:?})");
-                        self.begin_shutdown(kind);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Tells subsystems which facts units wait for, when that set has grown (device facts).
-    fn offer_wanted_facts(&mut self, now: Instant) {
-        let gen = self.core.facts_generation();
-        if gen == self.facts_gen_offered {
-            return;
-        }
-        self.facts_gen_offered = gen;
-        let pending = self.core.pending_facts();
-        let mut notices = Vec::new();
-        for s in &mut self.subsystems {
-            s.facts_wanted(&pending, now, &mut notices);
-        }
-        self.apply_notices(notices);
-    }
-
-    /// Gives the units' phases to the subsystems that judge health from them.
-    fn offer_units(&mut self, now: Instant, out: &mut Vec<Notice>) {
-        if !self.subsystems.iter().any(|s| s.wants_units()) {
-            return;
-        }
-        let view = UnitsView {
-            settled: self.core.boot_settled(),
-            units: self
-                .core
-                .entries()
-                .map(|(n, e)| (n.clone(), e.enabled, e.phase.as_str()))
-                .collect(),
-        };
-        for s in self.subsystems.iter_mut().filter(|s| s.wants_units()) {
-            s.units_seen(&view, now, out);
-        }
-    }
-
-    /// Status of the subsystem called `name`, for the control API.
-    pub(super) fn subsystem_status(&self, name: &str) -> Option<serde_json::Value> {
-        self.subsystems
-            .iter()
-            .find(|s| s.name() == name)
-            .map(|s| s.status())
     }
 
     /// The unit's cgroup relative to the cgroup root.
@@ -286,68 +217,6 @@ impl Supervisor {
                 event,
                 detail,
             } => self.on_transition(subject, &name, event, &detail),
-        }
-    }
-
-    fn on_transition(
-        &mut self,
-        subject: SubjectKind,
-        name: &str,
-        event: TimelineEvent,
-        detail: &str,
-    ) {
-        // A start is stamped when the exec was seen, which a batch of spawns may settle later.
-        match self.io.spawning.take_exec_at(name) {
-            Some(at) if event == TimelineEvent::Start => {
-                self.boot.timeline.mark_at(at, subject, name, event)
-            }
-            _ => self.boot.timeline.mark(subject, name, event),
-        }
-        let suffix = if detail.is_empty() {
-            String::new()
-        } else {
-            format!(" ({detail})")
-        };
-        match (subject, event) {
-            (SubjectKind::Fact, TimelineEvent::Failed) => {
-                log::warn!("[FAILED] {name} not reached: {detail}")
-            }
-            (SubjectKind::Fact, _) => log::info!("[  OK  ] reached {name}"),
-            (_, TimelineEvent::Ready) => {
-                let ms = self
-                    .boot
-                    .spawned_at
-                    .get(name)
-                    .map(|t| t.elapsed().as_millis())
-                    .unwrap_or(0);
-                let what = if detail.is_empty() { "ready" } else { "done" };
-                log::info!("[  OK  ] {name} {what} ({ms} ms)");
-            }
-            (_, TimelineEvent::Failed) => log::warn!("[FAILED] {name}: {detail}"),
-            (_, TimelineEvent::Start) => {
-                self.boot
-                    .spawned_at
-                    .insert(name.to_string(), Instant::now());
-                log::debug!("started {name}{suffix}");
-            }
-            (_, TimelineEvent::Stopping) => log::info!("stopping {name}"),
-            (_, TimelineEvent::Stopped) => log::info!("[ STOP ] {name}{suffix}"),
-            (_, TimelineEvent::BootComplete) => {}
-        }
-        if subject == SubjectKind::Unit {
-            let line = format!("{}{suffix}", event_word(event));
-            self.logs.push(name, Stream::Init, line.as_bytes());
-        }
-        if event != TimelineEvent::Start && event != TimelineEvent::Stopping {
-            // Readiness watching ends with the starting phase.
-            if self
-                .core
-                .get(name)
-                .map_or(true, |e| e.phase != Phase::Starting)
-            {
-                self.io.probes.remove(name);
-                self.io.ready_fds.remove(name);
-            }
         }
     }
 
@@ -439,46 +308,6 @@ impl Supervisor {
         self.timers
             .iter()
             .any(|Reverse(t)| t.unit == unit && t.kind == kind && t.gen == gen)
-    }
-
-    fn check_boot_complete(&mut self) {
-        if self.boot.done || !self.core.boot_settled() {
-            return;
-        }
-        self.boot.done = true;
-        // The supervise stage's job at boot (bringing every enabled unit up) is done now.
-        self.boot
-            .timeline
-            .mark(SubjectKind::Stage, "supervise", TimelineEvent::Ready);
-        self.boot
-            .timeline
-            .mark(SubjectKind::Stage, "boot", TimelineEvent::BootComplete);
-        // On a machine CLOCK_BOOTTIME counts from the kernel's start, which is what a boot takes; in
-        // a container it counts from the host's boot, so measure from the supervisor's start there.
-        let now_us = crate::timeline::boottime_us();
-        let ms = if self.env.cfg.container {
-            now_us.saturating_sub(self.boot.started_us)
-        } else {
-            now_us
-        } / 1000;
-        // The file first: whoever sees the console line may read the file at once.
-        let states: Vec<_> = self
-            .core
-            .entries()
-            .map(|(n, e)| {
-                let state = e.phase.as_str().to_string();
-                (n.clone(), state, e.restarts, e.failure.clone())
-            })
-            .collect();
-        let written = super::report::write_boot_timeline(
-            &self.env.cfg.run_dir,
-            self.boot.timeline.entries(),
-            &states,
-        );
-        if let Err(e) = written {
-            log::warn!("{e}");
-        }
-        log::info!("boot complete in {ms} ms");
     }
 
     /// One pass of the loop: wait for something, then handle all of it.
@@ -647,17 +476,6 @@ impl LoopIo {
                 self.notify_retry_at = now.checked_add(NOTIFY_RETRY);
             }
         }
-    }
-}
-
-fn event_word(e: TimelineEvent) -> &'static str {
-    match e {
-        TimelineEvent::Start => "started",
-        TimelineEvent::Ready => "ready",
-        TimelineEvent::Failed => "failed",
-        TimelineEvent::Stopping => "stopping",
-        TimelineEvent::Stopped => "stopped",
-        TimelineEvent::BootComplete => "boot complete",
     }
 }
 

@@ -4,7 +4,9 @@
 //! its table in docs/supervisor.md) with `backoff` (pure restart delays); `event_loop` (poll over
 //! signals, notify socket, pipes, cgroup watches, the control server and the subsystems), `actions`
 //! (carrying out the core's actions), `inputs` (what arrives on descriptors); `subsystem` (the seam
-//! for networking, devices and the power button); `notify`/`readiness`/`output` (the protocols
+//! for networking, devices and the power button) and `notices` (the loop's side of it);
+//! `milestones` (what a transition leaves: timeline, console, unit log; boot complete);
+//! `notify`/`readiness`/`output` (the protocols
 //! services speak); `catalog` (loading and reload); `conditions` (re-evaluating unit conditions); `ops_impl` (the control API's `Operations`);
 //! `report` (boot-timeline.json); `spawn`/`cgroup` (processes and their groups).
 
@@ -24,7 +26,9 @@ pub mod event_loop;
 pub mod fault;
 pub mod http_probe;
 pub mod inputs;
+mod milestones;
 pub mod model;
+mod notices;
 pub mod notify;
 pub mod ops_impl;
 pub mod output;
